@@ -1,0 +1,19 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+.PHONY: run test build fuzz screenshot
+
+run:
+	go run ./cmd/parley serve
+
+test:
+	go test -count=1 -timeout 20m ./...
+
+build:
+	go build -o bin/parley ./cmd/parley
+
+# A short fuzzing pass over the signaling decoder.
+fuzz:
+	go test ./internal/signal -run '^$$' -fuzz FuzzDecodeClient -fuzztime 60s
+
+# Regenerates docs/images/call.png from the three-person browser test.
+screenshot:
+	go test ./internal/e2e -run TestThreePersonCall -count=1 -update-screenshot

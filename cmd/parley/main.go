@@ -1,0 +1,197 @@
+// Command parley is the Parley server and its tools.
+//
+//	parley serve [flags]    run the server (see parley serve --help)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/server"
+)
+
+const usage = `Parley: self-hosted video meetings and chat in one program.
+
+Usage:
+  parley serve [flags]   run the server (parley serve --help lists the flags)
+  parley help            show this text
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "parley: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// envFlags binds each flag to a PARLEY_* environment variable; an explicit
+// flag wins over the environment, which wins over the default.
+type envFlags struct {
+	fs   *flag.FlagSet
+	envs map[string]string // flag name → env var
+}
+
+func (e *envFlags) string(p *string, name, env, help string) {
+	e.fs.StringVar(p, name, *p, help+" (env "+env+")")
+	e.envs[name] = env
+}
+
+func (e *envFlags) duration(p *time.Duration, name, env, help string) {
+	e.fs.DurationVar(p, name, *p, help+" (env "+env+")")
+	e.envs[name] = env
+}
+
+// parse applies the environment to flags not given on the command line.
+func (e *envFlags) parse(args []string) error {
+	if err := e.fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	e.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, env := range e.envs {
+		if v, ok := os.LookupEnv(env); ok && !set[name] {
+			if err := e.fs.Set(name, v); err != nil {
+				return fmt.Errorf("environment %s=%q: %w", env, v, err)
+			}
+		}
+	}
+	return nil
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &envFlags{fs: fs, envs: map[string]string{}}
+	var iceServers string
+	f.string(&cfg.Addr, "addr", "PARLEY_ADDR", "listen address, host:port")
+	f.string(&cfg.DataDir, "data-dir", "PARLEY_DATA_DIR", "directory for the SQLite database and the self-signed certificate")
+	f.string(&cfg.DatabaseURL, "database", "PARLEY_DATABASE_URL", "PostgreSQL URL (postgres://user:pass@host/db); empty uses SQLite in --data-dir")
+	f.string(&cfg.TLS, "tls", "PARLEY_TLS", `"self-signed" makes and keeps a certificate in --data-dir, for HTTPS on a LAN`)
+	f.string(&cfg.TLSCert, "tls-cert", "PARLEY_TLS_CERT", "TLS certificate file (PEM); with --tls-key serves HTTPS")
+	f.string(&cfg.TLSKey, "tls-key", "PARLEY_TLS_KEY", "TLS private key file (PEM)")
+	f.string(&iceServers, "ice-server", "PARLEY_ICE_SERVERS", "comma-separated STUN/TURN URLs handed to clients, e.g. stun:stun.example.org:3478")
+	f.string(&cfg.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "log format: text or json")
+	f.string(&cfg.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "log level: debug, info, warn or error")
+	f.duration(&cfg.SessionTTL, "session-ttl", "PARLEY_SESSION_TTL", "how long a login lasts")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: parley serve [flags]\n\nRuns the Parley server. Every flag can also be set by the environment variable named after it.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := f.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "parley serve: %v\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "parley serve: unexpected arguments %q (flags start with --)\n", fs.Args())
+		return 2
+	}
+	if iceServers != "" {
+		for _, s := range strings.Split(iceServers, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				cfg.ICEServers = append(cfg.ICEServers, s)
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "parley serve: bad configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	srv, err := server.New(ctx, cfg, log, account.Config{})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
+		srv.Close()
+		return 1
+	}
+	scheme := "http"
+	if srv.TLS() {
+		scheme = "https"
+	}
+	db := "sqlite in " + cfg.DataDir
+	if cfg.DatabaseURL != "" {
+		db = "postgres"
+	}
+	log.Info("parley is running", "url", scheme+"://"+displayAddr(ln.Addr()), "database", db)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			log.Error("server stopped", "err", err)
+			srv.Close()
+			return 1
+		}
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("shutdown was not clean", "err", err)
+		}
+		<-errc
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// displayAddr names a wildcard listen address by something a browser can open.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel)) // validated already
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,216 @@
+// Package account holds Parley's rules about people: signing up, logging in
+// and out, sessions, password hashing, login rate limiting, and who may see
+// or change a channel. It sits between the web edge and the store.
+package account
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parley/parley/internal/store"
+)
+
+// ErrBadCredentials is returned by LogIn when the username or password is
+// wrong. It deliberately does not say which.
+var ErrBadCredentials = errors.New("wrong username or password")
+
+// ErrForbidden is returned (wrapped) when the user is logged in but may not
+// do what they asked: they are not a member, or not the owner.
+var ErrForbidden = errors.New("forbidden")
+
+// ErrNotFound is returned (wrapped) when the channel, invite or member asked
+// about does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrUnauthenticated is returned (wrapped) when a session token is missing,
+// unknown or expired.
+var ErrUnauthenticated = errors.New("not logged in")
+
+// ValidationError reports input the user can fix. Fields maps a form field
+// name (e.g. "username") to a message that says what is wrong and how to fix
+// it, fit to show next to that field.
+type ValidationError struct {
+	Fields map[string]string
+}
+
+// Error lists the fields and messages in a stable order.
+func (e *ValidationError) Error() string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + e.Fields[k]
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// invalid returns a ValidationError for a single field.
+func invalid(field, msg string) *ValidationError {
+	return &ValidationError{Fields: map[string]string{field: msg}}
+}
+
+// RateLimitedError is returned by LogIn when there have been too many
+// failed logins for the account or from the address. The password was not
+// checked.
+type RateLimitedError struct {
+	// RetryAfter is how long until an attempt will be considered again.
+	RetryAfter time.Duration
+}
+
+// Error says how long to wait, rounded up to whole seconds.
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("too many failed logins; try again in %s", time.Duration(RetryAfterSeconds(e.RetryAfter))*time.Second)
+}
+
+// RetryAfterSeconds rounds d up to whole seconds, at least 1, as an HTTP
+// Retry-After header wants: rounding down would invite a retry that is
+// refused again.
+func RetryAfterSeconds(d time.Duration) int {
+	return int(max(1, (d+time.Second-1)/time.Second))
+}
+
+// Limits on user input, exported so forms can show them (e.g. maxlength).
+// Lengths count characters (runes), not bytes.
+const (
+	MinUsernameLen    = 3
+	MaxUsernameLen    = 32
+	MaxDisplayNameLen = 64
+	MaxEmailLen       = 254
+	MinPasswordLen    = 10
+	MaxPasswordLen    = 256
+	MaxChannelNameLen = 64
+	MaxMessageLen     = 2000
+	// HistorySize is how many messages a channel keeps and History returns.
+	HistorySize = 100
+)
+
+// Argon2Params are the argon2id cost parameters for new password hashes.
+// Existing hashes carry their own parameters and verify regardless.
+type Argon2Params struct {
+	// Time is the number of passes over memory.
+	Time uint32
+	// MemoryKiB is the memory used per hash, in KiB.
+	MemoryKiB uint32
+	// Threads is the degree of parallelism.
+	Threads uint8
+}
+
+// DefaultArgon2 follows the OWASP password storage recommendation for
+// argon2id (m=19 MiB, t=2, p=1): strong, yet affordable per login on a small
+// server.
+func DefaultArgon2() Argon2Params {
+	return Argon2Params{Time: 2, MemoryKiB: 19 * 1024, Threads: 1}
+}
+
+// TestArgon2 returns parameters far too weak for real use, cheap enough for
+// tests that sign up and log in many times.
+func TestArgon2() Argon2Params {
+	return Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
+}
+
+// Config tunes the Service. Zero fields take the defaults below.
+type Config struct {
+	// SessionTTL is how long a login lasts. Default 30 days.
+	SessionTTL time.Duration
+	// MaxFailuresPerAccount is how many failed logins for one username are
+	// allowed within FailureWindow before further attempts are refused.
+	// Default 5; negative disables the limit.
+	MaxFailuresPerAccount int
+	// MaxFailuresPerIP is the same limit per client address. Default 20;
+	// negative disables the limit.
+	MaxFailuresPerIP int
+	// FailureWindow is the sliding window failures are counted in.
+	// Default 15 minutes.
+	FailureWindow time.Duration
+	// Argon2 sets the cost of new password hashes. Default DefaultArgon2().
+	Argon2 Argon2Params
+}
+
+// DefaultConfig returns the configuration New uses for zero fields.
+func DefaultConfig() Config {
+	return Config{
+		SessionTTL:            30 * 24 * time.Hour,
+		MaxFailuresPerAccount: 5,
+		MaxFailuresPerIP:      20,
+		FailureWindow:         15 * time.Minute,
+		Argon2:                DefaultArgon2(),
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = d.SessionTTL
+	}
+	if c.MaxFailuresPerAccount == 0 {
+		c.MaxFailuresPerAccount = d.MaxFailuresPerAccount
+	}
+	if c.MaxFailuresPerIP == 0 {
+		c.MaxFailuresPerIP = d.MaxFailuresPerIP
+	}
+	if c.FailureWindow <= 0 {
+		c.FailureWindow = d.FailureWindow
+	}
+	if c.Argon2.Time == 0 {
+		c.Argon2.Time = d.Argon2.Time
+	}
+	if c.Argon2.MemoryKiB == 0 {
+		c.Argon2.MemoryKiB = d.Argon2.MemoryKiB
+	}
+	if c.Argon2.Threads == 0 {
+		c.Argon2.Threads = d.Argon2.Threads
+	}
+	// argon2 needs at least 8 KiB per thread.
+	c.Argon2.MemoryKiB = max(c.Argon2.MemoryKiB, 8*uint32(c.Argon2.Threads))
+	return c
+}
+
+// Service implements the account and channel rules on top of a store.DB.
+// It is safe for concurrent use.
+type Service struct {
+	cfg     Config
+	db      *store.DB
+	log     *slog.Logger
+	now     func() time.Time
+	limiter *limiter
+}
+
+// New returns a Service. now supplies the current time (nil means
+// time.Now); tests pass a fake clock to expire sessions and rate limits
+// without sleeping. A nil log discards log output.
+func New(cfg Config, db *store.DB, log *slog.Logger, now func() time.Time) *Service {
+	cfg = cfg.withDefaults()
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		cfg:     cfg,
+		db:      db,
+		log:     log.With("component", "account"),
+		now:     now,
+		limiter: newLimiter(cfg.FailureWindow),
+	}
+}
+
+// SessionTTL is how long a new session lasts, e.g. for a cookie's Max-Age.
+func (s *Service) SessionTTL() time.Duration {
+	return s.cfg.SessionTTL
+}
+
+// storedTime rounds t the way the store keeps it (UTC, whole
+// milliseconds), so a value returned right after a write equals the one
+// read back later.
+func storedTime(t time.Time) time.Time {
+	return time.UnixMilli(t.UnixMilli()).UTC()
+}

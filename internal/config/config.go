@@ -1,0 +1,109 @@
+// Package config holds the settings of a Parley server, their defaults and
+// their validation. Flags and environment variables are mapped onto it in
+// cmd/parley only.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is everything `parley serve` can be told.
+type Config struct {
+	// Addr is the HTTP(S) listen address.
+	Addr string
+	// DataDir holds the SQLite database and the self-signed certificate.
+	DataDir string
+	// DatabaseURL selects PostgreSQL (postgres://...); empty means SQLite in DataDir.
+	DatabaseURL string
+	// TLS is "" (plain HTTP), "files" (TLSCert/TLSKey) or "self-signed".
+	TLS     string
+	TLSCert string
+	TLSKey  string
+	// LogFormat is "text" or "json"; LogLevel is debug, info, warn or error.
+	LogFormat string
+	LogLevel  string
+	// ICEServers are STUN/TURN URLs handed to clients (no credentials).
+	ICEServers []string
+	// SessionTTL is how long a login lasts.
+	SessionTTL time.Duration
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+	// PingInterval and PingTimeout drive dead-socket detection: a socket
+	// that has not answered a ping for PingTimeout is closed.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+}
+
+// Default returns the settings `parley serve` uses when told nothing.
+func Default() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "./parley-data",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		SessionTTL:      30 * 24 * time.Hour,
+		ShutdownTimeout: 10 * time.Second,
+		PingInterval:    5 * time.Second,
+		PingTimeout:     10 * time.Second,
+	}
+}
+
+// Validate reports every problem with c at once, each saying how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("--addr %q is not host:port (for example 127.0.0.1:8080 or :8443): %w", c.Addr, err))
+	}
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is empty: name a directory for the SQLite database, or set --database to a PostgreSQL URL"))
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, fmt.Errorf("--database must be a PostgreSQL URL like postgres://user:pass@host:5432/db?sslmode=disable"))
+		}
+	}
+	switch c.TLS {
+	case "", "self-signed":
+		if c.TLSCert != "" || c.TLSKey != "" {
+			if c.TLS == "self-signed" {
+				errs = append(errs, errors.New("--tls self-signed and --tls-cert/--tls-key exclude each other: pick one"))
+			} else {
+				c.TLS = "files"
+			}
+		}
+	case "files":
+	default:
+		errs = append(errs, fmt.Errorf("--tls %q: the only value is self-signed (or give --tls-cert and --tls-key)", c.TLS))
+	}
+	if c.TLS == "files" && (c.TLSCert == "" || c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together: give both files"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", c.LogFormat))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	for _, s := range c.ICEServers {
+		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "turn:") && !strings.HasPrefix(s, "turns:") {
+			errs = append(errs, fmt.Errorf("--ice-server %q must start with stun:, turn: or turns:", s))
+		}
+	}
+	if c.SessionTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("--session-ttl %s is too short: use at least 1m", c.SessionTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// Secure reports whether the server speaks HTTPS (and so sets Secure cookies).
+func (c *Config) Secure() bool { return c.TLS != "" }

@@ -1,0 +1,283 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley/parley/internal/servertest"
+)
+
+// chromiumPath finds Debian's chromium, or skips the test loudly (fails it
+// when PARLEY_REQUIRE_ALL=1, as in CI).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "*** Chromium not found: browser end-to-end tests NOT RUN. Install it with `apt-get install chromium`. ***"
+	if os.Getenv("PARLEY_REQUIRE_ALL") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// newBrowser starts one headless Chromium with a fake camera and
+// microphone, closed when the test ends.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// Several users share this browser, each in its own window; keep
+		// the ones not in front from being throttled like background tabs.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		// getDisplayMedia picks a screen without a picker.
+		chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
+		chromedp.WindowSize(1280, 800),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	return ctx
+}
+
+// user is one person at their own browser window, with their own cookies.
+type user struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+	s    *servertest.Server
+}
+
+func newUser(t *testing.T, browser context.Context, s *servertest.Server, name string) *user {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	// The first run on a context opens its tab and ties the tab's life to
+	// that run's context: it must be the long-lived one, not a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a window for %s: %v", name, err)
+	}
+	u := &user{t: t, name: name, ctx: ctx, s: s}
+	u.do(chromedp.Navigate(s.URL + "/"))
+	return u
+}
+
+// do runs browser actions, failing the test after a minute.
+func (u *user) do(actions ...chromedp.Action[chromedp.Void]) {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		u.t.Fatalf("%s: %v", u.name, err)
+	}
+}
+
+// eval returns the value of a JavaScript expression in u's page.
+func eval[T any](u *user, expr string) T {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		u.t.Fatalf("%s: eval %s: %v", u.name, expr, err)
+	}
+	return v
+}
+
+// evalAsync is eval for an expression that returns a promise.
+func evalAsync[T any](u *user, expr string) T {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		u.t.Fatalf("%s: eval %s: %v", u.name, expr, err)
+	}
+	return v
+}
+
+// waitFor waits until a JavaScript expression is truthy in u's page.
+func (u *user) waitFor(what, expr string, timeout time.Duration) {
+	u.t.Helper()
+	if err := u.tryWaitFor(expr, timeout); err != nil {
+		u.t.Fatalf("%s: waited %s for %s (%s): %v\npage state: %s", u.name, timeout, what, expr, err, u.debugState())
+	}
+}
+
+// tryWaitFor evaluates expr every 50 ms until it is truthy. Evaluation
+// errors (the page is navigating, say) count as "not yet".
+func (u *user) tryWaitFor(expr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!(" + expr + ")"))
+		cancel()
+		if err == nil && ok {
+			return nil
+		}
+		if err != nil {
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			if lastErr != nil {
+				return fmt.Errorf("still false; last evaluation error: %w", lastErr)
+			}
+			return errors.New("still false")
+		}
+		<-tick.C
+	}
+}
+
+func (u *user) debugState() string {
+	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({url: location.href,
+		signal: document.querySelector('#signal-status')?.dataset.state,
+		tiles: [...document.querySelectorAll('#tiles .tile')].map(t => ({id: t.dataset.participantId, cls: t.className, ...t.dataset})),
+		notice: document.querySelector('#call-notice')?.textContent,
+		toast: document.querySelector('#toast')?.textContent})`))
+	if err != nil {
+		return "(unavailable: " + err.Error() + ")"
+	}
+	return s
+}
+
+// fill types into an empty form field, as a person would.
+func fill(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.SendKeys(chromedp.CSS(sel), value),
+	)
+}
+
+// signUp goes through the real sign-up form.
+func (u *user) signUp(username, displayName string) {
+	u.t.Helper()
+	u.do(
+		chromedp.Navigate(u.s.URL+"/signup"),
+		fill("#username", username),
+		fill("#display_name", displayName),
+		fill("#email", username+"@example.org"),
+		fill("#password", servertest.Password),
+		chromedp.Click(chromedp.CSS(`form[action="/signup"] button[type=submit]`)),
+	)
+	u.waitFor("the channels page after sign-up", `location.pathname === "/channels"`, 15*time.Second)
+}
+
+// createChannel goes through the dashboard form and returns the channel id.
+func (u *user) createChannel(name string) string {
+	u.t.Helper()
+	u.do(
+		chromedp.Navigate(u.s.URL+"/channels"),
+		fill("#name", name),
+		chromedp.Click(chromedp.CSS(`form[action="/channels"] button[type=submit]`)),
+	)
+	u.waitFor("the new channel's page", `location.pathname.startsWith("/c/")`, 15*time.Second)
+	return eval[string](u, `location.pathname.slice(3)`)
+}
+
+// addMember adds a member through the channel page's form.
+func (u *user) addMember(channelID, username string) {
+	u.t.Helper()
+	u.do(
+		chromedp.Navigate(u.s.URL+"/c/"+channelID),
+		fill("#username", username),
+		chromedp.Click(chromedp.CSS("#add-member-btn")),
+	)
+	u.waitFor(username+" in the member list", fmt.Sprintf(`!!document.querySelector('#member-list li[data-username=%q]')`, username), 15*time.Second)
+}
+
+// joinCall opens the channel and joins its call.
+func (u *user) joinCall(channelID string) {
+	u.t.Helper()
+	u.do(chromedp.Navigate(u.s.URL + "/c/" + channelID))
+	u.waitFor("signaling to connect", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
+	u.do(chromedp.Click(chromedp.CSS("#join-btn")))
+	u.waitFor("to be in the call", `!!(window.parley && window.parley.myId)`, 15*time.Second)
+}
+
+func (u *user) myID() string { return eval[string](u, `window.parley.myId`) }
+
+// remoteFrames is a JavaScript expression: decoded frame counts of the
+// remote camera videos, keyed by participant id.
+const remoteFrames = `Object.fromEntries([...document.querySelectorAll('#tiles .tile[data-participant-id]:not(.local):not(.screen)')].map(t => {
+	const v = t.querySelector('video');
+	return [t.dataset.participantId, v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0];
+}))`
+
+// waitRemoteVideos waits until u's page shows exactly the given remote
+// participants, each with video whose decoded frame count keeps rising.
+func (u *user) waitRemoteVideos(ids []string, timeout time.Duration) {
+	u.t.Helper()
+	cond := fmt.Sprintf(`(() => { const f = %s; const want = %s;
+		return Object.keys(f).length === want.length && want.every(id => f[id] > 0); })()`, remoteFrames, jsArray(ids))
+	u.waitFor(fmt.Sprintf("%d remote videos decoding frames", len(ids)), cond, timeout)
+	u.waitFramesRise(ids, 10, 10*time.Second)
+}
+
+// waitFramesRise waits until every listed video decoded at least n more
+// frames than it had when called.
+func (u *user) waitFramesRise(ids []string, n int, timeout time.Duration) {
+	u.t.Helper()
+	base := eval[map[string]int](u, remoteFrames)
+	cond := fmt.Sprintf(`(() => { const f = %s; const base = %s;
+		return %s.every(id => f[id] >= (base[id] || 0) + %d); })()`, remoteFrames, jsObject(base), jsArray(ids), n)
+	u.waitFor(fmt.Sprintf("frames to keep rising (base %v)", base), cond, timeout)
+}
+
+func jsArray(ss []string) string {
+	out := "["
+	for i, s := range ss {
+		if i > 0 {
+			out += ","
+		}
+		out += fmt.Sprintf("%q", s)
+	}
+	return out + "]"
+}
+
+func jsObject(m map[string]int) string {
+	out := "{"
+	first := true
+	for k, v := range m {
+		if !first {
+			out += ","
+		}
+		first = false
+		out += fmt.Sprintf("%q:%d", k, v)
+	}
+	return out + "}"
+}

@@ -1,0 +1,236 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/parley/parley/internal/signal"
+)
+
+// writeTimeout bounds one write to a socket; a peer that cannot take a
+// message in this time is treated as gone.
+const writeTimeout = 10 * time.Second
+
+// abuseLimit is how many rate-limited messages a socket may send before it
+// is closed: a buggy client gets told, a flooding one gets cut off.
+const abuseLimit = 500
+
+// client is one WebSocket. Its goroutines (reader, writer, heartbeat) share
+// only the out queue and the close signal; p belongs to the room goroutine.
+type client struct {
+	conn *websocket.Conn
+	user signal.User
+	cfg  Config
+	log  *slog.Logger
+
+	out       chan []byte
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeCode websocket.StatusCode
+	closeWhy  string
+	timedOut  atomic.Bool
+
+	p *signal.Participant // owned by the room goroutine
+}
+
+func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Logger) *client {
+	return &client{
+		conn:    conn,
+		user:    user,
+		cfg:     cfg,
+		log:     log,
+		out:     make(chan []byte, cfg.SendQueue),
+		closing: make(chan struct{}),
+	}
+}
+
+// serve runs the socket: it returns once the socket is closed and the room
+// has been told.
+func (c *client) serve(ctx context.Context, r *room, postChat PostChat) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.conn.SetReadLimit(signal.MaxMessageBytes)
+
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); c.writeLoop(ctx) }()
+	go c.heartbeat(ctx)
+
+	r.events <- event{kind: evAttach, c: c}
+	err := c.readLoop(ctx, r, postChat)
+	reason := signal.ReasonDisconnected
+	if c.timedOut.Load() {
+		reason = signal.ReasonTimeout
+	}
+	r.events <- event{kind: evDetach, c: c, reason: reason}
+
+	switch status := websocket.CloseStatus(err); {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		c.close(websocket.StatusMessageTooBig, fmt.Sprintf("messages are limited to %d bytes", signal.MaxMessageBytes))
+	case status == websocket.StatusNormalClosure || status == websocket.StatusGoingAway:
+		c.close(websocket.StatusNormalClosure, "")
+	default:
+		c.log.Debug("socket closed", "err", err, "reason", reason)
+		c.close(websocket.StatusNormalClosure, "")
+	}
+	<-writerDone
+}
+
+func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error {
+	limiter := rate.NewLimiter(rate.Limit(c.cfg.RatePerSecond), c.cfg.Burst)
+	dropped := 0
+	for {
+		typ, data, err := c.conn.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if !limiter.Allow() {
+			dropped++
+			if dropped >= abuseLimit {
+				c.close(websocket.StatusPolicyViolation, "too many messages")
+				return errors.New("rate limit abused")
+			}
+			if dropped%50 == 1 { // tell, without echoing every dropped message
+				c.refuse(signal.CodeRateLimited, "", "too many messages: at most %.0f per second; this one was dropped", c.cfg.RatePerSecond)
+			}
+			continue
+		}
+		if typ != websocket.MessageText {
+			c.refuse(signal.CodeBadMessage, "", "binary frames are not part of the protocol; send JSON text")
+			continue
+		}
+		m, err := signal.DecodeClient(data)
+		if err != nil {
+			var se *signal.Error
+			if errors.As(err, &se) {
+				c.sendMsg(se.Msg())
+			}
+			continue
+		}
+		switch m.Type {
+		case signal.TypePing:
+			c.sendMsg(signal.Message{Type: signal.TypePong, TS: m.TS})
+		case signal.TypeChat:
+			msg, err := postChat(ctx, c.user, r.channelID, m.Text)
+			var se *signal.Error
+			switch {
+			case errors.As(err, &se):
+				c.sendMsg(se.Msg())
+				continue
+			case err != nil:
+				c.log.Warn("chat not stored", "err", err)
+				c.refuse(signal.CodeInternal, m.Type, "your message could not be saved; try again")
+				continue
+			}
+			r.events <- event{kind: evChat, chat: msg}
+		default:
+			r.events <- event{kind: evMessage, c: c, msg: m}
+		}
+	}
+}
+
+func (c *client) writeLoop(ctx context.Context) {
+	for {
+		select {
+		case b := <-c.out:
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err := c.conn.Write(wctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				c.close(websocket.StatusGoingAway, "")
+				c.conn.CloseNow()
+				return
+			}
+		case <-c.closing:
+			c.flush(ctx)
+			c.conn.Close(c.closeCode, c.closeWhy)
+			return
+		}
+	}
+}
+
+// flush writes what is still queued (a final error, say) without waiting
+// long for a peer that is going away.
+func (c *client) flush(ctx context.Context) {
+	for {
+		select {
+		case b := <-c.out:
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := c.conn.Write(wctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// heartbeat pings the socket; a socket that does not answer in time is
+// closed, and its participant reported as timed out.
+func (c *client) heartbeat(ctx context.Context) {
+	t := time.NewTicker(c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.closing:
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
+			err := c.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					c.timedOut.Store(true)
+					c.log.Info("socket timed out", "err", err)
+				}
+				c.conn.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+// close asks the writer to close the socket with code and reason; the first
+// call wins.
+func (c *client) close(code websocket.StatusCode, why string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeWhy = code, why
+		close(c.closing)
+	})
+}
+
+// send queues an encoded message; a socket whose queue is full is too slow
+// to keep up and is closed rather than allowed to stall the room.
+func (c *client) send(b []byte) {
+	select {
+	case <-c.closing:
+	case c.out <- b:
+	default:
+		c.log.Warn("socket too slow; closing")
+		c.close(websocket.StatusTryAgainLater, "you fell behind; reconnecting will catch you up")
+	}
+}
+
+func (c *client) sendMsg(m signal.Message) {
+	b, err := signal.Encode(m)
+	if err != nil {
+		c.log.Error("encode", "type", m.Type, "err", err)
+		return
+	}
+	c.send(b)
+}
+
+func (c *client) refuse(code, ref, format string, args ...any) {
+	c.sendMsg(signal.Message{Type: signal.TypeError, Code: code, Ref: ref, Human: fmt.Sprintf(format, args...)})
+}

@@ -1,0 +1,201 @@
+// Package room runs calls: one room per channel, holding the sockets of the
+// members who have the channel open, the participants of its call, presence
+// and chat fan-out, and the relay of negotiation messages between
+// participants (docs/protocol.md).
+//
+// Each room's state is owned by one goroutine fed by an event queue; each
+// socket has its own reader, writer and heartbeat goroutines that talk to
+// the room only through that queue.
+package room
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley/parley/internal/signal"
+)
+
+// PostChat stores a chat message posted by user in channelID (checking that
+// the user is still a member) and returns it as broadcast. It is called from
+// the poster's reader goroutine so that database latency never stalls a room.
+// A *signal.Error it returns is sent to the poster as is.
+type PostChat func(ctx context.Context, user signal.User, channelID, text string) (signal.ChatMessage, error)
+
+// Config tunes the signaling limits; zero fields take the documented defaults.
+type Config struct {
+	// ICEServers returns the ICE servers handed to a user in hello.
+	ICEServers func(userID string) []signal.IceServer
+	// PingInterval and PingTimeout drive dead-socket detection.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// RatePerSecond and Burst limit the messages one socket may send.
+	RatePerSecond float64
+	Burst         int
+	// SendQueue is how many messages may wait for a slow socket before it
+	// is closed.
+	SendQueue int
+}
+
+func (c Config) withDefaults() Config {
+	if c.ICEServers == nil {
+		c.ICEServers = func(string) []signal.IceServer { return nil }
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 5 * time.Second
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = 10 * time.Second
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = 50
+	}
+	if c.Burst == 0 {
+		c.Burst = 200
+	}
+	if c.SendQueue == 0 {
+		c.SendQueue = 256
+	}
+	return c
+}
+
+// Application close codes (4000–4999 are ours by RFC 6455).
+const (
+	// CloseReplaced: the same participant reconnected on another socket.
+	CloseReplaced websocket.StatusCode = 4000
+	// CloseRemoved: the user was removed from the channel.
+	CloseRemoved websocket.StatusCode = 4003
+	// CloseDeleted: the channel was deleted.
+	CloseDeleted websocket.StatusCode = 4004
+)
+
+// Manager owns every room of this server.
+type Manager struct {
+	cfg      Config
+	log      *slog.Logger
+	postChat PostChat
+
+	mu       sync.Mutex
+	rooms    map[string]*room
+	shutting bool
+	sockets  sync.WaitGroup
+}
+
+// NewManager returns a Manager with no rooms.
+func NewManager(cfg Config, log *slog.Logger, postChat PostChat) *Manager {
+	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*room{}}
+}
+
+// Serve runs one member's socket on channelID until it closes. The caller
+// has authenticated user and checked membership.
+func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID string, user signal.User) {
+	r := m.acquire(channelID)
+	if r == nil {
+		conn.Close(websocket.StatusGoingAway, "server is shutting down")
+		return
+	}
+	defer m.release(r)
+	defer m.sockets.Done()
+
+	c := newClient(conn, user, m.cfg, m.log.With("channel", channelID, "user", user.UserID))
+	c.serve(ctx, r, m.postChat)
+}
+
+// acquire returns the running room of channelID, starting it if needed, and
+// counts the caller as one of its sockets.
+func (m *Manager) acquire(channelID string) *room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shutting {
+		return nil
+	}
+	r := m.rooms[channelID]
+	if r == nil {
+		r = newRoom(channelID, m.cfg, m.log.With("channel", channelID))
+		m.rooms[channelID] = r
+		go r.run()
+	}
+	r.refs++
+	m.sockets.Add(1)
+	return r
+}
+
+// release drops the caller's count; the last one out stops the room. Every
+// event a socket sends is sent before its release, so closing the queue
+// here cannot race with a send.
+func (m *Manager) release(r *room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.refs--
+	if r.refs == 0 {
+		delete(m.rooms, r.channelID)
+		close(r.events)
+	}
+}
+
+// tell sends an event to a running room, if there is one. Holding m.mu
+// keeps the room from being stopped mid-send; the room goroutine never
+// takes m.mu, so the send cannot deadlock.
+func (m *Manager) tell(channelID string, ev event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.rooms[channelID]; r != nil {
+		r.events <- ev
+	}
+}
+
+// Kick disconnects every socket userID has on channelID (after the user was
+// removed from the channel).
+func (m *Manager) Kick(channelID, userID string) {
+	m.tell(channelID, event{kind: evKick, userID: userID})
+}
+
+// CloseRoom disconnects everyone from channelID (after it was deleted).
+func (m *Manager) CloseRoom(channelID string) {
+	m.tell(channelID, event{kind: evClose, code: CloseDeleted, reason: "this channel was deleted"})
+}
+
+// Shutdown closes every socket with "going away" and waits until they are
+// gone or ctx ends.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.shutting = true
+	for _, r := range m.rooms {
+		r.events <- event{kind: evClose, code: websocket.StatusGoingAway, reason: "server is restarting"}
+	}
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.sockets.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Counts reports the rooms, sockets and call participants on this server.
+func (m *Manager) Counts() (rooms, sockets int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.rooms {
+		sockets += r.refs
+	}
+	return len(m.rooms), sockets
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newParticipantID returns a fresh id in the shape signal.ValidParticipantID
+// accepts.
+func newParticipantID() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return "p_" + strings.ToLower(idEncoding.EncodeToString(b))
+}

@@ -1,0 +1,183 @@
+// Package server assembles a whole Parley server from a Config: database,
+// accounts, rooms and the HTTP edge. cmd/parley and servertest both start
+// servers through it, so tests run exactly what users run.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/room"
+	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/store"
+	"github.com/parley/parley/internal/web"
+)
+
+// Server is a running-or-ready Parley server.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	db       *store.DB
+	accounts *account.Service
+	rooms    *room.Manager
+	http     *http.Server
+	tls      *tls.Config
+
+	stopJanitor context.CancelFunc
+	janitorDone sync.WaitGroup
+}
+
+// New opens the database (running migrations) and builds every part. The
+// caller must Shutdown it.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log.With("part", "store"))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, db: db}
+	if acfg.SessionTTL == 0 {
+		acfg.SessionTTL = cfg.SessionTTL
+	}
+	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
+
+	iceServers := []signal.IceServer{}
+	if len(cfg.ICEServers) > 0 {
+		iceServers = append(iceServers, signal.IceServer{URLs: cfg.ICEServers})
+	}
+	s.rooms = room.NewManager(room.Config{
+		ICEServers:   func(string) []signal.IceServer { return iceServers },
+		PingInterval: cfg.PingInterval,
+		PingTimeout:  cfg.PingTimeout,
+	}, log.With("part", "room"), s.postChat)
+
+	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	switch cfg.TLS {
+	case "files":
+		c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	case "self-signed":
+		c, err := selfSignedCert(cfg.DataDir, log)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	}
+
+	jctx, cancel := context.WithCancel(context.Background())
+	s.stopJanitor = cancel
+	s.janitorDone.Add(1)
+	go s.janitor(jctx)
+	return s, nil
+}
+
+func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text string) (signal.ChatMessage, error) {
+	m, err := s.accounts.PostMessage(ctx, store.User{ID: u.UserID, DisplayName: u.Name}, channelID, text)
+	var ve *account.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeInvalid, Ref: signal.TypeChat, Message: firstMessage(ve.Fields)}
+	case errors.Is(err, account.ErrForbidden), errors.Is(err, account.ErrNotFound):
+		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeInvalid, Ref: signal.TypeChat, Message: "you are no longer a member of this channel, so you cannot post here"}
+	case err != nil:
+		return signal.ChatMessage{}, err
+	}
+	return web.ChatMessage(m), nil
+}
+
+func firstMessage(fields map[string]string) string {
+	for _, v := range fields {
+		return v
+	}
+	return "the message was refused"
+}
+
+// janitor removes expired sessions now and then, so the table stays small.
+func (s *Server) janitor(ctx context.Context) {
+	defer s.janitorDone.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.accounts.PruneSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete expired sessions", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted expired sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Serve answers requests on ln until Shutdown; it returns nil after a
+// clean shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests, closes every signaling socket with
+// "going away" (clients reconnect by themselves), waits for in-flight
+// requests up to ctx, and closes the database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	errHTTP := s.http.Shutdown(ctx)
+	errRooms := s.rooms.Shutdown(ctx)
+	s.stopJanitor()
+	s.janitorDone.Wait()
+	errDB := s.db.Close()
+	return errors.Join(errHTTP, errRooms, errDB)
+}
+
+// Close stops at once, like a killed process: every connection is cut.
+func (s *Server) Close() error {
+	errHTTP := s.http.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s.rooms.Shutdown(ctx)
+	s.stopJanitor()
+	s.janitorDone.Wait()
+	return errors.Join(errHTTP, s.db.Close())
+}
+
+// DB is the server's database, for tests and admin commands.
+func (s *Server) DB() *store.DB { return s.db }
+
+// Accounts is the server's account service, for tests and admin commands.
+func (s *Server) Accounts() *account.Service { return s.accounts }
+
+// TLS reports whether the server speaks HTTPS.
+func (s *Server) TLS() bool { return s.tls != nil }

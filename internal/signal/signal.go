@@ -1,0 +1,348 @@
+// Package signal defines Parley's signaling wire messages (docs/protocol.md)
+// and validates what clients send. The server and the Go client share it, so
+// the two cannot drift apart.
+package signal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the protocol version announced in hello.
+const Version = 1
+
+// Subprotocol is the WebSocket subprotocol name for this version.
+const Subprotocol = "parley.v1"
+
+// Limits from docs/protocol.md.
+const (
+	MaxMessageBytes   = 64 << 10
+	MaxSDPBytes       = 60000
+	MaxCandidateBytes = 1024
+	MaxChatRunes      = 2000
+)
+
+// Message types.
+const (
+	TypeHello              = "hello"
+	TypeJoined             = "joined"
+	TypeParticipantJoined  = "participant-joined"
+	TypeParticipantLeft    = "participant-left"
+	TypeParticipantUpdated = "participant-updated"
+	TypeOffer              = "offer"
+	TypeAnswer             = "answer"
+	TypeCandidate          = "candidate"
+	TypeChat               = "chat"
+	TypeError              = "error"
+	TypePong               = "pong"
+	TypeJoin               = "join"
+	TypeUpdate             = "update"
+	TypeLeave              = "leave"
+	TypePing               = "ping"
+)
+
+// Reasons carried by participant-left.
+const (
+	ReasonLeft         = "left"
+	ReasonDisconnected = "disconnected"
+	ReasonTimeout      = "timeout"
+	ReasonReplaced     = "replaced"
+)
+
+// Error codes carried by error messages.
+const (
+	CodeBadMessage    = "bad-message"
+	CodeUnknownType   = "unknown-type"
+	CodeInvalid       = "invalid"
+	CodeNotJoined     = "not-joined"
+	CodeAlreadyJoined = "already-joined"
+	CodeUnknownPeer   = "unknown-peer"
+	CodeRateLimited   = "rate-limited"
+	CodeInternal      = "internal"
+)
+
+// TopologyMesh is the only topology of protocol version 1's first release:
+// every pair of participants has its own peer connection.
+const TopologyMesh = "mesh"
+
+// State is what a participant is sending.
+type State struct {
+	Audio  bool `json:"audio"`
+	Video  bool `json:"video"`
+	Screen bool `json:"screen"`
+	Hand   bool `json:"hand"`
+}
+
+// Participant is one member's presence in a call.
+type Participant struct {
+	ID     string `json:"id"`
+	UserID string `json:"userId"`
+	Name   string `json:"name"`
+	State  State  `json:"state"`
+}
+
+// User names who a socket is logged in as.
+type User struct {
+	UserID string `json:"userId"`
+	Name   string `json:"name"`
+}
+
+// IceServer mirrors the browser's RTCIceServer dictionary.
+type IceServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Candidate mirrors RTCIceCandidateInit.
+type Candidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// ChatMessage is one posted chat line.
+type ChatMessage struct {
+	ID     string    `json:"id"`
+	UserID string    `json:"userId"`
+	Name   string    `json:"name"`
+	Text   string    `json:"text"`
+	At     time.Time `json:"at"`
+}
+
+// Message is the envelope of every message in both directions; which fields
+// are meaningful depends on Type (see docs/protocol.md).
+type Message struct {
+	Type         string        `json:"type"`
+	Version      int           `json:"version,omitzero"`
+	User         *User         `json:"user,omitzero"`
+	You          *Participant  `json:"you,omitzero"`
+	Participants []Participant `json:"participants,omitzero"`
+	Participant  *Participant  `json:"participant,omitzero"`
+	IceServers   []IceServer   `json:"iceServers,omitzero"`
+	Topology     string        `json:"topology,omitzero"`
+	ID           string        `json:"id,omitzero"`
+	Reason       string        `json:"reason,omitzero"`
+	State        *State        `json:"state,omitzero"`
+	Resume       string        `json:"resume,omitzero"`
+	To           string        `json:"to,omitzero"`
+	From         string        `json:"from,omitzero"`
+	SDP          string        `json:"sdp,omitzero"`
+	// Candidate is the candidate of a candidate message; EndOfICE stands
+	// for the JSON null that ends gathering (on the wire both are
+	// "candidate").
+	Candidate *Candidate `json:"-"`
+	EndOfICE  bool       `json:"-"`
+	Text      string     `json:"text,omitzero"`
+	// Chat (a chat message object) and Human (an error's text) are both
+	// "message" on the wire.
+	Chat  *ChatMessage `json:"-"`
+	Code  string       `json:"code,omitzero"`
+	Human string       `json:"-"`
+	Ref   string       `json:"ref,omitzero"`
+	TS    float64      `json:"ts,omitzero"`
+}
+
+// wire adds the fields whose JSON shape differs from the Go shape: the
+// error's human text shares the name "message" with chat's message object,
+// and a candidate may be null.
+type wire struct {
+	Message
+	RawMessage   json.RawMessage `json:"message,omitzero"`
+	RawCandidate json.RawMessage `json:"candidate,omitzero"`
+}
+
+// MarshalJSON encodes m in its wire form.
+func (m Message) MarshalJSON() ([]byte, error) {
+	type plain Message // no methods: avoids recursion
+	w := struct {
+		plain
+		Message   any `json:"message,omitzero"`
+		Candidate any `json:"candidate,omitzero"`
+	}{plain: plain(m)}
+	switch {
+	case m.Chat != nil:
+		w.Message = m.Chat
+	case m.Human != "":
+		w.Message = m.Human
+	}
+	switch {
+	case m.Candidate != nil:
+		w.Candidate = m.Candidate
+	case m.EndOfICE:
+		w.Candidate = json.RawMessage("null")
+	}
+	return json.Marshal(w)
+}
+
+// Error is a refusal to send back to the client as an error message.
+type Error struct {
+	Code    string
+	Message string
+	Ref     string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Msg turns the refusal into the error message sent to the client.
+func (e *Error) Msg() Message {
+	return Message{Type: TypeError, Code: e.Code, Human: e.Message, Ref: e.Ref}
+}
+
+func errf(code, ref, format string, args ...any) *Error {
+	return &Error{Code: code, Ref: ref, Message: fmt.Sprintf(format, args...)}
+}
+
+var participantID = regexp.MustCompile(`^p_[a-z0-9]{8,32}$`)
+
+// ValidParticipantID reports whether id has the shape the server hands out.
+func ValidParticipantID(id string) bool { return participantID.MatchString(id) }
+
+// Parse decodes any message (client or server direction) without validating
+// the fields a client must get right; the Go client uses it for server
+// messages. Errors are *Error with code bad-message.
+func Parse(data []byte) (Message, error) {
+	if len(data) > MaxMessageBytes {
+		return Message{}, errf(CodeBadMessage, "", "message is %d bytes; the limit is %d", len(data), MaxMessageBytes)
+	}
+	if !utf8.Valid(data) {
+		return Message{}, errf(CodeBadMessage, "", "message is not valid UTF-8")
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Message{}, errf(CodeBadMessage, "", "message must be a JSON object like {\"type\": \"ping\"}")
+	}
+	var w wire
+	if err := json.Unmarshal(trimmed, &w); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) && ute.Field != "" {
+			return Message{}, errf(CodeBadMessage, w.Type, "field %q has the wrong type (%s); see docs/protocol.md", ute.Field, ute.Value)
+		}
+		return Message{}, errf(CodeBadMessage, "", "message is not valid JSON: %v", err)
+	}
+	m := w.Message
+	if m.Type == "" {
+		return Message{}, errf(CodeBadMessage, "", "message has no \"type\" field")
+	}
+	if len(w.RawMessage) > 0 {
+		switch w.RawMessage[0] {
+		case '"':
+			if err := json.Unmarshal(w.RawMessage, &m.Human); err != nil {
+				return Message{}, errf(CodeBadMessage, m.Type, "field \"message\": %v", err)
+			}
+		case '{':
+			m.Chat = new(ChatMessage)
+			if err := json.Unmarshal(w.RawMessage, m.Chat); err != nil {
+				return Message{}, errf(CodeBadMessage, m.Type, "field \"message\": %v", err)
+			}
+		}
+	}
+	if len(w.RawCandidate) > 0 {
+		if string(w.RawCandidate) == "null" {
+			m.EndOfICE = true
+		} else {
+			m.Candidate = new(Candidate)
+			if err := json.Unmarshal(w.RawCandidate, m.Candidate); err != nil {
+				return Message{}, errf(CodeBadMessage, m.Type, "field \"candidate\" must be an RTCIceCandidateInit object or null")
+			}
+		}
+	}
+	return m, nil
+}
+
+// DecodeClient decodes and validates one message a client sent. Every
+// failure is an *Error whose Msg can be sent back as is.
+func DecodeClient(data []byte) (Message, error) {
+	m, err := Parse(data)
+	if err != nil {
+		return Message{}, err
+	}
+	// The server fills these; never trust a client's.
+	m.From = ""
+	if err := validateClient(&m); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+func validateClient(m *Message) error {
+	switch m.Type {
+	case TypeJoin:
+		if m.Resume != "" && !ValidParticipantID(m.Resume) {
+			return errf(CodeInvalid, m.Type, "\"resume\" must be a participant id you were given before (like p_3kq9x2m1ab), or left out")
+		}
+	case TypeUpdate:
+		if m.State == nil {
+			return errf(CodeInvalid, m.Type, "\"update\" needs a \"state\" object like {\"audio\": true, \"video\": false, \"screen\": false, \"hand\": false}")
+		}
+	case TypeOffer, TypeAnswer:
+		if err := validateTo(m); err != nil {
+			return err
+		}
+		if m.SDP == "" {
+			return errf(CodeInvalid, m.Type, "%q needs an \"sdp\" string", m.Type)
+		}
+		if len(m.SDP) > MaxSDPBytes {
+			return errf(CodeInvalid, m.Type, "\"sdp\" is %d bytes; the limit is %d", len(m.SDP), MaxSDPBytes)
+		}
+		if !strings.HasPrefix(m.SDP, "v=0") {
+			return errf(CodeInvalid, m.Type, "\"sdp\" is not a session description: it must start with \"v=0\"")
+		}
+	case TypeCandidate:
+		if err := validateTo(m); err != nil {
+			return err
+		}
+		if m.Candidate == nil && !m.EndOfICE {
+			return errf(CodeInvalid, m.Type, "\"candidate\" needs a \"candidate\" object, or null to end gathering")
+		}
+		if m.Candidate != nil && len(m.Candidate.Candidate) > MaxCandidateBytes {
+			return errf(CodeInvalid, m.Type, "the candidate string is %d bytes; the limit is %d", len(m.Candidate.Candidate), MaxCandidateBytes)
+		}
+	case TypeChat:
+		m.Text = strings.TrimSpace(m.Text)
+		n := utf8.RuneCountInString(m.Text)
+		if n == 0 {
+			return errf(CodeInvalid, m.Type, "chat \"text\" is empty; type something first")
+		}
+		if n > MaxChatRunes {
+			return errf(CodeInvalid, m.Type, "chat \"text\" is %d characters; the limit is %d, so split it up", n, MaxChatRunes)
+		}
+	case TypeLeave, TypePing:
+	default:
+		return errf(CodeUnknownType, m.Type, "unknown message type %q; see docs/protocol.md for the types a client may send", truncate(m.Type, 40))
+	}
+	return nil
+}
+
+func validateTo(m *Message) error {
+	if !ValidParticipantID(m.To) {
+		return errf(CodeInvalid, m.Type, "%q needs \"to\": the id of a participant in the call", m.Type)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// Encode returns the JSON of m.
+func Encode(m Message) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", m.Type, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,178 @@
+package signal
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// TestRoundTrip encodes one message of every type and decodes it again.
+func TestRoundTrip(t *testing.T) {
+	p := Participant{ID: "p_abcdefgh12", UserID: "u_1", Name: "Ada", State: State{Audio: true}}
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	msgs := []Message{
+		{Type: TypeHello, Version: Version, User: &User{UserID: "u_1", Name: "Ada"}, Participants: []Participant{p},
+			IceServers: []IceServer{{URLs: []string{"stun:127.0.0.1:3478"}, Username: "x", Credential: "y"}}},
+		{Type: TypeJoined, You: &p, Participants: []Participant{}, Topology: TopologyMesh},
+		{Type: TypeParticipantJoined, Participant: &p},
+		{Type: TypeParticipantLeft, ID: p.ID, Reason: ReasonLeft},
+		{Type: TypeParticipantUpdated, Participant: &p},
+		{Type: TypeOffer, From: p.ID, To: "p_zzzzzzzz99", SDP: "v=0\r\n"},
+		{Type: TypeAnswer, From: p.ID, SDP: "v=0\r\n"},
+		{Type: TypeCandidate, From: p.ID, Candidate: &Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", SDPMid: ptr("0"), SDPMLineIndex: ptr[uint16](0)}},
+		{Type: TypeCandidate, From: p.ID, EndOfICE: true},
+		{Type: TypeChat, Chat: &ChatMessage{ID: "m_1", UserID: "u_1", Name: "Ada", Text: "hi", At: at}},
+		{Type: TypeError, Code: CodeInvalid, Human: "bad", Ref: TypeChat},
+		{Type: TypePong, TS: 12.5},
+		{Type: TypeJoin, State: &State{Video: true}, Resume: p.ID},
+		{Type: TypeUpdate, State: &State{Screen: true}},
+		{Type: TypeChat, Text: "hello"},
+		{Type: TypeLeave},
+		{Type: TypePing, TS: 1},
+	}
+	for _, m := range msgs {
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatalf("encode %s: %v", m.Type, err)
+		}
+		got, err := Parse(b)
+		if err != nil {
+			t.Fatalf("parse %s (%s): %v", m.Type, b, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Errorf("%s round trip:\n got %+v\nwant %+v\nwire %s", m.Type, got, m, b)
+		}
+	}
+}
+
+// TestWireShape pins the JSON field names that browsers depend on.
+func TestWireShape(t *testing.T) {
+	cases := []struct {
+		m    Message
+		want string
+	}{
+		{Message{Type: TypeError, Code: CodeInvalid, Human: "why", Ref: "chat"}, `{"type":"error","code":"invalid","ref":"chat","message":"why"}`},
+		{Message{Type: TypeCandidate, From: "p_abcdefgh12", EndOfICE: true}, `{"type":"candidate","from":"p_abcdefgh12","candidate":null}`},
+		{Message{Type: TypeJoined, You: &Participant{ID: "p_abcdefgh12"}, Participants: []Participant{}, Topology: "mesh"},
+			`{"type":"joined","you":{"id":"p_abcdefgh12","userId":"","name":"","state":{"audio":false,"video":false,"screen":false,"hand":false}},"participants":[],"topology":"mesh"}`},
+	}
+	for _, c := range cases {
+		b, err := Encode(c.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != c.want {
+			t.Errorf("got  %s\nwant %s", b, c.want)
+		}
+	}
+}
+
+// TestDecodeClientRefusals checks that each kind of bad input gets the
+// documented error code and a message that says what to do.
+func TestDecodeClientRefusals(t *testing.T) {
+	cases := []struct {
+		in, code, mention string
+	}{
+		{``, CodeBadMessage, "JSON object"},
+		{`[1,2]`, CodeBadMessage, "JSON object"},
+		{`{"type":`, CodeBadMessage, "not valid JSON"},
+		{"{\"type\":\"ping\",\"x\":\"\xff\"}", CodeBadMessage, "UTF-8"},
+		{`{}`, CodeBadMessage, "no \"type\""},
+		{`{"type":5}`, CodeBadMessage, "wrong type"},
+		{`{"type":"explode"}`, CodeUnknownType, "explode"},
+		{`{"type":"hello"}`, CodeUnknownType, "hello"},
+		{`{"type":"join","resume":"../etc"}`, CodeInvalid, "resume"},
+		{`{"type":"update"}`, CodeInvalid, "state"},
+		{`{"type":"update","state":"on"}`, CodeBadMessage, "state"},
+		{`{"type":"offer","sdp":"v=0"}`, CodeInvalid, "to"},
+		{`{"type":"offer","to":"p_abcdefgh12"}`, CodeInvalid, "sdp"},
+		{`{"type":"answer","to":"p_abcdefgh12","sdp":"hello"}`, CodeInvalid, "v=0"},
+		{`{"type":"offer","to":"p_abcdefgh12","sdp":"v=0` + strings.Repeat("a", MaxSDPBytes) + `"}`, CodeInvalid, "limit"},
+		{`{"type":"candidate","to":"p_abcdefgh12"}`, CodeInvalid, "candidate"},
+		{`{"type":"candidate","to":"p_abcdefgh12","candidate":"x"}`, CodeBadMessage, "RTCIceCandidateInit"},
+		{`{"type":"candidate","to":"p_abcdefgh12","candidate":{"candidate":"` + strings.Repeat("a", 2000) + `"}}`, CodeInvalid, "limit"},
+		{`{"type":"chat","text":"   "}`, CodeInvalid, "empty"},
+		{`{"type":"chat","text":"` + strings.Repeat("é", MaxChatRunes+1) + `"}`, CodeInvalid, "split"},
+		{`{"type":"chat","text":"` + strings.Repeat("a", MaxMessageBytes) + `"}`, CodeBadMessage, "limit"},
+	}
+	for _, c := range cases {
+		_, err := DecodeClient([]byte(c.in))
+		var se *Error
+		if !errors.As(err, &se) {
+			t.Errorf("%.60q: got %v, want *Error", c.in, err)
+			continue
+		}
+		if se.Code != c.code || !strings.Contains(se.Message, c.mention) {
+			t.Errorf("%.60q: got %s %q, want code %s mentioning %q", c.in, se.Code, se.Message, c.code, c.mention)
+		}
+		if m := se.Msg(); m.Type != TypeError || m.Code != c.code || m.Human == "" {
+			t.Errorf("%.60q: error message %+v", c.in, m)
+		}
+	}
+}
+
+func TestDecodeClientAccepts(t *testing.T) {
+	m, err := DecodeClient([]byte(`{"type":"chat","text":"  hi  ","from":"p_spoofed000"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Text != "hi" || m.From != "" {
+		t.Errorf("got text %q from %q; want trimmed text and no client-chosen from", m.Text, m.From)
+	}
+	m, err = DecodeClient([]byte(`{"type":"candidate","to":"p_abcdefgh12","candidate":null}`))
+	if err != nil || !m.EndOfICE {
+		t.Errorf("end-of-candidates: %+v %v", m, err)
+	}
+	m, err = DecodeClient([]byte(`{"type":"join","unknownFutureField":1}`))
+	if err != nil || m.Type != TypeJoin {
+		t.Errorf("unknown fields must be ignored: %+v %v", m, err)
+	}
+}
+
+// FuzzDecodeClient checks that no input makes the decoder panic, that every
+// refusal is an *Error, and that accepted messages re-encode and decode to
+// the same value.
+func FuzzDecodeClient(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"join","state":{"audio":true},"resume":"p_abcdefgh12"}`,
+		`{"type":"offer","to":"p_abcdefgh12","sdp":"v=0\r\n"}`,
+		`{"type":"candidate","to":"p_abcdefgh12","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}`,
+		`{"type":"candidate","to":"p_abcdefgh12","candidate":null}`,
+		`{"type":"chat","text":"hi"}`, `{"type":"ping","ts":1}`, `{"type":"leave"}`, `{"type":"update","state":{}}`,
+		`{"type":"chat","message":"x"}`, `{"type":"chat","message":{"text":1}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeClient(data)
+		if err != nil {
+			var se *Error
+			if !errors.As(err, &se) || se.Code == "" || se.Message == "" {
+				t.Fatalf("refusal is not a complete *Error: %v", err)
+			}
+			return
+		}
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatalf("accepted message does not encode: %v", err)
+		}
+		again, err := DecodeClient(b)
+		if err != nil {
+			t.Fatalf("re-encoded message %s refused: %v", b, err)
+		}
+		if !reflect.DeepEqual(normalize(again), normalize(m)) {
+			t.Fatalf("round trip changed message:\n%+v\n%+v", m, again)
+		}
+	})
+}
+
+// normalize maps values JSON cannot tell apart (empty vs nil slices) to one.
+func normalize(m Message) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Message is one chat message in a channel.
+type Message struct {
+	// ID is the stable, random identifier made by the caller.
+	ID string
+	// ChannelID is the channel the message was posted to.
+	ChannelID string
+	// UserID is the author.
+	UserID string
+	// DisplayName is the author's display name when the message was posted.
+	DisplayName string
+	// Text is the message body.
+	Text string
+	// CreatedAt is when the message was posted (millisecond precision).
+	CreatedAt time.Time
+}
+
+// AddMessage stores a message and then deletes all but the newest keep
+// messages of its channel, in one transaction. keep <= 0 keeps everything.
+// An unknown channel or author yields an error wrapping ErrNotFound.
+func (db *DB) AddMessage(ctx context.Context, m Message, keep int) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// Taking the next sequence number from the channel row also locks
+		// that row until commit, so concurrent posts to one channel run one
+		// after the other and each trim sees the previous insert.
+		var seq int64
+		err := tx.QueryRowContext(ctx, db.q(`UPDATE channels SET message_seq = message_seq + 1 WHERE id = ? RETURNING message_seq`),
+			m.ChannelID).Scan(&seq)
+		if err != nil {
+			return fmt.Errorf("next sequence: %w", mapErr(err))
+		}
+		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO messages (id, channel_id, seq, user_id, display_name, body, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			m.ID, m.ChannelID, seq, m.UserID, m.DisplayName, m.Text, millis(m.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert: %w", mapErr(err))
+		}
+		if keep <= 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, db.q(`DELETE FROM messages WHERE channel_id = ? AND id NOT IN (
+			SELECT id FROM messages WHERE channel_id = ? ORDER BY created_at DESC, seq DESC LIMIT ?)`),
+			m.ChannelID, m.ChannelID, keep)
+		if err != nil {
+			return fmt.Errorf("trim: %w", mapErr(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add message to channel %q: %w", m.ChannelID, err)
+	}
+	return nil
+}
+
+// Messages returns the newest limit messages of the channel, oldest first.
+// Messages with equal timestamps keep the order they were added in. It
+// returns an empty, non-nil slice when there are none or limit <= 0.
+func (db *DB) Messages(ctx context.Context, channelID string, limit int) ([]Message, error) {
+	out := []Message{}
+	if limit <= 0 {
+		return out, nil
+	}
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, channel_id, user_id, display_name, body, created_at
+		FROM messages WHERE channel_id = ?
+		ORDER BY created_at DESC, seq DESC LIMIT ?`), channelID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: messages of %q: %w", channelID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m Message
+		var created int64
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.UserID, &m.DisplayName, &m.Text, &created); err != nil {
+			return nil, fmt.Errorf("store: messages of %q: %w", channelID, err)
+		}
+		m.CreatedAt = fromMillis(created)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: messages of %q: %w", channelID, err)
+	}
+	// Fetched newest first so LIMIT keeps the newest; callers want reading order.
+	slices.Reverse(out)
+	return out, nil
+}

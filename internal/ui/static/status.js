@@ -1,0 +1,123 @@
+// Human-readable status texts. Pure functions, so they can be tested
+// without a browser.
+
+/**
+ * Text for #signal-status.
+ * @param {import("./signaling.js").SignalState} state
+ * @param {{inCall: boolean, reason?: string}} o reason explains "offline"
+ */
+export function signalText(state, o) {
+  switch (state) {
+    case "connecting":
+      return "Signaling: connecting…";
+    case "connected":
+      return "Signaling: connected";
+    case "reconnecting":
+      return o.inCall
+        ? "Signaling lost — reconnecting… your call continues"
+        : "Signaling lost — reconnecting…";
+    default:
+      return "Signaling: offline" + (o.reason ? ` — ${o.reason}` : "");
+  }
+}
+
+/**
+ * Text for a remote tile's connection status.
+ * @param {import("./peer.js").PeerState} state
+ * @param {{name: string, gone: boolean, hasTurn: boolean}} o
+ */
+export function peerStatusText(state, o) {
+  if (o.gone) return `${o.name} lost their connection — waiting for them to come back…`;
+  switch (state) {
+    case "new":
+      return "Waiting to connect…";
+    case "connecting":
+      return "Connecting…";
+    case "connected":
+      return "Connected";
+    case "reconnecting":
+      return "Connection interrupted — reconnecting…";
+    case "failed":
+      return o.hasTurn
+        ? "Connection failed — retrying. If it keeps failing, a firewall may be blocking media; ask your admin to check the TURN server."
+        : "Connection failed — a firewall may be blocking media. Ask your admin to enable TURN.";
+    default:
+      return "";
+  }
+}
+
+/**
+ * @param {number} n
+ * @param {string} one
+ * @param {string} many
+ */
+export function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * Text for #call-status.
+ * @param {{view: "lobby"|"call", joining: boolean, inCallCount: number,
+ *          others: number, connected: number, failed: number, signalUp: boolean}} s
+ *   inCallCount: people in the call (lobby view); others/connected/failed: remote peers (call view)
+ */
+export function callSummary(s) {
+  if (s.view === "lobby") {
+    if (s.joining) return "Joining the call…";
+    if (s.inCallCount === 0) return "You are not in the call. Nobody is in the call yet.";
+    return `You are not in the call. ${plural(s.inCallCount, "person is", "people are")} in the call.`;
+  }
+  let text;
+  if (s.others === 0) text = "You are in the call — nobody else is here yet.";
+  else {
+    text = `You are in the call with ${plural(s.others, "other person", "others")}`;
+    const waiting = s.others - s.connected - s.failed;
+    const parts = [];
+    if (waiting > 0) parts.push(`${waiting} connecting`);
+    if (s.failed > 0) parts.push(`${s.failed} failed`);
+    text += parts.length ? ` (${parts.join(", ")}).` : ".";
+  }
+  if (!s.signalUp) text += " Signaling is reconnecting; media keeps flowing.";
+  return text;
+}
+
+/**
+ * Whether a key press happened where the user is typing, so single-letter
+ * shortcuts must not fire.
+ * @param {EventTarget|null} target
+ */
+export function isTypingTarget(target) {
+  const el = /** @type {any} */ (target);
+  if (!el || typeof el !== "object") return false;
+  if (el.isContentEditable) return true;
+  const tag = typeof el.tagName === "string" ? el.tagName.toUpperCase() : "";
+  if (tag === "TEXTAREA" || tag === "SELECT") return true;
+  if (tag !== "INPUT") return false;
+  // Buttons and checkboxes do not take text.
+  const type = String(el.type || "text").toLowerCase();
+  return !["button", "submit", "reset", "checkbox", "radio", "range", "color", "file", "image"].includes(type);
+}
+
+/**
+ * Which call action a key stands for, or "".
+ * @param {{key: string, ctrlKey?: boolean, metaKey?: boolean, altKey?: boolean, repeat?: boolean, target?: EventTarget|null}} ev
+ * @returns {""|"mute"|"camera"|"leave"}
+ */
+export function shortcutFor(ev) {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return "";
+  if (isTypingTarget(ev.target ?? null)) return "";
+  switch (String(ev.key).toLowerCase()) {
+    case "m": return "mute";
+    case "v": return "camera";
+    case "l": return "leave";
+    default: return "";
+  }
+}
+
+/**
+ * Whether the ICE servers include a TURN relay (changes the failure hint).
+ * @param {{urls: string|string[]}[]} iceServers
+ */
+export function hasTurnServer(iceServers) {
+  return (iceServers || []).some((s) => [].concat(/** @type {any} */ (s.urls)).some((u) => /^turns?:/i.test(String(u))));
+}

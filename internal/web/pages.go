@@ -1,0 +1,402 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/store"
+)
+
+// pageNames are the templates under ui/templates rendered inside the layout.
+var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "error"}
+
+// page is what every template gets.
+type page struct {
+	Title  string
+	User   *store.User
+	Flash  string
+	Form   map[string]string
+	Errors map[string]string
+	Next   string
+	Data   any
+}
+
+// fieldData feeds the "field" template.
+type fieldData struct {
+	Name, Label, Type, Value, Error, Autocomplete, Hint string
+	Required                                           bool
+}
+
+func (s *Server) parseTemplates(fsys fs.FS) error {
+	funcs := template.FuncMap{
+		"field": func(name, label, typ, value, errText, autocomplete, hint string) fieldData {
+			return fieldData{Name: name, Label: label, Type: typ, Value: value, Error: errText, Autocomplete: autocomplete, Hint: hint, Required: true}
+		},
+	}
+	// missingkey=zero: templates look up .Form and .Errors by field name,
+	// and a field without an error must read as "", not fail.
+	for _, name := range pageNames {
+		t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).ParseFS(fsys, "layout.html", name+".html")
+		if err != nil {
+			return fmt.Errorf("parse template %s: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	return nil
+}
+
+// render writes a page; it renders into a buffer first so a template error
+// becomes a clean 500 instead of half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if p.User == nil {
+		if u, ok := s.currentUser(r); ok {
+			p.User = &u
+		}
+	}
+	var buf bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		s.log.Error("render", "page", name, "err", err)
+		http.Error(w, "Parley could not draw this page; try again.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+type errorData struct{ Heading, Text string }
+
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+	s.render(w, r, status, "error", page{Title: heading, Data: errorData{heading, text}})
+}
+
+// parseForm reads a bounded urlencoded body; false means a response was sent.
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "That form could not be read", "The form was too large or malformed. Go back and try again.")
+		return false
+	}
+	return true
+}
+
+func formValues(r *http.Request, names ...string) map[string]string {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = r.PostFormValue(n)
+	}
+	return m
+}
+
+// fieldErrors returns the per-field messages of a validation error.
+func fieldErrors(err error) (map[string]string, bool) {
+	var ve *account.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Fields, true
+	}
+	return nil, false
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "home", page{})
+}
+
+func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.currentUser(r); ok {
+		http.Redirect(w, r, "/channels", http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "signup", page{Title: "Sign up"})
+}
+
+func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	form := formValues(r, "username", "display_name", "email", "password")
+	u, err := s.accounts.SignUp(r.Context(), account.SignUpInput{
+		Username: form["username"], DisplayName: form["display_name"], Email: form["email"], Password: form["password"],
+	})
+	if fields, ok := fieldErrors(err); ok {
+		delete(form, "password") // never echo a password back into a page
+		s.render(w, r, http.StatusUnprocessableEntity, "signup", page{Title: "Sign up", Form: form, Errors: fields})
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	token, err := s.accounts.StartSession(r.Context(), u)
+	if err != nil {
+		s.internalError(w, r, fmt.Errorf("log in after sign-up: %w", err))
+		return
+	}
+	s.setSessionCookie(w, token)
+	http.Redirect(w, r, "/channels", http.StatusSeeOther)
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return ""
+	}
+	if u, err := url.Parse(next); err != nil || u.Host != "" || u.Scheme != "" {
+		return ""
+	}
+	return next
+}
+
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.URL.Query().Get("next"))
+	if _, ok := s.currentUser(r); ok {
+		http.Redirect(w, r, orDefault(next, "/channels"), http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "login", page{Title: "Log in", Next: next})
+}
+
+func orDefault(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	next := safeNext(r.URL.Query().Get("next"))
+	form := formValues(r, "username", "password")
+	p := page{Title: "Log in", Next: next, Form: map[string]string{"username": form["username"]}}
+	_, token, err := s.accounts.LogIn(r.Context(), clientIP(r), form["username"], form["password"])
+	var rl *account.RateLimitedError
+	switch {
+	case err == nil:
+		s.setSessionCookie(w, token)
+		http.Redirect(w, r, orDefault(next, "/channels"), http.StatusSeeOther)
+	case errors.As(err, &rl):
+		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(rl.RetryAfter.Seconds()))))
+		p.Errors = map[string]string{"form": "Too many failed attempts. For your safety, logging in is paused: try again in " + humanDuration(rl.RetryAfter) + "."}
+		s.render(w, r, http.StatusTooManyRequests, "login", p)
+	case errors.Is(err, account.ErrBadCredentials):
+		p.Errors = map[string]string{"form": "Wrong username or password. Check both and try again."}
+		s.render(w, r, http.StatusUnauthorized, "login", p)
+	default:
+		if fields, ok := fieldErrors(err); ok {
+			p.Errors = fields
+			s.render(w, r, http.StatusUnprocessableEntity, "login", p)
+			return
+		}
+		s.internalError(w, r, err)
+	}
+}
+
+// humanDuration rounds up to what a person would say.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= time.Minute:
+		n := int(math.Ceil(d.Seconds()))
+		if n <= 1 {
+			return "1 second"
+		}
+		return fmt.Sprintf("%d seconds", n)
+	default:
+		n := int(math.Ceil(d.Minutes()))
+		if n == 1 {
+			return "1 minute"
+		}
+		return fmt.Sprintf("%d minutes", n)
+	}
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		if err := s.accounts.LogOut(r.Context(), c.Value); err != nil {
+			s.log.Error("log out", "err", err)
+		}
+	}
+	s.clearSessionCookie(w)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+type channelsData struct{ Channels []store.Channel }
+
+func (s *Server) channelsPage(w http.ResponseWriter, r *http.Request, status int, p page) {
+	list, err := s.accounts.Channels(r.Context(), mustUser(r))
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	p.Title = "Channels"
+	p.Data = channelsData{Channels: list}
+	s.render(w, r, status, "channels", p)
+}
+
+func (s *Server) channels(w http.ResponseWriter, r *http.Request) {
+	s.channelsPage(w, r, http.StatusOK, page{})
+}
+
+func (s *Server) createChannel(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	form := formValues(r, "name")
+	ch, err := s.accounts.CreateChannel(r.Context(), mustUser(r), form["name"])
+	if fields, ok := fieldErrors(err); ok {
+		s.channelsPage(w, r, http.StatusUnprocessableEntity, page{Form: form, Errors: fields})
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/c/"+ch.ID, http.StatusSeeOther)
+}
+
+type channelData struct {
+	Channel   store.Channel
+	Members   []store.User
+	IsOwner   bool
+	InviteURL string
+}
+
+func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int, p page) {
+	u := mustUser(r)
+	ch, err := s.accounts.Channel(r.Context(), u, r.PathValue("id"))
+	if err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	members, err := s.accounts.Members(r.Context(), u, ch.ID)
+	if err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	d := channelData{Channel: ch, Members: members, IsOwner: ch.OwnerID == u.ID}
+	if d.IsOwner {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		d.InviteURL = scheme + "://" + r.Host + "/invite/" + ch.InviteCode
+	}
+	p.Title = ch.Name
+	p.Data = d
+	s.render(w, r, status, "channel", p)
+}
+
+func (s *Server) channel(w http.ResponseWriter, r *http.Request) {
+	s.channelPage(w, r, http.StatusOK, page{Flash: flash(r)})
+}
+
+// flash reads the one-line notice a redirect carries in its query.
+func flash(r *http.Request) string {
+	switch r.URL.Query().Get("done") {
+	case "added":
+		return "Member added."
+	case "removed":
+		return "Member removed."
+	case "joined":
+		return "You joined this channel."
+	}
+	return ""
+}
+
+func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	form := formValues(r, "username")
+	id := r.PathValue("id")
+	_, err := s.accounts.AddMember(r.Context(), mustUser(r), id, form["username"])
+	if fields, ok := fieldErrors(err); ok {
+		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Form: form, Errors: fields})
+		return
+	}
+	if err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/c/"+id+"?done=added", http.StatusSeeOther)
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	id, userID := r.PathValue("id"), r.PathValue("user")
+	err := s.accounts.RemoveMember(r.Context(), mustUser(r), id, userID)
+	if fields, ok := fieldErrors(err); ok {
+		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: fields, Flash: firstValue(fields)})
+		return
+	}
+	if err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	s.rooms.Kick(id, userID)
+	http.Redirect(w, r, "/c/"+id+"?done=removed", http.StatusSeeOther)
+}
+
+func firstValue(m map[string]string) string {
+	for _, v := range m {
+		return v
+	}
+	return ""
+}
+
+func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.accounts.DeleteChannel(r.Context(), mustUser(r), id); err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	s.rooms.CloseRoom(id)
+	http.Redirect(w, r, "/channels", http.StatusSeeOther)
+}
+
+type inviteData struct {
+	Channel store.Channel
+	Code    string
+}
+
+// inviteForm asks before joining: a GET must not change anything, or any
+// page could make a visitor join a channel by embedding the link.
+func (s *Server) inviteForm(w http.ResponseWriter, r *http.Request) {
+	code := r.PathValue("code")
+	ch, err := s.accounts.InviteChannel(r.Context(), code)
+	if err != nil {
+		s.inviteError(w, r, err)
+		return
+	}
+	if _, err := s.accounts.Channel(r.Context(), mustUser(r), ch.ID); err == nil {
+		http.Redirect(w, r, "/c/"+ch.ID, http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "invite", page{Title: "Invitation", Data: inviteData{Channel: ch, Code: code}})
+}
+
+func (s *Server) acceptInvite(w http.ResponseWriter, r *http.Request) {
+	ch, err := s.accounts.JoinByInvite(r.Context(), mustUser(r), r.PathValue("code"))
+	if err != nil {
+		s.inviteError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/c/"+ch.ID+"?done=joined", http.StatusSeeOther)
+}
+
+func (s *Server) inviteError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, account.ErrNotFound) {
+		s.errorPage(w, r, http.StatusNotFound, "Invite link not valid", "This invite link does not match any channel. It may be mistyped, or the channel was deleted. Ask for a new link.")
+		return
+	}
+	s.internalError(w, r, err)
+}

@@ -1,0 +1,292 @@
+// Package web is Parley's HTTP edge: its own ServeMux, server-rendered
+// pages, the JSON API, session cookies, cross-origin protection and the
+// WebSocket upgrade that hands a socket to the room manager.
+//
+// Errors from the layers below are turned into status codes here, once;
+// what the user sees is kept apart from what is logged.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/room"
+	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/store"
+	"github.com/parley/parley/internal/ui"
+)
+
+// SessionCookie is the name of the login cookie.
+const SessionCookie = "parley_session"
+
+// maxFormBytes bounds every request body the pages accept.
+const maxFormBytes = 64 << 10
+
+// Server is the HTTP handler of a Parley server.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	accounts *account.Service
+	rooms    *room.Manager
+	pages    map[string]*template.Template
+	handler  http.Handler
+}
+
+// New builds the handler. Templates are parsed here so a broken template
+// fails start-up, not a request.
+func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}}
+	if err := s.parseTemplates(ui.Templates()); err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(ui.Static())))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /signup", s.signupForm)
+	mux.HandleFunc("POST /signup", s.signup)
+	mux.HandleFunc("GET /login", s.loginForm)
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("POST /logout", s.logout)
+	mux.HandleFunc("GET /channels", s.requirePage(s.channels))
+	mux.HandleFunc("POST /channels", s.requirePage(s.createChannel))
+	mux.HandleFunc("GET /c/{id}", s.requirePage(s.channel))
+	mux.HandleFunc("POST /c/{id}/members", s.requirePage(s.addMember))
+	mux.HandleFunc("POST /c/{id}/members/{user}/remove", s.requirePage(s.removeMember))
+	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
+	mux.HandleFunc("GET /invite/{code}", s.requirePage(s.inviteForm))
+	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
+	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
+	mux.HandleFunc("GET /ws/c/{id}", s.websocket)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
+	})
+
+	// Cross-origin protection covers every state-changing request: it
+	// refuses non-GET requests whose Sec-Fetch-Site or Origin says they
+	// come from another site. The WebSocket upgrade is a GET, so its
+	// Origin is checked by websocket.Accept instead.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		s.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so Parley refused it. Open Parley directly and try again.")
+	}))
+	s.handler = securityHeaders(cop.Handler(mux))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func staticHandler(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
+		// Short cache with revalidation: assets change with every
+		// release and carry no version in their names yet.
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// userKey carries the logged-in user through a request's context.
+type userKey struct{}
+
+// currentUser returns the logged-in user, if any.
+func (s *Server) currentUser(r *http.Request) (store.User, bool) {
+	if u, ok := r.Context().Value(userKey{}).(store.User); ok {
+		return u, true
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return store.User{}, false
+	}
+	u, err := s.accounts.Authenticate(r.Context(), c.Value)
+	if err != nil {
+		if !errors.Is(err, account.ErrUnauthenticated) {
+			s.log.Error("authenticate", "err", err)
+		}
+		return store.User{}, false
+	}
+	return u, true
+}
+
+// requirePage sends visitors who are not logged in to the login page and
+// back here afterwards.
+func (s *Server) requirePage(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, ok := s.currentUser(r)
+		if !ok {
+			next := r.URL.RequestURI()
+			if r.Method != http.MethodGet {
+				next = "/channels"
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+	}
+}
+
+// requireAPI answers 401 in JSON to requests that are not logged in.
+func (s *Server) requireAPI(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, ok := s.currentUser(r)
+		if !ok {
+			writeJSONError(w, http.StatusUnauthorized, "not logged in: log in first, then retry")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+	}
+}
+
+func mustUser(r *http.Request) store.User {
+	u, _ := r.Context().Value(userKey{}).(store.User)
+	return u
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, token string) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     SessionCookie,
+		Value:    token,
+		Path:     "/",
+		MaxAge:   int(s.cfg.SessionTTL / time.Second),
+		HttpOnly: true,
+		Secure:   s.cfg.Secure(),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.Secure(), SameSite: http.SameSiteLaxMode})
+}
+
+// channelError turns an access error on a channel into a page.
+func (s *Server) channelError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		s.errorPage(w, r, http.StatusNotFound, "Channel not found", "There is no channel at this address. It may have been deleted, or the link is wrong.")
+	case errors.Is(err, account.ErrForbidden):
+		s.errorPage(w, r, http.StatusForbidden, "You are not a member of this channel", "Only members can open this channel. Ask its owner to add you, or to send you an invite link.")
+	default:
+		s.internalError(w, r, err)
+	}
+}
+
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Parley could not finish this request. Try again; if it keeps happening, tell the server's operator.")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// apiMessages returns a channel's chat history to a member.
+func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request) {
+	msgs, err := s.accounts.History(r.Context(), mustUser(r), r.PathValue("id"))
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		writeJSONError(w, http.StatusNotFound, "no such channel")
+		return
+	case errors.Is(err, account.ErrForbidden):
+		writeJSONError(w, http.StatusForbidden, "you are not a member of this channel")
+		return
+	case err != nil:
+		s.log.Error("chat history", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
+		return
+	}
+	out := make([]signal.ChatMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = ChatMessage(m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+// ChatMessage converts a stored message to its wire form.
+func ChatMessage(m store.Message) signal.ChatMessage {
+	return signal.ChatMessage{ID: m.ID, UserID: m.UserID, Name: m.DisplayName, Text: m.Text, At: m.CreatedAt.UTC()}
+}
+
+// websocket authenticates, authorizes and upgrades a signaling socket, then
+// hands it to the room manager for its whole life.
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.currentUser(r)
+	if !ok {
+		http.Error(w, "not logged in: log in, then reopen the channel", http.StatusUnauthorized)
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := s.accounts.Channel(r.Context(), u, id); err != nil {
+		switch {
+		case errors.Is(err, account.ErrNotFound):
+			http.Error(w, "no such channel", http.StatusNotFound)
+		case errors.Is(err, account.ErrForbidden):
+			http.Error(w, "you are not a member of this channel", http.StatusForbidden)
+		default:
+			s.log.Error("websocket authorize", "err", err)
+			http.Error(w, "server error; try again", http.StatusInternalServerError)
+		}
+		return
+	}
+	// Accept refuses (403) an Origin that does not match the Host: a page
+	// on another site cannot open a socket with the user's cookie.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signal.Subprotocol}})
+	if err != nil {
+		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
+		return
+	}
+	// The request context ends when this handler returns; the socket's
+	// life is bounded by the room manager instead.
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, signal.User{UserID: u.ID, Name: u.DisplayName})
+}
+
+// clientIP is the address login attempts are counted against. Parley does
+// not trust proxy headers: behind a proxy, every client shares its address.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
