@@ -143,7 +143,7 @@ func (u *user) tryWaitFor(expr string, timeout time.Duration) error {
 	var lastErr error
 	for {
 		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!(" + expr + ")"))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
 		cancel()
 		if err == nil && ok {
 			return nil

@@ -221,4 +221,3 @@ func TestNonMemberCannotJoin(t *testing.T) {
 		t.Errorf("owner sees %d remote tiles", n)
 	}
 }
-

@@ -33,7 +33,7 @@ type page struct {
 // fieldData feeds the "field" template.
 type fieldData struct {
 	Name, Label, Type, Value, Error, Autocomplete, Hint string
-	Required                                           bool
+	Required                                            bool
 }
 
 func (s *Server) parseTemplates(fsys fs.FS) error {

@@ -132,10 +132,10 @@ func TestLoginRedirectsOnlyWithinSite(t *testing.T) {
 	s := servertest.Start(t)
 	s.SignUp("nina", "Nina")
 	for next, want := range map[string]string{
-		"/c/abc":              "/c/abc",
-		"//evil.example/x":    "/channels",
+		"/c/abc":               "/c/abc",
+		"//evil.example/x":     "/channels",
 		"https://evil.example": "/channels",
-		"/\\evil.example":     "/channels",
+		"/\\evil.example":      "/channels",
 	} {
 		resp, _ := s.PostForm(s.Client(), "/login?next="+url.QueryEscape(next), url.Values{"username": {"nina"}, "password": {servertest.Password}})
 		if got := resp.Header.Get("Location"); got != want {
