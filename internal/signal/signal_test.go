@@ -176,3 +176,24 @@ func normalize(m Message) string {
 	b, _ := json.Marshal(m)
 	return string(b)
 }
+
+func BenchmarkDecodeClientCandidate(b *testing.B) {
+	msg := []byte(`{"type":"candidate","to":"p_abcdefgh12","candidate":{"candidate":"candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag sK9X network-cost 999","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"sK9X"}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := DecodeClient(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeParticipantUpdated(b *testing.B) {
+	p := Participant{ID: "p_abcdefgh12", UserID: "u_1", Name: "Ada Lovelace", State: State{Audio: true, Video: true}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Encode(Message{Type: TypeParticipantUpdated, Participant: &p}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
