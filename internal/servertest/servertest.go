@@ -5,6 +5,7 @@ package servertest
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -153,9 +154,15 @@ func (s *Server) Accounts() *account.Service { return s.srv.Accounts() }
 // follow redirects, so tests can see them.
 func (s *Server) Client() *http.Client {
 	jar, _ := cookiejar.New(nil)
+	var rt http.RoundTripper
+	if strings.HasPrefix(s.URL, "https:") {
+		// The test server's certificate is self-signed.
+		rt = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
 	return &http.Client{
-		Jar:     jar,
-		Timeout: 30 * time.Second,
+		Transport: rt,
+		Jar:       jar,
+		Timeout:   30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},

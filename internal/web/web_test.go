@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
 )
 
@@ -335,4 +336,29 @@ func dialStatus(t *testing.T, s *servertest.Server, c *http.Client, path, origin
 		t.Fatalf("dial %s: %v", path, err)
 	}
 	return resp.StatusCode
+}
+
+func TestSelfSignedTLS(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.TLS = "self-signed" }))
+	if !strings.HasPrefix(s.URL, "https://") {
+		t.Fatalf("URL %s is not https", s.URL)
+	}
+	c := s.Client()
+	resp, _ := s.PostForm(c, "/signup", url.Values{
+		"username": {"tess"}, "display_name": {"Tess"}, "email": {"t@example.org"}, "password": {servertest.Password},
+	})
+	if raw := resp.Header.Get("Set-Cookie"); !strings.Contains(raw, "Secure") {
+		t.Errorf("cookie under TLS is not Secure: %q", raw)
+	}
+	first := resp.TLS.PeerCertificates[0]
+	if err := first.VerifyHostname("127.0.0.1"); err != nil {
+		t.Errorf("certificate does not cover 127.0.0.1: %v", err)
+	}
+	// The certificate is kept in the data dir and reused after a restart,
+	// so browsers that accepted it once keep accepting it.
+	s.Restart()
+	resp, _ = s.Get(s.Client(), "/healthz")
+	if !resp.TLS.PeerCertificates[0].Equal(first) {
+		t.Error("a new certificate was made on restart")
+	}
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestServeHelpDocumentsEveryFlag(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	help := errb.String()
+	for _, want := range []string{"-addr", "PARLEY_ADDR", "-data-dir", "PARLEY_DATA_DIR", "-database", "PARLEY_DATABASE_URL",
+		"-tls", "PARLEY_TLS", "-tls-cert", "-tls-key", "-log-format", "PARLEY_LOG_FORMAT", "-ice-server"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help does not mention %s", want)
+		}
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--addr", "nonsense", "--log-format", "xml"}, &out, &errb)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	for _, want := range []string{"--addr", "--log-format"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("error output does not explain %s: %s", want, errb.String())
+		}
+	}
+	t.Setenv("PARLEY_LOG_FORMAT", "yaml")
+	errb.Reset()
+	if code := run([]string{"serve"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "yaml") {
+		t.Errorf("environment variable not applied: exit %d, %s", code, errb.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"dance"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Errorf("exit %d: %s", code, errb.String())
+	}
+}
+
+// TestServeProcess builds the real binary, starts it as a user would, checks
+// that it serves, and stops it with SIGTERM: it must exit 0 after a clean
+// shutdown.
+func TestServeProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "parley")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--log-format", "json")
+	cmd.Env = append(os.Environ(), "PARLEY_TLS=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	urlRe := regexp.MustCompile(`"url":"(http://[^"]+)"`)
+	var base string
+	timeout := time.After(30 * time.Second)
+	for base == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("server exited before it was running")
+			}
+			if m := urlRe.FindStringSubmatch(l); m != nil {
+				base = m[1]
+			}
+		case <-timeout:
+			t.Fatal("server did not log its URL within 30s")
+		}
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
+		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "parley.db")); err != nil {
+		t.Errorf("no SQLite database in the data dir: %v", err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var stopped bool
+	for l := range lines {
+		if strings.Contains(l, `"msg":"stopped"`) {
+			stopped = true
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	if !stopped {
+		t.Error("no clean-stop log line")
+	}
+}
