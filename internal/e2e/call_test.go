@@ -177,7 +177,7 @@ func TestCallSurvivesServerRestart(t *testing.T) {
 	ada.waitFramesRise([]string{c.ids[1]}, 10, 10*time.Second)
 	bob.waitFramesRise([]string{c.ids[0]}, 10, 10*time.Second)
 	// The server knows both again: chat goes through.
-	ada.do(fill("#chat-input", "back again"), chromedp.Submit(chromedp.CSS("#chat-form")))
+	ada.do(fill("#chat-input", "back again"), chromedp.Click(chromedp.CSS("#chat-send")))
 	bob.waitFor("chat after restart", `[...document.querySelectorAll('#chat-log .chat-msg')].some(li => li.textContent.includes("back again"))`, 10*time.Second)
 }
 

@@ -157,7 +157,7 @@ func (r *room) removeParticipant(c *client, reason string) {
 		return
 	}
 	delete(r.participants, id)
-	r.broadcast(nil, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
+	r.broadcast(c, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
 	r.log.Info("participant left", "participant", id, "reason", reason)
 }
 

@@ -14,6 +14,14 @@ import { signalText, peerStatusText, callSummary, shortcutFor, hasTurnServer } f
 const GONE_GRACE_MS = 20_000;
 
 /**
+ * How long an existing member waits for a newcomer's offer before offering
+ * itself. Waiting means one offer per pair instead of two colliding ones:
+ * perfect negotiation resolves collisions, but Chromium sometimes leaves the
+ * rolled-back side's ICE stuck (see peer.js STUCK_NEW_MS).
+ */
+const NEWCOMER_OFFER_WAIT_MS = 2500;
+
+/**
  * @typedef {import("./ui.js").Participant} Participant
  * @typedef {import("./ui.js").MediaState} MediaState
  *
@@ -25,6 +33,7 @@ const GONE_GRACE_MS = 20_000;
  * @property {boolean} gone              their signaling dropped; waiting for them
  * @property {ReturnType<typeof setTimeout>|undefined} goneTimer
  * @property {MediaStream|null} looseStream  tracks that arrived without a stream id
+ * @property {ReturnType<typeof setTimeout>|undefined} attachTimer  pending deferred attach
  */
 
 class Call {
@@ -78,6 +87,7 @@ class Call {
       onState: () => this.render(),
       onClose: (info) => this.onSocketClosed(info),
     });
+    this.sig.debug = new URLSearchParams(location.search).has("debug");
     this.chat = new Chat(this.ui, {
       channelId: this.channelId,
       myUserId: this.userId,
@@ -198,7 +208,9 @@ class Call {
         r.tile.setMedia(p.state);
         this.updateRemote(r);
       } else {
-        this.createRemote(p);
+        // They are the newcomer and will offer (they create connections
+        // to everyone in their joined.participants); we answer.
+        this.createRemote(p, false);
       }
     }
     this.render();
@@ -250,8 +262,11 @@ class Call {
       // An offer can beat participant-joined here (e.g. across our own
       // reconnect); answers and candidates for unknown peers are stale.
       if (m.type !== "offer") return;
-      r = this.createRemote(this.participants.get(m.from) ?? placeholderParticipant(m.from));
+      r = this.createRemote(this.participants.get(m.from) ?? placeholderParticipant(m.from), false);
     }
+    // Our tracks go in before their offer is applied, so they ride on the
+    // m-lines of the offer and our answer carries them: no second round.
+    if (m.type === "offer") this.attachLocal(r);
     r.peer.handleDescription({ type: m.type, sdp: m.sdp });
   }
 
@@ -304,6 +319,18 @@ class Call {
   onSocketClosed(info) {
     this.helloSeen = false;
     this.joinSent = false;
+    // Closes that reconnecting cannot fix (docs/protocol.md, close codes).
+    const final = {
+      4003: "you were removed from this channel.",
+      4004: "this channel was deleted.",
+    }[/** @type {4003|4004} */ (info.code)];
+    if (final) {
+      this.teardown();
+      this.offlineReason = final;
+      this.sig.stop("offline");
+      this.render();
+      return;
+    }
     // The peer connections stay up: media flows directly between browsers.
     if (info.failures === 2 || (info.failures > 0 && info.failures % 10 === 0)) this.diagnose();
     this.render();
@@ -341,9 +368,11 @@ class Call {
 
   /**
    * @param {Participant} p
+   * @param {boolean} [offer] add our media now, which makes us offer; false
+   *   waits for their offer (or NEWCOMER_OFFER_WAIT_MS)
    * @returns {Remote}
    */
-  createRemote(p) {
+  createRemote(p, offer = true) {
     const myId = /** @type {string} */ (this.myId);
     const tile = new Tile({ id: p.id, name: p.name, kind: "camera", local: false });
     tile.setMedia(p.state);
@@ -351,7 +380,7 @@ class Call {
     this.ui.tiles.append(tile.el);
     /** @type {Remote} */
     const r = {
-      id: p.id, tile, screens: new Map(), gone: false, goneTimer: undefined, looseStream: null,
+      id: p.id, tile, screens: new Map(), gone: false, goneTimer: undefined, looseStream: null, attachTimer: undefined,
       peer: new Peer({
         id: p.id,
         polite: isPolite(myId, p.id),
@@ -359,14 +388,27 @@ class Call {
         send: (msg) => this.sig.send(msg),
         onTrack: (_peer, ev) => this.onTrack(r, ev),
         onStateChange: () => { this.updateRemote(r); this.render(); },
+        debug: this.sig.debug,
       }),
     };
     this.remotes.set(p.id, r);
-    r.peer.attachCamera(/** @type {MediaStream} */ (this.localStream));
-    const screenTrack = this.screenStream?.getVideoTracks()[0];
-    if (screenTrack && this.screenStream) r.peer.setScreen(screenTrack, this.screenStream);
+    if (offer) this.attachLocal(r);
+    else r.attachTimer = setTimeout(() => this.attachLocal(r), NEWCOMER_OFFER_WAIT_MS);
     this.updateRemote(r);
     return r;
+  }
+
+  /**
+   * Adds our camera, mic and any screen share to a connection (once).
+   * @param {Remote} r
+   */
+  attachLocal(r) {
+    clearTimeout(r.attachTimer);
+    r.attachTimer = undefined;
+    if (r.peer.attached || r.peer.closed || !this.localStream) return;
+    r.peer.attachCamera(this.localStream);
+    const screenTrack = this.screenStream?.getVideoTracks()[0];
+    if (screenTrack && this.screenStream) r.peer.setScreen(screenTrack, this.screenStream);
   }
 
   /**
@@ -461,6 +503,7 @@ class Call {
     if (!r) return;
     this.remotes.delete(id);
     clearTimeout(r.goneTimer);
+    clearTimeout(r.attachTimer);
     r.peer.close();
     this.removeScreens(r);
     r.tile.remove();
@@ -641,7 +684,7 @@ class Call {
     track.addEventListener("ended", () => { if (this.screenStream === s) this.stopScreen(true); });
     this.state.screen = true;
     this.sendUpdate();
-    for (const r of this.remotes.values()) r.peer.setScreen(track, s);
+    for (const r of this.remotes.values()) if (r.peer.attached) r.peer.setScreen(track, s);
     this.localScreenTile = new Tile({ id: null, name: this.userName, kind: "screen", local: true });
     if (this.localTile) this.localTile.el.after(this.localScreenTile.el);
     else this.ui.tiles.prepend(this.localScreenTile.el);
@@ -654,7 +697,7 @@ class Call {
     const s = this.screenStream;
     if (!s) return;
     this.screenStream = null;
-    for (const r of this.remotes.values()) r.peer.setScreen(null, null);
+    for (const r of this.remotes.values()) if (r.peer.attached) r.peer.setScreen(null, null);
     for (const t of s.getTracks()) t.stop();
     this.localScreenTile?.remove();
     this.localScreenTile = null;

@@ -115,6 +115,7 @@ export class Chat {
         h("span", { class: "chat-name" }, m.name || "Someone"),
         " ",
         h("time", { datetime: at, title: at ? new Date(at).toLocaleString() : null }, formatTime(at))),
+      " ", // keeps copied text and screen-reader output readable
       h("span", { class: "chat-text" }, String(m.text ?? "")));
 
     const items = /** @type {HTMLElement[]} */ (Array.from(log.children));

@@ -8,6 +8,13 @@
 export const ICE_RESTART_INTERVAL_MS = 5000;
 
 /**
+ * A negotiated connection whose ICE has not even started checking after
+ * this long is stuck. Seen in Chromium after an offer collision: the polite
+ * side rolled back, answered, and then never gathered or checked.
+ */
+export const STUCK_NEW_MS = 4000;
+
+/**
  * The polite peer of a pair is the one whose participant id sorts lower,
  * byte-wise (docs/protocol.md). Ids are ASCII, so JS string order is byte order.
  * @param {string} myId
@@ -58,6 +65,7 @@ export function fingerprintOf(sdp) {
  * @property {(msg: object) => boolean} send   sends a signaling message (adds nothing)
  * @property {(peer: Peer, ev: RTCTrackEvent) => void} onTrack
  * @property {(peer: Peer) => void} onStateChange
+ * @property {boolean} [debug] log state changes to the console
  */
 
 /** A peer connection plus its negotiation state. */
@@ -93,6 +101,10 @@ export class Peer {
     this.camStreamId = null;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.restartTimer = undefined;
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this.stuckTimer = undefined;
+    /** Camera and mic are added (see attachCamera). */
+    this.attached = false;
 
     pc.onnegotiationneeded = async () => {
       try {
@@ -116,6 +128,15 @@ export class Peer {
       this.opts.send({ type: "candidate", to: this.id, candidate: candidate.toJSON() });
     };
     pc.ontrack = (ev) => this.opts.onTrack(this, ev);
+    pc.onsignalingstatechange = () => {
+      if (opts.debug) console.debug("parley peer", this.id, "signalingState", pc.signalingState);
+      if (pc.signalingState === "stable") this.watchStuck();
+    };
+    if (opts.debug) {
+      const log = (/** @type {string} */ what) => () => console.debug("parley peer", this.id, what, /** @type {any} */ (pc)[what]);
+      pc.onicegatheringstatechange = log("iceGatheringState");
+      pc.oniceconnectionstatechange = log("iceConnectionState");
+    }
     pc.onconnectionstatechange = () => {
       if (this.closed) return;
       if (pc.connectionState === "failed") this.scheduleIceRestart();
@@ -137,6 +158,8 @@ export class Peer {
    * @param {MediaStream} stream
    */
   attachCamera(stream) {
+    if (this.attached || this.closed) return;
+    this.attached = true;
     for (const kind of /** @type {const} */ (["audio", "video"])) {
       const track = stream.getTracks().find((t) => t.kind === kind);
       this.camSenders[kind] = track
@@ -272,6 +295,22 @@ export class Peer {
     }
   }
 
+  /**
+   * After each completed negotiation: if ICE is still "new" a while later,
+   * restart it (a fresh offer and fresh candidates unstick it).
+   */
+  watchStuck() {
+    clearTimeout(this.stuckTimer);
+    this.stuckTimer = setTimeout(() => {
+      const pc = this.pc;
+      if (this.closed || pc.signalingState !== "stable" || !pc.remoteDescription) return;
+      if (pc.iceConnectionState === "new") {
+        console.info("parley: ICE to", this.id, "never started; restarting it");
+        this.restartIce(true);
+      }
+    }, this.polite ? STUCK_NEW_MS * 2.5 : STUCK_NEW_MS); // one side first, to avoid another collision
+  }
+
   /** Keeps retrying ICE while the connection stays failed. */
   scheduleIceRestart() {
     this.restartIce();
@@ -285,7 +324,10 @@ export class Peer {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.stuckTimer);
+    const pc = this.pc;
     pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+    pc.onsignalingstatechange = pc.onicegatheringstatechange = pc.oniceconnectionstatechange = null;
     try { pc.close(); } catch { /* ignore */ }
   }
 

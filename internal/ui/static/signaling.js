@@ -75,6 +75,8 @@ export class Signaling {
     /** @type {ReturnType<typeof setInterval>|undefined} */
     this.pingTimer = undefined;
     this.hadConnection = false;
+    /** Log every message's type and peer to the console (?debug in the page URL). */
+    this.debug = false;
   }
 
   /** Opens the socket (idempotent while one is open or opening). */
@@ -116,6 +118,7 @@ export class Signaling {
       if (!msg || typeof msg !== "object" || typeof msg.type !== "string") return;
       // A successful exchange resets the backoff, so a later drop retries fast.
       this.attempt = 0;
+      if (this.debug && msg.type !== "pong") console.debug("parley ←", msg.type, msg.from || msg.id || msg.participant?.id || msg.code || "", msg.sdp ? sdpSummary(msg.sdp) : "");
       try {
         this.h.onMessage(msg);
       } catch (err) {
@@ -137,6 +140,7 @@ export class Signaling {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     try {
+      if (this.debug && msg.type !== "ping") console.debug("parley →", msg.type, msg.to || "", msg.sdp ? sdpSummary(msg.sdp) : "");
       ws.send(JSON.stringify(msg));
       return true;
     } catch (err) {
@@ -266,4 +270,17 @@ export class Signaling {
     clearInterval(this.pingTimer);
     this.pingTimer = undefined;
   }
+}
+
+/**
+ * A one-line digest of an SDP for debug logs: the m-lines and directions.
+ * @param {string} sdp
+ */
+export function sdpSummary(sdp) {
+  const out = [];
+  for (const line of sdp.split(/\r?\n/)) {
+    if (line.startsWith("m=")) out.push(line.split(" ")[0].slice(2));
+    else if (/^a=(sendrecv|sendonly|recvonly|inactive)$/.test(line)) out[out.length - 1] += ":" + line.slice(2);
+  }
+  return "[" + out.join(" ") + "]";
 }

@@ -148,7 +148,7 @@ export function buildLayout(root, info) {
   const noticeText = h("span", { class: "notice-text" });
   const notice = h("div", { id: "call-notice", class: "notice", role: "status", "aria-live": "polite", hidden: true },
     noticeText,
-    h("button", { type: "button", class: "btn-close", "aria-label": "Dismiss notice", onclick: () => { notice.hidden = true; } }, "×"));
+    h("button", { type: "button", class: "btn-close", "aria-label": "Dismiss notice", onclick: () => { notice.hidden = true; } }));
 
   const joinBtn = /** @type {HTMLButtonElement} */ (h("button", { type: "button", id: "join-btn", class: "btn btn-primary btn-large" }, "Join call"));
   const lobbySummary = h("p", { class: "lobby-summary" });
@@ -163,7 +163,7 @@ export function buildLayout(root, info) {
   const cameraBtn = ctl("camera-btn", "Stop video", "Turn your camera off or on (V)", icon("cam"), true);
   const screenBtn = ctl("screen-btn", "Share screen", "Share your screen, a window or a tab", icon("screen"), true);
   const hangupBtn = ctl("hangup-btn", "Leave", "Leave the call (L)", icon("hangup"), false, "ctl-danger");
-  const callView = h("section", { id: "call-view", class: "call-view", "aria-label": "Call", hidden: true },
+  const callView = h("section", { id: "call-view", class: "call-view", "aria-label": info.channelName ? `Call in ${info.channelName}` : "Call", hidden: true },
     tiles,
     h("div", { id: "controls", class: "controls", role: "toolbar", "aria-label": "Call controls" }, muteBtn, cameraBtn, screenBtn, hangupBtn),
     h("p", { id: "shortcut-help", class: "shortcut-help muted-text small" },
@@ -179,21 +179,22 @@ export function buildLayout(root, info) {
   }));
   const chatError = h("p", { id: "chat-error", class: "field-error", "aria-live": "assertive", hidden: true });
   const chatForm = /** @type {HTMLFormElement} */ (h("form", { id: "chat-form", class: "chat-form" },
-    chatInput, h("button", { type: "submit", class: "btn btn-primary" }, "Send")));
+    chatInput, h("button", { type: "submit", class: "btn btn-primary", id: "chat-send" }, "Send")));
   const chat = h("section", { id: "chat", class: "chat panel", "aria-labelledby": "chat-title" },
     h("div", { class: "panel-head" },
       h("h2", { id: "chat-title" }, "Chat"),
-      h("button", { type: "button", class: "btn-close chat-close", "aria-label": "Close chat", onclick: () => chatToggle.click() }, "×")),
+      h("button", { type: "button", class: "btn-close chat-close", "aria-label": "Close chat", onclick: () => chatToggle.click() })),
     chatLog, chatError, chatForm);
 
   const toastText = h("p", { class: "toast-text" });
   const toast = h("div", { id: "toast", class: "toast", role: "alert", hidden: true },
     toastText,
-    h("button", { type: "button", class: "btn-close", "aria-label": "Dismiss message", onclick: () => { toast.hidden = true; } }, "×"));
+    h("button", { type: "button", class: "btn-close", "aria-label": "Dismiss message", onclick: () => { toast.hidden = true; } }));
 
   root.replaceChildren(
     h("div", { class: "call-top" },
-      h("h2", { class: "call-title" }, info.channelName ? `# ${info.channelName}` : "Call"),
+      // The page's h1 already names the channel.
+      h("h2", { class: "call-title" }, "Call"),
       signalStatus, callStatus, chatToggle),
     notice,
     h("div", { class: "call-layout" },
@@ -258,6 +259,12 @@ export class Tile {
     // must stay silent (our own mic would echo).
     this.video.muted = o.local || o.kind === "screen";
     this.video.playsInline = true;
+    // Whether frames are actually shown is read from the element, not from
+    // track.muted: Chrome can leave a remote track flagged muted after an
+    // offer collision although frames arrive.
+    for (const type of ["loadedmetadata", "resize", "playing", "emptied"]) {
+      this.video.addEventListener(type, () => this.updateFrames());
+    }
     this.label = h("span", { class: "tile-name" });
     this.micOff = h("span", { class: "tile-flag mic-off", role: "img", "aria-label": "muted", hidden: true }, icon("mic", true), h("span", { class: "visually-hidden" }, "muted"));
     this.camOff = h("span", { class: "tile-flag cam-off", role: "img", "aria-label": "camera off", hidden: true }, icon("cam", true), h("span", { class: "visually-hidden" }, "camera off"));
@@ -317,8 +324,8 @@ export class Tile {
   }
 
   /**
-   * Shows a stream; tracks whether its video actually has frames so a
-   * frozen/absent camera shows the avatar instead of a black box.
+   * Shows a stream; tracks whether its video actually has frames so an
+   * absent camera shows the avatar instead of a black box.
    * @param {MediaStream} stream
    */
   attach(stream) {
@@ -345,21 +352,21 @@ export class Tile {
   watchVideo(stream) {
     const track = stream.getVideoTracks()[0] || null;
     if (track !== this.watchedTrack) {
-      if (this.watchedTrack) this.watchedTrack.onmute = this.watchedTrack.onunmute = this.watchedTrack.onended = null;
+      if (this.watchedTrack) this.watchedTrack.onended = null;
       this.watchedTrack = track;
-      if (track) track.onmute = track.onunmute = track.onended = () => this.updateFrames();
+      if (track) track.onended = () => this.updateFrames();
     }
     this.updateFrames();
   }
 
   updateFrames() {
     const t = this.watchedTrack;
-    const live = !!t && t.readyState === "live" && !t.muted && t.enabled;
+    const live = !!t && t.readyState === "live" && t.enabled && this.video.videoWidth > 0;
     this.el.dataset.frames = live ? "yes" : "no";
   }
 
   remove() {
-    if (this.watchedTrack) this.watchedTrack.onmute = this.watchedTrack.onunmute = this.watchedTrack.onended = null;
+    if (this.watchedTrack) this.watchedTrack.onended = null;
     this.video.srcObject = null;
     this.el.remove();
   }

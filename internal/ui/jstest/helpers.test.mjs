@@ -1,14 +1,14 @@
-// Tests for the pure helpers of the call page. Run: node --test internal/ui/static/_test/
-// (The leading underscore keeps this directory out of go:embed.)
+// Tests for the pure helpers of the call page, run by TestJavaScriptHelpers
+// (internal/ui/ui_test.go) or directly: node --test internal/ui/jstest/
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { backoffDelay, socketURL } from "../signaling.js";
-import { isPolite, peerStateFor, fingerprintOf } from "../peer.js";
-import { describeMediaError } from "../media.js";
-import { initials, hueFor } from "../ui.js";
-import { checkChatText, insertionIndex } from "../chat.js";
-import { signalText, peerStatusText, callSummary, shortcutFor, isTypingTarget, hasTurnServer } from "../status.js";
+import { backoffDelay, socketURL } from "../static/signaling.js";
+import { isPolite, peerStateFor, fingerprintOf } from "../static/peer.js";
+import { describeMediaError } from "../static/media.js";
+import { initials, hueFor } from "../static/ui.js";
+import { checkChatText, insertionIndex } from "../static/chat.js";
+import { signalText, peerStatusText, callSummary, shortcutFor, isTypingTarget, hasTurnServer } from "../static/status.js";
 
 test("backoff doubles from 0.5 s and caps at 5 s", () => {
   assert.deepEqual([0, 1, 2, 3, 4, 5, 50, 1e9].map(backoffDelay), [500, 1000, 2000, 4000, 5000, 5000, 5000, 5000]);
