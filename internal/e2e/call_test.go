@@ -87,7 +87,7 @@ func TestThreePersonCall(t *testing.T) {
 	ada, bob, cyd := c.users[0], c.users[1], c.users[2]
 
 	if *updateScreenshot {
-		png, err := chromedp.Run(ada.ctx, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(ada.ctx, chromedp.FullScreenshot(100)) // quality 100 gives a PNG
 		if err != nil {
 			t.Fatal(err)
 		}
