@@ -45,6 +45,9 @@ const (
 	TypeUpdate             = "update"
 	TypeLeave              = "leave"
 	TypePing               = "ping"
+	TypeTopology           = "topology"
+	TypeSpeaker            = "speaker"
+	TypeLayout             = "layout"
 )
 
 // Reasons carried by participant-left.
@@ -67,9 +70,44 @@ const (
 	CodeInternal      = "internal"
 )
 
-// TopologyMesh is the only topology of protocol version 1's first release:
-// every pair of participants has its own peer connection.
-const TopologyMesh = "mesh"
+// Topologies: in a mesh every pair of participants has its own peer
+// connection; with the SFU everyone has two connections with the server.
+const (
+	TopologyMesh = "mesh"
+	TopologySFU  = "sfu"
+)
+
+// SFU is the "to"/"from" of messages exchanged with the server's SFU.
+const SFU = "sfu"
+
+// Peer connections with the SFU.
+const (
+	PCPublish   = "pub"
+	PCSubscribe = "sub"
+)
+
+// Media sources.
+const (
+	SourceMicrophone = "microphone"
+	SourceCamera     = "camera"
+	SourceScreen     = "screen"
+)
+
+// Limits on SFU messages.
+const (
+	MaxTiles     = 64
+	MaxTileSide  = 16384
+	MaxSources   = 16
+	maxSourceKey = 256
+)
+
+// Tile is the rendered size of one remote video (layout message).
+type Tile struct {
+	Participant string `json:"participant"`
+	Source      string `json:"source"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+}
 
 // State is what a participant is sending.
 type State struct {
@@ -135,6 +173,11 @@ type Message struct {
 	To           string        `json:"to,omitzero"`
 	From         string        `json:"from,omitzero"`
 	SDP          string        `json:"sdp,omitzero"`
+	PC           string        `json:"pc,omitzero"`
+	// Sources maps each sent MediaStreamTrack id to its source, on a
+	// publish offer.
+	Sources map[string]string `json:"sources,omitzero"`
+	Tiles   []Tile            `json:"tiles,omitzero"`
 	// Candidate is the candidate of a candidate message; EndOfICE stands
 	// for the JSON null that ends gathering (on the wire both are
 	// "candidate").
@@ -286,6 +329,9 @@ func validateClient(m *Message) error {
 		if err := validateTo(m); err != nil {
 			return err
 		}
+		if err := validateSFUDescription(m); err != nil {
+			return err
+		}
 		if m.SDP == "" {
 			return errf(CodeInvalid, m.Type, "%q needs an \"sdp\" string", m.Type)
 		}
@@ -314,6 +360,18 @@ func validateClient(m *Message) error {
 		if n > MaxChatRunes {
 			return errf(CodeInvalid, m.Type, "chat \"text\" is %d characters; the limit is %d, so split it up", n, MaxChatRunes)
 		}
+	case TypeLayout:
+		if len(m.Tiles) > MaxTiles {
+			return errf(CodeInvalid, m.Type, "\"tiles\" lists %d videos; the limit is %d", len(m.Tiles), MaxTiles)
+		}
+		for _, t := range m.Tiles {
+			if !ValidParticipantID(t.Participant) || (t.Source != SourceCamera && t.Source != SourceScreen) {
+				return errf(CodeInvalid, m.Type, "each tile needs a participant id and a source of \"camera\" or \"screen\"")
+			}
+			if t.Width < 0 || t.Height < 0 || t.Width > MaxTileSide || t.Height > MaxTileSide {
+				return errf(CodeInvalid, m.Type, "tile sizes must be 0 to %d pixels", MaxTileSide)
+			}
+		}
 	case TypeLeave, TypePing:
 	default:
 		return errf(CodeUnknownType, m.Type, "unknown message type %q; see docs/protocol.md for the types a client may send", truncate(m.Type, 40))
@@ -322,8 +380,40 @@ func validateClient(m *Message) error {
 }
 
 func validateTo(m *Message) error {
+	if m.To == SFU {
+		if m.PC != PCPublish && m.PC != PCSubscribe {
+			return errf(CodeInvalid, m.Type, "%q to the SFU needs \"pc\": \"pub\" or \"sub\"", m.Type)
+		}
+		return nil
+	}
 	if !ValidParticipantID(m.To) {
-		return errf(CodeInvalid, m.Type, "%q needs \"to\": the id of a participant in the call", m.Type)
+		return errf(CodeInvalid, m.Type, "%q needs \"to\": the id of a participant in the call, or \"sfu\"", m.Type)
+	}
+	return nil
+}
+
+// validateSFUDescription checks the direction rules of docs/protocol.md:
+// clients offer on the publish connection and answer on the subscribe one.
+func validateSFUDescription(m *Message) error {
+	if m.To != SFU {
+		return nil
+	}
+	if m.Type == TypeOffer && m.PC != PCPublish {
+		return errf(CodeInvalid, m.Type, "offers to the SFU go on the publish connection (\"pc\": \"pub\"); the server offers on \"sub\"")
+	}
+	if m.Type == TypeAnswer && m.PC != PCSubscribe {
+		return errf(CodeInvalid, m.Type, "answers to the SFU go on the subscribe connection (\"pc\": \"sub\")")
+	}
+	if len(m.Sources) > MaxSources {
+		return errf(CodeInvalid, m.Type, "\"sources\" lists %d tracks; the limit is %d", len(m.Sources), MaxSources)
+	}
+	for id, src := range m.Sources {
+		if len(id) == 0 || len(id) > maxSourceKey {
+			return errf(CodeInvalid, m.Type, "\"sources\" keys must be track ids of 1 to %d bytes", maxSourceKey)
+		}
+		if src != SourceMicrophone && src != SourceCamera && src != SourceScreen {
+			return errf(CodeInvalid, m.Type, "source %q must be \"microphone\", \"camera\" or \"screen\"", truncate(src, 40))
+		}
 	}
 	return nil
 }

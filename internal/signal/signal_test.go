@@ -34,6 +34,11 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeChat, Text: "hello"},
 		{Type: TypeLeave},
 		{Type: TypePing, TS: 1},
+		{Type: TypeTopology, Topology: TopologySFU},
+		{Type: TypeSpeaker, ID: p.ID},
+		{Type: TypeLayout, Tiles: []Tile{{Participant: p.ID, Source: SourceCamera, Width: 640, Height: 360}}},
+		{Type: TypeOffer, To: SFU, PC: PCPublish, SDP: "v=0\r\n", Sources: map[string]string{"t1": SourceCamera}},
+		{Type: TypeAnswer, From: SFU, PC: PCPublish, SDP: "v=0\r\n"},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)
@@ -99,6 +104,12 @@ func TestDecodeClientRefusals(t *testing.T) {
 		{`{"type":"chat","text":"   "}`, CodeInvalid, "empty"},
 		{`{"type":"chat","text":"` + strings.Repeat("é", MaxChatRunes+1) + `"}`, CodeInvalid, "split"},
 		{`{"type":"chat","text":"` + strings.Repeat("a", MaxMessageBytes) + `"}`, CodeBadMessage, "limit"},
+		{`{"type":"offer","to":"sfu","sdp":"v=0"}`, CodeInvalid, "pc"},
+		{`{"type":"offer","to":"sfu","pc":"sub","sdp":"v=0"}`, CodeInvalid, "publish"},
+		{`{"type":"answer","to":"sfu","pc":"pub","sdp":"v=0"}`, CodeInvalid, "subscribe"},
+		{`{"type":"offer","to":"sfu","pc":"pub","sdp":"v=0","sources":{"t":"webcam"}}`, CodeInvalid, "microphone"},
+		{`{"type":"layout","tiles":[{"participant":"p_abcdefgh12","source":"camera","width":-1,"height":2}]}`, CodeInvalid, "0 to"},
+		{`{"type":"layout","tiles":[{"participant":"bob","source":"camera"}]}`, CodeInvalid, "participant id"},
 	}
 	for _, c := range cases {
 		_, err := DecodeClient([]byte(c.in))
@@ -145,6 +156,8 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"type":"candidate","to":"p_abcdefgh12","candidate":null}`,
 		`{"type":"chat","text":"hi"}`, `{"type":"ping","ts":1}`, `{"type":"leave"}`, `{"type":"update","state":{}}`,
 		`{"type":"chat","message":"x"}`, `{"type":"chat","message":{"text":1}}`,
+		`{"type":"offer","to":"sfu","pc":"pub","sdp":"v=0","sources":{"a":"camera"}}`,
+		`{"type":"layout","tiles":[{"participant":"p_abcdefgh12","source":"screen","width":1,"height":1}]}`,
 	} {
 		f.Add([]byte(s))
 	}
