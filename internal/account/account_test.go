@@ -667,3 +667,25 @@ func TestRateLimitedErrorRoundsUp(t *testing.T) {
 		t.Errorf("Error() = %q, want it to say 2s", got)
 	}
 }
+
+func TestSetChannelMode(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s, _ := newService(t, db, account.Config{})
+		ctx := context.Background()
+		owner, other := signUp(t, s, "modeowner"), signUp(t, s, "modeother")
+		c, err := s.CreateChannel(ctx, owner, "Modes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Mode != store.ModeAuto {
+			t.Errorf("new channel mode %q, want auto", c.Mode)
+		}
+		if _, err := s.SetChannelMode(ctx, other, c.ID, store.ModeSFU); !errors.Is(err, account.ErrForbidden) {
+			t.Errorf("non-owner: %v", err)
+		}
+		wantValidation(t, "bad mode", func() error { _, err := s.SetChannelMode(ctx, owner, c.ID, "fast"); return err }(), "mode", "automatic")
+		if got, err := s.SetChannelMode(ctx, owner, c.ID, store.ModeP2P); err != nil || got.Mode != store.ModeP2P {
+			t.Errorf("set p2p: %+v %v", got, err)
+		}
+	})
+}

@@ -22,6 +22,7 @@ func (s *Service) CreateChannel(ctx context.Context, owner store.User, name stri
 		OwnerID:    owner.ID,
 		InviteCode: newInviteCode(),
 		CreatedAt:  storedTime(s.now()),
+		Mode:       store.ModeAuto,
 	}
 	if err := s.db.CreateChannel(ctx, c); err != nil {
 		return store.Channel{}, fmt.Errorf("account: create channel: %w", err)
@@ -267,4 +268,23 @@ func (s *Service) History(ctx context.Context, user store.User, channelID string
 		return nil, fmt.Errorf("account: history: %w", err)
 	}
 	return ms, nil
+}
+
+// SetChannelMode pins a channel's call to the SFU or to peer-to-peer, or
+// lets it choose ("auto"). Owner only.
+func (s *Service) SetChannelMode(ctx context.Context, actor store.User, channelID, mode string) (store.Channel, error) {
+	c, err := s.ownedChannel(ctx, actor, channelID)
+	if err != nil {
+		return store.Channel{}, err
+	}
+	switch mode {
+	case store.ModeAuto, store.ModeSFU, store.ModeP2P:
+	default:
+		return store.Channel{}, invalid("mode", "Pick how the call carries media: automatic, always through the server, or always peer-to-peer.")
+	}
+	if err := s.db.SetChannelMode(ctx, c.ID, mode); err != nil {
+		return store.Channel{}, fmt.Errorf("account: set mode: %w", err)
+	}
+	c.Mode = mode
+	return c, nil
 }

@@ -22,14 +22,23 @@ type Channel struct {
 	InviteCode string
 	// CreatedAt is when the channel was created (millisecond precision).
 	CreatedAt time.Time
+	// Mode is how the call carries media: ModeAuto, ModeSFU or ModeP2P.
+	Mode string
 }
 
-const channelColumns = "id, name, owner_id, invite_code, created_at"
+// Channel modes.
+const (
+	ModeAuto = "auto"
+	ModeSFU  = "sfu"
+	ModeP2P  = "p2p"
+)
+
+const channelColumns = "id, name, owner_id, invite_code, created_at, mode"
 
 func scanChannel(s scanner) (Channel, error) {
 	var c Channel
 	var created int64
-	if err := s.Scan(&c.ID, &c.Name, &c.OwnerID, &c.InviteCode, &created); err != nil {
+	if err := s.Scan(&c.ID, &c.Name, &c.OwnerID, &c.InviteCode, &created, &c.Mode); err != nil {
 		return Channel{}, err
 	}
 	c.CreatedAt = fromMillis(created)
@@ -41,8 +50,11 @@ func scanChannel(s scanner) (Channel, error) {
 // unknown owner yields one wrapping ErrNotFound.
 func (db *DB) CreateChannel(ctx context.Context, c Channel) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?)`),
-			c.ID, c.Name, c.OwnerID, c.InviteCode, millis(c.CreatedAt)); err != nil {
+		if c.Mode == "" {
+			c.Mode = ModeAuto
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?)`),
+			c.ID, c.Name, c.OwnerID, c.InviteCode, millis(c.CreatedAt), c.Mode); err != nil {
 			return mapErr(err)
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES (?, ?, ?)`),
@@ -91,7 +103,7 @@ func (db *DB) DeleteChannel(ctx context.Context, id string) error {
 // ChannelsForUser returns the channels the user is a member of, newest
 // first. It returns an empty, non-nil slice when there are none.
 func (db *DB) ChannelsForUser(ctx context.Context, userID string) ([]Channel, error) {
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.id, c.name, c.owner_id, c.invite_code, c.created_at
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.id, c.name, c.owner_id, c.invite_code, c.created_at, c.mode
 		FROM channels c JOIN channel_members m ON m.channel_id = c.id
 		WHERE m.user_id = ?
 		ORDER BY c.created_at DESC, c.id DESC`), userID)
@@ -178,4 +190,13 @@ func (db *DB) Members(ctx context.Context, channelID string) ([]User, error) {
 		)
 	})
 	return out, nil
+}
+
+// SetChannelMode changes how a channel's call carries media.
+func (db *DB) SetChannelMode(ctx context.Context, id, mode string) error {
+	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE channels SET mode = ? WHERE id = ?`), mode, id)
+	if err != nil {
+		return fmt.Errorf("store: set channel mode: %w", mapErr(err))
+	}
+	return expectRow(res, "store: set channel mode %q", id)
 }

@@ -45,7 +45,7 @@ const SQLiteFile = "parley.db"
 // instead of failing at once; _txlock=immediate takes the write lock when a
 // transaction begins, so a transaction never has to upgrade a read lock (an
 // upgrade can fail with SQLITE_BUSY without waiting).
-const sqliteParams = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+const sqliteParams = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 
 // sqliteMaxConns bounds the SQLite pool. SQLite runs one writer at a time
 // whatever the pool size, so a few connections are enough for concurrent

@@ -44,7 +44,7 @@ func mkUser(t *testing.T, db *store.DB, username, display string) store.User {
 
 func mkChannel(t *testing.T, db *store.DB, owner store.User, name string, created time.Time) store.Channel {
 	t.Helper()
-	c := store.Channel{ID: newID("c"), Name: name, OwnerID: owner.ID, InviteCode: newID("inv"), CreatedAt: created}
+	c := store.Channel{ID: newID("c"), Name: name, OwnerID: owner.ID, InviteCode: newID("inv"), CreatedAt: created, Mode: store.ModeAuto}
 	if err := db.CreateChannel(context.Background(), c); err != nil {
 		t.Fatalf("CreateChannel(%s): %v", name, err)
 	}
@@ -595,6 +595,26 @@ func TestConcurrentMessages(t *testing.T) {
 		}
 		if len(ms) != keep {
 			t.Errorf("%d messages left, want %d", len(ms), keep)
+		}
+	})
+}
+
+func TestChannelMode(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		owner := mkUser(t, db, "moder", "Mo")
+		c := mkChannel(t, db, owner, "Modes", t0)
+		if err := db.SetChannelMode(ctx, c.ID, store.ModeSFU); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.ChannelByID(ctx, c.ID)
+		if err != nil || got.Mode != store.ModeSFU {
+			t.Fatalf("mode %q, err %v", got.Mode, err)
+		}
+		if err := db.SetChannelMode(ctx, "nochannel", store.ModeP2P); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown channel: %v", err)
 		}
 	})
 }
