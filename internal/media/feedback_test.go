@@ -1,0 +1,177 @@
+package media
+
+import (
+	"testing"
+	"time"
+)
+
+// TestNACK: the subscriber's socket drops every 7th video packet
+// (retransmissions included); its NACKs are answered from the SFU's cache
+// until it has every packet.
+func TestNACK(t *testing.T) {
+	s := newTestSFU(t, nil)
+	sub := newTestClient(t, s, "room", "S", RoomEvents{})
+	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
+	v := pub.addVideo("cam", "x")
+	pub.publish(map[string]string{"cam": "camera"})
+	v.negotiated()
+	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
+
+	sub.conn.dropEvery.Store(7)
+	const frames, perFrame = 100, 3
+	tag := uint32(0)
+	l := v.layers[0]
+	for range frames {
+		if err := v.sendFrame(l, false, perFrame, func() uint32 { tag++; return videoTag | (tag - 1) }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Keep the stream going: a loss at the very end is only noticed when
+	// a later packet arrives.
+	warmUp(t, "every packet despite the loss", v, nil, func() bool {
+		return countTags(sub.track("PUB:camera"), videoTag) == frames*perFrame
+	})
+	st := s.Stats()
+	if sub.conn.dropped.Load() == 0 || st.NACKs == 0 || st.Retransmissions == 0 {
+		t.Fatalf("dropped %d, NACKs %d, retransmissions %d: nothing was repaired", sub.conn.dropped.Load(), st.NACKs, st.Retransmissions)
+	}
+	t.Logf("dropped %d packets; SFU got %d NACKs and retransmitted %d", sub.conn.dropped.Load(), st.NACKs, st.Retransmissions)
+	checkContiguous(t, "video", sub.track("PUB:camera"), videoTag)
+}
+
+// TestNACKUpstream: packets lost between the publisher and the SFU are
+// NACKed by the SFU, retransmitted by the publisher and forwarded.
+func TestNACKUpstream(t *testing.T) {
+	s := newTestSFU(t, nil)
+	sub := newTestClient(t, s, "room", "S", RoomEvents{})
+	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
+	v := pub.addVideo("cam", "x")
+	pub.publish(map[string]string{"cam": "camera"})
+	v.negotiated()
+	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
+
+	pub.pubConn.dropEveryWrite.Store(9)
+	const frames, perFrame = 60, 3
+	tag := uint32(0)
+	for range frames {
+		if err := v.sendFrame(v.layers[0], false, perFrame, func() uint32 { tag++; return videoTag | (tag - 1) }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	warmUp(t, "every packet despite the uplink loss", v, nil, func() bool {
+		return countTags(sub.track("PUB:camera"), videoTag) == frames*perFrame
+	})
+	if pub.pubConn.dropped.Load() == 0 {
+		t.Fatal("nothing was dropped")
+	}
+	t.Logf("publisher lost %d packets on the way, all repaired", pub.pubConn.dropped.Load())
+}
+
+// TestKeyframeRequests: a subscriber's PLI reaches the publisher, and
+// bursts of them are rate limited.
+func TestKeyframeRequests(t *testing.T) {
+	s := newTestSFU(t, func(c *Config) { c.PLIInterval = time.Second })
+	sub := newTestClient(t, s, "room", "S", RoomEvents{})
+	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
+	v := pub.addVideo("cam", "x")
+	pub.publish(map[string]string{"cam": "camera"})
+	v.negotiated()
+	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
+	time.Sleep(1100 * time.Millisecond)
+	before := s.Stats().PLIs
+	v.layers[0].pli.Store(false)
+	d := sub.downFor("PUB:camera")
+	for range 10 {
+		d.keyframeRequested()
+	}
+	waitFor(t, 5*time.Second, "PLI at the publisher", func() bool { return v.layers[0].pli.Load() })
+	if n := s.Stats().PLIs - before; n != 1 {
+		t.Errorf("10 keyframe requests within the interval sent %d PLIs, want 1", n)
+	}
+}
+
+// downFor finds the SFU's downTrack for one of the client's tracks.
+func (c *testClient) downFor(trackID string) *downTrack {
+	c.peer.subMu.Lock()
+	defer c.peer.subMu.Unlock()
+	for d := range c.peer.downs {
+		if d.ID() == trackID {
+			return d
+		}
+	}
+	c.t.Fatalf("no downTrack %s", trackID)
+	return nil
+}
+
+// TestSpeaker: the louder of two publishers is the active speaker; when
+// the levels swap, so does the speaker; silence is reported.
+func TestSpeaker(t *testing.T) {
+	speakers := make(chan string, 100)
+	re := RoomEvents{Speaker: func(id string) {
+		select {
+		case speakers <- id:
+		default:
+		}
+	}}
+	s := newTestSFU(t, nil)
+	a := newTestClient(t, s, "room", "A", re)
+	b := newTestClient(t, s, "room", "B", re)
+	var auds []*pubAudio
+	for _, c := range []*testClient{a, b} {
+		au := c.addAudio("mic", "x")
+		c.publish(map[string]string{"mic": "microphone"})
+		au.negotiated()
+		auds = append(auds, au)
+	}
+	auds[0].level.Store(20) // -20 dBov: speaking up
+	auds[1].level.Store(40) // -40 dBov: quieter, above the threshold
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				for _, au := range auds {
+					_ = au.send(0)
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	expect := func(want string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case got := <-speakers:
+				if got == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("speaker %q never reported", want)
+			}
+		}
+	}
+	expect("A")
+	auds[0].level.Store(40)
+	auds[1].level.Store(15)
+	expect("B")
+	auds[0].level.Store(127)
+	auds[1].level.Store(127)
+	expect("")
+	// A muted participant is not the speaker, however loud.
+	auds[0].level.Store(10)
+	auds[1].level.Store(30)
+	a.peer.SetSending(false, false, false)
+	expect("B")
+}

@@ -1,0 +1,151 @@
+package media
+
+import (
+	"testing"
+	"time"
+)
+
+// sendSimulcast sends 30 frames a second on every layer of v (two packets
+// a frame, a keyframe every two seconds or on PLI) until stop is closed.
+func sendSimulcast(v *pubVideo, stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				for _, l := range v.layers {
+					if err := v.sendFrame(l, l.frames%60 == 0, 2, nil); err != nil {
+						return
+					}
+				}
+			}
+		}
+	}()
+	return done
+}
+
+// TestSimulcast: a small tile gets the q layer; a large one switches to f
+// at an f keyframe, with one SSRC, continuous sequence numbers and
+// monotonic timestamps throughout.
+func TestSimulcast(t *testing.T) {
+	s := newTestSFU(t, nil)
+	sub := newTestClient(t, s, "room", "S", RoomEvents{})
+	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 320, Height: 180}})
+	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
+	v := pub.addVideo("cam", "x", "q", "h", "f")
+	pub.publish(map[string]string{"cam": "camera"})
+	v.negotiated()
+
+	stop := make(chan struct{})
+	done := sendSimulcast(v, stop)
+	defer func() {
+		close(stop)
+		<-done
+	}()
+
+	countLayer := func(layer byte) int {
+		rt := sub.track("PUB:camera")
+		if rt == nil {
+			return 0
+		}
+		n := 0
+		for _, p := range rt.pkts {
+			if p.layer == layer {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 15*time.Second, "q layer at the small tile", func() bool { return countLayer(0) >= 30 })
+	before := sub.track("PUB:camera")
+	for _, p := range before.pkts[len(before.pkts)-20:] {
+		if p.layer != 0 {
+			t.Fatalf("small tile got layer %d, want q (0)", p.layer)
+		}
+	}
+	switches := s.Stats().LayerSwitches
+
+	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 1280, Height: 720}})
+	waitFor(t, 10*time.Second, "f layer at the large tile", func() bool { return countLayer(2) >= 30 })
+
+	rt := sub.track("PUB:camera")
+	if s.Stats().LayerSwitches <= switches {
+		t.Errorf("no layer switch counted")
+	}
+	first := rt.pkts[0]
+	switched := false
+	for i, p := range rt.pkts {
+		if p.ssrc != first.ssrc {
+			t.Fatalf("packet %d has SSRC %d, want %d throughout", i, p.ssrc, first.ssrc)
+		}
+		if i == 0 {
+			continue
+		}
+		prev := rt.pkts[i-1]
+		if p.seq != prev.seq+1 {
+			t.Fatalf("packet %d: sequence number %d after %d (layers %d→%d)", i, p.seq, prev.seq, prev.layer, p.layer)
+		}
+		if int32(p.ts-prev.ts) < 0 {
+			t.Fatalf("packet %d: timestamp %d after %d (layers %d→%d)", i, p.ts, prev.ts, prev.layer, p.layer)
+		}
+		if i >= len(before.pkts) && p.layer != prev.layer {
+			if prev.layer != 0 || p.layer != 2 || switched {
+				t.Fatalf("packet %d: layer %d after %d, want one switch q→f", i, p.layer, prev.layer)
+			}
+			if !p.kf {
+				t.Fatalf("packet %d: switched to f on a packet that does not start a keyframe", i)
+			}
+			if p.ts == prev.ts {
+				t.Errorf("packet %d: new layer's frame has the old frame's timestamp", i)
+			}
+			switched = true
+		}
+	}
+	if !switched {
+		t.Fatal("never switched to f")
+	}
+	sub.checkErrs()
+	pub.checkErrs()
+}
+
+// TestSimulcastHidden: a hidden tile gets no video; showing it resumes at
+// a keyframe with continuous sequence numbers.
+func TestSimulcastHidden(t *testing.T) {
+	s := newTestSFU(t, nil)
+	sub := newTestClient(t, s, "room", "S", RoomEvents{})
+	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
+	v := pub.addVideo("cam", "x", "q", "h", "f")
+	pub.publish(map[string]string{"cam": "camera"})
+	v.negotiated()
+	stop := make(chan struct{})
+	done := sendSimulcast(v, stop)
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	count := func() int {
+		if rt := sub.track("PUB:camera"); rt != nil {
+			return len(rt.pkts)
+		}
+		return 0
+	}
+	waitFor(t, 15*time.Second, "video before hiding", func() bool { return count() >= 20 })
+	sub.peer.SetLayout(nil) // nothing listed: hidden
+	time.Sleep(200 * time.Millisecond)
+	n := count()
+	time.Sleep(500 * time.Millisecond)
+	if m := count(); m != n {
+		t.Fatalf("hidden tile still received %d packets", m-n)
+	}
+	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 640, Height: 360}})
+	waitFor(t, 10*time.Second, "video after showing", func() bool { return count() >= n+20 })
+	rt := sub.track("PUB:camera")
+	if p, prev := rt.pkts[n], rt.pkts[n-1]; p.seq != prev.seq+1 || !p.kf || p.layer != 1 {
+		t.Fatalf("resumed with seq %d after %d, keyframe %v, layer %d (want h)", p.seq, prev.seq, p.kf, p.layer)
+	}
+}
