@@ -62,6 +62,11 @@ func (e *envFlags) string(p *string, name, env, help string) {
 	e.envs[name] = env
 }
 
+func (e *envFlags) int(p *int, name, env, help string) {
+	e.fs.IntVar(p, name, *p, help+" (env "+env+")")
+	e.envs[name] = env
+}
+
 func (e *envFlags) duration(p *time.Duration, name, env, help string) {
 	e.fs.DurationVar(p, name, *p, help+" (env "+env+")")
 	e.envs[name] = env
@@ -100,6 +105,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "log format: text or json")
 	f.string(&cfg.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "log level: debug, info, warn or error")
 	f.duration(&cfg.SessionTTL, "session-ttl", "PARLEY_SESSION_TTL", "how long a login lasts")
+	var publicIPs, interfaces string
+	f.int(&cfg.P2PMax, "p2p-max", "PARLEY_P2P_MAX", "largest call kept peer-to-peer; larger calls go through the SFU")
+	f.int(&cfg.RTCUDPPort, "rtc-udp-port", "PARLEY_RTC_UDP_PORT", "the one UDP port for all SFU media")
+	f.int(&cfg.RTCTCPPort, "rtc-tcp-port", "PARLEY_RTC_TCP_PORT", "TCP port for media when UDP is blocked (-1 = off)")
+	f.string(&cfg.RTCListenIP, "rtc-listen-ip", "PARLEY_RTC_LISTEN_IP", "bind the media ports to this address (empty = all)")
+	f.string(&publicIPs, "public-ip", "PARLEY_PUBLIC_IP", "comma-separated public IPs to announce for media when behind a 1:1 NAT")
+	f.string(&interfaces, "rtc-interfaces", "PARLEY_RTC_INTERFACES", "comma-separated network interfaces to use for media (empty = all)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: parley serve [flags]\n\nRuns the Parley server. Every flag can also be set by the environment variable named after it.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -115,13 +127,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "parley serve: unexpected arguments %q (flags start with --)\n", fs.Args())
 		return 2
 	}
-	if iceServers != "" {
-		for _, s := range strings.Split(iceServers, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				cfg.ICEServers = append(cfg.ICEServers, s)
-			}
-		}
-	}
+	cfg.ICEServers = splitList(iceServers)
+	cfg.PublicIPs = splitList(publicIPs)
+	cfg.RTCInterfaces = splitList(interfaces)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parley serve: bad configuration:\n%v\n", err)
 		return 2
@@ -172,6 +180,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // displayAddr names a wildcard listen address by something a browser can open.

@@ -33,6 +33,23 @@ type Config struct {
 	SessionTTL time.Duration
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// P2PMax is the largest call kept peer-to-peer; larger calls use the SFU.
+	P2PMax int
+	// RTCUDPPort is the one UDP port of all SFU media (ICE UDP mux); 0
+	// picks a free port (tests).
+	RTCUDPPort int
+	// RTCTCPPort is the ICE-over-TCP fallback port; 0 picks a free port,
+	// -1 disables it.
+	RTCTCPPort int
+	// RTCListenIP binds the media ports to one address ("" = all).
+	RTCListenIP string
+	// PublicIPs are announced as the SFU's host candidates when the server
+	// is behind a 1:1 NAT.
+	PublicIPs []string
+	// RTCInterfaces limits the network interfaces used for media.
+	RTCInterfaces []string
+	// RTCLoopbackOnly restricts media to loopback: tests only.
+	RTCLoopbackOnly bool
 	// PingInterval and PingTimeout drive dead-socket detection: a socket
 	// that has not answered a ping for PingTimeout is closed.
 	PingInterval time.Duration
@@ -49,6 +66,9 @@ func Default() Config {
 		SessionTTL:      30 * 24 * time.Hour,
 		ShutdownTimeout: 10 * time.Second,
 		PingInterval:    5 * time.Second,
+		P2PMax:          2,
+		RTCUDPPort:      7882,
+		RTCTCPPort:      7881,
 		PingTimeout:     10 * time.Second,
 	}
 }
@@ -98,6 +118,23 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "turn:") && !strings.HasPrefix(s, "turns:") {
 			errs = append(errs, fmt.Errorf("--ice-server %q must start with stun:, turn: or turns:", s))
 		}
+	}
+	if c.P2PMax < 1 {
+		errs = append(errs, fmt.Errorf("--p2p-max %d: use 1 or more (2 keeps two-person calls peer-to-peer)", c.P2PMax))
+	}
+	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
+		errs = append(errs, fmt.Errorf("--rtc-udp-port %d: use a port from 1 to 65535", c.RTCUDPPort))
+	}
+	if c.RTCTCPPort < -1 || c.RTCTCPPort > 65535 {
+		errs = append(errs, fmt.Errorf("--rtc-tcp-port %d: use a port from 1 to 65535, or -1 to turn ICE over TCP off", c.RTCTCPPort))
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("--public-ip %q is not an IP address", ip))
+		}
+	}
+	if c.RTCListenIP != "" && net.ParseIP(c.RTCListenIP) == nil {
+		errs = append(errs, fmt.Errorf("--rtc-listen-ip %q is not an IP address", c.RTCListenIP))
 	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--session-ttl %s is too short: use at least 1m", c.SessionTTL))

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/signal"
 )
 
@@ -39,6 +40,9 @@ type client struct {
 	timedOut  atomic.Bool
 
 	p *signal.Participant // owned by the room goroutine
+	// media is the participant's SFU connections while the call uses the
+	// SFU: set and cleared by the room goroutine, used by the reader.
+	media atomic.Pointer[media.Peer]
 }
 
 func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Logger) *client {
@@ -130,7 +134,13 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 				continue
 			}
 			r.events <- event{kind: evChat, chat: msg}
+		case signal.TypeLayout:
+			c.handleSFU(m)
 		default:
+			if m.To == signal.SFU {
+				c.handleSFU(m)
+				continue
+			}
 			r.events <- event{kind: evMessage, c: c, msg: m}
 		}
 	}

@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/signal"
 )
 
@@ -41,6 +43,11 @@ type Config struct {
 	// SendQueue is how many messages may wait for a slow socket before it
 	// is closed.
 	SendQueue int
+	// SFU forwards media for calls beyond P2PMax participants; nil keeps
+	// every call in the mesh.
+	SFU *media.SFU
+	// P2PMax is the largest call kept peer-to-peer (default 2).
+	P2PMax int
 }
 
 func (c Config) withDefaults() Config {
@@ -61,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendQueue == 0 {
 		c.SendQueue = 256
+	}
+	if c.P2PMax == 0 {
+		c.P2PMax = 2
 	}
 	return c
 }
@@ -93,9 +103,10 @@ func NewManager(cfg Config, log *slog.Logger, postChat PostChat) *Manager {
 }
 
 // Serve runs one member's socket on channelID until it closes. The caller
-// has authenticated user and checked membership.
-func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID string, user signal.User) {
-	r := m.acquire(channelID)
+// has authenticated user and checked membership; mode is the channel's
+// media mode (ModeAuto, ModeSFU or ModeP2P).
+func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode string, user signal.User) {
+	r := m.acquire(channelID, mode)
 	if r == nil {
 		conn.Close(websocket.StatusGoingAway, "server is shutting down")
 		return
@@ -109,7 +120,7 @@ func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID str
 
 // acquire returns the running room of channelID, starting it if needed, and
 // counts the caller as one of its sockets.
-func (m *Manager) acquire(channelID string) *room {
+func (m *Manager) acquire(channelID, mode string) *room {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.shutting {
@@ -117,7 +128,7 @@ func (m *Manager) acquire(channelID string) *room {
 	}
 	r := m.rooms[channelID]
 	if r == nil {
-		r = newRoom(channelID, m.cfg, m.log.With("channel", channelID))
+		r = newRoom(channelID, mode, m.cfg, m.log.With("channel", channelID))
 		m.rooms[channelID] = r
 		go r.run()
 	}
@@ -156,6 +167,11 @@ func (m *Manager) Kick(channelID, userID string) {
 	m.tell(channelID, event{kind: evKick, userID: userID})
 }
 
+// SetMode tells a running call that its channel's media mode changed.
+func (m *Manager) SetMode(channelID, mode string) {
+	m.tell(channelID, event{kind: evMode, mode: mode})
+}
+
 // CloseRoom disconnects everyone from channelID (after it was deleted).
 func (m *Manager) CloseRoom(channelID string) {
 	m.tell(channelID, event{kind: evClose, code: CloseDeleted, reason: "this channel was deleted"})
@@ -181,13 +197,26 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 }
 
 // Counts reports the rooms, sockets and call participants on this server.
-func (m *Manager) Counts() (rooms, sockets int) {
+func (m *Manager) Counts() (rooms, sockets, participants int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range m.rooms {
 		sockets += r.refs
+		participants += int(r.joined.Load())
 	}
-	return len(m.rooms), sockets
+	return len(m.rooms), sockets, participants
+}
+
+// Register adds the room gauges (rooms, sockets, participants) to reg.
+func (m *Manager) Register(reg prometheus.Registerer) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_rooms", Help: "Rooms with at least one open socket."},
+			func() float64 { r, _, _ := m.Counts(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_sockets", Help: "Open signaling sockets."},
+			func() float64 { _, s, _ := m.Counts(); return float64(s) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_participants", Help: "Participants in calls."},
+			func() float64 { _, _, p := m.Counts(); return float64(p) }),
+	)
 }
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)

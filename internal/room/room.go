@@ -3,9 +3,12 @@ package room
 import (
 	"log/slog"
 	"sort"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/signal"
 )
 
@@ -18,6 +21,7 @@ const (
 	evChat                     // a stored chat message to broadcast
 	evKick                     // close the sockets of userID
 	evClose                    // close every socket
+	evMode                     // the channel's mode changed
 )
 
 type event struct {
@@ -28,6 +32,7 @@ type event struct {
 	userID string
 	code   websocket.StatusCode
 	reason string
+	mode   string
 }
 
 // room is the state of one channel's call. Only run touches its fields
@@ -38,12 +43,29 @@ type room struct {
 	log       *slog.Logger
 	events    chan event
 	refs      int
+	joined    atomic.Int32 // len(participants), readable by the Manager
 
 	clients      map[*client]struct{}
 	participants map[string]*client
+	mode         string // channel mode: auto, sfu or p2p
+	topology     string // what the call uses now
+	retiring     []retired
+	// speaker carries the SFU's active-speaker changes; it is never closed
+	// (media may call after the room ends) and holds only the latest.
+	speaker chan string
 }
 
-func newRoom(channelID string, cfg Config, log *slog.Logger) *room {
+// retired is an SFU connection kept for a while after the room went back
+// to the mesh, so clients can switch without a gap.
+type retired struct {
+	peer  *media.Peer
+	until time.Time
+}
+
+// retireGrace is how long SFU connections outlive a switch to the mesh.
+const retireGrace = 10 * time.Second
+
+func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 	return &room{
 		channelID:    channelID,
 		cfg:          cfg,
@@ -51,11 +73,33 @@ func newRoom(channelID string, cfg Config, log *slog.Logger) *room {
 		events:       make(chan event, 64),
 		clients:      map[*client]struct{}{},
 		participants: map[string]*client{},
+		mode:         mode,
+		topology:     signal.TopologyMesh,
+		speaker:      make(chan string, 1),
 	}
 }
 
 func (r *room) run() {
-	for ev := range r.events {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-r.events:
+			if !ok {
+				r.stopMedia()
+				return
+			}
+			r.dispatch(ev)
+		case id := <-r.speaker:
+			r.broadcastJoined(signal.Message{Type: signal.TypeSpeaker, ID: id})
+		case now := <-tick.C:
+			r.reapRetired(now, false)
+		}
+	}
+}
+
+func (r *room) dispatch(ev event) {
+	{
 		switch ev.kind {
 		case evAttach:
 			r.clients[ev.c] = struct{}{}
@@ -84,6 +128,9 @@ func (r *room) run() {
 			for c := range r.clients {
 				c.close(ev.code, ev.reason)
 			}
+		case evMode:
+			r.mode = ev.mode
+			r.updateTopology()
 		}
 	}
 }
@@ -102,6 +149,9 @@ func (r *room) handle(c *client, m signal.Message) {
 	switch m.Type {
 	case signal.TypeUpdate:
 		c.p.State = *m.State
+		if peer := c.media.Load(); peer != nil {
+			peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
+		}
 		p := *c.p
 		r.broadcast(c, signal.Message{Type: signal.TypeParticipantUpdated, Participant: &p})
 	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
@@ -132,6 +182,7 @@ func (r *room) join(c *client, m signal.Message) {
 		// keep their media connections.
 		holder.p = nil
 		delete(r.participants, id)
+		r.dropMedia(holder)
 		holder.close(CloseReplaced, "you joined this call from a newer connection")
 	}
 	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name}
@@ -141,9 +192,12 @@ func (r *room) join(c *client, m signal.Message) {
 	others := r.roster(c)
 	c.p = &p
 	r.participants[id] = c
+	r.joined.Store(int32(len(r.participants)))
 	you := p
-	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: signal.TopologyMesh})
+	topology := r.wantTopology()
+	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology})
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
+	r.updateTopology()
 	r.log.Info("participant joined", "participant", id, "user", c.user.UserID, "resumed", id == m.Resume)
 }
 
@@ -157,8 +211,11 @@ func (r *room) removeParticipant(c *client, reason string) {
 		return
 	}
 	delete(r.participants, id)
+	r.joined.Store(int32(len(r.participants)))
+	r.dropMedia(c)
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
 	r.log.Info("participant left", "participant", id, "reason", reason)
+	r.updateTopology()
 }
 
 // roster lists the call's participants except skip, in a stable order.
@@ -184,5 +241,17 @@ func (r *room) broadcast(skip *client, m signal.Message) {
 		if c != skip {
 			c.send(b)
 		}
+	}
+}
+
+// broadcastJoined encodes m once and queues it on every joined socket.
+func (r *room) broadcastJoined(m signal.Message) {
+	b, err := signal.Encode(m)
+	if err != nil {
+		r.log.Error("encode broadcast", "type", m.Type, "err", err)
+		return
+	}
+	for _, c := range r.participants {
+		c.send(b)
 	}
 }

@@ -65,6 +65,20 @@ func (p *peer) send(m signal.Message) {
 	p.sendRaw(string(b))
 }
 
+// sendAsync is send for goroutines other than the test's own.
+func (p *peer) sendAsync(m signal.Message) {
+	b, err := signal.Encode(m)
+	if err != nil {
+		p.t.Error(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		p.t.Errorf("send %s: %v", m.Type, err)
+	}
+}
+
 func (p *peer) sendRaw(s string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

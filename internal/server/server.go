@@ -14,8 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
@@ -29,6 +34,7 @@ type Server struct {
 	db       *store.DB
 	accounts *account.Service
 	rooms    *room.Manager
+	sfu      *media.SFU
 	http     *http.Server
 	tls      *tls.Config
 
@@ -56,14 +62,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	if len(cfg.ICEServers) > 0 {
 		iceServers = append(iceServers, signal.IceServer{URLs: cfg.ICEServers})
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.sfu, err = media.New(media.Config{
+		UDPPort:      cfg.RTCUDPPort,
+		TCPPort:      cfg.RTCTCPPort,
+		ListenIP:     cfg.RTCListenIP,
+		PublicIPs:    cfg.PublicIPs,
+		Interfaces:   cfg.RTCInterfaces,
+		LoopbackOnly: cfg.RTCLoopbackOnly,
+	}, log.With("part", "media"), reg)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("start the media server: %w", err)
+	}
 	s.rooms = room.NewManager(room.Config{
 		ICEServers:   func(string) []signal.IceServer { return iceServers },
 		PingInterval: cfg.PingInterval,
 		PingTimeout:  cfg.PingTimeout,
+		SFU:          s.sfu,
+		P2PMax:       cfg.P2PMax,
 	}, log.With("part", "room"), s.postChat)
+	s.rooms.Register(reg)
 
-	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms)
+	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if err != nil {
+		s.sfu.Close()
 		db.Close()
 		return nil, err
 	}
@@ -158,8 +182,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errRooms := s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	errSFU := s.sfu.Close()
 	errDB := s.db.Close()
-	return errors.Join(errHTTP, errRooms, errDB)
+	return errors.Join(errHTTP, errRooms, errSFU, errDB)
 }
 
 // Close stops at once, like a killed process: every connection is cut.
@@ -170,7 +195,7 @@ func (s *Server) Close() error {
 	s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
-	return errors.Join(errHTTP, s.db.Close())
+	return errors.Join(errHTTP, s.sfu.Close(), s.db.Close())
 }
 
 // DB is the server's database, for tests and admin commands.

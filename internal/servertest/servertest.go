@@ -65,6 +65,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	// Media on free loopback ports only: tests send nothing off this host.
+	cfg.RTCUDPPort = 0
+	cfg.RTCTCPPort = 0
+	cfg.RTCListenIP = "127.0.0.1"
+	cfg.RTCLoopbackOnly = true
 	if o.postgres {
 		cfg.DatabaseURL = storetest.PostgresDSN(t)
 	}

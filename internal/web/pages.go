@@ -309,6 +309,8 @@ func flash(r *http.Request) string {
 		return "Member removed."
 	case "joined":
 		return "You joined this channel."
+	case "mode":
+		return "Call mode saved; a call in progress switches now."
 	}
 	return ""
 }
@@ -361,6 +363,24 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
 	}
 	s.rooms.CloseRoom(id)
 	http.Redirect(w, r, "/channels", http.StatusSeeOther)
+}
+
+func (s *Server) setMode(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	ch, err := s.accounts.SetChannelMode(r.Context(), mustUser(r), id, r.PostFormValue("mode"))
+	if fields, ok := fieldErrors(err); ok {
+		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: fields})
+		return
+	}
+	if err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	s.rooms.SetMode(ch.ID, ch.Mode)
+	http.Redirect(w, r, "/c/"+id+"?done=mode", http.StatusSeeOther)
 }
 
 type inviteData struct {

@@ -48,7 +48,8 @@ type Server struct {
 
 // New builds the handler. Templates are parsed here so a broken template
 // fails start-up, not a request.
-func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager) (*Server, error) {
+// metrics serves /metrics (Prometheus text format).
+func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager, metrics http.Handler) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}}
 	if err := s.parseTemplates(ui.Templates()); err != nil {
 		return nil, err
@@ -60,6 +61,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /signup", s.signupForm)
 	mux.HandleFunc("POST /signup", s.signup)
@@ -72,6 +74,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /c/{id}/members", s.requirePage(s.addMember))
 	mux.HandleFunc("POST /c/{id}/members/{user}/remove", s.requirePage(s.removeMember))
 	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
+	mux.HandleFunc("POST /c/{id}/mode", s.requirePage(s.setMode))
 	mux.HandleFunc("GET /invite/{code}", s.requirePage(s.inviteForm))
 	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
 	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
@@ -257,7 +260,8 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := s.accounts.Channel(r.Context(), u, id); err != nil {
+	ch, err := s.accounts.Channel(r.Context(), u, id)
+	if err != nil {
 		switch {
 		case errors.Is(err, account.ErrNotFound):
 			http.Error(w, "no such channel", http.StatusNotFound)
@@ -278,7 +282,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request context ends when this handler returns; the socket's
 	// life is bounded by the room manager instead.
-	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, signal.User{UserID: u.ID, Name: u.DisplayName})
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, signal.User{UserID: u.ID, Name: u.DisplayName})
 }
 
 // clientIP is the address login attempts are counted against. Parley does

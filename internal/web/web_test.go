@@ -362,3 +362,45 @@ func TestSelfSignedTLS(t *testing.T) {
 		t.Error("a new certificate was made on restart")
 	}
 }
+
+func TestChannelModeForm(t *testing.T) {
+	s := servertest.Start(t)
+	owner := s.SignUp("olga", "Olga")
+	member := s.SignUp("mia", "Mia")
+	ch := s.CreateChannel(owner, "Modes")
+	s.AddMember(owner, ch, "mia")
+
+	if _, body := s.Get(member, "/c/"+ch); strings.Contains(body, `id="mode-form"`) {
+		t.Error("a member who is not the owner sees the call-mode form")
+	}
+	if resp, _ := s.PostForm(member, "/c/"+ch+"/mode", url.Values{"mode": {"sfu"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("non-owner setting the mode: status %d", resp.StatusCode)
+	}
+	resp, body := s.PostForm(owner, "/c/"+ch+"/mode", url.Values{"mode": {"warp"}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `id="mode-error"`) {
+		t.Errorf("bad mode: status %d", resp.StatusCode)
+	}
+	if resp, _ := s.PostForm(owner, "/c/"+ch+"/mode", url.Values{"mode": {"sfu"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("set mode: status %d", resp.StatusCode)
+	}
+	if _, body := s.Get(owner, "/c/"+ch); !strings.Contains(body, `value="sfu" selected`) {
+		t.Error("saved mode not shown as selected")
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	s := servertest.Start(t)
+	resp, body := s.Get(s.Client(), "/healthz")
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		t.Errorf("healthz: %d %q", resp.StatusCode, body)
+	}
+	resp, body = s.Get(s.Client(), "/metrics")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: %d", resp.StatusCode)
+	}
+	for _, name := range []string{"parley_rooms", "parley_participants", "process_resident_memory_bytes", "process_cpu_seconds_total"} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package room
+
+import (
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/media"
+	"github.com/parley/parley/internal/signal"
+)
+
+// Channel modes, as stored (store.Mode*); room does not import store.
+const (
+	ModeAuto = "auto"
+	ModeSFU  = "sfu"
+	ModeP2P  = "p2p"
+)
+
+// wantTopology is what the call should use now: the mesh for up to P2PMax
+// participants, the SFU beyond, unless the channel pins one (or the server
+// has no SFU).
+func (r *room) wantTopology() string {
+	switch {
+	case r.cfg.SFU == nil || r.mode == ModeP2P:
+		return signal.TopologyMesh
+	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax:
+		return signal.TopologySFU
+	default:
+		return signal.TopologyMesh
+	}
+}
+
+// updateTopology switches the call when the wanted topology changed, and
+// makes sure every participant has its SFU connections while in SFU mode.
+func (r *room) updateTopology() {
+	want := r.wantTopology()
+	if want != r.topology {
+		r.log.Info("topology switch", "from", r.topology, "to", want, "participants", len(r.participants))
+		r.topology = want
+		if want == signal.TopologyMesh {
+			// Clients keep their SFU path until the mesh carries media:
+			// keep the server side up for a grace period.
+			until := time.Now().Add(retireGrace)
+			for _, c := range r.participants {
+				if peer := c.media.Swap(nil); peer != nil {
+					r.retiring = append(r.retiring, retired{peer: peer, until: until})
+				}
+			}
+		}
+		r.broadcastJoined(signal.Message{Type: signal.TypeTopology, Topology: want})
+	}
+	if want == signal.TopologySFU {
+		for _, c := range r.participants {
+			r.ensureMedia(c)
+		}
+	}
+}
+
+// ensureMedia gives a joined participant its SFU connections.
+func (r *room) ensureMedia(c *client) {
+	if c.media.Load() != nil {
+		return
+	}
+	// The callbacks run on media goroutines: they only queue on the
+	// socket (non-blocking) or hand the latest speaker over.
+	peer, err := r.cfg.SFU.Join(r.channelID, c.p.ID, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
+		Offer: func(sdp string) {
+			c.sendMsg(signal.Message{Type: signal.TypeOffer, From: signal.SFU, PC: signal.PCSubscribe, SDP: sdp})
+		},
+		Candidate: func(pc string, ci *webrtc.ICECandidateInit) {
+			m := signal.Message{Type: signal.TypeCandidate, From: signal.SFU, PC: pc}
+			if ci == nil {
+				m.EndOfICE = true
+			} else {
+				m.Candidate = &signal.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
+			}
+			c.sendMsg(m)
+		},
+		State: func(pc string, s webrtc.PeerConnectionState) {
+			c.log.Debug("sfu connection state", "pc", pc, "state", s.String())
+		},
+	})
+	if err != nil {
+		r.log.Error("sfu join", "participant", c.p.ID, "err", err)
+		c.refuse(signal.CodeInternal, signal.TypeJoin, "the media server could not take you in; leave and join again")
+		return
+	}
+	peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
+	c.media.Store(peer)
+}
+
+// dropMedia closes a participant's SFU connections, off the room goroutine
+// (closing peer connections takes a while).
+func (r *room) dropMedia(c *client) {
+	if peer := c.media.Swap(nil); peer != nil {
+		go peer.Close()
+	}
+}
+
+// reapRetired closes retired SFU connections whose grace is over (all of
+// them when the room stops).
+func (r *room) reapRetired(now time.Time, all bool) {
+	kept := r.retiring[:0]
+	for _, rt := range r.retiring {
+		if all || now.After(rt.until) || r.topology == signal.TopologySFU {
+			go rt.peer.Close()
+			continue
+		}
+		kept = append(kept, rt)
+	}
+	r.retiring = kept
+}
+
+func (r *room) stopMedia() {
+	for c := range r.clients {
+		r.dropMedia(c)
+	}
+	r.reapRetired(time.Now(), true)
+}
+
+// setSpeaker hands the latest active speaker to the room goroutine without
+// ever blocking the media goroutine that calls it.
+func (r *room) setSpeaker(id string) {
+	for {
+		select {
+		case r.speaker <- id:
+			return
+		default:
+		}
+		select {
+		case <-r.speaker: // drop the stale value
+		default:
+		}
+	}
+}
+
+// handleSFU applies a client's message to its SFU connections. It runs on
+// the client's reader goroutine: negotiation takes milliseconds, and no
+// other participant should wait for it.
+func (c *client) handleSFU(m signal.Message) {
+	peer := c.media.Load()
+	if peer == nil {
+		if m.Type == signal.TypeCandidate {
+			return // late candidates after a switch back to the mesh
+		}
+		c.refuse(signal.CodeInvalid, m.Type, "the call is not using the media server right now (topology is mesh)")
+		return
+	}
+	switch m.Type {
+	case signal.TypeOffer:
+		answer, err := peer.Publish(m.SDP, m.Sources)
+		if err != nil {
+			c.log.Info("publish offer refused", "err", err)
+			c.refuse(signal.CodeInvalid, m.Type, "the media server could not use your offer: %v", err)
+			return
+		}
+		c.sendMsg(signal.Message{Type: signal.TypeAnswer, From: signal.SFU, PC: signal.PCPublish, SDP: answer})
+	case signal.TypeAnswer:
+		if err := peer.AnswerSubscriber(m.SDP); err != nil {
+			c.log.Info("subscriber answer refused", "err", err)
+			c.refuse(signal.CodeInvalid, m.Type, "the media server could not use your answer: %v", err)
+		}
+	case signal.TypeCandidate:
+		if m.EndOfICE {
+			return
+		}
+		ci := webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex, UsernameFragment: m.Candidate.UsernameFragment}
+		if err := peer.AddCandidate(m.PC, ci); err != nil {
+			c.log.Debug("candidate refused", "err", err)
+		}
+	case signal.TypeLayout:
+		tiles := make([]media.Tile, len(m.Tiles))
+		for i, t := range m.Tiles {
+			tiles[i] = media.Tile{Participant: t.Participant, Source: t.Source, Width: t.Width, Height: t.Height}
+		}
+		peer.SetLayout(tiles)
+	}
+}
