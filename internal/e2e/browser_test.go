@@ -35,6 +35,13 @@ func chromiumPath(t *testing.T) string {
 // microphone, closed when the test ends.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
+	return newBrowserWith(t)
+}
+
+// newBrowserWith is newBrowser with extra command-line options (they come
+// last, so they can override the defaults).
+func newBrowserWith(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	path := chromiumPath(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -59,6 +66,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
 		chromedp.WindowSize(1280, 800),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	if err := chromedp.Do(ctx); err != nil { // starts the browser

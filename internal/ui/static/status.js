@@ -55,11 +55,39 @@ export function plural(n, one, many) {
   return `${n} ${n === 1 ? one : many}`;
 }
 
+/** @param {import("./peer.js").PeerState} state */
+function stateWord(state) {
+  switch (state) {
+    case "connected": return "connected";
+    case "connecting": return "connecting";
+    case "reconnecting": return "reconnecting";
+    case "failed": return "failed";
+    default: return "waiting";
+  }
+}
+
+/**
+ * The part of #call-status about the two connections with the server in
+ * SFU mode; "" while both are connected (nothing to say).
+ * @param {{pub: import("./peer.js").PeerState|null, sub: import("./peer.js").PeerState}} s
+ *   pub is null when we publish nothing (no devices)
+ */
+export function serverSummary(s) {
+  const parts = [];
+  if (s.pub !== null && s.pub !== "connected") parts.push(`sending ${stateWord(s.pub)}`);
+  if (s.sub !== "connected") parts.push(`receiving ${stateWord(s.sub)}`);
+  if (parts.length === 0) return "";
+  const failed = s.pub === "failed" || s.sub === "failed";
+  return ` Connection to the server: ${parts.join(", ")}${failed ? " — retrying" : ""}.`;
+}
+
 /**
  * Text for #call-status.
  * @param {{view: "lobby"|"call", joining: boolean, inCallCount: number,
- *          others: number, connected: number, failed: number, signalUp: boolean}} s
- *   inCallCount: people in the call (lobby view); others/connected/failed: remote peers (call view)
+ *          others: number, connected: number, failed: number, signalUp: boolean,
+ *          sfu?: {pub: import("./peer.js").PeerState|null, sub: import("./peer.js").PeerState}|null}} s
+ *   inCallCount: people in the call (lobby view); others/connected/failed: remote peers (call view);
+ *   sfu: the connections with the server when media goes through it
  */
 export function callSummary(s) {
   if (s.view === "lobby") {
@@ -77,6 +105,7 @@ export function callSummary(s) {
     if (s.failed > 0) parts.push(`${s.failed} failed`);
     text += parts.length ? ` (${parts.join(", ")}).` : ".";
   }
+  if (s.sfu) text += " Media goes through the server." + serverSummary(s.sfu);
   if (!s.signalUp) text += " Signaling is reconnecting; media keeps flowing.";
   return text;
 }

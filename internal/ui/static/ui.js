@@ -288,6 +288,19 @@ export class Tile {
     this.watchedTrack = null;
     /** @type {(() => void)|null} */
     this.onPlayBlocked = null;
+    /** The element's own stream (see attach). */
+    this.stream = new MediaStream();
+    /** @type {MediaStream|null} what attach() last showed */
+    this.source = null;
+    this.syncListener = () => this.sync();
+    /** When the last frame was presented (performance.now() clock), 0 = never. */
+    this.lastFrameAt = 0;
+    /** @type {number|null} pending requestVideoFrameCallback handle */
+    this.frameCallback = null;
+    /** @type {((t: number|null) => void)[]} */
+    this.frameWaiters = [];
+    this.removed = false;
+    if (!o.local) this.startFrameClock();
   }
 
   /** @param {string} name */
@@ -324,18 +337,45 @@ export class Tile {
   }
 
   /**
-   * Shows a stream; tracks whether its video actually has frames so an
-   * absent camera shows the avatar instead of a black box.
+   * Shows a stream. The video element keeps playing one MediaStream of its
+   * own for its whole life, and attach() copies the source's tracks into
+   * it: switching the source (mesh ↔ SFU, a peer's reconnect) swaps tracks
+   * in place, which neither blanks the picture nor restarts the element
+   * (srcObject would do both, and reset its frame counters). Tracks the
+   * source gains or loses later follow automatically.
    * @param {MediaStream} stream
    */
   attach(stream) {
-    if (this.video.srcObject !== stream) {
-      this.video.srcObject = stream;
-      stream.addEventListener("addtrack", () => this.watchVideo(stream));
-      stream.addEventListener("removetrack", () => this.watchVideo(stream));
+    if (this.source !== stream) {
+      this.source?.removeEventListener("addtrack", this.syncListener);
+      this.source?.removeEventListener("removetrack", this.syncListener);
+      this.source = stream;
+      stream.addEventListener("addtrack", this.syncListener);
+      stream.addEventListener("removetrack", this.syncListener);
     }
-    this.watchVideo(stream);
+    this.sync();
+    if (this.video.srcObject !== this.stream) this.video.srcObject = this.stream;
     this.play();
+  }
+
+  /** Stops showing any source (the avatar shows instead). */
+  detach() {
+    this.source?.removeEventListener("addtrack", this.syncListener);
+    this.source?.removeEventListener("removetrack", this.syncListener);
+    this.source = null;
+    this.sync();
+  }
+
+  /** Makes the element's stream hold the source's audio and first video track. */
+  sync() {
+    const src = this.source;
+    const want = src ? [...src.getAudioTracks(), ...src.getVideoTracks().slice(0, 1)] : [];
+    const have = this.stream.getTracks();
+    // Old tracks out before new ones in: the element then never holds two
+    // video tracks, and the picture switches on the next decoded frame.
+    for (const t of have) if (!want.includes(t)) this.stream.removeTrack(t);
+    for (const t of want) if (!have.includes(t)) this.stream.addTrack(t);
+    this.watchVideo();
   }
 
   play() {
@@ -348,9 +388,8 @@ export class Tile {
     }
   }
 
-  /** @param {MediaStream} stream */
-  watchVideo(stream) {
-    const track = stream.getVideoTracks()[0] || null;
+  watchVideo() {
+    const track = this.stream.getVideoTracks()[0] || null;
     if (track !== this.watchedTrack) {
       if (this.watchedTrack) this.watchedTrack.onended = null;
       this.watchedTrack = track;
@@ -365,7 +404,60 @@ export class Tile {
     this.el.dataset.frames = live ? "yes" : "no";
   }
 
+  /**
+   * Counts presented frames (requestVideoFrameCallback), to tell when a
+   * new media path has taken over and how long the picture stood still.
+   */
+  startFrameClock() {
+    const v = /** @type {any} */ (this.video);
+    if (typeof v.requestVideoFrameCallback !== "function" || this.frameCallback !== null) return;
+    /** @param {number} now */
+    const onFrame = (now) => {
+      if (this.removed) return;
+      this.lastFrameAt = now;
+      const waiters = this.frameWaiters;
+      this.frameWaiters = [];
+      for (const w of waiters) w(now);
+      this.frameCallback = v.requestVideoFrameCallback(onFrame);
+    };
+    this.frameCallback = v.requestVideoFrameCallback(onFrame);
+  }
+
+  /**
+   * The time (performance.now() clock) the next frame is presented, or
+   * null if none comes within timeoutMs or frames cannot be observed.
+   * @param {number} timeoutMs
+   * @returns {Promise<number|null>}
+   */
+  nextFrame(timeoutMs) {
+    if (this.frameCallback === null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      /** @param {number|null} t */
+      const done = (t) => { clearTimeout(timer); this.frameWaiters = this.frameWaiters.filter((w) => w !== done); resolve(t); };
+      const timer = setTimeout(() => done(null), timeoutMs);
+      this.frameWaiters.push(done);
+    });
+  }
+
+  /**
+   * The active speaker's tile is outlined.
+   * @param {boolean} on
+   */
+  setSpeaking(on) {
+    this.el.classList.toggle("speaking", on);
+    if (on) this.el.dataset.speaking = "true";
+    else delete this.el.dataset.speaking;
+  }
+
   remove() {
+    this.removed = true;
+    if (this.frameCallback !== null) {
+      /** @type {any} */ (this.video).cancelVideoFrameCallback?.(this.frameCallback);
+      this.frameCallback = null;
+    }
+    for (const w of this.frameWaiters) w(null);
+    this.frameWaiters = [];
+    this.detach();
     if (this.watchedTrack) this.watchedTrack.onended = null;
     this.video.srcObject = null;
     this.el.remove();
