@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +183,20 @@ func TestFourPersonSFUCall(t *testing.T) {
 		u.waitFramesRise(others(i), 10, 10*time.Second)
 	}
 
+	// The browsers report their bandwidth estimates to the SFU, and every
+	// participant's join-to-first-media time was measured.
+	_, metrics := s.Get(s.Client(), "/metrics")
+	if n := metricValue(metrics, "parley_sfu_remb_total"); n == 0 {
+		t.Errorf("no bandwidth estimate (REMB) reached the SFU from the browsers")
+	}
+	count := metricValue(metrics, "parley_sfu_join_to_first_media_seconds_count")
+	if count < 4 {
+		t.Errorf("join-to-first-media measured for %.0f participants, want 4", count)
+	} else {
+		t.Logf("join-to-first-media: mean %.0f ms over %.0f participants",
+			1000*metricValue(metrics, "parley_sfu_join_to_first_media_seconds_sum")/count, count)
+	}
+
 	// Cyd and Dan hang up: back to two, back to peer to peer, again
 	// without a visible pause.
 	for _, u := range users[2:] {
@@ -207,6 +223,18 @@ func TestFourPersonSFUCall(t *testing.T) {
 	}
 	users[0].waitFramesRise(ids[1:2], 10, 10*time.Second)
 	users[1].waitFramesRise(ids[0:1], 10, 10*time.Second)
+}
+
+// metricValue is the value of an unlabelled sample in Prometheus text
+// format, 0 if absent.
+func metricValue(body, name string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // toneWAV writes a second of a 440 Hz tone at half scale (48 kHz, 16-bit

@@ -46,6 +46,8 @@ type downTrack struct {
 
 	cur, target int  // layer forwarded now, layer wanted (-1 = none)
 	maxLayer    int  // cap from the subscriber's reported loss
+	bwMax       int  // cap from the subscriber's bandwidth estimate (-1 = paused)
+	createdAt   int64
 	started     bool // something was sent: offsets continue from last*
 	resync      bool // next forwarded packet starts a new epoch
 
@@ -67,7 +69,8 @@ type downTrack struct {
 }
 
 func newDownTrack(u *upTrack, sub *Peer) *downTrack {
-	return &downTrack{up: u, sub: sub, cur: -1, target: -1, maxLayer: maxLayers - 1}
+	return &downTrack{up: u, sub: sub, cur: -1, target: -1, maxLayer: maxLayers - 1, bwMax: maxLayers - 1,
+		createdAt: sub.sfu.now()}
 }
 
 // ID is the outgoing track id, PUBLISHER:source.
@@ -189,6 +192,8 @@ func (d *downTrack) forward(l *layer, p *rtp.Packet, kf bool, level []byte, now 
 				delta = 1
 			}
 			d.tsOff = d.lastTs + delta - p.Timestamp
+		} else {
+			d.sub.firstMedia(now - d.createdAt)
 		}
 		d.started, d.resync = true, false
 		d.lowIn, d.highIn = in, in
@@ -251,7 +256,7 @@ func (d *downTrack) refreshTarget(now int64) {
 	d.mu.Lock()
 	t := -1
 	if visible {
-		t = d.chooseLayer(w, h, now)
+		t = d.chooseLayer(w, h, now, min(d.maxLayer, d.bwMax))
 	}
 	d.target = t
 	if t < 0 {
@@ -267,9 +272,13 @@ func (d *downTrack) refreshTarget(now int64) {
 }
 
 // chooseLayer picks the smallest active layer that is at least 3/4 of the
-// tile in both dimensions, else the largest one, within the loss cap.
-// Called with d.mu held.
-func (d *downTrack) chooseLayer(w, h int, now int64) int {
+// tile in both dimensions, else the largest one, within the layer cap (the
+// lower of the loss and bandwidth caps; -1 pauses the video). Called with
+// d.mu held.
+func (d *downTrack) chooseLayer(w, h int, now int64, limit int) int {
+	if limit < 0 {
+		return -1
+	}
 	fit, largest, smallest := -1, -1, -1
 	for i := range maxLayers {
 		l := d.up.layer(i)
@@ -279,7 +288,7 @@ func (d *downTrack) chooseLayer(w, h int, now int64) int {
 		if smallest < 0 {
 			smallest = i
 		}
-		if i > d.maxLayer {
+		if i > limit {
 			continue
 		}
 		largest = i
@@ -362,6 +371,8 @@ func (d *downTrack) handleRTCP(b []byte, scratch []byte, pkt *rtp.Packet) {
 					}
 				}
 			}
+		case *rtcp.ReceiverEstimatedMaximumBitrate:
+			d.sub.onREMB(p.Bitrate)
 		case *rtcp.ReceiverReport:
 			for _, r := range p.Reports {
 				if r.SSRC == ssrc {

@@ -1,8 +1,11 @@
 package media
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // TestNACK: the subscriber's socket drops every 7th video packet
@@ -174,4 +177,97 @@ func TestSpeaker(t *testing.T) {
 	auds[1].level.Store(30)
 	a.peer.SetSending(false, false, false)
 	expect("B")
+}
+
+// TestBandwidthEstimate: a subscriber whose bandwidth estimate (REMB) is
+// below what it is sent gets lower camera layers, then no camera while
+// the screen share keeps flowing; when the estimate recovers, the camera
+// comes back.
+func TestBandwidthEstimate(t *testing.T) {
+	s := newTestSFU(t, func(c *Config) { c.BandwidthProbeInterval = time.Second })
+	sub := newTestClient(t, s, "room", "S", RoomEvents{})
+	sub.peer.SetLayout([]Tile{
+		{Participant: "PUB", Source: "camera", Width: 1280, Height: 720},
+		{Participant: "PUB", Source: "screen", Width: 1280, Height: 720},
+	})
+	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
+	cam := pub.addVideo("cam", "cams", "q", "h", "f")
+	scr := pub.addVideo("scr", "screens")
+	pub.publish(map[string]string{"cam": "camera", "scr": "screen"})
+	cam.negotiated()
+	scr.negotiated()
+	stop := make(chan struct{})
+	camDone, scrDone := sendSimulcast(cam, stop), sendSimulcast(scr, stop)
+	defer func() {
+		close(stop)
+		<-camDone
+		<-scrDone
+	}()
+
+	count := func(id string) int {
+		if rt := sub.track(id); rt != nil {
+			return len(rt.pkts)
+		}
+		return 0
+	}
+	lastLayer := func() int {
+		rt := sub.track("PUB:camera")
+		if rt == nil || len(rt.pkts) == 0 {
+			return -1
+		}
+		return int(rt.pkts[len(rt.pkts)-1].layer)
+	}
+	waitFor(t, 15*time.Second, "the f layer for a large tile", func() bool { return lastLayer() == 2 })
+	waitFor(t, 5*time.Second, "the screen share", func() bool { return count("PUB:screen") > 10 })
+
+	// The subscriber's browser estimates 100 kbit/s: less than the
+	// screen share alone (about 290 kbit/s here).
+	var rate atomic.Uint64
+	rate.Store(100_000)
+	remb := make(chan struct{})
+	rembDone := make(chan struct{})
+	go func() {
+		defer close(rembDone)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-remb:
+				return
+			case <-tick.C:
+			}
+			var ssrcs []uint32
+			for _, id := range []string{"PUB:camera", "PUB:screen"} {
+				if rt := sub.track(id); rt != nil && len(rt.pkts) > 0 {
+					ssrcs = append(ssrcs, rt.pkts[0].ssrc)
+				}
+			}
+			_ = sub.sub.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{
+				SenderSSRC: 1, Bitrate: float32(rate.Load()), SSRCs: ssrcs}})
+		}
+	}()
+	defer func() {
+		close(remb)
+		<-rembDone
+	}()
+
+	waitFor(t, 10*time.Second, "the camera lowered to q", func() bool { return lastLayer() == 0 })
+	waitFor(t, 10*time.Second, "the camera paused", func() bool {
+		n := count("PUB:camera")
+		time.Sleep(400 * time.Millisecond)
+		return count("PUB:camera") == n
+	})
+	n := count("PUB:screen")
+	waitFor(t, 5*time.Second, "the screen share still flowing", func() bool { return count("PUB:screen") > n+20 })
+	if st := s.Stats(); st.REMBs == 0 || st.BandwidthLimits < 3 {
+		t.Errorf("stats: %d REMBs, %d bandwidth limits; want REMBs counted and 3 steps (f→h→q→paused)", st.REMBs, st.BandwidthLimits)
+	}
+
+	// The estimate recovers: the camera comes back, a layer at a time.
+	rate.Store(50_000_000)
+	n = count("PUB:camera")
+	waitFor(t, 10*time.Second, "the camera back", func() bool { return count("PUB:camera") > n+20 })
+	waitFor(t, 15*time.Second, "the camera back on f", func() bool { return lastLayer() == 2 })
+	sub.checkErrs()
+	pub.checkErrs()
 }

@@ -152,7 +152,8 @@ func TestMetrics(t *testing.T) {
 	for _, name := range []string{"parley_sfu_published_tracks", "parley_sfu_forwarded_tracks",
 		"parley_sfu_packets_in_total", "parley_sfu_bytes_in_total", "parley_sfu_packets_out_total",
 		"parley_sfu_bytes_out_total", "parley_sfu_nacks_total", "parley_sfu_plis_total",
-		"parley_sfu_layer_switches_total", "parley_sfu_dropped_packets_total", "parley_sfu_receiver_loss_ratio"} {
+		"parley_sfu_layer_switches_total", "parley_sfu_dropped_packets_total", "parley_sfu_receiver_loss_ratio",
+		"parley_sfu_remb_total", "parley_sfu_bandwidth_limits_total", "parley_sfu_join_to_first_media_seconds"} {
 		if !have[name] {
 			t.Errorf("metric %s missing", name)
 		}

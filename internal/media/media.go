@@ -59,6 +59,10 @@ type Config struct {
 	// ICEDisconnectedTimeout and ICEFailedTimeout control how fast a
 	// vanished client is noticed (defaults 4s and 12s).
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
+	// BandwidthProbeInterval: after a subscriber's bandwidth estimate
+	// made the SFU lower its video, this long without congestion lets one
+	// layer back up (default 8s).
+	BandwidthProbeInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ICEFailedTimeout <= 0 {
 		c.ICEFailedTimeout = 12 * time.Second
+	}
+	if c.BandwidthProbeInterval <= 0 {
+		c.BandwidthProbeInterval = 8 * time.Second
 	}
 	if c.LoopbackOnly && c.ListenIP == "" {
 		c.ListenIP = "127.0.0.1"
@@ -216,7 +223,9 @@ func (s *SFU) interfaceFilter(name string) bool {
 func (s *SFU) newAPI(logs pionLogs) (*webrtc.API, error) {
 	cfg := s.cfg
 	me := &webrtc.MediaEngine{}
-	videoFB := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	// goog-remb: subscribers' browsers report their receive bandwidth
+	// estimate (REMB), which caps the layers they get (bandwidth.go).
+	videoFB := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	codecs := []struct {
 		p webrtc.RTPCodecParameters
 		t webrtc.RTPCodecType

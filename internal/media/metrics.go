@@ -49,12 +49,15 @@ type metrics struct {
 	packetsOut, bytesOut atomic.Uint64
 	nacks, retransmits   atomic.Uint64
 	plis, layerSwitches  atomic.Uint64
+	rembs, bwLimits      atomic.Uint64
+	firstMediaCount      atomic.Uint64
 	dropped              [numDropReasons]atomic.Uint64
 
 	rooms, peers         atomic.Int64
 	published, forwarded atomic.Int64
 
-	loss prometheus.Histogram
+	loss       prometheus.Histogram
+	firstMedia prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -63,6 +66,11 @@ func newMetrics() *metrics {
 			Name:    "parley_sfu_receiver_loss_ratio",
 			Help:    "Packet loss reported by subscribers in RTCP receiver reports (fraction lost, 0..1).",
 			Buckets: []float64{0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1},
+		}),
+		firstMedia: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_sfu_join_to_first_media_seconds",
+			Help:    "Time from a participant joining the SFU to the first media packet forwarded to it.",
+			Buckets: []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10},
 		}),
 	}
 }
@@ -92,6 +100,8 @@ func newCollector(m *metrics) *collector {
 		"retransmits":    d("parley_sfu_retransmissions_total", "Packets retransmitted to subscribers from the cache."),
 		"plis":           d("parley_sfu_plis_total", "Keyframe requests (PLI) sent to publishers."),
 		"layer_switches": d("parley_sfu_layer_switches_total", "Simulcast layer switches (and resumes) for subscribers."),
+		"rembs":          d("parley_sfu_remb_total", "Receiver bandwidth estimates (REMB) received from subscribers."),
+		"bw_limits":      d("parley_sfu_bandwidth_limits_total", "Times a subscriber's video was lowered or paused because its bandwidth estimate fell below what it was sent."),
 		"dropped":        d("parley_sfu_dropped_packets_total", "Packets not forwarded, by reason.", "reason"),
 	}}
 }
@@ -101,6 +111,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.m.loss.Describe(ch)
+	c.m.firstMedia.Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -123,11 +134,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("retransmits", m.retransmits.Load())
 	counter("plis", m.plis.Load())
 	counter("layer_switches", m.layerSwitches.Load())
+	counter("rembs", m.rembs.Load())
+	counter("bw_limits", m.bwLimits.Load())
 	for r := dropReason(0); r < numDropReasons; r++ {
 		ch <- prometheus.MustNewConstMetric(c.descs["dropped"], prometheus.CounterValue,
 			float64(m.dropped[r].Load()), r.String())
 	}
 	m.loss.Collect(ch)
+	m.firstMedia.Collect(ch)
 }
 
 // Stats is a snapshot of the SFU's counters, for tests and status pages.
@@ -139,6 +153,8 @@ type Stats struct {
 	PacketsOut, BytesOut        uint64
 	NACKs, Retransmissions      uint64
 	PLIs, LayerSwitches         uint64
+	REMBs, BandwidthLimits      uint64            // estimates received; video lowered or paused for bandwidth
+	FirstMedia                  uint64            // participants that got their first media packet
 	Dropped                     map[string]uint64 // by reason; reasons with zero are left out
 	MalformedRTP, MalformedRTCP uint64            // also in Dropped, here for convenience
 	BoundTracks                 int               // forwarded tracks whose negotiation completed
@@ -162,6 +178,9 @@ func (s *SFU) Stats() Stats {
 		Retransmissions: m.retransmits.Load(),
 		PLIs:            m.plis.Load(),
 		LayerSwitches:   m.layerSwitches.Load(),
+		REMBs:           m.rembs.Load(),
+		BandwidthLimits: m.bwLimits.Load(),
+		FirstMedia:      m.firstMediaCount.Load(),
 		Dropped:         map[string]uint64{},
 		MalformedRTP:    m.dropped[dropMalformedRTP].Load(),
 		MalformedRTCP:   m.dropped[dropMalformedRTCP].Load(),

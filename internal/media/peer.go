@@ -66,6 +66,14 @@ type Peer struct {
 	layoutMu  sync.Mutex
 	layoutSet bool
 	layout    map[tileKey]Tile
+
+	// bandwidth control (bandwidth.go): the latest estimate from the
+	// subscriber; bwBad and bwStepAt are owned by the room goroutine.
+	remb     atomic.Uint64
+	rembAt   atomic.Int64
+	bwBad    int
+	bwStepAt int64
+	gotMedia atomic.Bool // the first media packet was forwarded to it
 }
 
 func newPeer(s *SFU, id string, pub, sub *webrtc.PeerConnection, pe PeerEvents) *Peer {
@@ -352,13 +360,7 @@ func (p *Peer) SetLayout(tiles []Tile) {
 	}
 	p.layoutMu.Unlock()
 	now := p.sfu.now()
-	p.subMu.Lock()
-	downs := make([]*downTrack, 0, len(p.downs))
-	for d := range p.downs {
-		downs = append(downs, d)
-	}
-	p.subMu.Unlock()
-	for _, d := range downs {
+	for _, d := range p.subscriptions() {
 		d.refreshTarget(now)
 	}
 }
@@ -530,14 +532,10 @@ func (p *Peer) negotiate() string {
 // outstanding, whether changes wait behind it.
 func (p *Peer) negotiationStats() (bound int, outstanding, pending bool) {
 	p.subMu.Lock()
-	downs := make([]*downTrack, 0, len(p.downs))
-	for d := range p.downs {
-		downs = append(downs, d)
-	}
 	outstanding = p.offerOutstanding
 	pending = len(p.pendingAdd)+len(p.pendingRemove) > 0
 	p.subMu.Unlock()
-	for _, d := range downs {
+	for _, d := range p.subscriptions() {
 		if d.isBound() {
 			bound++
 		}

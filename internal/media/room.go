@@ -166,6 +166,16 @@ func (r *sfuRoom) unpublish(u *upTrack) {
 	u.close()
 }
 
+func (r *sfuRoom) peerList() []*Peer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	peers := make([]*Peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		peers = append(peers, p)
+	}
+	return peers
+}
+
 func (r *sfuRoom) snapshot() []*upTrack {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -188,6 +198,9 @@ func (r *sfuRoom) run() {
 			r.updateSpeaker(ups, now)
 			for _, u := range ups {
 				u.tick(now)
+			}
+			for _, p := range r.peerList() {
+				p.balanceBandwidth(now)
 			}
 		}
 	}

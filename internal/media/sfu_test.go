@@ -103,6 +103,9 @@ func TestFanOut(t *testing.T) {
 	if st.PacketsOut < uint64(nSubs*(frames*perFrame+frames)) {
 		t.Errorf("PacketsOut = %d", st.PacketsOut)
 	}
+	if st.FirstMedia != nSubs {
+		t.Errorf("join-to-first-media observed for %d subscribers, want %d", st.FirstMedia, nSubs)
+	}
 	t.Logf("stats: %+v", st)
 }
 
