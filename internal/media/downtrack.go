@@ -44,9 +44,9 @@ type downTrack struct {
 	pt      uint8
 	alID    uint8 // audio level extension id on the subscriber's connection
 
-	cur, target int  // layer forwarded now, layer wanted (-1 = none)
-	maxLayer    int  // cap from the subscriber's reported loss
-	bwMax       int  // cap from the subscriber's bandwidth estimate (-1 = paused)
+	cur, target int // layer forwarded now, layer wanted (-1 = none)
+	maxLayer    int // cap from the subscriber's reported loss
+	bwMax       int // cap from the subscriber's bandwidth estimate (-1 = paused)
 	createdAt   int64
 	started     bool // something was sent: offsets continue from last*
 	resync      bool // next forwarded packet starts a new epoch
