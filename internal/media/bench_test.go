@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -146,4 +149,88 @@ func BenchmarkUDPSendFloor(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSubscriberMemory joins 50 subscribers to a room with one
+// publisher (camera and microphone) and reports the heap and goroutines
+// each one adds once every subscriber is receiving. The subscribers are
+// in-process pion peers, so "heap-B/sub" counts both sides of each
+// connection: the SFU's share is at most that. Run with -benchtime 1x.
+func BenchmarkSubscriberMemory(b *testing.B) {
+	const n = 50
+	for range b.N {
+		s := newTestSFU(b, nil)
+		pub := newTestClient(b, s, "mem", "PUB", RoomEvents{})
+		v, a := pub.addVideo("cam", "x"), pub.addAudio("mic", "x")
+		pub.publish(map[string]string{"cam": "camera", "mic": "microphone"})
+		v.negotiated()
+		a.negotiated()
+		pub.waitConnected(10 * time.Second)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { // 30 fps video and 50 packets/s audio throughout
+			defer close(done)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				_ = a.send(0)
+				if i%3 != 2 {
+					_ = v.sendFrame(v.layers[0], i%100 == 0, 2, nil)
+				}
+			}
+		}()
+		before, goBefore := heapInUse(), runtime.NumGoroutine()
+		var subs []*testClient
+		for i := range n {
+			subs = append(subs, newTestClient(b, s, "mem", fmt.Sprintf("s%d", i), RoomEvents{}))
+		}
+		waitFor(b, 60*time.Second, "every subscriber receiving", func() bool {
+			for _, c := range subs {
+				if c.track("PUB:camera") == nil || c.track("PUB:microphone") == nil {
+					return false
+				}
+			}
+			return true
+		})
+		// The clients keep every received packet for the tests' checks:
+		// drop them, so only connection state is measured.
+		for _, c := range subs {
+			c.conn.sink.Store(true)
+			c.mu.Lock()
+			clear(c.tracks)
+			c.mu.Unlock()
+		}
+		after, goAfter := heapInUse(), runtime.NumGoroutine()
+		if path := os.Getenv("PARLEY_HEAP_PROFILE"); path != "" {
+			writeHeapProfile(b, path)
+		}
+		close(stop)
+		<-done
+		b.ReportMetric(float64(after-before)/n, "heap-B/sub")
+		b.ReportMetric(float64(goAfter-goBefore)/n, "goroutines/sub")
+	}
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
