@@ -618,3 +618,47 @@ func TestChannelMode(t *testing.T) {
 		}
 	})
 }
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		ann := mkUser(t, db, "ann", "Ann")
+		bo := mkUser(t, db, "bo", "Bo")
+		older := store.Token{ID: newID("t"), UserID: ann.ID, Name: "laptop", TokenHash: newID("h"), CreatedAt: t0}
+		newer := store.Token{ID: newID("t"), UserID: ann.ID, Name: "bot", TokenHash: newID("h"), CreatedAt: t0.Add(time.Minute)}
+		for _, tk := range []store.Token{older, newer} {
+			if err := db.CreateToken(ctx, tk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dup := newer
+		dup.ID = newID("t")
+		wantErr(t, "token with a hash in use", db.CreateToken(ctx, dup), store.ErrConflict)
+		ghost := store.Token{ID: newID("t"), UserID: "nobody", Name: "x", TokenHash: newID("h"), CreatedAt: t0}
+		wantErr(t, "token of an unknown user", db.CreateToken(ctx, ghost), store.ErrNotFound)
+
+		got, err := db.TokenByHash(ctx, older.TokenHash)
+		if err != nil || got != older {
+			t.Fatalf("TokenByHash = %+v, %v; want %+v", got, err, older)
+		}
+		list, err := db.TokensForUser(ctx, ann.ID)
+		if err != nil || len(list) != 2 || list[0].ID != newer.ID || list[1].ID != older.ID {
+			t.Fatalf("TokensForUser = %+v, %v; want newest first", list, err)
+		}
+		wantErr(t, "deleting another user's token", db.DeleteToken(ctx, bo.ID, older.ID), store.ErrNotFound)
+		if err := db.DeleteToken(ctx, ann.ID, older.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.TokenByHash(ctx, older.TokenHash)
+		wantErr(t, "revoked token", err, store.ErrNotFound)
+
+		// Deleting the user deletes the tokens.
+		if err := db.DeleteUser(ctx, ann.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.TokenByHash(ctx, newer.TokenHash)
+		wantErr(t, "token of a deleted user", err, store.ErrNotFound)
+	})
+}

@@ -17,7 +17,7 @@ import (
 )
 
 // pageNames are the templates under ui/templates rendered inside the layout.
-var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "error"}
+var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error"}
 
 // page is what every template gets.
 type page struct {
@@ -311,6 +311,8 @@ func flash(r *http.Request) string {
 		return "You joined this channel."
 	case "mode":
 		return "Call mode saved; a call in progress switches now."
+	case "revoked":
+		return "Token revoked: programs using it can no longer sign in."
 	}
 	return ""
 }
@@ -419,4 +421,59 @@ func (s *Server) inviteError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	s.internalError(w, r, err)
+}
+
+type accountData struct {
+	Tokens []store.Token
+	// NewToken is the secret of a token just created: shown once.
+	NewToken     string
+	NewTokenName string
+}
+
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
+	s.renderAccount(w, r, http.StatusOK, page{Flash: flash(r)}, accountData{})
+}
+
+func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status int, p page, d accountData) {
+	tokens, err := s.accounts.Tokens(r.Context(), mustUser(r))
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	d.Tokens = tokens
+	p.Title, p.Data = "Your account", d
+	s.render(w, r, status, "account", p)
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	t, secret, err := s.accounts.CreateToken(r.Context(), mustUser(r), r.PostFormValue("name"))
+	if fields, ok := fieldErrors(err); ok {
+		s.renderAccount(w, r, http.StatusUnprocessableEntity, page{Form: formValues(r, "name"), Errors: fields}, accountData{})
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	// Shown in this response only (no redirect): the secret is never stored.
+	s.renderAccount(w, r, http.StatusCreated, page{}, accountData{NewToken: secret, NewTokenName: t.Name})
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	err := s.accounts.RevokeToken(r.Context(), mustUser(r), r.PathValue("id"))
+	if errors.Is(err, account.ErrNotFound) {
+		s.errorPage(w, r, http.StatusNotFound, "No such token", "That token does not exist or was already revoked. Go back to your account page.")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/account?done=revoked", http.StatusSeeOther)
 }

@@ -75,6 +75,9 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /c/{id}/members/{user}/remove", s.requirePage(s.removeMember))
 	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
 	mux.HandleFunc("POST /c/{id}/mode", s.requirePage(s.setMode))
+	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
+	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
+	mux.HandleFunc("POST /account/tokens/{id}/revoke", s.requirePage(s.revokeToken))
 	mux.HandleFunc("GET /invite/{code}", s.requirePage(s.inviteForm))
 	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
 	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
@@ -132,11 +135,19 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 	if u, ok := r.Context().Value(userKey{}).(store.User); ok {
 		return u, true
 	}
-	c, err := r.Cookie(SessionCookie)
-	if err != nil || c.Value == "" {
-		return store.User{}, false
+	var u store.User
+	var err error
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		// A personal access token (CLI, WHIP/WHEP, scripts). Browsers never
+		// add this header by themselves, so it cannot be forged cross-site.
+		u, err = s.accounts.AuthenticateToken(r.Context(), strings.TrimSpace(bearer))
+	} else {
+		c, cerr := r.Cookie(SessionCookie)
+		if cerr != nil || c.Value == "" {
+			return store.User{}, false
+		}
+		u, err = s.accounts.Authenticate(r.Context(), c.Value)
 	}
-	u, err := s.accounts.Authenticate(r.Context(), c.Value)
 	if err != nil {
 		if !errors.Is(err, account.ErrUnauthenticated) {
 			s.log.Error("authenticate", "err", err)

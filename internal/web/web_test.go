@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +403,60 @@ func TestMetricsAndHealth(t *testing.T) {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+}
+
+// TestAccessTokens: a token made on the account page is shown once, lets a
+// program act as its owner with Authorization: Bearer, and stops working
+// when revoked; only its owner can revoke it.
+func TestAccessTokens(t *testing.T) {
+	s := servertest.Start(t)
+	ann := s.SignUp("ann", "Ann")
+	eve := s.SignUp("eve", "Eve")
+	ch := s.CreateChannel(ann, "Bots")
+
+	if resp, body := s.PostForm(ann, "/account/tokens", url.Values{"name": {"  "}}); resp.StatusCode != http.StatusUnprocessableEntity ||
+		!strings.Contains(body, "Token name is required") {
+		t.Errorf("empty token name: status %d", resp.StatusCode)
+	}
+	resp, body := s.PostForm(ann, "/account/tokens", url.Values{"name": {"recorder"}})
+	m := regexp.MustCompile(`<code id="new-token" class="token">(parley_[A-Za-z0-9_-]+)</code>`).FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusCreated || m == nil {
+		t.Fatalf("create token: status %d, no token shown", resp.StatusCode)
+	}
+	token := m[1]
+	if _, page := s.Get(ann, "/account"); strings.Contains(page, token) || !strings.Contains(page, "recorder") {
+		t.Error("the account page shows the secret again, or does not list the token")
+	}
+
+	bearer := func(tok, path string) int {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, _ := s.Do(s.Client(), req)
+		return resp.StatusCode
+	}
+	if got := bearer(token, "/api/channels/"+ch+"/messages"); got != http.StatusOK {
+		t.Errorf("bearer token on the API: status %d, want 200", got)
+	}
+	if got := bearer("parley_forged", "/api/channels/"+ch+"/messages"); got != http.StatusUnauthorized {
+		t.Errorf("forged token: status %d, want 401", got)
+	}
+
+	// Eve cannot revoke Ann's token (and learns nothing about it).
+	id := regexp.MustCompile(`data-token-id="([a-z0-9]+)"`).FindStringSubmatch(body)
+	if id == nil {
+		t.Fatal("token id not on the page")
+	}
+	if resp, _ := s.PostForm(eve, "/account/tokens/"+id[1]+"/revoke", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("revoking someone else's token: status %d, want 404", resp.StatusCode)
+	}
+	if got := bearer(token, "/api/channels/"+ch+"/messages"); got != http.StatusOK {
+		t.Errorf("token stopped working after a refused revoke: status %d", got)
+	}
+	if resp, _ := s.PostForm(ann, "/account/tokens/"+id[1]+"/revoke", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: status %d", resp.StatusCode)
+	}
+	if got := bearer(token, "/api/channels/"+ch+"/messages"); got != http.StatusUnauthorized {
+		t.Errorf("revoked token: status %d, want 401", got)
 	}
 }
