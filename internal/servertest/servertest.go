@@ -297,3 +297,19 @@ func (w testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Token makes a personal access token for a user SignUp created, for
+// native clients (Authorization: Bearer).
+func (s *Server) Token(username string) string {
+	s.t.Helper()
+	ctx := context.Background()
+	u, _, err := s.Accounts().LogIn(ctx, "", username, Password)
+	if err != nil {
+		s.t.Fatalf("log in %s for a token: %v", username, err)
+	}
+	_, secret, err := s.Accounts().CreateToken(ctx, u, "test")
+	if err != nil {
+		s.t.Fatalf("token for %s: %v", username, err)
+	}
+	return secret
+}

@@ -1,0 +1,602 @@
+// Package client is Parley's native participant: a Go (pion) peer that
+// speaks docs/protocol.md like the web page does. The command-line client
+// (`parley join`), the load tester and tests use it.
+//
+// A Client owns one signaling socket. One goroutine (run) owns the call's
+// state: it handles server messages and the events pion raises (queued
+// from pion's goroutines), so no lock guards the peers; a writer goroutine
+// sends. In a mesh call it keeps one peer connection per other participant
+// (perfect negotiation, as the page); in an SFU call a publish and a
+// subscribe connection with the server.
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/signal"
+)
+
+// Source feeds one local track with media samples in real time until ctx
+// ends or the source is exhausted (internal/source implements it).
+type Source interface {
+	Codec() webrtc.RTPCodecCapability
+	Run(ctx context.Context, track *webrtc.TrackLocalStaticSample) error
+}
+
+// Remote is one track received from another participant.
+type Remote struct {
+	Participant string // participant id
+	Name        string // display name, "" if not known yet
+	Source      string // signal.SourceMicrophone, SourceCamera or SourceScreen
+	Track       *webrtc.TrackRemote
+}
+
+// Config is what a Client needs. URL and one way to authenticate are
+// required.
+type Config struct {
+	// URL is the channel's page, https://HOST/c/CHANNEL (http:// too).
+	URL string
+	// Token is a personal access token (parley_...); or Username and
+	// Password log in like the login form.
+	Token              string
+	Username, Password string
+	// InsecureTLS accepts any server certificate (self-signed LAN setups).
+	InsecureTLS bool
+	// LoopbackOnly restricts ICE to loopback candidates (tests).
+	LoopbackOnly bool
+	// Audio and Video are what to publish; nil sends nothing of that kind.
+	Audio, Video Source
+	// OnTrack is called, on its own goroutine, for every remote track; it
+	// must read the track until it ends (Read returns an error). Nil
+	// discards what arrives.
+	OnTrack func(Remote)
+	// OnEvent, if set, hears about participants and state changes in
+	// human words (for status lines). Must not block.
+	OnEvent func(string)
+}
+
+// Client is one participant in one channel's call.
+type Client struct {
+	cfg  Config
+	log  *slog.Logger
+	api  *webrtc.API
+	conn *websocket.Conn
+
+	out    chan signal.Message // to the writer
+	events chan func()         // pion callbacks, run on the owner goroutine
+	done   chan struct{}       // closed when run ends
+	err    error               // why run ended; read after done
+
+	user       signal.User
+	iceServers []webrtc.ICEServer
+
+	audio, video *webrtc.TrackLocalStaticSample
+
+	// owned by run
+	myID     string
+	topology string
+	names    map[string]string // participant id → display name
+	mesh     map[string]*meshPeer
+	sfu      *sfuPeers
+
+	statsMu sync.Mutex
+	pcs     map[*webrtc.PeerConnection]bool // every live connection, for Stats
+	joined  time.Time
+	first   time.Duration // join to first media packet, 0 = not yet
+	sent    sentCounter
+}
+
+// Dial connects to the channel's signaling socket and reads hello. It
+// does not join the call: call Join.
+func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	page, err := url.Parse(cfg.URL)
+	if err != nil || (page.Scheme != "http" && page.Scheme != "https") || page.Host == "" {
+		return nil, fmt.Errorf("client: %q is not a channel URL like https://HOST/c/CHANNEL", cfg.URL)
+	}
+	channel, ok := strings.CutPrefix(page.Path, "/c/")
+	if !ok || channel == "" || strings.Contains(channel, "/") {
+		return nil, fmt.Errorf("client: %q is not a channel URL: the path must be /c/CHANNEL", cfg.URL)
+	}
+	if cfg.Token == "" && cfg.Username == "" {
+		return nil, errors.New("client: no credentials: give a personal access token (make one on the account page) or a username and password")
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 15 * time.Second}
+	if cfg.InsecureTLS {
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	base := &url.URL{Scheme: page.Scheme, Host: page.Host}
+	if cfg.Token == "" {
+		if err := logIn(ctx, hc, base, cfg.Username, cfg.Password); err != nil {
+			return nil, err
+		}
+	}
+	wsURL := *base
+	wsURL.Scheme = map[string]string{"http": "ws", "https": "wss"}[page.Scheme]
+	wsURL.Path = "/ws/c/" + channel
+	header := http.Header{}
+	if cfg.Token != "" {
+		header.Set("Authorization", "Bearer "+cfg.Token)
+	}
+	dialHC := *hc
+	dialHC.Timeout = 0 // the socket lives on; the dial is bounded by ctx
+	conn, resp, err := websocket.Dial(ctx, wsURL.String(), &websocket.DialOptions{
+		HTTPClient: &dialHC, HTTPHeader: header, Subprotocols: []string{signal.Subprotocol},
+	})
+	if err != nil {
+		if resp != nil {
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				return nil, fmt.Errorf("client: the server refused the credentials (401): check the token, or make a new one on the account page")
+			case http.StatusForbidden:
+				return nil, fmt.Errorf("client: you are not a member of this channel (403): ask its owner to add you")
+			case http.StatusNotFound:
+				return nil, fmt.Errorf("client: no such channel (404): check the URL")
+			}
+		}
+		return nil, fmt.Errorf("client: connect to %s: %w", wsURL.Redacted(), err)
+	}
+	conn.SetReadLimit(signal.MaxMessageBytes)
+	c := &Client{
+		cfg: cfg, log: log, conn: conn,
+		out:    make(chan signal.Message, 256),
+		events: make(chan func(), 256),
+		done:   make(chan struct{}),
+		names:  map[string]string{},
+		mesh:   map[string]*meshPeer{},
+		pcs:    map[*webrtc.PeerConnection]bool{},
+	}
+	hello, err := c.read(ctx)
+	if err != nil {
+		conn.CloseNow()
+		return nil, fmt.Errorf("client: waiting for hello: %w", err)
+	}
+	if hello.Type != signal.TypeHello || hello.User == nil {
+		conn.CloseNow()
+		return nil, fmt.Errorf("client: the server sent %q first, want hello: is this a Parley server?", hello.Type)
+	}
+	c.user = *hello.User
+	for _, s := range hello.IceServers {
+		c.iceServers = append(c.iceServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	for _, p := range hello.Participants {
+		c.names[p.ID] = p.Name
+	}
+	if c.api, err = newAPI(cfg.LoopbackOnly, &c.sent); err != nil {
+		conn.CloseNow()
+		return nil, err
+	}
+	if err := c.makeTracks(); err != nil {
+		conn.CloseNow()
+		return nil, err
+	}
+	return c, nil
+}
+
+// logIn posts the login form and keeps the session cookie in hc's jar.
+func logIn(ctx context.Context, hc *http.Client, base *url.URL, username, password string) error {
+	form := url.Values{"username": {username}, "password": {password}}
+	u := *base
+	u.Path = "/login"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("client: log in: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	noRedirect := *hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: log in: %w", err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusSeeOther, http.StatusFound:
+		return nil
+	case http.StatusTooManyRequests:
+		return fmt.Errorf("client: too many failed logins; retry in %s seconds", resp.Header.Get("Retry-After"))
+	default:
+		return fmt.Errorf("client: log in failed (%d): check the username and password", resp.StatusCode)
+	}
+}
+
+// newAPI is a browser-like pion API: default codecs and interceptors
+// (NACK, RTCP reports, stats, TWCC) plus the audio level extension.
+func newAPI(loopback bool, sent *sentCounter) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("client: codecs: %w", err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("client: audio level: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, fmt.Errorf("client: interceptors: %w", err)
+	}
+	// pion's stats report nothing for outgoing streams: count them here.
+	ir.Add(sent)
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// As libwebrtc: late retransmissions must not fall out of the replay window.
+	se.SetSRTPReplayProtectionWindow(1024)
+	if loopback {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// streamID is the stream the client's camera and microphone travel in
+// (mesh peers take a participant's first stream as its camera stream).
+const streamID = "parley-client"
+
+func (c *Client) makeTracks() error {
+	var err error
+	if c.cfg.Audio != nil {
+		if c.audio, err = webrtc.NewTrackLocalStaticSample(c.cfg.Audio.Codec(), "microphone", streamID); err != nil {
+			return fmt.Errorf("client: audio track: %w", err)
+		}
+	}
+	if c.cfg.Video != nil {
+		if c.video, err = webrtc.NewTrackLocalStaticSample(c.cfg.Video.Codec(), "camera", streamID); err != nil {
+			return fmt.Errorf("client: video track: %w", err)
+		}
+	}
+	return nil
+}
+
+// sources is the publish offer's sources field.
+func (c *Client) sources() map[string]string {
+	m := map[string]string{}
+	if c.audio != nil {
+		m[c.audio.ID()] = signal.SourceMicrophone
+	}
+	if c.video != nil {
+		m[c.video.ID()] = signal.SourceCamera
+	}
+	return m
+}
+
+// User is who the client is logged in as.
+func (c *Client) User() signal.User { return c.user }
+
+// Run joins the call and stays in it until ctx ends (then it leaves
+// cleanly) or the server ends the call; it returns nil after a clean
+// leave. Media sources start once joined.
+func (c *Client) Run(ctx context.Context) error {
+	defer close(c.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.writeLoop(ctx) }()
+	incoming := make(chan signal.Message, 64)
+	readErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		for {
+			m, err := c.read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case incoming <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	c.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{Audio: c.audio != nil, Video: c.video != nil}})
+	c.statsMu.Lock()
+	c.joined = time.Now()
+	c.statsMu.Unlock()
+
+	var sources sync.WaitGroup
+	startSources := sync.OnceFunc(func() {
+		for _, s := range []struct {
+			src   Source
+			track *webrtc.TrackLocalStaticSample
+		}{{c.cfg.Audio, c.audio}, {c.cfg.Video, c.video}} {
+			if s.src == nil {
+				continue
+			}
+			sources.Add(1)
+			go func() {
+				defer sources.Done()
+				if err := s.src.Run(ctx, s.track); err != nil && ctx.Err() == nil {
+					c.log.Warn("media source stopped", "track", s.track.ID(), "err", err)
+				}
+			}()
+		}
+	})
+
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			// Leave politely; the writer may already be gone.
+			lctx, lcancel := context.WithTimeout(context.Background(), time.Second)
+			_ = c.write(lctx, signal.Message{Type: signal.TypeLeave})
+			lcancel()
+			c.conn.Close(websocket.StatusNormalClosure, "left")
+			break loop
+		case err = <-readErr:
+			err = closeReason(err)
+			break loop
+		case m := <-incoming:
+			if m.Type == signal.TypeJoined {
+				startSources()
+			}
+			c.handle(m)
+		case f := <-c.events:
+			f()
+		}
+	}
+	cancel()
+	c.conn.CloseNow()
+	c.closeAll()
+	wg.Wait()
+	sources.Wait()
+	c.err = err
+	return err
+}
+
+// closeReason turns the socket's end into the error Run returns: nil for a
+// normal end, a human reason for the server's close codes.
+func closeReason(err error) error {
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusNormalClosure:
+		return nil
+	case 4003:
+		return errors.New("client: you were removed from the channel")
+	case 4004:
+		return errors.New("client: the channel was deleted")
+	case 4000:
+		return errors.New("client: the same participant joined from another connection")
+	case websocket.StatusGoingAway:
+		return errors.New("client: the server is restarting; join again")
+	}
+	return fmt.Errorf("client: signaling connection lost: %w", err)
+}
+
+func (c *Client) read(ctx context.Context) (signal.Message, error) {
+	typ, data, err := c.conn.Read(ctx)
+	if err != nil {
+		return signal.Message{}, err
+	}
+	if typ != websocket.MessageText {
+		return signal.Message{}, errors.New("client: the server sent a binary frame")
+	}
+	return signal.Parse(data)
+}
+
+// send queues m for the writer; it never blocks the owner goroutine (a
+// full queue means the socket is stuck, and the message is dropped).
+func (c *Client) send(m signal.Message) {
+	select {
+	case c.out <- m:
+	default:
+		c.log.Warn("signaling queue full, dropping message", "type", m.Type)
+	}
+}
+
+func (c *Client) writeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-c.out:
+			if err := c.write(ctx, m); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (c *Client) write(ctx context.Context, m signal.Message) error {
+	data, err := signal.Encode(m)
+	if err != nil {
+		return err
+	}
+	return c.conn.Write(ctx, websocket.MessageText, data)
+}
+
+// queue runs f on the owner goroutine (from pion callbacks).
+func (c *Client) queue(f func()) {
+	select {
+	case c.events <- f:
+	case <-c.done:
+	}
+}
+
+func (c *Client) event(format string, args ...any) {
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(fmt.Sprintf(format, args...))
+	}
+}
+
+// handle applies one server message (owner goroutine).
+func (c *Client) handle(m signal.Message) {
+	switch m.Type {
+	case signal.TypeJoined:
+		c.myID = m.You.ID
+		for _, p := range m.Participants {
+			c.names[p.ID] = p.Name
+		}
+		c.event("joined the call as %s (%s), %d others there, topology %s", c.user.Name, c.myID, len(m.Participants), m.Topology)
+		c.setTopology(m.Topology, m.Participants)
+	case signal.TypeTopology:
+		others := make([]signal.Participant, 0, len(c.names))
+		for id, name := range c.names {
+			if id != c.myID {
+				others = append(others, signal.Participant{ID: id, Name: name})
+			}
+		}
+		c.event("the call now uses %s", m.Topology)
+		c.setTopology(m.Topology, others)
+	case signal.TypeParticipantJoined:
+		if m.Participant == nil || m.Participant.ID == c.myID {
+			return
+		}
+		c.names[m.Participant.ID] = m.Participant.Name
+		c.event("%s joined", m.Participant.Name)
+		if c.topology == signal.TopologyMesh && c.myID != "" {
+			c.meshPeerFor(m.Participant.ID, false)
+		}
+	case signal.TypeParticipantLeft:
+		c.event("%s left (%s)", c.names[m.ID], m.Reason)
+		if p := c.mesh[m.ID]; p != nil {
+			p.close()
+			delete(c.mesh, m.ID)
+		}
+		delete(c.names, m.ID)
+	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
+		if m.From == signal.SFU {
+			c.handleSFU(m)
+		} else if c.topology == signal.TopologyMesh {
+			c.handleMesh(m)
+		}
+	case signal.TypeError:
+		c.log.Warn("the server refused a message", "code", m.Code, "message", m.Human, "ref", m.Ref)
+	}
+}
+
+// setTopology moves the client's media to the mesh or the SFU.
+func (c *Client) setTopology(t string, others []signal.Participant) {
+	if t == c.topology {
+		return
+	}
+	c.topology = t
+	switch t {
+	case signal.TopologySFU:
+		for id, p := range c.mesh {
+			p.close()
+			delete(c.mesh, id)
+		}
+		c.startSFU()
+	default:
+		if c.sfu != nil {
+			c.sfu.close()
+			c.sfu = nil
+		}
+		// The newcomer (or, after a switch, everyone) offers; perfect
+		// negotiation settles collisions.
+		for _, p := range others {
+			c.meshPeerFor(p.ID, true)
+		}
+	}
+}
+
+// newPC makes a peer connection counted in Stats.
+func (c *Client) newPC() (*webrtc.PeerConnection, error) {
+	pc, err := c.api.NewPeerConnection(webrtc.Configuration{ICEServers: c.iceServers})
+	if err != nil {
+		return nil, fmt.Errorf("client: peer connection: %w", err)
+	}
+	c.statsMu.Lock()
+	c.pcs[pc] = true
+	c.statsMu.Unlock()
+	return pc, nil
+}
+
+func (c *Client) closePC(pc *webrtc.PeerConnection) {
+	c.statsMu.Lock()
+	delete(c.pcs, pc)
+	c.statsMu.Unlock()
+	go pc.Close() // closing takes a while; never on the owner goroutine's time
+}
+
+// addLocalTracks adds the client's tracks to pc and drains their RTCP,
+// which runs the interceptors (NACK responder, reports). In a mesh the
+// transceivers are sendrecv, so one m-line carries each kind both ways as
+// the browsers' addTrack does; towards the SFU they are sendonly.
+func (c *Client) addLocalTracks(pc *webrtc.PeerConnection, dir webrtc.RTPTransceiverDirection) error {
+	for _, tr := range []*webrtc.TrackLocalStaticSample{c.audio, c.video} {
+		if tr == nil {
+			continue
+		}
+		t, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: dir})
+		if err != nil {
+			return fmt.Errorf("client: add track: %w", err)
+		}
+		go drainRTCP(t.Sender())
+	}
+	return nil
+}
+
+func drainRTCP(s *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := s.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// onTrack hands a remote track to the caller, on pion's goroutine.
+func (c *Client) onTrack(participant, source string, tr *webrtc.TrackRemote) {
+	c.statsMu.Lock()
+	if c.first == 0 && !c.joined.IsZero() {
+		c.first = time.Since(c.joined)
+	}
+	c.statsMu.Unlock()
+	name := ""
+	done := make(chan struct{})
+	c.queue(func() { name = c.names[participant]; close(done) })
+	select {
+	case <-done:
+	case <-c.done:
+	}
+	if c.cfg.OnTrack == nil {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+		}
+	}
+	c.cfg.OnTrack(Remote{Participant: participant, Name: name, Source: source, Track: tr})
+}
+
+func (c *Client) closeAll() {
+	for id, p := range c.mesh {
+		p.close()
+		delete(c.mesh, id)
+	}
+	if c.sfu != nil {
+		c.sfu.close()
+		c.sfu = nil
+	}
+}
+
+func toInit(m *signal.Candidate) webrtc.ICECandidateInit {
+	return webrtc.ICECandidateInit{Candidate: m.Candidate, SDPMid: m.SDPMid, SDPMLineIndex: m.SDPMLineIndex, UsernameFragment: m.UsernameFragment}
+}
+
+func fromInit(ci webrtc.ICECandidateInit) *signal.Candidate {
+	return &signal.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
+}

@@ -1,0 +1,303 @@
+package client
+
+import (
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/signal"
+)
+
+// meshPeer is the connection to one other participant in a mesh call,
+// negotiated with the "perfect negotiation" pattern of docs/protocol.md.
+// All its fields are owned by the client's run goroutine.
+type meshPeer struct {
+	c           *Client
+	id          string
+	pc          *webrtc.PeerConnection
+	polite      bool // our id sorts lower
+	makingOffer bool
+	offered     bool // an offer was sent or received: no fallback offer needed
+	closed      bool
+	pending     []webrtc.ICECandidateInit // candidates before the remote description
+}
+
+// waitForOffer is how long an existing participant waits for the
+// newcomer's offer before offering itself (as the page does).
+const waitForOffer = 2500 * time.Millisecond
+
+// meshPeerFor returns the connection to id, making it if needed; offer
+// makes the first offer now, else one follows only if the peer has not
+// offered within waitForOffer.
+func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
+	if p := c.mesh[id]; p != nil {
+		return p
+	}
+	pc, err := c.newPC()
+	if err != nil {
+		c.log.Error("mesh connection", "peer", id, "err", err)
+		return nil
+	}
+	p := &meshPeer{c: c, id: id, pc: pc, polite: c.myID < id}
+	c.mesh[id] = p
+	if err := c.addLocalTracks(pc, webrtc.RTPTransceiverDirectionSendrecv); err != nil {
+		c.log.Error("mesh tracks", "peer", id, "err", err)
+	}
+	// Receive whatever the browser sends, even if we send nothing.
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if (k == webrtc.RTPCodecTypeAudio && c.audio == nil) || (k == webrtc.RTPCodecTypeVideo && c.video == nil) {
+			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				c.log.Warn("mesh receive transceiver", "err", err)
+			}
+		}
+	}
+	pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
+		m := signal.Message{Type: signal.TypeCandidate, To: id}
+		if ci == nil {
+			m.EndOfICE = true
+		} else {
+			m.Candidate = fromInit(ci.ToJSON())
+		}
+		c.queue(func() { c.send(m) })
+	})
+	firstStream := ""
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		// The peer's first stream is its camera stream; others are screens.
+		source := signal.SourceScreen
+		if firstStream == "" || firstStream == tr.StreamID() {
+			firstStream = tr.StreamID()
+			source = signal.SourceCamera
+			if tr.Kind() == webrtc.RTPCodecTypeAudio {
+				source = signal.SourceMicrophone
+			}
+		}
+		c.onTrack(id, source, tr)
+	})
+	// No OnNegotiationNeeded: the client's tracks are fixed from the start,
+	// so it only ever makes the first offer of a pair (and answers the
+	// browser's renegotiations).
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		c.queue(func() { c.event("connection with %s: %s", c.names[id], s) })
+	})
+	if offer {
+		p.negotiate()
+	} else {
+		time.AfterFunc(waitForOffer, func() {
+			c.queue(func() {
+				if !p.offered && !p.closed {
+					p.negotiate()
+				}
+			})
+		})
+	}
+	return p
+}
+
+// negotiate sends an offer (owner goroutine).
+func (p *meshPeer) negotiate() {
+	if p.closed || p.pc.SignalingState() != webrtc.SignalingStateStable {
+		return
+	}
+	p.makingOffer, p.offered = true, true
+	defer func() { p.makingOffer = false }()
+	offer, err := p.pc.CreateOffer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.c.log.Warn("mesh offer", "peer", p.id, "err", err)
+		return
+	}
+	p.c.send(signal.Message{Type: signal.TypeOffer, To: p.id, SDP: p.pc.LocalDescription().SDP})
+}
+
+// handleMesh applies an offer, answer or candidate from a mesh peer.
+func (c *Client) handleMesh(m signal.Message) {
+	p := c.mesh[m.From]
+	if p == nil {
+		if m.Type != signal.TypeOffer {
+			return
+		}
+		if p = c.meshPeerFor(m.From, false); p == nil {
+			return
+		}
+	}
+	switch m.Type {
+	case signal.TypeOffer, signal.TypeAnswer:
+		p.offered = true
+		typ := webrtc.SDPTypeAnswer
+		if m.Type == signal.TypeOffer {
+			typ = webrtc.SDPTypeOffer
+			collision := p.makingOffer || p.pc.SignalingState() != webrtc.SignalingStateStable
+			if collision && !p.polite {
+				return // impolite: our offer wins
+			}
+			if collision {
+				// pion cannot roll back a local offer; nothing flows on a
+				// connection that never completed an exchange, so the polite
+				// side starts over with a fresh one and answers.
+				p.close()
+				delete(c.mesh, p.id)
+				if p = c.meshPeerFor(m.From, false); p == nil {
+					return
+				}
+				p.offered = true
+			}
+		}
+		if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: typ, SDP: m.SDP}); err != nil {
+			c.log.Warn("mesh remote description", "peer", p.id, "err", err)
+			return
+		}
+		for _, ci := range p.pending {
+			_ = p.pc.AddICECandidate(ci)
+		}
+		p.pending = nil
+		if typ == webrtc.SDPTypeOffer {
+			answer, err := p.pc.CreateAnswer(nil)
+			if err == nil {
+				err = p.pc.SetLocalDescription(answer)
+			}
+			if err != nil {
+				c.log.Warn("mesh answer", "peer", p.id, "err", err)
+				return
+			}
+			c.send(signal.Message{Type: signal.TypeAnswer, To: p.id, SDP: p.pc.LocalDescription().SDP})
+		}
+	case signal.TypeCandidate:
+		if m.Candidate == nil {
+			return
+		}
+		ci := toInit(m.Candidate)
+		if p.pc.RemoteDescription() == nil {
+			p.pending = append(p.pending, ci)
+			return
+		}
+		if err := p.pc.AddICECandidate(ci); err != nil {
+			c.log.Debug("mesh candidate", "peer", p.id, "err", err)
+		}
+	}
+}
+
+func (p *meshPeer) close() {
+	p.closed = true
+	p.c.closePC(p.pc)
+}
+
+// sfuPeers are the two connections with the server's SFU.
+type sfuPeers struct {
+	c        *Client
+	pub, sub *webrtc.PeerConnection
+	pending  map[string][]webrtc.ICECandidateInit // by pc, before its remote description
+}
+
+// startSFU makes the publish connection (and offers on it) and the
+// subscribe connection (the server offers on it).
+func (c *Client) startSFU() {
+	pub, err := c.newPC()
+	if err != nil {
+		c.log.Error("sfu publish connection", "err", err)
+		return
+	}
+	sub, err := c.newPC()
+	if err != nil {
+		c.closePC(pub)
+		c.log.Error("sfu subscribe connection", "err", err)
+		return
+	}
+	s := &sfuPeers{c: c, pub: pub, sub: sub, pending: map[string][]webrtc.ICECandidateInit{}}
+	c.sfu = s
+	for name, pc := range map[string]*webrtc.PeerConnection{signal.PCPublish: pub, signal.PCSubscribe: sub} {
+		pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
+			if ci == nil {
+				return
+			}
+			m := signal.Message{Type: signal.TypeCandidate, To: signal.SFU, PC: name, Candidate: fromInit(ci.ToJSON())}
+			c.queue(func() { c.send(m) })
+		})
+		pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+			c.queue(func() { c.event("media server connection (%s): %s", name, st) })
+		})
+	}
+	sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		// Stream ids are PUBLISHER:camera or PUBLISHER:screen; track ids
+		// PUBLISHER:microphone, PUBLISHER:camera, PUBLISHER:screen...
+		publisher, _, _ := strings.Cut(tr.StreamID(), ":")
+		_, source, _ := strings.Cut(tr.ID(), ":")
+		source, _, _ = strings.Cut(source, "#")
+		if source == "screen-audio" {
+			source = signal.SourceScreen
+		}
+		c.onTrack(publisher, source, tr)
+	})
+	if c.audio == nil && c.video == nil {
+		return // nothing to publish: the publish connection stays idle
+	}
+	if err := c.addLocalTracks(pub, webrtc.RTPTransceiverDirectionSendonly); err != nil {
+		c.log.Error("sfu tracks", "err", err)
+		return
+	}
+	offer, err := pub.CreateOffer(nil)
+	if err == nil {
+		err = pub.SetLocalDescription(offer)
+	}
+	if err != nil {
+		c.log.Error("sfu publish offer", "err", err)
+		return
+	}
+	c.send(signal.Message{Type: signal.TypeOffer, To: signal.SFU, PC: signal.PCPublish, SDP: pub.LocalDescription().SDP, Sources: c.sources()})
+}
+
+// handleSFU applies a message from the SFU (owner goroutine).
+func (c *Client) handleSFU(m signal.Message) {
+	s := c.sfu
+	if s == nil {
+		return
+	}
+	switch {
+	case m.Type == signal.TypeAnswer && m.PC == signal.PCPublish:
+		if err := s.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+			c.log.Warn("sfu publish answer", "err", err)
+		}
+		s.flush(signal.PCPublish, s.pub)
+	case m.Type == signal.TypeOffer && m.PC == signal.PCSubscribe:
+		if err := s.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+			c.log.Warn("sfu subscribe offer", "err", err)
+			return
+		}
+		s.flush(signal.PCSubscribe, s.sub)
+		answer, err := s.sub.CreateAnswer(nil)
+		if err == nil {
+			err = s.sub.SetLocalDescription(answer)
+		}
+		if err != nil {
+			c.log.Warn("sfu subscribe answer", "err", err)
+			return
+		}
+		c.send(signal.Message{Type: signal.TypeAnswer, To: signal.SFU, PC: signal.PCSubscribe, SDP: s.sub.LocalDescription().SDP})
+	case m.Type == signal.TypeCandidate && m.Candidate != nil:
+		pc := s.sub
+		if m.PC == signal.PCPublish {
+			pc = s.pub
+		}
+		if pc.RemoteDescription() == nil {
+			s.pending[m.PC] = append(s.pending[m.PC], toInit(m.Candidate))
+			return
+		}
+		if err := pc.AddICECandidate(toInit(m.Candidate)); err != nil {
+			c.log.Debug("sfu candidate", "err", err)
+		}
+	}
+}
+
+func (s *sfuPeers) flush(name string, pc *webrtc.PeerConnection) {
+	for _, ci := range s.pending[name] {
+		_ = pc.AddICECandidate(ci)
+	}
+	delete(s.pending, name)
+}
+
+func (s *sfuPeers) close() {
+	s.c.closePC(s.pub)
+	s.c.closePC(s.sub)
+}

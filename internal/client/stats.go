@@ -1,0 +1,70 @@
+package client
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Stats sums what every live connection of the client sent and received,
+// from pion's stats (the same counters a browser's getStats reports).
+type Stats struct {
+	Connections            int // live peer connections
+	Connected              int // of which ICE+DTLS are connected
+	PacketsSent, BytesSent uint64
+	PacketsRecv, BytesRecv uint64
+	PacketsLost            int64   // reported lost on what we receive
+	NACKsSent              uint32  // retransmissions we asked for
+	JitterSeconds          float64 // highest inbound jitter
+	FirstMedia             time.Duration
+	InboundStreams         int
+}
+
+// Stats reads the client's counters now. Safe from any goroutine.
+func (c *Client) Stats() Stats {
+	c.statsMu.Lock()
+	pcs := make([]*webrtc.PeerConnection, 0, len(c.pcs))
+	for pc := range c.pcs {
+		pcs = append(pcs, pc)
+	}
+	st := Stats{FirstMedia: c.first, PacketsSent: c.sent.packets.Load(), BytesSent: c.sent.bytes.Load()}
+	c.statsMu.Unlock()
+	for _, pc := range pcs {
+		st.Connections++
+		if pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+			st.Connected++
+		}
+		for _, s := range pc.GetStats() {
+			switch s := s.(type) {
+			case webrtc.InboundRTPStreamStats:
+				st.InboundStreams++
+				st.PacketsRecv += uint64(s.PacketsReceived)
+				st.BytesRecv += s.BytesReceived
+				st.PacketsLost += int64(s.PacketsLost)
+				st.NACKsSent += s.NACKCount
+				st.JitterSeconds = max(st.JitterSeconds, s.Jitter)
+			}
+		}
+	}
+	return st
+}
+
+// sentCounter is an interceptor (and its own factory) counting every RTP
+// packet the client's connections send.
+type sentCounter struct {
+	interceptor.NoOp
+	packets, bytes atomic.Uint64
+}
+
+func (s *sentCounter) NewInterceptor(string) (interceptor.Interceptor, error) { return s, nil }
+
+func (s *sentCounter) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		s.packets.Add(1)
+		s.bytes.Add(uint64(len(payload)))
+		return w.Write(h, payload, a)
+	})
+}
