@@ -1,6 +1,7 @@
 // Command parley is the Parley server and its tools.
 //
 //	parley serve [flags]    run the server (see parley serve --help)
+//	parley loadtest [flags] load-test a server (see parley loadtest --help)
 package main
 
 import (
@@ -26,6 +27,7 @@ const usage = `Parley: self-hosted video meetings and chat in one program.
 
 Usage:
   parley serve [flags]   run the server (parley serve --help lists the flags)
+  parley loadtest [flags] synthetic publishers and subscribers against a server
   parley help            show this text
 `
 
@@ -41,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "loadtest":
+		return loadTest(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -64,6 +68,11 @@ func (e *envFlags) string(p *string, name, env, help string) {
 
 func (e *envFlags) int(p *int, name, env, help string) {
 	e.fs.IntVar(p, name, *p, help+" (env "+env+")")
+	e.envs[name] = env
+}
+
+func (e *envFlags) bool(p *bool, name, env, help string) {
+	e.fs.BoolVar(p, name, *p, help+" (env "+env+")")
 	e.envs[name] = env
 }
 
@@ -112,6 +121,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.RTCListenIP, "rtc-listen-ip", "PARLEY_RTC_LISTEN_IP", "bind the media ports to this address (empty = all)")
 	f.string(&publicIPs, "public-ip", "PARLEY_PUBLIC_IP", "comma-separated public IPs to announce for media when behind a 1:1 NAT")
 	f.string(&interfaces, "rtc-interfaces", "PARLEY_RTC_INTERFACES", "comma-separated network interfaces to use for media (empty = all)")
+	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: parley serve [flags]\n\nRuns the Parley server. Every flag can also be set by the environment variable named after it.\n\nFlags:\n")
 		fs.PrintDefaults()

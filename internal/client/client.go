@@ -98,8 +98,9 @@ type Client struct {
 
 	statsMu sync.Mutex
 	pcs     map[*webrtc.PeerConnection]bool // every live connection, for Stats
-	joined  time.Time
-	first   time.Duration // join to first media packet, 0 = not yet
+	joined  time.Time                       // when join was sent
+	joinRTT time.Duration                   // join to joined, 0 = not yet
+	first   time.Duration                   // join to first media packet, 0 = not yet
 	sent    sentCounter
 }
 
@@ -349,6 +350,9 @@ loop:
 			break loop
 		case m := <-incoming:
 			if m.Type == signal.TypeJoined {
+				c.statsMu.Lock()
+				c.joinRTT = time.Since(c.joined)
+				c.statsMu.Unlock()
 				startSources()
 			}
 			c.handle(m)

@@ -16,10 +16,11 @@ type Stats struct {
 	Connected              int // of which ICE+DTLS are connected
 	PacketsSent, BytesSent uint64
 	PacketsRecv, BytesRecv uint64
-	PacketsLost            int64   // reported lost on what we receive
-	NACKsSent              uint32  // retransmissions we asked for
-	JitterSeconds          float64 // highest inbound jitter
-	FirstMedia             time.Duration
+	PacketsLost            int64         // reported lost on what we receive
+	NACKsSent              uint32        // retransmissions we asked for
+	JitterSeconds          float64       // highest inbound jitter
+	Joined                 time.Duration // join sent to joined received; 0 = not joined yet
+	FirstMedia             time.Duration // join sent to the first remote media packet
 	InboundStreams         int
 }
 
@@ -30,7 +31,7 @@ func (c *Client) Stats() Stats {
 	for pc := range c.pcs {
 		pcs = append(pcs, pc)
 	}
-	st := Stats{FirstMedia: c.first, PacketsSent: c.sent.packets.Load(), BytesSent: c.sent.bytes.Load()}
+	st := Stats{Joined: c.joinRTT, FirstMedia: c.first, PacketsSent: c.sent.packets.Load(), BytesSent: c.sent.bytes.Load()}
 	c.statsMu.Unlock()
 	for _, pc := range pcs {
 		st.Connections++

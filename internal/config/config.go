@@ -48,7 +48,8 @@ type Config struct {
 	PublicIPs []string
 	// RTCInterfaces limits the network interfaces used for media.
 	RTCInterfaces []string
-	// RTCLoopbackOnly restricts media to loopback: tests only.
+	// RTCLoopbackOnly restricts media to loopback candidates: tests, and
+	// load tests whose clients run on the server's machine.
 	RTCLoopbackOnly bool
 	// PingInterval and PingTimeout drive dead-socket detection: a socket
 	// that has not answered a ping for PingTimeout is closed.

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/parley/parley/internal/loadtest"
+)
+
+func loadTest(args []string, stdout, stderr io.Writer) int {
+	cfg := loadtest.Config{Rooms: 1, Publishers: 1, Subscribers: 10, Duration: 30 * time.Second, Video: "720p"}
+	fs := flag.NewFlagSet("parley loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &envFlags{fs: fs, envs: map[string]string{}}
+	f.string(&cfg.URL, "url", "PARLEY_URL", "the server, e.g. https://meet.example.org")
+	f.string(&cfg.Token, "token", "PARLEY_TOKEN", "a personal access token (account page); its user owns the test channels")
+	f.int(&cfg.Rooms, "rooms", "PARLEY_LOADTEST_ROOMS", "rooms (channels pinned to the SFU) to make")
+	f.int(&cfg.Publishers, "publishers", "PARLEY_LOADTEST_PUBLISHERS", "publishers per room (generated audio, and video unless --video none)")
+	f.int(&cfg.Subscribers, "subscribers", "PARLEY_LOADTEST_SUBSCRIBERS", "subscribers per room (receive only)")
+	f.duration(&cfg.Duration, "duration", "PARLEY_LOADTEST_DURATION", "how long to measure once everyone joined")
+	f.string(&cfg.Video, "video", "PARLEY_LOADTEST_VIDEO", "publishers' video: 720p (about 1 Mbit/s) or none")
+	f.duration(&cfg.JoinSpacing, "join-spacing", "PARLEY_LOADTEST_JOIN_SPACING", "pause between two joins")
+	fs.BoolVar(&cfg.InsecureTLS, "insecure", false, "accept any TLS certificate (self-signed servers)")
+	fs.BoolVar(&cfg.LoopbackOnly, "loopback", false, "use loopback ICE candidates only (server on this machine)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: parley loadtest --url URL --token TOKEN [flags]\n\nJoins synthetic publishers and subscribers and reports join and first-media\ntimes, loss, jitter, bitrates and the server's CPU and memory (from /metrics).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := f.parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "parley loadtest:\n%v\n", err)
+		return 2
+	}
+	cfg.Progress = func(line string) { fmt.Fprintln(stderr, line) }
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rep, err := loadtest.Run(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "parley loadtest: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		printReport(stdout, rep)
+	}
+	if rep.FailedJoins > 0 {
+		return 1
+	}
+	return 0
+}
+
+func printReport(w io.Writer, r *loadtest.Report) {
+	fmt.Fprintf(w, "rooms %d × (%d publishers + %d subscribers): %d joined, %d failed\n",
+		r.Rooms, r.Publishers, r.Subscribers, r.Joined, r.FailedJoins)
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+	p := func(name string, x loadtest.Percentiles, unit string) {
+		fmt.Fprintf(w, "%-28s p50 %8.1f  p95 %8.1f  p99 %8.1f %s (n=%d)\n", name, x.P50, x.P95, x.P99, unit, x.N)
+	}
+	p("join", r.JoinMs, "ms")
+	p("join to first media", r.FirstMediaMs, "ms")
+	p("received per subscriber", r.RecvKbpsPerSubscriber, "kbit/s")
+	fmt.Fprintf(w, "packets received %d, lost %d (%.3f%%), NACKs %d, max jitter %.1f ms\n",
+		r.PacketsRecv, r.PacketsLost, r.LossPercent, r.NACKs, r.JitterMsMax)
+	if u := r.Server; u.Available {
+		fmt.Fprintf(w, "server: %.2f CPU seconds for %.0f forwarded packets = %.2f µs per packet; resident %.1f MB (%.1f MB before, %.0f kB per participant)\n",
+			u.CPUSeconds, u.PacketsForwarded, u.MicrosPerForwarded, u.ResidentMB, u.ResidentMBAtStart, u.ResidentKBPerPart)
+	} else {
+		fmt.Fprintln(w, "server: /metrics not reachable, no CPU or memory figures")
+	}
+}

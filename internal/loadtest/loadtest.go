@@ -1,0 +1,421 @@
+// Package loadtest runs synthetic Parley participants against a server:
+// rooms of publishers sending generated audio (and video) and subscribers
+// receiving it, all real WebRTC through internal/client. It reports join
+// and first-media times, loss, jitter, received bitrates and NACKs, and
+// the server's own CPU and memory read from its /metrics, so the CPU cost
+// of each forwarded packet can be computed.
+package loadtest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/parley/parley/internal/client"
+)
+
+// Config says what load to make.
+type Config struct {
+	URL         string // the server, https://HOST
+	Token       string // a personal access token; its user owns the test channels
+	Rooms       int
+	Publishers  int // per room
+	Subscribers int // per room
+	Duration    time.Duration
+	// Video is "none" (audio only) or "720p" (about 1 Mbit/s of generated
+	// VP8-shaped frames, 30 per second, a keyframe every 2 s).
+	Video        string
+	InsecureTLS  bool
+	LoopbackOnly bool // tests: ICE on loopback only
+	// JoinSpacing is the pause between two participants joining (default
+	// 20 ms), so joins are measured one at a time, not as one burst.
+	JoinSpacing time.Duration
+	// Progress, if set, gets a line a second.
+	Progress func(string)
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--url %q: give the server's address, like https://meet.example.org", c.URL))
+	}
+	if c.Token == "" {
+		errs = append(errs, errors.New("--token is required: make a personal access token on the account page"))
+	}
+	if c.Rooms < 1 || c.Rooms > 1000 {
+		errs = append(errs, fmt.Errorf("--rooms %d: use 1 to 1000", c.Rooms))
+	}
+	if c.Publishers < 1 || c.Publishers > 100 {
+		errs = append(errs, fmt.Errorf("--publishers %d: use 1 to 100 per room", c.Publishers))
+	}
+	if c.Subscribers < 0 || c.Subscribers > 5000 {
+		errs = append(errs, fmt.Errorf("--subscribers %d: use 0 to 5000 per room", c.Subscribers))
+	}
+	if c.Duration < time.Second || c.Duration > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--duration %s: use 1s to 24h", c.Duration))
+	}
+	if c.Video != "none" && c.Video != "720p" {
+		errs = append(errs, fmt.Errorf("--video %q: use none or 720p", c.Video))
+	}
+	return errors.Join(errs...)
+}
+
+// Report is what a run measured.
+type Report struct {
+	Rooms, Publishers, Subscribers int
+	Joined, FailedJoins            int
+	JoinMs                         Percentiles // join sent → joined
+	FirstMediaMs                   Percentiles // join sent → first remote packet, subscribers
+	PacketsRecv, PacketsLost       uint64
+	LossPercent                    float64
+	JitterMsMax                    float64
+	RecvKbpsPerSubscriber          Percentiles
+	NACKs                          uint64
+	Server                         ServerUsage
+	Errors                         []string `json:",omitempty"`
+}
+
+// Percentiles of a set of measurements.
+type Percentiles struct {
+	N             int
+	P50, P95, P99 float64
+}
+
+func percentiles(xs []float64) Percentiles {
+	if len(xs) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(xs)
+	at := func(q float64) float64 { return xs[min(len(xs)-1, int(q*float64(len(xs))))] }
+	return Percentiles{N: len(xs), P50: at(0.50), P95: at(0.95), P99: at(0.99)}
+}
+
+// ServerUsage is read from the server's /metrics before and after the
+// measured stretch.
+type ServerUsage struct {
+	Available          bool    // /metrics answered
+	CPUSeconds         float64 // process CPU during the measured stretch
+	ResidentMB         float64 // at the end
+	ResidentMBAtStart  float64 // before anyone joined
+	PacketsForwarded   float64 // SFU packets out during the stretch
+	MicrosPerForwarded float64 // CPUSeconds / PacketsForwarded, in µs
+	ResidentKBPerPart  float64 // (end - start) / participants
+}
+
+// participant is one synthetic client.
+type participant struct {
+	c         *client.Client
+	publisher bool
+	done      chan error
+}
+
+// Run makes the load for cfg.Duration after everyone joined, then leaves
+// and reports.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.JoinSpacing == 0 {
+		cfg.JoinSpacing = 20 * time.Millisecond
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hc := &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if cfg.InsecureTLS {
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	base := strings.TrimRight(cfg.URL, "/")
+	rep := &Report{Rooms: cfg.Rooms, Publishers: cfg.Publishers, Subscribers: cfg.Subscribers}
+	before, berr := scrape(ctx, hc, base)
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var parts []*participant
+	var mu sync.Mutex
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		rep.FailedJoins++
+		if len(rep.Errors) < 20 {
+			rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...))
+		}
+	}
+	for r := range cfg.Rooms {
+		ch, err := createChannel(ctx, hc, base, cfg.Token, fmt.Sprintf("loadtest %s #%d", time.Now().Format("15:04:05"), r+1))
+		if err != nil {
+			return nil, err
+		}
+		for i := range cfg.Publishers + cfg.Subscribers {
+			pub := i < cfg.Publishers
+			ccfg := client.Config{URL: base + "/c/" + ch, Token: cfg.Token, InsecureTLS: cfg.InsecureTLS, LoopbackOnly: cfg.LoopbackOnly}
+			if pub {
+				ccfg.Audio = synthetic{audioCodec, 20 * time.Millisecond, 160, 0}
+				if cfg.Video == "720p" {
+					// ~1 Mbit/s: 30 frames of ~4 KB a second.
+					ccfg.Video = synthetic{videoCodec, time.Second / 30, 4000, 60}
+				}
+			}
+			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			c, err := client.Dial(dctx, ccfg, log)
+			cancel()
+			if err != nil {
+				fail("room %d participant %d: %v", r+1, i+1, err)
+				continue
+			}
+			p := &participant{c: c, publisher: pub, done: make(chan error, 1)}
+			parts = append(parts, p)
+			go func() { p.done <- c.Run(runCtx) }()
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(cfg.JoinSpacing):
+			}
+		}
+	}
+
+	// Everyone joined (or failed): wait until subscribers get media, then
+	// measure for Duration.
+	settle := time.Now().Add(15 * time.Second)
+	for time.Now().Before(settle) && !allReceiving(parts) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	mid, merr := scrape(ctx, hc, base)
+	start := map[*participant]client.Stats{}
+	for _, p := range parts {
+		start[p] = p.c.Stats()
+	}
+	t0 := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	deadline := time.After(cfg.Duration)
+measure:
+	for {
+		select {
+		case <-ctx.Done():
+			break measure
+		case <-deadline:
+			break measure
+		case <-tick.C:
+			if cfg.Progress != nil {
+				cfg.Progress(progress(parts, start, time.Since(t0)))
+			}
+		}
+	}
+	elapsed := time.Since(t0)
+	end, eerr := scrape(ctx, hc, base)
+
+	var joins, firsts, kbps []float64
+	for _, p := range parts {
+		st := p.c.Stats()
+		if st.Joined > 0 {
+			rep.Joined++
+			joins = append(joins, ms(st.Joined))
+		} else {
+			fail("a participant never got joined")
+		}
+		if p.publisher {
+			continue
+		}
+		if st.FirstMedia > 0 {
+			firsts = append(firsts, ms(st.FirstMedia))
+		}
+		s0 := start[p]
+		recv := st.PacketsRecv - s0.PacketsRecv
+		lost := uint64(max(0, st.PacketsLost-s0.PacketsLost))
+		rep.PacketsRecv += recv
+		rep.PacketsLost += lost
+		rep.NACKs += uint64(st.NACKsSent - s0.NACKsSent)
+		rep.JitterMsMax = max(rep.JitterMsMax, st.JitterSeconds*1000)
+		kbps = append(kbps, float64(st.BytesRecv-s0.BytesRecv)*8/1000/elapsed.Seconds())
+	}
+	rep.JoinMs, rep.FirstMediaMs, rep.RecvKbpsPerSubscriber = percentiles(joins), percentiles(firsts), percentiles(kbps)
+	if total := rep.PacketsRecv + rep.PacketsLost; total > 0 {
+		rep.LossPercent = 100 * float64(rep.PacketsLost) / float64(total)
+	}
+	if berr == nil && merr == nil && eerr == nil {
+		u := &rep.Server
+		u.Available = true
+		u.CPUSeconds = end["process_cpu_seconds_total"] - mid["process_cpu_seconds_total"]
+		u.ResidentMB = end["process_resident_memory_bytes"] / 1e6
+		u.ResidentMBAtStart = before["process_resident_memory_bytes"] / 1e6
+		u.PacketsForwarded = end["parley_sfu_packets_out_total"] - mid["parley_sfu_packets_out_total"]
+		if u.PacketsForwarded > 0 {
+			u.MicrosPerForwarded = u.CPUSeconds * 1e6 / u.PacketsForwarded
+		}
+		if n := len(parts); n > 0 {
+			u.ResidentKBPerPart = (end["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]) / 1e3 / float64(n)
+		}
+	}
+
+	stop()
+	for _, p := range parts {
+		select {
+		case err := <-p.done:
+			if err != nil {
+				log.Warn("participant ended with an error", "err", err)
+			}
+		case <-time.After(10 * time.Second):
+			log.Warn("participant did not leave in time")
+		}
+	}
+	return rep, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func allReceiving(parts []*participant) bool {
+	for _, p := range parts {
+		if !p.publisher && p.c.Stats().PacketsRecv == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func progress(parts []*participant, start map[*participant]client.Stats, since time.Duration) string {
+	var joined, connected int
+	var recv, lost, bytes uint64
+	for _, p := range parts {
+		st := p.c.Stats()
+		if st.Joined > 0 {
+			joined++
+		}
+		if st.Connections > 0 && st.Connected == st.Connections {
+			connected++
+		}
+		s0 := start[p]
+		recv += st.PacketsRecv - s0.PacketsRecv
+		lost += uint64(max(0, st.PacketsLost-s0.PacketsLost))
+		bytes += st.BytesRecv - s0.BytesRecv
+	}
+	loss := 0.0
+	if recv+lost > 0 {
+		loss = 100 * float64(lost) / float64(recv+lost)
+	}
+	return fmt.Sprintf("%4.0fs  joined %d/%d  connected %d  received %d packets (%.1f Mbit/s)  loss %.2f%%",
+		since.Seconds(), joined, len(parts), connected, recv, float64(bytes)*8/1e6/max(since.Seconds(), 0.001), loss)
+}
+
+// createChannel makes a channel owned by the token's user and pins it to
+// the SFU, so rooms of any size measure the SFU.
+func createChannel(ctx context.Context, hc *http.Client, base, token, name string) (string, error) {
+	post := func(path string, form url.Values) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, nil
+	}
+	resp, err := post("/channels", url.Values{"name": {name}})
+	if err != nil {
+		return "", fmt.Errorf("loadtest: create a channel: %w", err)
+	}
+	loc := resp.Header.Get("Location")
+	id, ok := strings.CutPrefix(loc, "/c/")
+	if resp.StatusCode != http.StatusSeeOther || !ok {
+		if strings.HasPrefix(loc, "/login") {
+			return "", errors.New("loadtest: the server refused the token: make a new one on the account page")
+		}
+		return "", fmt.Errorf("loadtest: create a channel: status %d", resp.StatusCode)
+	}
+	if resp, err = post("/c/"+id+"/mode", url.Values{"mode": {"sfu"}}); err != nil || resp.StatusCode != http.StatusSeeOther {
+		return "", fmt.Errorf("loadtest: pin the channel to the SFU: %v", err)
+	}
+	return id, nil
+}
+
+// scrape reads the unlabelled samples of the server's /metrics.
+func scrape(ctx context.Context, hc *http.Client, base string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loadtest: metrics: status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: metrics: %w", err)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		var f float64
+		if _, err := fmt.Sscan(val, &f); err == nil {
+			m[name] = f
+		}
+	}
+	return m, nil
+}
+
+var (
+	audioCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	videoCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+)
+
+// synthetic is generated media: samples of a fixed size at a fixed rate.
+// Video samples are shaped like VP8 frames (the SFU reads the keyframe
+// bit and the size from the payload header), one keyframe every
+// keyEvery frames.
+type synthetic struct {
+	codec    webrtc.RTPCodecCapability
+	every    time.Duration
+	size     int
+	keyEvery int
+}
+
+func (s synthetic) Codec() webrtc.RTPCodecCapability { return s.codec }
+
+func (s synthetic) Run(ctx context.Context, track *webrtc.TrackLocalStaticSample) error {
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	frame := make([]byte, s.size)
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if s.keyEvery > 0 {
+			frame[0] = 0x01 // interframe
+			if i%s.keyEvery == 0 {
+				frame[0] = 0x00
+				// start code and 1280×720
+				copy(frame[3:], []byte{0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02})
+			}
+		}
+		if err := track.WriteSample(media.Sample{Data: frame, Duration: s.every}); err != nil {
+			return err
+		}
+	}
+}

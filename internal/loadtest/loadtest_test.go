@@ -1,0 +1,61 @@
+package loadtest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley/parley/internal/loadtest"
+	"github.com/parley/parley/internal/servertest"
+)
+
+// TestSmallLoad: 2 publishers (audio and video) and 6 subscribers in one
+// room for 10 s on loopback: every join succeeds, loss stays under 1%,
+// and the report carries the server's own usage from /metrics.
+func TestSmallLoad(t *testing.T) {
+	s := servertest.Start(t)
+	s.SignUp("loader", "Load Tester")
+	var lines []string
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{
+		URL: s.URL, Token: s.Token("loader"),
+		Rooms: 1, Publishers: 2, Subscribers: 6, Duration: 10 * time.Second,
+		Video: "720p", LoopbackOnly: true,
+		Progress: func(l string) { lines = append(lines, l) },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report: %+v", *rep)
+	if rep.FailedJoins != 0 || rep.Joined != 8 {
+		t.Errorf("%d joined, %d failed (%v); want 8 and 0", rep.Joined, rep.FailedJoins, rep.Errors)
+	}
+	if rep.PacketsRecv == 0 || rep.LossPercent >= 1 {
+		t.Errorf("received %d packets with %.2f%% loss; want packets and under 1%% loss", rep.PacketsRecv, rep.LossPercent)
+	}
+	// Each subscriber gets two publishers' ~1 Mbit/s video and audio.
+	if rep.RecvKbpsPerSubscriber.N != 6 || rep.RecvKbpsPerSubscriber.P50 < 1000 {
+		t.Errorf("received bitrate per subscriber %+v, want 6 subscribers at over 1000 kbit/s", rep.RecvKbpsPerSubscriber)
+	}
+	if rep.JoinMs.N != 8 || rep.FirstMediaMs.N != 6 {
+		t.Errorf("join times %+v, first media %+v; want 8 and 6 measurements", rep.JoinMs, rep.FirstMediaMs)
+	}
+	if u := rep.Server; !u.Available || u.PacketsForwarded == 0 || u.CPUSeconds <= 0 || u.ResidentMB <= 0 {
+		t.Errorf("server usage %+v, want CPU, memory and forwarded packets from /metrics", u)
+	}
+	if len(lines) < 5 || !strings.Contains(lines[len(lines)-1], "joined 8/8") {
+		t.Errorf("progress lines: %q", lines)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	err := (&loadtest.Config{URL: "nope", Rooms: 0, Publishers: 0, Subscribers: -1, Duration: 0, Video: "4k"}).Validate()
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"--url", "--token", "--rooms", "--publishers", "--subscribers", "--duration", "--video"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("validation error does not mention %s: %v", want, err)
+		}
+	}
+}
