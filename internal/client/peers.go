@@ -194,20 +194,24 @@ type sfuPeers struct {
 // startSFU makes the publish connection (and offers on it) and the
 // subscribe connection (the server offers on it).
 func (c *Client) startSFU() {
-	pub, err := c.newPC()
-	if err != nil {
-		c.log.Error("sfu publish connection", "err", err)
-		return
-	}
 	sub, err := c.newPC()
 	if err != nil {
-		c.closePC(pub)
 		c.log.Error("sfu subscribe connection", "err", err)
 		return
 	}
-	s := &sfuPeers{c: c, pub: pub, sub: sub, pending: map[string][]webrtc.ICECandidateInit{}}
+	s := &sfuPeers{c: c, sub: sub, pending: map[string][]webrtc.ICECandidateInit{}}
 	c.sfu = s
-	for name, pc := range map[string]*webrtc.PeerConnection{signal.PCPublish: pub, signal.PCSubscribe: sub} {
+	pcs := map[string]*webrtc.PeerConnection{signal.PCSubscribe: sub}
+	publishing := c.audio != nil || c.video != nil
+	if publishing {
+		// A receive-only client never negotiates a publish connection.
+		if s.pub, err = c.newPC(); err != nil {
+			c.log.Error("sfu publish connection", "err", err)
+			return
+		}
+		pcs[signal.PCPublish] = s.pub
+	}
+	for name, pc := range pcs {
 		pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
 			if ci == nil {
 				return
@@ -230,9 +234,10 @@ func (c *Client) startSFU() {
 		}
 		c.onTrack(publisher, source, tr)
 	})
-	if c.audio == nil && c.video == nil {
-		return // nothing to publish: the publish connection stays idle
+	if !publishing {
+		return
 	}
+	pub := s.pub
 	if err := c.addLocalTracks(pub, webrtc.RTPTransceiverDirectionSendonly); err != nil {
 		c.log.Error("sfu tracks", "err", err)
 		return
@@ -255,7 +260,7 @@ func (c *Client) handleSFU(m signal.Message) {
 		return
 	}
 	switch {
-	case m.Type == signal.TypeAnswer && m.PC == signal.PCPublish:
+	case m.Type == signal.TypeAnswer && m.PC == signal.PCPublish && s.pub != nil:
 		if err := s.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			c.log.Warn("sfu publish answer", "err", err)
 		}
@@ -278,7 +283,9 @@ func (c *Client) handleSFU(m signal.Message) {
 	case m.Type == signal.TypeCandidate && m.Candidate != nil:
 		pc := s.sub
 		if m.PC == signal.PCPublish {
-			pc = s.pub
+			if pc = s.pub; pc == nil {
+				return
+			}
 		}
 		if pc.RemoteDescription() == nil {
 			s.pending[m.PC] = append(s.pending[m.PC], toInit(m.Candidate))
@@ -298,6 +305,8 @@ func (s *sfuPeers) flush(name string, pc *webrtc.PeerConnection) {
 }
 
 func (s *sfuPeers) close() {
-	s.c.closePC(s.pub)
+	if s.pub != nil {
+		s.c.closePC(s.pub)
+	}
 	s.c.closePC(s.sub)
 }
