@@ -1,6 +1,7 @@
 // Command parley is the Parley server and its tools.
 //
 //	parley serve [flags]    run the server (see parley serve --help)
+//	parley join URL [flags] join a call as a native participant
 //	parley loadtest [flags] load-test a server (see parley loadtest --help)
 package main
 
@@ -27,6 +28,7 @@ const usage = `Parley: self-hosted video meetings and chat in one program.
 
 Usage:
   parley serve [flags]   run the server (parley serve --help lists the flags)
+  parley join URL [flags] join a channel's call from the command line
   parley loadtest [flags] synthetic publishers and subscribers against a server
   parley help            show this text
 `
@@ -45,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "loadtest":
 		return loadTest(args[1:], stdout, stderr)
+	case "join":
+		return join(args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -18,17 +18,41 @@ import (
 // when PARLEY_REQUIRE_ALL=1, as in CI).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+	return findTool(t, "browser end-to-end tests", "apt-get install chromium", "chromium", "chromium-browser", "google-chrome")
+}
+
+// requireTool finds a command the test needs, or skips the test loudly
+// (fails it when PARLEY_REQUIRE_ALL=1).
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	return findTool(t, t.Name(), "apt-get install ffmpeg", name)
+}
+
+func findTool(t *testing.T, what, install string, names ...string) string {
+	t.Helper()
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
-	msg := "*** Chromium not found: browser end-to-end tests NOT RUN. Install it with `apt-get install chromium`. ***"
+	msg := fmt.Sprintf("*** %s not found: %s NOT RUN. Install it with `%s`. ***", names[0], what, install)
 	if os.Getenv("PARLEY_REQUIRE_ALL") == "1" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// waitFor polls a Go condition (not a page's) until it holds.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // newBrowser starts one headless Chromium with a fake camera and

@@ -1414,6 +1414,27 @@ if (root) {
       /** {from, to, maxGapMs, perPeer: {id: gapMs}, pending, done} of the last mesh ↔ SFU switch, or null. */
       get lastSwitch() { return call.switchReport(); },
       peers() { return [...call.remotes.keys()]; },
+      /**
+       * Audio received through the SFU, by publisher id: bytes and the
+       * decoded audio energy (non-zero once something audible played).
+       * @returns {Promise<Record<string, {bytes: number, energy: number}>>}
+       */
+      async sfuAudio() {
+        /** @type {Record<string, {bytes: number, energy: number}>} */
+        const out = {};
+        if (!call.sfu) return out;
+        for (const rc of call.sfu.sub.getReceivers()) {
+          if (rc.track?.kind !== "audio") continue;
+          const id = rc.track.id.split(":")[0]; // tracks are PUBLISHER:microphone
+          for (const s of (await rc.getStats()).values()) {
+            if (s.type !== "inbound-rtp") continue;
+            const o = out[id] ??= { bytes: 0, energy: 0 };
+            o.bytes += s.bytesReceived || 0;
+            o.energy += s.totalAudioEnergy || 0;
+          }
+        }
+        return out;
+      },
     }),
     configurable: false,
     writable: false,
