@@ -45,6 +45,21 @@
 //     A connection that fails or is closed by the client closes its Peer
 //     by itself too.
 //
+// # WHIP publishers and WHEP viewers
+//
+//   - JoinPublisher is Join for a participant that only sends (a WHIP
+//     encoder): no subscribe connection, nothing forwarded to it, no
+//     Offer. Publish the encoder's offer as above; Done tells the room
+//     when its connection ended by itself.
+//   - View(roomID, participantID, offer) answers a receive-only client's
+//     offer (WHEP) with one participant's camera video and microphone on
+//     the offer's recvonly m-lines (participantID "" = the active
+//     speaker, else the first participant sending camera video). The
+//     answer is complete (no trickle from the SFU); the choice is fixed;
+//     the Viewer closes by itself when those tracks end. Viewers are not
+//     participants (Stats.Viewers, parley_sfu_viewers count them) but
+//     forward through the same downTracks as subscribers.
+//
 // # What browsers send and get
 //
 // Camera: addTransceiver(track, {direction: "sendonly", streams:

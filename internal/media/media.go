@@ -385,6 +385,7 @@ func (s *SFU) Close() error {
 	return nil
 }
 
+// allPeers lists every peer and viewer of every room.
 func (s *SFU) allPeers() []*Peer {
 	s.mu.Lock()
 	rooms := make([]*sfuRoom, 0, len(s.rooms))
@@ -394,11 +395,7 @@ func (s *SFU) allPeers() []*Peer {
 	s.mu.Unlock()
 	var peers []*Peer
 	for _, r := range rooms {
-		r.mu.Lock()
-		for _, p := range r.peers {
-			peers = append(peers, p)
-		}
-		r.mu.Unlock()
+		peers = append(peers, r.peerList()...)
 	}
 	return peers
 }
@@ -434,44 +431,44 @@ type PeerEvents struct {
 // track already published in the room. If the participant is already
 // there, the new Peer replaces the old one, which is closed.
 func (s *SFU) Join(roomID, participantID string, re RoomEvents, pe PeerEvents) (*Peer, error) {
+	return s.join(roomID, participantID, re, pe, false)
+}
+
+// join is Join; publishOnly leaves out the subscribe connection (WHIP).
+func (s *SFU) join(roomID, participantID string, re RoomEvents, pe PeerEvents, publishOnly bool) (*Peer, error) {
 	if roomID == "" || participantID == "" {
 		return nil, errors.New("media: empty room or participant id")
 	}
-	cert, err := s.certificate()
+	conf, err := s.pcConfig()
 	if err != nil {
 		return nil, err
-	}
-	conf := webrtc.Configuration{
-		Certificates:  []webrtc.Certificate{cert},
-		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
-		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	}
 	pub, err := s.api.NewPeerConnection(conf)
 	if err != nil {
 		return nil, fmt.Errorf("media: publish connection: %w", err)
 	}
-	sub, err := s.api.NewPeerConnection(conf)
-	if err != nil {
+	var sub *webrtc.PeerConnection
+	if !publishOnly {
+		if sub, err = s.api.NewPeerConnection(conf); err != nil {
+			_ = pub.Close()
+			return nil, fmt.Errorf("media: subscribe connection: %w", err)
+		}
+	}
+	closePCs := func() {
 		_ = pub.Close()
-		return nil, fmt.Errorf("media: subscribe connection: %w", err)
+		if sub != nil {
+			_ = sub.Close()
+		}
 	}
 	p := newPeer(s, participantID, pub, sub, pe)
 
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		_ = pub.Close()
-		_ = sub.Close()
+		closePCs()
 		return nil, ErrClosed
 	}
-	r := s.rooms[roomID]
-	if r == nil {
-		r = newRoom(s, roomID, re)
-		s.rooms[roomID] = r
-		s.metrics.rooms.Add(1)
-		s.wg.Add(1)
-		go r.run()
-	}
+	r := s.roomLocked(roomID, re)
 	p.room = r
 	p.log = s.log.With("room", roomID, "participant", participantID)
 	old, err := r.addPeer(p)
@@ -480,8 +477,7 @@ func (s *SFU) Join(roomID, participantID string, re RoomEvents, pe PeerEvents) (
 	}
 	s.mu.Unlock()
 	if err != nil {
-		_ = pub.Close()
-		_ = sub.Close()
+		closePCs()
 		s.removeRoomIfEmpty(r)
 		return nil, err
 	}
@@ -497,12 +493,39 @@ func (s *SFU) Join(roomID, participantID string, re RoomEvents, pe PeerEvents) (
 	return p, nil
 }
 
-// removeRoomIfEmpty forgets a room once its last peer left.
+// pcConfig is the configuration of every peer connection of the SFU.
+func (s *SFU) pcConfig() (webrtc.Configuration, error) {
+	cert, err := s.certificate()
+	if err != nil {
+		return webrtc.Configuration{}, err
+	}
+	return webrtc.Configuration{
+		Certificates:  []webrtc.Certificate{cert},
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	}, nil
+}
+
+// roomLocked returns roomID's room, creating it (with re) if needed.
+// Called with s.mu held.
+func (s *SFU) roomLocked(roomID string, re RoomEvents) *sfuRoom {
+	r := s.rooms[roomID]
+	if r == nil {
+		r = newRoom(s, roomID, re)
+		s.rooms[roomID] = r
+		s.metrics.rooms.Add(1)
+		s.wg.Add(1)
+		go r.run()
+	}
+	return r
+}
+
+// removeRoomIfEmpty forgets a room once its last peer and viewer left.
 func (s *SFU) removeRoomIfEmpty(r *sfuRoom) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.mu.Lock()
-	empty := len(r.peers) == 0 && !r.closed
+	empty := len(r.peers) == 0 && len(r.viewers) == 0 && !r.closed
 	if empty {
 		r.closed = true
 	}

@@ -54,6 +54,7 @@ type metrics struct {
 	dropped              [numDropReasons]atomic.Uint64
 
 	rooms, peers         atomic.Int64
+	viewers              atomic.Int64 // WHEP viewers (not in peers)
 	published, forwarded atomic.Int64
 
 	loss       prometheus.Histogram
@@ -90,6 +91,7 @@ func newCollector(m *metrics) *collector {
 	return &collector{m: m, descs: map[string]*prometheus.Desc{
 		"rooms":          d("parley_sfu_rooms", "Rooms with media on the SFU."),
 		"peers":          d("parley_sfu_peers", "Participants connected to the SFU."),
+		"viewers":        d("parley_sfu_viewers", "Receive-only players (WHEP) connected to the SFU."),
 		"published":      d("parley_sfu_published_tracks", "Tracks received from publishers (a simulcast track counts once)."),
 		"forwarded":      d("parley_sfu_forwarded_tracks", "Tracks sent to subscribers."),
 		"packets_in":     d("parley_sfu_packets_in_total", "RTP packets received from publishers."),
@@ -124,6 +126,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge("rooms", m.rooms.Load())
 	gauge("peers", m.peers.Load())
+	gauge("viewers", m.viewers.Load())
 	gauge("published", m.published.Load())
 	gauge("forwarded", m.forwarded.Load())
 	counter("packets_in", m.packetsIn.Load())
@@ -147,6 +150,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // Stats is a snapshot of the SFU's counters, for tests and status pages.
 type Stats struct {
 	Rooms, Peers                int
+	Viewers                     int // receive-only players (WHEP), not in Peers
 	PublishedTracks             int // tracks received from publishers
 	ForwardedTracks             int // tracks offered to subscribers
 	PacketsIn, BytesIn          uint64
@@ -168,6 +172,7 @@ func (s *SFU) Stats() Stats {
 	st := Stats{
 		Rooms:           int(m.rooms.Load()),
 		Peers:           int(m.peers.Load()),
+		Viewers:         int(m.viewers.Load()),
 		PublishedTracks: int(m.published.Load()),
 		ForwardedTracks: int(m.forwarded.Load()),
 		PacketsIn:       m.packetsIn.Load(),

@@ -21,14 +21,18 @@ type Tile struct {
 type tileKey struct{ participant, source string }
 
 // Peer is one participant's media: a publish and a subscribe connection.
+// A WHIP publisher's Peer has only the publish connection, and a WHEP
+// viewer is a Peer with only a subscribe connection that the client
+// offered (whep.go).
 type Peer struct {
 	id     string
 	sfu    *SFU
 	room   *sfuRoom
 	log    *slog.Logger
 	events PeerEvents
-	pubPC  *webrtc.PeerConnection
-	subPC  *webrtc.PeerConnection
+	pubPC  *webrtc.PeerConnection // nil for a viewer
+	subPC  *webrtc.PeerConnection // nil for a publisher-only peer
+	viewer bool                   // a WHEP viewer: in sfuRoom.viewers, not peers
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -95,18 +99,37 @@ func newPeer(s *SFU, id string, pub, sub *webrtc.PeerConnection, pe PeerEvents) 
 // ID is the participant id.
 func (p *Peer) ID() string { return p.id }
 
-// start installs the connection handlers and the negotiation goroutine.
+// start installs the connection handlers and, for a peer the SFU offers
+// to, the negotiation goroutine.
 func (p *Peer) start() {
-	p.pubPC.OnTrack(p.onTrack)
-	p.pubPC.OnICECandidate(func(c *webrtc.ICECandidate) { p.candidate("pub", &p.pubSDPOut, c) })
-	p.subPC.OnICECandidate(func(c *webrtc.ICECandidate) { p.candidate("sub", &p.subSDPOut, c) })
-	p.pubPC.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.stateChange("pub", s) })
-	p.subPC.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.stateChange("sub", s) })
+	if p.pubPC != nil {
+		p.pubPC.OnTrack(p.onTrack)
+		p.pubPC.OnICECandidate(func(c *webrtc.ICECandidate) { p.candidate("pub", &p.pubSDPOut, c) })
+		p.pubPC.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.stateChange("pub", s) })
+	}
+	if p.subPC != nil {
+		p.subPC.OnICECandidate(func(c *webrtc.ICECandidate) { p.candidate("sub", &p.subSDPOut, c) })
+		p.subPC.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.stateChange("sub", s) })
+	}
+	// A viewer's one negotiation is done by View; a publisher-only peer
+	// has nothing to negotiate.
+	if p.subPC == nil || p.viewer {
+		return
+	}
 	if p.goAdd() {
 		go p.negotiateLoop()
 	}
 	p.kickNegotiation()
 }
+
+// subscribes reports whether the room should forward other participants'
+// tracks to p as they are published (not to WHIP publishers, which only
+// send, nor to WHEP viewers, which watch one chosen participant).
+func (p *Peer) subscribes() bool { return p.subPC != nil && !p.viewer }
+
+// Done is closed when the peer has closed: by Close, or by itself after
+// its connection failed or the client closed it.
+func (p *Peer) Done() <-chan struct{} { return p.done }
 
 // goAdd counts a goroutine of p, unless p is closing.
 func (p *Peer) goAdd() bool {
@@ -191,6 +214,9 @@ func (p *Peer) sourceOf(tr *webrtc.TrackRemote, hasCamera bool) string {
 func (p *Peer) Publish(offerSDP string, sources map[string]string) (string, error) {
 	if p.isClosed() {
 		return "", ErrClosed
+	}
+	if p.pubPC == nil {
+		return "", ErrUnknownPC
 	}
 	for id, s := range sources {
 		if s != sourceMicrophone && s != sourceCamera && s != sourceScreen {
@@ -297,8 +323,8 @@ func (p *Peer) AddCandidate(pc string, c webrtc.ICECandidateInit) error {
 		return nil
 	}
 	const maxQueued = 64
-	switch pc {
-	case "pub":
+	switch {
+	case pc == "pub" && p.pubPC != nil:
 		p.pubMu.Lock()
 		defer p.pubMu.Unlock()
 		if !p.pubRemoteSet {
@@ -308,7 +334,10 @@ func (p *Peer) AddCandidate(pc string, c webrtc.ICECandidateInit) error {
 			return nil
 		}
 		return p.pubPC.AddICECandidate(c)
-	case "sub":
+	case pc == "sub" && p.subPC != nil && p.viewer:
+		// View set the client's offer before anyone could trickle.
+		return p.subPC.AddICECandidate(c)
+	case pc == "sub" && p.subPC != nil:
 		p.subMu.Lock()
 		if !p.subRemoteSet {
 			if len(p.subCands) < maxQueued {
@@ -422,6 +451,18 @@ func (p *Peer) queueAdd(d *downTrack) {
 func (p *Peer) queueRemove(d *downTrack) {
 	p.subMu.Lock()
 	delete(p.downs, d)
+	if p.viewer {
+		// A WHEP player cannot be sent a new offer: the track just stops.
+		// With nothing left to play the viewer ends, so the player learns
+		// it (its connection closes) and can ask for someone else.
+		left := len(p.downs)
+		p.subMu.Unlock()
+		if left == 0 && !p.isClosed() {
+			p.log.Info("viewer's publisher stopped sending; closing viewer")
+			go p.Close()
+		}
+		return
+	}
 	for i, x := range p.pendingAdd {
 		if x == d { // never negotiated: nothing to undo
 			p.pendingAdd = append(p.pendingAdd[:i], p.pendingAdd[i+1:]...)
@@ -552,15 +593,27 @@ func (p *Peer) Close() {
 		p.closed = true
 		close(p.done)
 		p.closeMu.Unlock()
-		p.room.removePeer(p)
-		if err := p.pubPC.GracefulClose(); err != nil {
-			p.log.Debug("close publish connection", "err", err)
+		if p.viewer {
+			p.room.removeViewer(p)
+		} else {
+			p.room.removePeer(p)
 		}
-		if err := p.subPC.GracefulClose(); err != nil {
-			p.log.Debug("close subscribe connection", "err", err)
+		if p.pubPC != nil {
+			if err := p.pubPC.GracefulClose(); err != nil {
+				p.log.Debug("close publish connection", "err", err)
+			}
+		}
+		if p.subPC != nil {
+			if err := p.subPC.GracefulClose(); err != nil {
+				p.log.Debug("close subscribe connection", "err", err)
+			}
 		}
 		p.wg.Wait()
-		p.sfu.metrics.peers.Add(-1)
+		if p.viewer {
+			p.sfu.metrics.viewers.Add(-1)
+		} else {
+			p.sfu.metrics.peers.Add(-1)
+		}
 		p.log.Debug("peer closed")
 	})
 }

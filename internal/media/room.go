@@ -15,10 +15,13 @@ type sfuRoom struct {
 	events RoomEvents
 	done   chan struct{} // closed when the room is removed
 
-	mu     sync.Mutex
-	peers  map[string]*Peer
-	ups    []*upTrack // published, not closed
-	closed bool
+	mu      sync.Mutex
+	peers   map[string]*Peer
+	viewers map[*Peer]struct{} // WHEP viewers (whep.go)
+	ups     []*upTrack         // published, not closed
+	closed  bool
+	// speakerNow is the speaker last reported, for View; run owns speaker.
+	speakerNow string
 
 	// owned by run
 	speaker      string
@@ -28,7 +31,8 @@ type sfuRoom struct {
 }
 
 func newRoom(s *SFU, id string, ev RoomEvents) *sfuRoom {
-	return &sfuRoom{sfu: s, id: id, events: ev, done: make(chan struct{}), peers: map[string]*Peer{}}
+	return &sfuRoom{sfu: s, id: id, events: ev, done: make(chan struct{}), peers: map[string]*Peer{},
+		viewers: map[*Peer]struct{}{}}
 }
 
 // addPeer adds p and subscribes it to every published track. A peer
@@ -48,6 +52,9 @@ func (r *sfuRoom) addPeer(p *Peer) (*Peer, error) {
 	}
 	r.peers[p.id] = p
 	for _, u := range r.ups {
+		if !p.subscribes() { // a WHIP publisher gets nothing
+			break
+		}
 		if d := u.subscribe(p); d != nil {
 			p.queueAdd(d)
 		}
@@ -130,7 +137,7 @@ func (r *sfuRoom) attach(p *Peer, tr *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 		r.sfu.metrics.published.Add(1)
 		p.log.Debug("track published", "track", u.trackID, "kind", u.kind, "codec", u.codec.MimeType)
 		for _, q := range r.peers {
-			if q == p {
+			if q == p || !q.subscribes() {
 				continue
 			}
 			if d := u.subscribe(q); d != nil {
@@ -166,11 +173,15 @@ func (r *sfuRoom) unpublish(u *upTrack) {
 	u.close()
 }
 
+// peerList lists the room's peers and viewers.
 func (r *sfuRoom) peerList() []*Peer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	peers := make([]*Peer, 0, len(r.peers))
+	peers := make([]*Peer, 0, len(r.peers)+len(r.viewers))
 	for _, p := range r.peers {
+		peers = append(peers, p)
+	}
+	for p := range r.viewers {
 		peers = append(peers, p)
 	}
 	return peers
@@ -266,6 +277,9 @@ func (r *sfuRoom) updateSpeaker(ups []*upTrack, now int64) {
 	}
 	if next != r.speaker {
 		r.speaker = next
+		r.mu.Lock()
+		r.speakerNow = next
+		r.mu.Unlock()
 		if r.events.Speaker != nil {
 			r.events.Speaker(next)
 		}

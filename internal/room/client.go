@@ -223,6 +223,9 @@ func (c *client) close(code websocket.StatusCode, why string) {
 // send queues an encoded message; a socket whose queue is full is too slow
 // to keep up and is closed rather than allowed to stall the room.
 func (c *client) send(b []byte) {
+	if c.conn == nil {
+		return // a WHIP participant: it has no socket to hear anything
+	}
 	select {
 	case <-c.closing:
 	case c.out <- b:

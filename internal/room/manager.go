@@ -201,7 +201,7 @@ func (m *Manager) Counts() (rooms, sockets, participants int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range m.rooms {
-		sockets += r.refs
+		sockets += r.refs - r.sessions
 		participants += int(r.joined.Load())
 	}
 	return len(m.rooms), sockets, participants

@@ -22,6 +22,10 @@ const (
 	evKick                     // close the sockets of userID
 	evClose                    // close every socket
 	evMode                     // the channel's mode changed
+	evWHIP                     // a WHIP publisher joins (whip.go); answered on reply
+	evWHIPEnd                  // a WHIP publisher ended
+	evWHEP                     // a WHEP viewer started
+	evWHEPEnd                  // a WHEP viewer ended
 )
 
 type event struct {
@@ -33,6 +37,9 @@ type event struct {
 	code   websocket.StatusCode
 	reason string
 	mode   string
+	ingest *Ingest
+	viewer *Viewer
+	reply  chan error // buffered: the room never waits on it
 }
 
 // room is the state of one channel's call. Only run touches its fields
@@ -43,6 +50,7 @@ type room struct {
 	log       *slog.Logger
 	events    chan event
 	refs      int
+	sessions  int          // of refs, WHIP/WHEP sessions (Manager's lock too)
 	joined    atomic.Int32 // len(participants), readable by the Manager
 
 	clients      map[*client]struct{}
@@ -50,6 +58,9 @@ type room struct {
 	mode         string // channel mode: auto, sfu or p2p
 	topology     string // what the call uses now
 	retiring     []retired
+	ingests      map[*Ingest]struct{} // WHIP publishers, also in participants
+	viewers      map[*Viewer]struct{} // WHEP viewers, not participants
+	closing      bool                 // evClose was handled: no new sessions
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
 	speaker chan string
@@ -73,6 +84,8 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		events:       make(chan event, 64),
 		clients:      map[*client]struct{}{},
 		participants: map[string]*client{},
+		ingests:      map[*Ingest]struct{}{},
+		viewers:      map[*Viewer]struct{}{},
 		mode:         mode,
 		topology:     signal.TopologyMesh,
 		speaker:      make(chan string, 1),
@@ -118,6 +131,7 @@ func (r *room) dispatch(ev event) {
 		case evChat:
 			r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &ev.chat})
 		case evKick:
+			r.stopSessions(ev.userID)
 			for c := range r.clients {
 				if c.user.UserID == ev.userID {
 					r.removeParticipant(c, signal.ReasonLeft)
@@ -125,12 +139,28 @@ func (r *room) dispatch(ev event) {
 				}
 			}
 		case evClose:
+			r.closing = true
+			r.stopSessions("")
 			for c := range r.clients {
 				c.close(ev.code, ev.reason)
 			}
 		case evMode:
 			r.mode = ev.mode
+			if r.mode == ModeP2P {
+				r.stopIngests() // their media cannot go peer-to-peer
+			}
 			r.updateTopology()
+		case evWHIP:
+			ev.reply <- r.startIngest(ev.ingest)
+		case evWHIPEnd:
+			r.endIngest(ev.ingest, ev.reason)
+		case evWHEP:
+			if r.closing {
+				ev.viewer.requestStop()
+			}
+			r.viewers[ev.viewer] = struct{}{}
+		case evWHEPEnd:
+			delete(r.viewers, ev.viewer)
 		}
 	}
 }
@@ -174,7 +204,8 @@ func (r *room) join(c *client, m signal.Message) {
 		return
 	}
 	id := m.Resume
-	if holder := r.participants[id]; id == "" || (holder != nil && holder.user.UserID != c.user.UserID) {
+	// A WHIP publisher's id (no socket) is never taken over by a socket.
+	if holder := r.participants[id]; id == "" || (holder != nil && (holder.user.UserID != c.user.UserID || holder.conn == nil)) {
 		id = newParticipantID()
 	} else if holder != nil {
 		// The same user is back on a new socket before the old one was

@@ -17,13 +17,14 @@ const (
 )
 
 // wantTopology is what the call should use now: the mesh for up to P2PMax
-// participants, the SFU beyond, unless the channel pins one (or the server
-// has no SFU).
+// participants, the SFU beyond or while a WHIP publisher (whose media only
+// goes through the SFU) is in the call, unless the channel pins one (or
+// the server has no SFU).
 func (r *room) wantTopology() string {
 	switch {
 	case r.cfg.SFU == nil || r.mode == ModeP2P:
 		return signal.TopologyMesh
-	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax:
+	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0:
 		return signal.TopologySFU
 	default:
 		return signal.TopologyMesh

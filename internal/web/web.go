@@ -44,6 +44,7 @@ type Server struct {
 	rooms    *room.Manager
 	pages    map[string]*template.Template
 	handler  http.Handler
+	whip     *whipResources // WHIP/WHEP sessions (whip.go)
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -82,6 +83,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
 	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
 	mux.HandleFunc("GET /ws/c/{id}", s.websocket)
+	s.routeWHIP(mux) // /whip/{channel}, /whep/{channel} and their sessions
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})

@@ -1,0 +1,421 @@
+package web
+
+// WHIP ingest (RFC 9725) at /whip/{channel} and WHEP egress
+// (draft-ietf-wish-whep) at /whep/{channel}: encoders such as OBS publish
+// into a channel's call, players watch one of its participants, with a
+// personal access token (or the session cookie) and plain HTTP instead of
+// the signaling socket. The media side lives in room (whip.go) and media
+// (whep.go); this file is the HTTP contract: status codes, headers,
+// resources, and the trickle ICE fragments (RFC 8840) of PATCH.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/room"
+	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/store"
+)
+
+const (
+	sdpType     = "application/sdp"
+	sdpFragType = "application/trickle-ice-sdpfrag"
+	// maxSDPBody bounds offers and trickle fragments, as the signaling
+	// protocol bounds SDP.
+	maxSDPBody = signal.MaxSDPBytes
+	// maxFragCandidates bounds the candidates of one PATCH.
+	maxFragCandidates = 64
+	// maxCandidateLen bounds one candidate, as the signaling protocol does.
+	maxCandidateLen = 1024
+)
+
+// mediaSession is a room.Ingest or room.Viewer, as the resource handlers
+// drive them.
+type mediaSession interface {
+	Trickle(ufrag string, cands []room.Candidate) error
+	Close()
+	Done() <-chan struct{}
+}
+
+// whipResource is one WHIP or WHEP session, addressed by an unguessable
+// id and bound to the user who created it: anyone else is told it does
+// not exist.
+type whipResource struct {
+	kind    string // "whip" or "whep"
+	channel string
+	userID  string
+	etag    string
+	sess    mediaSession
+}
+
+// whipResources are the live sessions. An entry goes when its session
+// ends, however it ends.
+type whipResources struct {
+	mu sync.Mutex
+	m  map[string]*whipResource
+}
+
+func (rs *whipResources) add(id string, res *whipResource) {
+	rs.mu.Lock()
+	rs.m[id] = res
+	rs.mu.Unlock()
+	go func() {
+		<-res.sess.Done()
+		rs.mu.Lock()
+		delete(rs.m, id)
+		rs.mu.Unlock()
+	}()
+}
+
+// get returns the live resource id of kind on channel owned by userID.
+func (rs *whipResources) get(kind, channel, id, userID string) *whipResource {
+	rs.mu.Lock()
+	res := rs.m[id]
+	rs.mu.Unlock()
+	if res == nil || res.kind != kind || res.channel != channel || res.userID != userID {
+		return nil
+	}
+	select {
+	case <-res.sess.Done():
+		return nil
+	default:
+		return res
+	}
+}
+
+// routeWHIP registers the WHIP and WHEP routes. Methods are dispatched
+// here rather than in the patterns so other methods get 405 with Allow
+// (the catch-all "/" would otherwise answer them with a 404 page).
+func (s *Server) routeWHIP(mux *http.ServeMux) {
+	s.whip = &whipResources{m: map[string]*whipResource{}}
+	for _, kind := range []string{"whip", "whep"} {
+		mux.HandleFunc("/"+kind+"/{channel}", s.whipEndpoint(kind))
+		mux.HandleFunc("/"+kind+"/{channel}/{resource}", s.whipSession(kind))
+	}
+}
+
+func (s *Server) whipEndpoint(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+			s.whipCreate(kind, w, r)
+		case http.MethodOptions:
+			w.Header().Set("Allow", "OPTIONS, POST")
+			w.Header().Set("Accept-Post", sdpType)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("Allow", "OPTIONS, POST")
+			http.Error(w, fmt.Sprintf("%s is not allowed here: POST an SDP offer (Content-Type: %s) to start a session", r.Method, sdpType), http.StatusMethodNotAllowed)
+		}
+	}
+}
+
+func (s *Server) whipSession(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		const allow = "OPTIONS, PATCH, DELETE"
+		switch r.Method {
+		case http.MethodPatch, http.MethodDelete:
+		case http.MethodOptions:
+			w.Header().Set("Allow", allow)
+			w.Header().Set("Accept-Patch", sdpFragType)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		default:
+			w.Header().Set("Allow", allow)
+			http.Error(w, fmt.Sprintf("%s is not allowed on a session: PATCH trickles ICE candidates, DELETE ends it", r.Method), http.StatusMethodNotAllowed)
+			return
+		}
+		u, ok := s.mediaUser(w, r)
+		if !ok {
+			return
+		}
+		res := s.whip.get(kind, r.PathValue("channel"), r.PathValue("resource"), u.ID)
+		if res == nil {
+			http.Error(w, fmt.Sprintf("no such %s session: it has ended, or the address is wrong (a session belongs to the user who started it)", strings.ToUpper(kind)), http.StatusNotFound)
+			return
+		}
+		if r.Method == http.MethodDelete {
+			res.sess.Close()
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(w, "session ended")
+			return
+		}
+		s.whipTrickle(res, w, r)
+	}
+}
+
+// mediaUser authenticates a WHIP/WHEP request, answering 401 (with
+// WWW-Authenticate, as RFC 9725 asks) when it cannot.
+func (s *Server) mediaUser(w http.ResponseWriter, r *http.Request) (store.User, bool) {
+	if u, ok := s.currentUser(r); ok {
+		return u, true
+	}
+	if _, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); hasBearer {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", error="invalid_token"`)
+		http.Error(w, "invalid or revoked access token: check that the whole token (parley_…) was copied, or create a new one on your account page (/account)", http.StatusUnauthorized)
+		return store.User{}, false
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+	http.Error(w, "no access token: send Authorization: Bearer <token>, with a personal access token created on your account page (/account)", http.StatusUnauthorized)
+	return store.User{}, false
+}
+
+// whipCreate starts a session from the client's offer.
+func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request) {
+	u, ok := s.mediaUser(w, r)
+	if !ok {
+		return
+	}
+	ch, err := s.accounts.Channel(r.Context(), u, r.PathValue("channel"))
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		http.Error(w, "no such channel: check the channel id in the URL (it is the part after /c/ in the channel's address)", http.StatusNotFound)
+		return
+	case errors.Is(err, account.ErrForbidden):
+		http.Error(w, "you are not a member of this channel: ask its owner to add you, or use a token of a member", http.StatusForbidden)
+		return
+	case err != nil:
+		s.log.Error(kind+" authorize", "err", err)
+		http.Error(w, "server error; try again", http.StatusInternalServerError)
+		return
+	}
+	if !hasType(r, sdpType) {
+		w.Header().Set("Accept-Post", sdpType)
+		http.Error(w, fmt.Sprintf("the offer must be sent with Content-Type: %s (got %q)", sdpType, r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
+		return
+	}
+	body, ok := readSDPBody(w, r)
+	if !ok {
+		return
+	}
+	user := signal.User{UserID: u.ID, Name: u.DisplayName}
+	var sess mediaSession
+	var answer string
+	participant := r.URL.Query().Get("participant")
+	if kind == "whip" {
+		var in *room.Ingest
+		in, answer, err = s.rooms.Publish(ch.ID, ch.Mode, user, body)
+		sess = in
+	} else {
+		var v *room.Viewer
+		v, answer, err = s.rooms.View(ch.ID, ch.Mode, user, participant, body)
+		sess = v
+	}
+	if err != nil {
+		s.whipError(kind, participant, w, err)
+		return
+	}
+	id := newResourceID()
+	// The ETag names the ICE session (RFC 9725 §4.3): one per resource,
+	// as ICE restarts are not supported.
+	etag := `"` + newResourceID()[:16] + `"`
+	s.whip.add(id, &whipResource{kind: kind, channel: ch.ID, userID: u.ID, etag: etag, sess: sess})
+	h := w.Header()
+	h.Set("Content-Type", sdpType)
+	h.Set("Location", "/"+kind+"/"+ch.ID+"/"+id)
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "no-store")
+	for _, ice := range s.cfg.ICEServers {
+		// RFC 9725 §4.6: ICE servers the client may use. Parley's own
+		// answer has every candidate, so these only help odd networks.
+		h.Add("Link", "<"+ice+`>; rel="ice-server"`)
+	}
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, answer)
+}
+
+// whipError answers a failed POST: what went wrong and what to do.
+func (s *Server) whipError(kind, participant string, w http.ResponseWriter, err error) {
+	name := strings.ToUpper(kind)
+	switch {
+	case errors.Is(err, room.ErrBadOffer):
+		http.Error(w, "unusable SDP offer: "+userDetail(err, room.ErrBadOffer)+". Send the offer your WebRTC stack created, unchanged", http.StatusBadRequest)
+	case errors.Is(err, room.ErrP2POnly):
+		http.Error(w, fmt.Sprintf("this channel's calls are pinned to peer-to-peer mode, but %s needs the server's media path: ask the channel's owner to set the call mode to auto or sfu", name), http.StatusConflict)
+	case errors.Is(err, room.ErrNoPublisher) && participant != "":
+		http.Error(w, fmt.Sprintf("participant %q is not sending media through the server: check the id (participant ids look like p_…), or leave ?participant out to watch the active speaker", participant), http.StatusNotFound)
+	case errors.Is(err, room.ErrNoPublisher):
+		http.Error(w, "nothing to play: nobody in this channel's call is sending camera video or a microphone through the server right now (a two-person call is peer-to-peer unless the call mode is sfu); try again once someone is", http.StatusConflict)
+	case errors.Is(err, room.ErrNoSFU):
+		http.Error(w, fmt.Sprintf("this server runs without its media server (SFU), which %s needs: ask the operator to enable it", name), http.StatusServiceUnavailable)
+	case errors.Is(err, room.ErrClosing):
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the server is restarting or the call is closing: try again in a few seconds", http.StatusServiceUnavailable)
+	default:
+		s.log.Error(kind+" start", "err", err)
+		http.Error(w, "the media server could not start the session; try again", http.StatusInternalServerError)
+	}
+}
+
+// whipTrickle applies a PATCH: trickled candidates, or (refused) an ICE
+// restart.
+func (s *Server) whipTrickle(res *whipResource, w http.ResponseWriter, r *http.Request) {
+	if !hasType(r, sdpFragType) {
+		w.Header().Set("Accept-Patch", sdpFragType)
+		http.Error(w, fmt.Sprintf("PATCH takes trickle ICE candidates with Content-Type: %s (got %q)", sdpFragType, r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
+		return
+	}
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != res.etag {
+		http.Error(w, "If-Match does not name this session's ICE session (its ETag is "+res.etag+")", http.StatusPreconditionFailed)
+		return
+	}
+	body, ok := readSDPBody(w, r)
+	if !ok {
+		return
+	}
+	frag, err := parseSDPFrag(body)
+	if err != nil {
+		http.Error(w, "bad trickle ICE fragment: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	err = res.sess.Trickle(frag.ufrag, frag.candidates)
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, room.ErrICERestart):
+		http.Error(w, "ICE restarts are not supported: DELETE this session and POST a new offer", http.StatusNotImplemented)
+	case errors.Is(err, room.ErrBadCandidate):
+		http.Error(w, "bad ICE candidate "+userDetail(err, room.ErrBadCandidate), http.StatusBadRequest)
+	case errors.Is(err, room.ErrClosing):
+		http.Error(w, "this session has ended: POST a new offer", http.StatusNotFound)
+	default:
+		s.log.Error("trickle", "err", err)
+		http.Error(w, "the candidates could not be added; try again", http.StatusInternalServerError)
+	}
+}
+
+// hasType reports whether the request's Content-Type is want (parameters
+// such as charset are ignored).
+func hasType(r *http.Request, want string) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && strings.EqualFold(mt, want)
+}
+
+// readSDPBody reads a body of at most maxSDPBody bytes, answering 413
+// (or 400) when it cannot.
+func readSDPBody(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tooBig := func() {
+		http.Error(w, fmt.Sprintf("the body is larger than %d bytes: an SDP offer is a few kilobytes; send only the SDP", maxSDPBody), http.StatusRequestEntityTooLarge)
+	}
+	if r.ContentLength > maxSDPBody {
+		tooBig()
+		return "", false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSDPBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		tooBig()
+		return "", false
+	case err != nil:
+		http.Error(w, "could not read the body: "+err.Error(), http.StatusBadRequest)
+		return "", false
+	}
+	return string(b), true
+}
+
+// userDetail is what err adds to sentinel (which the caller words for
+// people itself).
+func userDetail(err, sentinel error) string {
+	return strings.TrimLeft(strings.TrimPrefix(err.Error(), sentinel.Error()), ": ")
+}
+
+// newResourceID returns 128 random bits in hex: resource URLs must not be
+// guessable.
+func newResourceID() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+// sdpFrag is what Parley uses of a trickle ICE fragment (RFC 8840).
+type sdpFrag struct {
+	ufrag, pwd string
+	candidates []room.Candidate
+	end        bool // a=end-of-candidates
+}
+
+// parseSDPFrag reads a trickle ICE SDP fragment: a=ice-ufrag,
+// a=ice-pwd, a=mid (which m-line the candidates that follow belong to),
+// a=candidate and a=end-of-candidates lines; other lines are ignored.
+// Lines end in CRLF or LF.
+func parseSDPFrag(body string) (sdpFrag, error) {
+	var f sdpFrag
+	mid := ""
+	for n, line := range strings.Split(body, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			continue
+		}
+		if len(line) < 2 || line[1] != '=' {
+			return sdpFrag{}, fmt.Errorf("line %d is not an SDP line (x=value)", n+1)
+		}
+		for _, c := range line {
+			if c < 0x20 || c == 0x7f {
+				return sdpFrag{}, fmt.Errorf("line %d has a control character", n+1)
+			}
+		}
+		switch line[0] {
+		case 'm':
+			mid = "" // a new media section: its a=mid follows
+			continue
+		case 'a':
+		default:
+			continue
+		}
+		key, val, _ := strings.Cut(line[2:], ":")
+		switch key {
+		case "mid":
+			mid = val
+		case "ice-ufrag":
+			if !validICEChars(val, 4) {
+				return sdpFrag{}, fmt.Errorf("line %d: ice-ufrag must be 4 to 256 letters, digits, + or /", n+1)
+			}
+			if f.ufrag != "" && f.ufrag != val {
+				return sdpFrag{}, fmt.Errorf("line %d: a second, different ice-ufrag", n+1)
+			}
+			f.ufrag = val
+		case "ice-pwd":
+			if !validICEChars(val, 22) {
+				return sdpFrag{}, fmt.Errorf("line %d: ice-pwd must be 22 to 256 letters, digits, + or /", n+1)
+			}
+			f.pwd = val
+		case "candidate":
+			if val == "" || len(val) > maxCandidateLen {
+				return sdpFrag{}, fmt.Errorf("line %d: a candidate must have 1 to %d characters", n+1, maxCandidateLen)
+			}
+			if len(f.candidates) == maxFragCandidates {
+				return sdpFrag{}, fmt.Errorf("more than %d candidates in one fragment", maxFragCandidates)
+			}
+			f.candidates = append(f.candidates, room.Candidate{Candidate: "candidate:" + val, Mid: mid})
+		case "end-of-candidates":
+			f.end = true
+		}
+	}
+	if f.pwd != "" && f.ufrag == "" {
+		return sdpFrag{}, errors.New("ice-pwd without ice-ufrag")
+	}
+	return f, nil
+}
+
+// validICEChars checks an ice-ufrag or ice-pwd (RFC 8839: ice-char =
+// ALPHA / DIGIT / "+" / "/", at least minLen and at most 256 of them).
+func validICEChars(s string, minLen int) bool {
+	if len(s) < minLen || len(s) > 256 {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
