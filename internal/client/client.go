@@ -437,6 +437,17 @@ func (c *Client) queue(f func()) {
 	}
 }
 
+// onOwner runs f on the owner goroutine and waits for it (from pion
+// goroutines); it gives up if the client has stopped.
+func (c *Client) onOwner(f func()) {
+	done := make(chan struct{})
+	c.queue(func() { f(); close(done) })
+	select {
+	case <-done:
+	case <-c.done:
+	}
+}
+
 func (c *Client) event(format string, args ...any) {
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(fmt.Sprintf(format, args...))
@@ -569,12 +580,7 @@ func (c *Client) onTrack(participant, source string, tr *webrtc.TrackRemote) {
 	}
 	c.statsMu.Unlock()
 	name := ""
-	done := make(chan struct{})
-	c.queue(func() { name = c.names[participant]; close(done) })
-	select {
-	case <-done:
-	case <-c.done:
-	}
+	c.onOwner(func() { name = c.names[participant] })
 	if c.cfg.OnTrack == nil {
 		buf := make([]byte, 1500)
 		for {

@@ -21,6 +21,7 @@ type meshPeer struct {
 	offered     bool // an offer was sent or received: no fallback offer needed
 	closed      bool
 	pending     []webrtc.ICECandidateInit // candidates before the remote description
+	firstStream string                    // the peer's camera stream id
 }
 
 // waitForOffer is how long an existing participant waits for the
@@ -61,17 +62,19 @@ func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
 		}
 		c.queue(func() { c.send(m) })
 	})
-	firstStream := ""
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		// The peer's first stream is its camera stream; others are screens.
+		// Tracks arrive on goroutines of their own: decide on the owner's.
 		source := signal.SourceScreen
-		if firstStream == "" || firstStream == tr.StreamID() {
-			firstStream = tr.StreamID()
-			source = signal.SourceCamera
-			if tr.Kind() == webrtc.RTPCodecTypeAudio {
-				source = signal.SourceMicrophone
+		c.onOwner(func() {
+			if p.firstStream == "" || p.firstStream == tr.StreamID() {
+				p.firstStream = tr.StreamID()
+				source = signal.SourceCamera
+				if tr.Kind() == webrtc.RTPCodecTypeAudio {
+					source = signal.SourceMicrophone
+				}
 			}
-		}
+		})
 		c.onTrack(id, source, tr)
 	})
 	// No OnNegotiationNeeded: the client's tracks are fixed from the start,

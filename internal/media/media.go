@@ -443,24 +443,26 @@ func (s *SFU) join(roomID, participantID string, re RoomEvents, pe PeerEvents, p
 	if err != nil {
 		return nil, err
 	}
-	pub, err := s.api.NewPeerConnection(conf)
-	if err != nil {
-		return nil, fmt.Errorf("media: publish connection: %w", err)
-	}
-	var sub *webrtc.PeerConnection
-	if !publishOnly {
-		if sub, err = s.api.NewPeerConnection(conf); err != nil {
-			_ = pub.Close()
-			return nil, fmt.Errorf("media: subscribe connection: %w", err)
+	// A WHIP publisher's publish connection is made now; everyone else's
+	// on their first Publish, so a participant that only watches costs
+	// one connection, not two.
+	var pub, sub *webrtc.PeerConnection
+	if publishOnly {
+		if pub, err = s.api.NewPeerConnection(conf); err != nil {
+			return nil, fmt.Errorf("media: publish connection: %w", err)
 		}
+	} else if sub, err = s.api.NewPeerConnection(conf); err != nil {
+		return nil, fmt.Errorf("media: subscribe connection: %w", err)
 	}
 	closePCs := func() {
-		_ = pub.Close()
-		if sub != nil {
-			_ = sub.Close()
+		for _, pc := range []*webrtc.PeerConnection{pub, sub} {
+			if pc != nil {
+				_ = pc.Close()
+			}
 		}
 	}
 	p := newPeer(s, participantID, pub, sub, pe)
+	p.lazyPub = !publishOnly
 
 	s.mu.Lock()
 	if s.closed {

@@ -30,9 +30,12 @@ type Peer struct {
 	room   *sfuRoom
 	log    *slog.Logger
 	events PeerEvents
-	pubPC  *webrtc.PeerConnection // nil for a viewer
-	subPC  *webrtc.PeerConnection // nil for a publisher-only peer
-	viewer bool                   // a WHEP viewer: in sfuRoom.viewers, not peers
+	// pubPC is made on the first Publish when lazyPub (guarded by pubMu
+	// until then); nil for a viewer.
+	pubPC   *webrtc.PeerConnection
+	lazyPub bool
+	subPC   *webrtc.PeerConnection // nil for a publisher-only peer
+	viewer  bool                   // a WHEP viewer: in sfuRoom.viewers, not peers
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -103,9 +106,7 @@ func (p *Peer) ID() string { return p.id }
 // to, the negotiation goroutine.
 func (p *Peer) start() {
 	if p.pubPC != nil {
-		p.pubPC.OnTrack(p.onTrack)
-		p.pubPC.OnICECandidate(func(c *webrtc.ICECandidate) { p.candidate("pub", &p.pubSDPOut, c) })
-		p.pubPC.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.stateChange("pub", s) })
+		p.watchPub(p.pubPC)
 	}
 	if p.subPC != nil {
 		p.subPC.OnICECandidate(func(c *webrtc.ICECandidate) { p.candidate("sub", &p.subSDPOut, c) })
@@ -120,6 +121,35 @@ func (p *Peer) start() {
 		go p.negotiateLoop()
 	}
 	p.kickNegotiation()
+}
+
+// watchPub installs the publish connection's handlers.
+func (p *Peer) watchPub(pc *webrtc.PeerConnection) {
+	pc.OnTrack(p.onTrack)
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.candidate("pub", &p.pubSDPOut, c) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { p.stateChange("pub", s) })
+}
+
+// ensurePub makes the publish connection on first use. Called with pubMu
+// held.
+func (p *Peer) ensurePub() error {
+	if p.pubPC != nil {
+		return nil
+	}
+	if !p.lazyPub {
+		return ErrUnknownPC
+	}
+	conf, err := p.sfu.pcConfig()
+	if err != nil {
+		return err
+	}
+	pc, err := p.sfu.api.NewPeerConnection(conf)
+	if err != nil {
+		return fmt.Errorf("media: publish connection: %w", err)
+	}
+	p.watchPub(pc)
+	p.pubPC = pc
+	return nil
 }
 
 // subscribes reports whether the room should forward other participants'
@@ -215,9 +245,6 @@ func (p *Peer) Publish(offerSDP string, sources map[string]string) (string, erro
 	if p.isClosed() {
 		return "", ErrClosed
 	}
-	if p.pubPC == nil {
-		return "", ErrUnknownPC
-	}
 	for id, s := range sources {
 		if s != sourceMicrophone && s != sourceCamera && s != sourceScreen {
 			return "", fmt.Errorf("%w: %q for track %q", ErrBadSource, s, id)
@@ -231,6 +258,12 @@ func (p *Peer) Publish(offerSDP string, sources map[string]string) (string, erro
 
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
+	if p.isClosed() {
+		return "", ErrClosed // Close may have run while we waited for pubMu
+	}
+	if err := p.ensurePub(); err != nil {
+		return "", err
+	}
 	if err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		return "", fmt.Errorf("media: publish offer: %w", err)
 	}
@@ -324,9 +357,12 @@ func (p *Peer) AddCandidate(pc string, c webrtc.ICECandidateInit) error {
 	}
 	const maxQueued = 64
 	switch {
-	case pc == "pub" && p.pubPC != nil:
+	case pc == "pub":
 		p.pubMu.Lock()
 		defer p.pubMu.Unlock()
+		if p.pubPC == nil && !p.lazyPub {
+			return ErrUnknownPC
+		}
 		if !p.pubRemoteSet {
 			if len(p.pubCands) < maxQueued {
 				p.pubCands = append(p.pubCands, c)
@@ -598,8 +634,13 @@ func (p *Peer) Close() {
 		} else {
 			p.room.removePeer(p)
 		}
-		if p.pubPC != nil {
-			if err := p.pubPC.GracefulClose(); err != nil {
+		// A Publish in progress ends (it waits on done), so pubMu comes
+		// free; one starting later sees the peer closed.
+		p.pubMu.Lock()
+		pub := p.pubPC
+		p.pubMu.Unlock()
+		if pub != nil {
+			if err := pub.GracefulClose(); err != nil {
 				p.log.Debug("close publish connection", "err", err)
 			}
 		}
