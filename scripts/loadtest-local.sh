@@ -9,7 +9,7 @@
 # reads from its /metrics are the server's alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go build -o bin/parley ./cmd/parley
+[ -n "${PARLEY_NO_BUILD:-}" ] || go build -o bin/parley ./cmd/parley
 data=$(mktemp -d)
 port=${PARLEY_LOADTEST_PORT:-18080}
 base="http://127.0.0.1:$port"

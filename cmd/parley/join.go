@@ -30,7 +30,7 @@ it receives, prints a status line each second and a summary at the end.
 Ctrl-C leaves cleanly and closes the recordings so they play.
 
 A microphone, through ffmpeg:
-  ffmpeg -f alsa -i default -c:a libopus -f ogg - | parley join URL --send-audio -
+  ffmpeg -f alsa -i default -c:a libopus -page_duration 20000 -f ogg - | parley join URL --send-audio -
 
 Flags:
 `

@@ -3,6 +3,7 @@
 //	parley serve [flags]    run the server (see parley serve --help)
 //	parley join URL [flags] join a call as a native participant
 //	parley loadtest [flags] load-test a server (see parley loadtest --help)
+//	parley p2p listen|dial  a direct call between two copies, no server
 package main
 
 import (
@@ -30,6 +31,7 @@ Usage:
   parley serve [flags]   run the server (parley serve --help lists the flags)
   parley join URL [flags] join a channel's call from the command line
   parley loadtest [flags] synthetic publishers and subscribers against a server
+  parley p2p listen|dial  talk directly with another copy, no server (parley p2p --help)
   parley help            show this text
 `
 
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return loadTest(args[1:], stdout, stderr)
 	case "join":
 		return join(args[1:], os.Stdin, stdout, stderr)
+	case "p2p":
+		return p2pCmd(args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -30,6 +30,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parley/parley/internal/rtpcount"
 	"github.com/parley/parley/internal/signal"
 )
 
@@ -101,7 +102,7 @@ type Client struct {
 	joined  time.Time                       // when join was sent
 	joinRTT time.Duration                   // join to joined, 0 = not yet
 	first   time.Duration                   // join to first media packet, 0 = not yet
-	sent    sentCounter
+	sent    rtpcount.Counter
 }
 
 // Dial connects to the channel's signaling socket and reads hello. It
@@ -223,7 +224,7 @@ func logIn(ctx context.Context, hc *http.Client, base *url.URL, username, passwo
 
 // newAPI is a browser-like pion API: default codecs and interceptors
 // (NACK, RTCP reports, stats, TWCC) plus the audio level extension.
-func newAPI(loopback bool, sent *sentCounter) (*webrtc.API, error) {
+func newAPI(loopback bool, sent *rtpcount.Counter) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("client: codecs: %w", err)

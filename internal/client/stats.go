@@ -1,11 +1,8 @@
 package client
 
 import (
-	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -31,7 +28,7 @@ func (c *Client) Stats() Stats {
 	for pc := range c.pcs {
 		pcs = append(pcs, pc)
 	}
-	st := Stats{Joined: c.joinRTT, FirstMedia: c.first, PacketsSent: c.sent.packets.Load(), BytesSent: c.sent.bytes.Load()}
+	st := Stats{Joined: c.joinRTT, FirstMedia: c.first, PacketsSent: c.sent.Out().Packets, BytesSent: c.sent.Out().Bytes}
 	c.statsMu.Unlock()
 	for _, pc := range pcs {
 		st.Connections++
@@ -51,21 +48,4 @@ func (c *Client) Stats() Stats {
 		}
 	}
 	return st
-}
-
-// sentCounter is an interceptor (and its own factory) counting every RTP
-// packet the client's connections send.
-type sentCounter struct {
-	interceptor.NoOp
-	packets, bytes atomic.Uint64
-}
-
-func (s *sentCounter) NewInterceptor(string) (interceptor.Interceptor, error) { return s, nil }
-
-func (s *sentCounter) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		s.packets.Add(1)
-		s.bytes.Add(uint64(len(payload)))
-		return w.Write(h, payload, a)
-	})
 }

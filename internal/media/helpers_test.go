@@ -22,6 +22,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley/parley/internal/pionlog"
 )
 
 // testLog shows errors on stderr (pion's teardown warnings are noise
@@ -137,7 +139,7 @@ func newClientAPI(t testing.TB, conn net.PacketConn) *webrtc.API {
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		t.Fatal(err)
 	}
-	logs := pionLogs{log: testLog().With("side", "client")}
+	logs := pionlog.Factory{Log: testLog().With("side", "client"), Down: pionlog.Step}
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetIncludeLoopbackCandidate(true)

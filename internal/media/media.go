@@ -21,6 +21,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley/parley/internal/pionlog"
 )
 
 // Errors returned by the SFU.
@@ -131,7 +133,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*SFU, error) 
 		epoch:   time.Now(),
 		rooms:   map[string]*sfuRoom{},
 	}
-	logs := pionLogs{log: log}
+	logs := pionlog.Factory{Log: log, Down: pionlog.Step}
 
 	if err := s.listen(logs); err != nil {
 		return nil, err
@@ -157,7 +159,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*SFU, error) 
 }
 
 // listen opens the ICE UDP mux and, unless disabled, the ICE-TCP mux.
-func (s *SFU) listen(logs pionLogs) error {
+func (s *SFU) listen(logs pionlog.Factory) error {
 	cfg := s.cfg
 	var ip net.IP
 	if cfg.ListenIP != "" {
@@ -220,7 +222,7 @@ func (s *SFU) interfaceFilter(name string) bool {
 }
 
 // newAPI builds the one webrtc.API all peer connections share.
-func (s *SFU) newAPI(logs pionLogs) (*webrtc.API, error) {
+func (s *SFU) newAPI(logs pionlog.Factory) (*webrtc.API, error) {
 	cfg := s.cfg
 	me := &webrtc.MediaEngine{}
 	// goog-remb: subscribers' browsers report their receive bandwidth
