@@ -78,7 +78,7 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	}
 	p("join", r.JoinMs, "ms")
 	p("join to first media", r.FirstMediaMs, "ms")
-	p("received per subscriber", r.RecvKbpsPerSubscriber, "kbit/s")
+	p("received per receiver", r.RecvKbpsPerReceiver, "kbit/s")
 	fmt.Fprintf(w, "packets received %d, lost %d (%.3f%%), NACKs %d, max jitter %.1f ms\n",
 		r.PacketsRecv, r.PacketsLost, r.LossPercent, r.NACKs, r.JitterMsMax)
 	if u := r.Server; u.Available {

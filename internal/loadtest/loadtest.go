@@ -78,11 +78,11 @@ type Report struct {
 	Rooms, Publishers, Subscribers int
 	Joined, FailedJoins            int
 	JoinMs                         Percentiles // join sent → joined
-	FirstMediaMs                   Percentiles // join sent → first remote packet, subscribers
+	FirstMediaMs                   Percentiles // join sent → first remote packet, per receiver
 	PacketsRecv, PacketsLost       uint64
 	LossPercent                    float64
 	JitterMsMax                    float64
-	RecvKbpsPerSubscriber          Percentiles
+	RecvKbpsPerReceiver            Percentiles // subscribers, and publishers that receive others
 	NACKs                          uint64
 	Server                         ServerUsage
 	Errors                         []string `json:",omitempty"`
@@ -227,7 +227,9 @@ measure:
 		} else {
 			fail("a participant never got joined")
 		}
-		if p.publisher {
+		// Subscribers always count; publishers count when they receive
+		// (the others' media in a meeting).
+		if p.publisher && (cfg.Publishers == 1 || st.PacketsRecv == 0) {
 			continue
 		}
 		if st.FirstMedia > 0 {
@@ -242,7 +244,7 @@ measure:
 		rep.JitterMsMax = max(rep.JitterMsMax, st.JitterSeconds*1000)
 		kbps = append(kbps, float64(st.BytesRecv-s0.BytesRecv)*8/1000/elapsed.Seconds())
 	}
-	rep.JoinMs, rep.FirstMediaMs, rep.RecvKbpsPerSubscriber = percentiles(joins), percentiles(firsts), percentiles(kbps)
+	rep.JoinMs, rep.FirstMediaMs, rep.RecvKbpsPerReceiver = percentiles(joins), percentiles(firsts), percentiles(kbps)
 	if total := rep.PacketsRecv + rep.PacketsLost; total > 0 {
 		rep.LossPercent = 100 * float64(rep.PacketsLost) / float64(total)
 	}

@@ -33,12 +33,13 @@ func TestSmallLoad(t *testing.T) {
 	if rep.PacketsRecv == 0 || rep.LossPercent >= 1 {
 		t.Errorf("received %d packets with %.2f%% loss; want packets and under 1%% loss", rep.PacketsRecv, rep.LossPercent)
 	}
-	// Each subscriber gets two publishers' ~1 Mbit/s video and audio.
-	if rep.RecvKbpsPerSubscriber.N != 6 || rep.RecvKbpsPerSubscriber.P50 < 1000 {
-		t.Errorf("received bitrate per subscriber %+v, want 6 subscribers at over 1000 kbit/s", rep.RecvKbpsPerSubscriber)
+	// Each subscriber gets two publishers' ~1 Mbit/s video and audio;
+	// each publisher the other's.
+	if rep.RecvKbpsPerReceiver.N != 8 || rep.RecvKbpsPerReceiver.P50 < 1000 {
+		t.Errorf("received bitrate per receiver %+v, want 8 receivers at over 1000 kbit/s", rep.RecvKbpsPerReceiver)
 	}
-	if rep.JoinMs.N != 8 || rep.FirstMediaMs.N != 6 {
-		t.Errorf("join times %+v, first media %+v; want 8 and 6 measurements", rep.JoinMs, rep.FirstMediaMs)
+	if rep.JoinMs.N != 8 || rep.FirstMediaMs.N != 8 {
+		t.Errorf("join times %+v, first media %+v; want 8 measurements of each", rep.JoinMs, rep.FirstMediaMs)
 	}
 	if u := rep.Server; !u.Available || u.PacketsForwarded == 0 || u.CPUSeconds <= 0 || u.ResidentMB <= 0 {
 		t.Errorf("server usage %+v, want CPU, memory and forwarded packets from /metrics", u)
