@@ -10,9 +10,14 @@ test:
 build:
 	go build -o bin/parley ./cmd/parley
 
-# A short fuzzing pass over the signaling decoder.
+# A short fuzzing pass over every parser of outside input (20 s each).
 fuzz:
-	go test ./internal/signal -run '^$$' -fuzz FuzzDecodeClient -fuzztime 60s
+	go test ./internal/signal -run '^$$' -fuzz FuzzDecodeClient -fuzztime 20s
+	go test ./internal/web -run '^$$' -fuzz FuzzParseSDPFrag -fuzztime 20s
+	go test ./internal/source -run '^$$' -fuzz FuzzOggStream -fuzztime 20s
+	go test ./internal/source -run '^$$' -fuzz FuzzIVF -fuzztime 20s
+	go test ./internal/media -run '^$$' -fuzz FuzzForwardRTP -fuzztime 20s
+	go test ./internal/media -run '^$$' -fuzz FuzzHandleRTCP -fuzztime 20s
 
 # Regenerates docs/images/call.png from the three-person browser test.
 screenshot:

@@ -5,6 +5,8 @@
 #
 #   scripts/loadtest-local.sh --rooms 1 --publishers 10 --subscribers 50 --video none --duration 30s
 #
+# PARLEY_SERVE_ARGS adds flags to the server, e.g. PARLEY_SERVE_ARGS='--cpu-profile server.prof'.
+#
 # The server runs as its own process, so the CPU and memory the report
 # reads from its /metrics are the server's alone.
 set -euo pipefail
@@ -14,7 +16,7 @@ data=$(mktemp -d)
 port=${PARLEY_LOADTEST_PORT:-18080}
 base="http://127.0.0.1:$port"
 bin/parley serve --addr "127.0.0.1:$port" --data-dir "$data" --rtc-udp-port 0 --rtc-tcp-port -1 \
-  --rtc-listen-ip 127.0.0.1 --rtc-loopback-only --log-level warn &
+  --rtc-listen-ip 127.0.0.1 --rtc-loopback-only --log-level warn ${PARLEY_SERVE_ARGS:-} &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done

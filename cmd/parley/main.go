@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -129,6 +130,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.RTCListenIP, "rtc-listen-ip", "PARLEY_RTC_LISTEN_IP", "bind the media ports to this address (empty = all)")
 	f.string(&publicIPs, "public-ip", "PARLEY_PUBLIC_IP", "comma-separated public IPs to announce for media when behind a 1:1 NAT")
 	f.string(&interfaces, "rtc-interfaces", "PARLEY_RTC_INTERFACES", "comma-separated network interfaces to use for media (empty = all)")
+	var cpuProfile string
+	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (go tool pprof) to this file until the server stops")
 	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: parley serve [flags]\n\nRuns the Parley server. Every flag can also be set by the environment variable named after it.\n\nFlags:\n")
@@ -153,6 +156,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "parley serve: --cpu-profile: %v\n", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
