@@ -28,6 +28,7 @@ func loadTest(args []string, stdout, stderr io.Writer) int {
 	f.duration(&cfg.Duration, "duration", "PARLEY_LOADTEST_DURATION", "how long to measure once everyone joined")
 	f.string(&cfg.Video, "video", "PARLEY_LOADTEST_VIDEO", "publishers' video: 720p (about 1 Mbit/s) or none")
 	f.duration(&cfg.JoinSpacing, "join-spacing", "PARLEY_LOADTEST_JOIN_SPACING", "pause between two joins")
+	fs.BoolVar(&cfg.Simulcast, "simulcast", false, "send video as three simulcast layers (q 320×180, h 640×360, f 1280×720), as browsers do")
 	fs.BoolVar(&cfg.InsecureTLS, "insecure", false, "accept any TLS certificate (self-signed servers)")
 	fs.BoolVar(&cfg.LoopbackOnly, "loopback", false, "use loopback ICE candidates only (server on this machine)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")

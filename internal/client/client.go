@@ -27,6 +27,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -64,6 +65,11 @@ type Config struct {
 	LoopbackOnly bool
 	// Audio and Video are what to publish; nil sends nothing of that kind.
 	Audio, Video Source
+	// VideoLayers, instead of Video, publish a simulcast camera: sources
+	// for the quarter, half and full resolution layers (rids q, h, f), as
+	// browsers send. Simulcast goes to the SFU only: in a mesh call the
+	// client then sends no video.
+	VideoLayers []Source
 	// OnTrack is called, on its own goroutine, for every remote track; it
 	// must read the track until it ends (Read returns an error). Nil
 	// discards what arrives.
@@ -89,6 +95,9 @@ type Client struct {
 	iceServers []webrtc.ICEServer
 
 	audio, video *webrtc.TrackLocalStaticSample
+	layers       []*webrtc.TrackLocalStaticSample // simulcast camera, rids q, h, f
+	simulcast    *webrtc.RTPTransceiver           // their transceiver (owner goroutine)
+	tagger       ridTagger
 
 	// owned by run
 	myID     string
@@ -184,7 +193,7 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	for _, p := range hello.Participants {
 		c.names[p.ID] = p.Name
 	}
-	if c.api, err = newAPI(cfg.LoopbackOnly, &c.sent); err != nil {
+	if c.api, err = newAPI(cfg.LoopbackOnly, &c.sent, &c.tagger); err != nil {
 		conn.CloseNow()
 		return nil, err
 	}
@@ -224,7 +233,7 @@ func logIn(ctx context.Context, hc *http.Client, base *url.URL, username, passwo
 
 // newAPI is a browser-like pion API: default codecs and interceptors
 // (NACK, RTCP reports, stats, TWCC) plus the audio level extension.
-func newAPI(loopback bool, sent *rtpcount.Counter) (*webrtc.API, error) {
+func newAPI(loopback bool, sent *rtpcount.Counter, tagger *ridTagger) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("client: codecs: %w", err)
@@ -238,6 +247,7 @@ func newAPI(loopback bool, sent *rtpcount.Counter) (*webrtc.API, error) {
 	}
 	// pion's stats report nothing for outgoing streams: count them here.
 	ir.Add(sent)
+	ir.Add(tagger)
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// As libwebrtc: late retransmissions must not fall out of the replay window.
@@ -266,8 +276,23 @@ func (c *Client) makeTracks() error {
 			return fmt.Errorf("client: video track: %w", err)
 		}
 	}
+	if len(c.cfg.VideoLayers) > 0 {
+		if c.cfg.Video != nil || len(c.cfg.VideoLayers) > len(simulcastRIDs) {
+			return fmt.Errorf("client: give Video or up to %d VideoLayers, not both", len(simulcastRIDs))
+		}
+		for i, src := range c.cfg.VideoLayers {
+			tr, err := webrtc.NewTrackLocalStaticSample(src.Codec(), "camera", streamID, webrtc.WithRTPStreamID(simulcastRIDs[i]))
+			if err != nil {
+				return fmt.Errorf("client: simulcast layer %s: %w", simulcastRIDs[i], err)
+			}
+			c.layers = append(c.layers, tr)
+		}
+	}
 	return nil
 }
+
+// simulcastRIDs name the layers smallest first, as the page does.
+var simulcastRIDs = []string{"q", "h", "f"}
 
 // sources is the publish offer's sources field.
 func (c *Client) sources() map[string]string {
@@ -277,6 +302,9 @@ func (c *Client) sources() map[string]string {
 	}
 	if c.video != nil {
 		m[c.video.ID()] = signal.SourceCamera
+	}
+	if len(c.layers) > 0 {
+		m[c.layers[0].ID()] = signal.SourceCamera
 	}
 	return m
 }
@@ -311,17 +339,22 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	c.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{Audio: c.audio != nil, Video: c.video != nil}})
+	c.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{Audio: c.audio != nil, Video: c.video != nil || len(c.layers) > 0}})
 	c.statsMu.Lock()
 	c.joined = time.Now()
 	c.statsMu.Unlock()
 
 	var sources sync.WaitGroup
 	startSources := sync.OnceFunc(func() {
-		for _, s := range []struct {
+		type feed struct {
 			src   Source
 			track *webrtc.TrackLocalStaticSample
-		}{{c.cfg.Audio, c.audio}, {c.cfg.Video, c.video}} {
+		}
+		feeds := []feed{{c.cfg.Audio, c.audio}, {c.cfg.Video, c.video}}
+		for i, src := range c.cfg.VideoLayers {
+			feeds = append(feeds, feed{src, c.layers[i]})
+		}
+		for _, s := range feeds {
 			if s.src == nil {
 				continue
 			}
@@ -559,15 +592,83 @@ func (c *Client) addLocalTracks(pc *webrtc.PeerConnection, dir webrtc.RTPTransce
 		if err != nil {
 			return fmt.Errorf("client: add track: %w", err)
 		}
-		go drainRTCP(t.Sender())
+		go drainRTCP(t.Sender(), "")
 	}
+	if len(c.layers) == 0 || dir != webrtc.RTPTransceiverDirectionSendonly {
+		return nil // simulcast is for the SFU's publish connection only
+	}
+	t, err := pc.AddTransceiverFromTrack(c.layers[0], webrtc.RTPTransceiverInit{Direction: dir})
+	if err != nil {
+		return fmt.Errorf("client: add simulcast track: %w", err)
+	}
+	for _, l := range c.layers[1:] {
+		if err := t.Sender().AddEncoding(l); err != nil {
+			return fmt.Errorf("client: add simulcast layer: %w", err)
+		}
+	}
+	for _, l := range c.layers {
+		go drainRTCP(t.Sender(), l.RID())
+	}
+	c.simulcast = t
 	return nil
 }
 
-func drainRTCP(s *webrtc.RTPSender) {
+// tagSimulcast tells the tagger each layer's SSRC, mid and rid, once the
+// publish offer fixed the mid.
+func (c *Client) tagSimulcast() {
+	if c.simulcast == nil {
+		return
+	}
+	for _, e := range c.simulcast.Sender().GetParameters().Encodings {
+		c.tagger.tags.Store(uint32(e.SSRC), [2]string{c.simulcast.Mid(), e.RID})
+	}
+}
+
+// ridTagger is an interceptor adding the MID and RID header extensions to
+// the client's simulcast packets: pion does not, and without them the SFU
+// cannot tell the layers' streams apart.
+type ridTagger struct {
+	interceptor.NoOp
+	tags sync.Map // SSRC → [2]string{mid, rid}
+}
+
+func (t *ridTagger) NewInterceptor(string) (interceptor.Interceptor, error) { return t, nil }
+
+func (t *ridTagger) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	var midID, ridID uint8
+	for _, e := range info.RTPHeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			ridID = uint8(e.ID)
+		}
+	}
+	if midID == 0 || ridID == 0 {
+		return w
+	}
+	ssrc := info.SSRC
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if v, ok := t.tags.Load(ssrc); ok {
+			tag := v.([2]string)
+			_ = h.SetExtension(midID, []byte(tag[0]))
+			_ = h.SetExtension(ridID, []byte(tag[1]))
+		}
+		return w.Write(h, payload, a)
+	})
+}
+
+// drainRTCP reads a sender's RTCP (of one simulcast layer if rid is set).
+func drainRTCP(s *webrtc.RTPSender, rid string) {
 	buf := make([]byte, 1500)
 	for {
-		if _, _, err := s.Read(buf); err != nil {
+		var err error
+		if rid != "" {
+			_, _, err = s.ReadSimulcast(buf, rid)
+		} else {
+			_, _, err = s.Read(buf)
+		}
+		if err != nil {
 			return
 		}
 	}

@@ -205,7 +205,7 @@ func (c *Client) startSFU() {
 	s := &sfuPeers{c: c, sub: sub, pending: map[string][]webrtc.ICECandidateInit{}}
 	c.sfu = s
 	pcs := map[string]*webrtc.PeerConnection{signal.PCSubscribe: sub}
-	publishing := c.audio != nil || c.video != nil
+	publishing := c.audio != nil || c.video != nil || len(c.layers) > 0
 	if publishing {
 		// A receive-only client never negotiates a publish connection.
 		if s.pub, err = c.newPC(); err != nil {
@@ -253,6 +253,7 @@ func (c *Client) startSFU() {
 		c.log.Error("sfu publish offer", "err", err)
 		return
 	}
+	c.tagSimulcast()
 	c.send(signal.Message{Type: signal.TypeOffer, To: signal.SFU, PC: signal.PCPublish, SDP: pub.LocalDescription().SDP, Sources: c.sources()})
 }
 

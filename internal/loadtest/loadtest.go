@@ -9,6 +9,7 @@ package loadtest
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +37,11 @@ type Config struct {
 	Duration    time.Duration
 	// Video is "none" (audio only) or "720p" (about 1 Mbit/s of generated
 	// VP8-shaped frames, 30 per second, a keyframe every 2 s).
-	Video        string
+	Video string
+	// Simulcast sends the video as three layers (320×180 ~150 kbit/s,
+	// 640×360 ~500 kbit/s, 1280×720 ~1 Mbit/s), as browsers do; the SFU
+	// forwards the one each subscriber's (default) tile size calls for.
+	Simulcast    bool
 	InsecureTLS  bool
 	LoopbackOnly bool // tests: ICE on loopback only
 	// JoinSpacing is the pause between two participants joining (default
@@ -69,6 +74,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Video != "none" && c.Video != "720p" {
 		errs = append(errs, fmt.Errorf("--video %q: use none or 720p", c.Video))
+	}
+	if c.Simulcast && c.Video != "720p" {
+		errs = append(errs, errors.New("--simulcast needs --video 720p"))
 	}
 	return errors.Join(errs...)
 }
@@ -163,10 +171,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 			pub := i < cfg.Publishers
 			ccfg := client.Config{URL: base + "/c/" + ch, Token: cfg.Token, InsecureTLS: cfg.InsecureTLS, LoopbackOnly: cfg.LoopbackOnly}
 			if pub {
-				ccfg.Audio = synthetic{audioCodec, 20 * time.Millisecond, 160, 0}
-				if cfg.Video == "720p" {
+				ccfg.Audio = synthetic{codec: audioCodec, every: 20 * time.Millisecond, size: 160}
+				switch {
+				case cfg.Simulcast:
+					for _, l := range []struct{ w, h, size int }{{320, 180, 600}, {640, 360, 2000}, {1280, 720, 4000}} {
+						ccfg.VideoLayers = append(ccfg.VideoLayers,
+							synthetic{codec: videoCodec, every: time.Second / 30, size: l.size, keyEvery: 60, w: l.w, h: l.h})
+					}
+				case cfg.Video == "720p":
 					// ~1 Mbit/s: 30 frames of ~4 KB a second.
-					ccfg.Video = synthetic{videoCodec, time.Second / 30, 4000, 60}
+					ccfg.Video = synthetic{codec: videoCodec, every: time.Second / 30, size: 4000, keyEvery: 60, w: 1280, h: 720}
 				}
 			}
 			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -386,14 +400,15 @@ var (
 )
 
 // synthetic is generated media: samples of a fixed size at a fixed rate.
-// Video samples are shaped like VP8 frames (the SFU reads the keyframe
-// bit and the size from the payload header), one keyframe every
+// Video samples are shaped like w×h VP8 frames (the SFU reads the
+// keyframe bit and the size from the payload header), one keyframe every
 // keyEvery frames.
 type synthetic struct {
 	codec    webrtc.RTPCodecCapability
 	every    time.Duration
 	size     int
 	keyEvery int
+	w, h     int
 }
 
 func (s synthetic) Codec() webrtc.RTPCodecCapability { return s.codec }
@@ -412,8 +427,9 @@ func (s synthetic) Run(ctx context.Context, track *webrtc.TrackLocalStaticSample
 			frame[0] = 0x01 // interframe
 			if i%s.keyEvery == 0 {
 				frame[0] = 0x00
-				// start code and 1280×720
-				copy(frame[3:], []byte{0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02})
+				copy(frame[3:], []byte{0x9d, 0x01, 0x2a}) // start code, then the size
+				binary.LittleEndian.PutUint16(frame[6:], uint16(s.w))
+				binary.LittleEndian.PutUint16(frame[8:], uint16(s.h))
 			}
 		}
 		if err := track.WriteSample(media.Sample{Data: frame, Duration: s.every}); err != nil {

@@ -49,12 +49,36 @@ func TestSmallLoad(t *testing.T) {
 	}
 }
 
+// TestSimulcastLoad: publishers send three simulcast layers; each
+// subscriber gets one layer (q until the layer sizes are known from
+// keyframes, then h for the default 640×360 tile): between the q layer's
+// ~200 kbit/s with audio and the h layer's ~550, never all three layers'
+// 1.7 Mbit/s.
+func TestSimulcastLoad(t *testing.T) {
+	s := servertest.Start(t)
+	s.SignUp("loader", "Load Tester")
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{
+		URL: s.URL, Token: s.Token("loader"),
+		Rooms: 1, Publishers: 1, Subscribers: 3, Duration: 5 * time.Second,
+		Video: "720p", Simulcast: true, LoopbackOnly: true,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.FailedJoins != 0 || rep.LossPercent >= 1 {
+		t.Errorf("%d failed joins, %.2f%% loss", rep.FailedJoins, rep.LossPercent)
+	}
+	if k := rep.RecvKbpsPerReceiver; k.N != 3 || k.P50 < 150 || k.P50 > 700 {
+		t.Errorf("received %+v kbit/s per subscriber, want one layer's worth (150 to 700)", k)
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
-	err := (&loadtest.Config{URL: "nope", Rooms: 0, Publishers: 0, Subscribers: -1, Duration: 0, Video: "4k"}).Validate()
+	err := (&loadtest.Config{URL: "nope", Rooms: 0, Publishers: 0, Subscribers: -1, Duration: 0, Video: "4k", Simulcast: true}).Validate()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, want := range []string{"--url", "--token", "--rooms", "--publishers", "--subscribers", "--duration", "--video"} {
+	for _, want := range []string{"--url", "--token", "--rooms", "--publishers", "--subscribers", "--duration", "--video", "--simulcast"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("validation error does not mention %s: %v", want, err)
 		}
