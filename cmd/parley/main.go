@@ -130,6 +130,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.RTCListenIP, "rtc-listen-ip", "PARLEY_RTC_LISTEN_IP", "bind the media ports to this address (empty = all)")
 	f.string(&publicIPs, "public-ip", "PARLEY_PUBLIC_IP", "comma-separated public IPs to announce for media when behind a 1:1 NAT")
 	f.string(&interfaces, "rtc-interfaces", "PARLEY_RTC_INTERFACES", "comma-separated network interfaces to use for media (empty = all)")
+	var turnURLs string
+	f.string(&cfg.TURN, "turn", "PARLEY_TURN", "TURN relay: embedded (Parley's own) or off; --turn-url uses an external one")
+	f.string(&cfg.TURNAddr, "turn-addr", "PARLEY_TURN_ADDR", "embedded TURN listen address, UDP and TCP")
+	f.string(&cfg.TURNTLSAddr, "turn-tls-addr", "PARLEY_TURN_TLS_ADDR", "also serve TURN over TLS (turns:) here, with the HTTPS certificate, e.g. :5349")
+	f.string(&cfg.TURNPublicIP, "turn-public-ip", "PARLEY_TURN_PUBLIC_IP", "the address clients reach the relay at and relayed media comes from")
+	f.string(&cfg.TURNRelayPorts, "turn-relay-ports", "PARLEY_TURN_RELAY_PORTS", "UDP port range for relayed media, MIN-MAX (open it in the firewall)")
+	f.string(&cfg.TURNSecret, "turn-secret", "PARLEY_TURN_SECRET", "shared secret for TURN credentials (default: made and kept in --data-dir; set the same on every node, or your coturn's static-auth-secret)")
+	f.string(&turnURLs, "turn-url", "PARLEY_TURN_URLS", "comma-separated turn:/turns: URLs of an external TURN server (coturn with use-auth-secret); turns the embedded one off")
+	f.bool(&cfg.TURNAllowPrivate, "turn-allow-private", "PARLEY_TURN_ALLOW_PRIVATE", "let the relay reach private and loopback addresses (LAN-only deployments)")
+	f.duration(&cfg.TURNCredentialTTL, "turn-credential-ttl", "PARLEY_TURN_CREDENTIAL_TTL", "how long the TURN credentials handed to each participant last")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (go tool pprof) to this file until the server stops")
 	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")
@@ -151,6 +161,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	cfg.ICEServers = splitList(iceServers)
 	cfg.PublicIPs = splitList(publicIPs)
 	cfg.RTCInterfaces = splitList(interfaces)
+	cfg.TURNURLs = splitList(turnURLs)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parley serve: bad configuration:\n%v\n", err)
 		return 2

@@ -22,7 +22,9 @@ func TestServeHelpDocumentsEveryFlag(t *testing.T) {
 	}
 	help := errb.String()
 	for _, want := range []string{"-addr", "PARLEY_ADDR", "-data-dir", "PARLEY_DATA_DIR", "-database", "PARLEY_DATABASE_URL",
-		"-tls", "PARLEY_TLS", "-tls-cert", "-tls-key", "-log-format", "PARLEY_LOG_FORMAT", "-ice-server"} {
+		"-tls", "PARLEY_TLS", "-tls-cert", "-tls-key", "-log-format", "PARLEY_LOG_FORMAT", "-ice-server",
+		"-turn", "-turn-addr", "-turn-tls-addr", "-turn-public-ip", "-turn-relay-ports", "-turn-secret", "-turn-url",
+		"-turn-allow-private", "PARLEY_TURN_SECRET"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help does not mention %s", want)
 		}
@@ -67,7 +69,8 @@ func TestServeProcess(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--log-format", "json")
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--log-format", "json",
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--turn-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "PARLEY_TLS=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -309,6 +309,10 @@ func (c *Client) sources() map[string]string {
 	return m
 }
 
+// ICEServers are the STUN/TURN servers (with credentials) the server
+// handed out in hello.
+func (c *Client) ICEServers() []webrtc.ICEServer { return c.iceServers }
+
 // User is who the client is logged in as.
 func (c *Client) User() signal.User { return c.user }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,6 +56,33 @@ type Config struct {
 	// that has not answered a ping for PingTimeout is closed.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+
+	// TURN is "embedded" (Parley's own relay), "external" (TURNURLs, a
+	// coturn sharing TURNSecret; set by giving TURNURLs) or "off".
+	TURN string
+	// TURNAddr is where the embedded relay listens, UDP and TCP on the
+	// same port.
+	TURNAddr string
+	// TURNTLSAddr, if set, serves turns: (TURN over TLS) with the HTTPS
+	// certificate; it needs TLS.
+	TURNTLSAddr string
+	// TURNPublicIP is the address clients reach the relay at (and relayed
+	// media comes from). Empty: the listen address if it is specific, else
+	// the first PublicIPs, else this host's first global address; clients
+	// are told the host name they reached the web server at.
+	TURNPublicIP string
+	// TURNRelayPorts is the relay port range, "MIN-MAX".
+	TURNRelayPorts string
+	// TURNSecret signs credentials; empty: one made and kept in DataDir
+	// (several nodes, or an external coturn, must share one: set it).
+	TURNSecret string
+	// TURNURLs are an external TURN server's URLs (turn:host:3478...).
+	TURNURLs []string
+	// TURNAllowPrivate lets the relay reach private and loopback peers
+	// (a LAN-only deployment).
+	TURNAllowPrivate bool
+	// TURNCredentialTTL is how long handed-out credentials last.
+	TURNCredentialTTL time.Duration
 }
 
 // Default returns the settings `parley serve` uses when told nothing.
@@ -71,7 +99,20 @@ func Default() Config {
 		RTCUDPPort:      7882,
 		RTCTCPPort:      7881,
 		PingTimeout:     10 * time.Second,
+
+		TURN:              "embedded",
+		TURNAddr:          ":3478",
+		TURNRelayPorts:    "49152-65535",
+		TURNCredentialTTL: 24 * time.Hour,
 	}
+}
+
+// RelayPorts parses TURNRelayPorts (Validate has checked it).
+func (c *Config) RelayPorts() (lo, hi uint16) {
+	a, b, _ := strings.Cut(c.TURNRelayPorts, "-")
+	x, _ := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	y, _ := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	return uint16(x), uint16(y)
 }
 
 // Validate reports every problem with c at once, each saying how to fix it.
@@ -136,6 +177,47 @@ func (c *Config) Validate() error {
 	}
 	if c.RTCListenIP != "" && net.ParseIP(c.RTCListenIP) == nil {
 		errs = append(errs, fmt.Errorf("--rtc-listen-ip %q is not an IP address", c.RTCListenIP))
+	}
+	if len(c.TURNURLs) > 0 && c.TURN == "embedded" {
+		c.TURN = "external"
+	}
+	switch c.TURN {
+	case "off":
+	case "external":
+		if len(c.TURNURLs) == 0 {
+			errs = append(errs, errors.New("--turn external needs --turn-url (your TURN server's turn: URLs)"))
+		}
+		if c.TURNSecret == "" {
+			errs = append(errs, errors.New("--turn-url needs --turn-secret: the static-auth-secret of your coturn (use-auth-secret)"))
+		}
+		for _, u := range c.TURNURLs {
+			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				errs = append(errs, fmt.Errorf("--turn-url %q must start with turn: or turns:", u))
+			}
+		}
+	case "embedded":
+		if _, _, err := net.SplitHostPort(c.TURNAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--turn-addr %q: use host:port, e.g. :3478", c.TURNAddr))
+		}
+		if c.TURNTLSAddr != "" {
+			if _, _, err := net.SplitHostPort(c.TURNTLSAddr); err != nil {
+				errs = append(errs, fmt.Errorf("--turn-tls-addr %q: use host:port, e.g. :5349", c.TURNTLSAddr))
+			}
+			if c.TLS == "" && c.TLSCert == "" {
+				errs = append(errs, errors.New("--turn-tls-addr needs a certificate: give --tls self-signed or --tls-cert/--tls-key"))
+			}
+		}
+		if c.TURNPublicIP != "" && net.ParseIP(c.TURNPublicIP) == nil {
+			errs = append(errs, fmt.Errorf("--turn-public-ip %q is not an IP address", c.TURNPublicIP))
+		}
+		if lo, hi := c.RelayPorts(); lo == 0 || hi < lo || strings.Count(c.TURNRelayPorts, "-") != 1 {
+			errs = append(errs, fmt.Errorf("--turn-relay-ports %q: use MIN-MAX, e.g. 49152-65535", c.TURNRelayPorts))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--turn %q: use embedded, off, or give --turn-url for an external server", c.TURN))
+	}
+	if c.TURN != "off" && c.TURNCredentialTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("--turn-credential-ttl %s is too short: use at least 1m", c.TURNCredentialTTL))
 	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--session-ttl %s is too short: use at least 1m", c.SessionTTL))

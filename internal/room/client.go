@@ -39,7 +39,8 @@ type client struct {
 	closeWhy  string
 	timedOut  atomic.Bool
 
-	p *signal.Participant // owned by the room goroutine
+	p    *signal.Participant // owned by the room goroutine
+	host string              // the host name the socket reached us at
 	// media is the participant's SFU connections while the call uses the
 	// SFU: set and cleared by the room goroutine, used by the reader.
 	media atomic.Pointer[media.Peer]

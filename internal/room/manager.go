@@ -32,8 +32,9 @@ type PostChat func(ctx context.Context, user signal.User, channelID, text string
 
 // Config tunes the signaling limits; zero fields take the documented defaults.
 type Config struct {
-	// ICEServers returns the ICE servers handed to a user in hello.
-	ICEServers func(userID string) []signal.IceServer
+	// ICEServers returns the ICE servers (with TURN credentials) handed to
+	// a user in hello; host is the name the client reached the server at.
+	ICEServers func(userID, host string) []signal.IceServer
 	// PingInterval and PingTimeout drive dead-socket detection.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
@@ -52,7 +53,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.ICEServers == nil {
-		c.ICEServers = func(string) []signal.IceServer { return nil }
+		c.ICEServers = func(string, string) []signal.IceServer { return nil }
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 5 * time.Second
@@ -104,8 +105,9 @@ func NewManager(cfg Config, log *slog.Logger, postChat PostChat) *Manager {
 
 // Serve runs one member's socket on channelID until it closes. The caller
 // has authenticated user and checked membership; mode is the channel's
-// media mode (ModeAuto, ModeSFU or ModeP2P).
-func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode string, user signal.User) {
+// media mode (ModeAuto, ModeSFU or ModeP2P); host is the name the client
+// reached the server at (for TURN URLs).
+func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User) {
 	r := m.acquire(channelID, mode)
 	if r == nil {
 		conn.Close(websocket.StatusGoingAway, "server is shutting down")
@@ -115,6 +117,7 @@ func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mo
 	defer m.sockets.Done()
 
 	c := newClient(conn, user, m.cfg, m.log.With("channel", channelID, "user", user.UserID))
+	c.host = host
 	c.serve(ctx, r, m.postChat)
 }
 

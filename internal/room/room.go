@@ -121,7 +121,7 @@ func (r *room) dispatch(ev event) {
 				Version:      signal.Version,
 				User:         &ev.c.user,
 				Participants: r.roster(nil),
-				IceServers:   r.cfg.ICEServers(ev.c.user.UserID),
+				IceServers:   r.cfg.ICEServers(ev.c.user.UserID, ev.c.host),
 			})
 		case evDetach:
 			delete(r.clients, ev.c)

@@ -24,6 +24,7 @@ import (
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
+	"github.com/parley/parley/internal/turnserver"
 	"github.com/parley/parley/internal/web"
 )
 
@@ -35,8 +36,12 @@ type Server struct {
 	accounts *account.Service
 	rooms    *room.Manager
 	sfu      *media.SFU
+	turn     *turnserver.Server // nil unless the embedded relay runs
 	http     *http.Server
-	tls      *tls.Config
+
+	turnSecretValue string
+	turnPorts       turnPorts
+	tls             *tls.Config
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
@@ -58,10 +63,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
 
-	iceServers := []signal.IceServer{}
-	if len(cfg.ICEServers) > 0 {
-		iceServers = append(iceServers, signal.IceServer{URLs: cfg.ICEServers})
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.sfu, err = media.New(media.Config{
@@ -77,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, fmt.Errorf("start the media server: %w", err)
 	}
 	s.rooms = room.NewManager(room.Config{
-		ICEServers:   func(string) []signal.IceServer { return iceServers },
+		ICEServers:   s.iceServers,
 		PingInterval: cfg.PingInterval,
 		PingTimeout:  cfg.PingTimeout,
 		SFU:          s.sfu,
@@ -112,6 +113,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 			return nil, err
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	}
+
+	if err := s.startTURN(reg); err != nil {
+		s.sfu.Close()
+		db.Close()
+		return nil, err
 	}
 
 	jctx, cancel := context.WithCancel(context.Background())
@@ -183,8 +190,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopJanitor()
 	s.janitorDone.Wait()
 	errSFU := s.sfu.Close()
+	errTURN := s.closeTURN()
 	errDB := s.db.Close()
-	return errors.Join(errHTTP, errRooms, errSFU, errDB)
+	return errors.Join(errHTTP, errRooms, errSFU, errTURN, errDB)
 }
 
 // Close stops at once, like a killed process: every connection is cut.
@@ -195,7 +203,14 @@ func (s *Server) Close() error {
 	s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
-	return errors.Join(errHTTP, s.sfu.Close(), s.db.Close())
+	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())
+}
+
+func (s *Server) closeTURN() error {
+	if s.turn == nil {
+		return nil
+	}
+	return s.turn.Close()
 }
 
 // DB is the server's database, for tests and admin commands.

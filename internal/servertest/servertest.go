@@ -44,6 +44,7 @@ type Option func(*options)
 
 type options struct {
 	postgres bool
+	turn     bool
 	mutate   func(*config.Config)
 }
 
@@ -51,6 +52,10 @@ type options struct {
 // SQLite; the test is skipped without PARLEY_TEST_POSTGRES (or fails under
 // PARLEY_REQUIRE_ALL=1).
 func WithPostgres() Option { return func(o *options) { o.postgres = true } }
+
+// WithTURN runs the embedded TURN relay on a free loopback port, allowed
+// to relay to loopback peers.
+func WithTURN() Option { return func(o *options) { o.turn = true } }
 
 // WithConfig lets a test change the configuration before start.
 func WithConfig(f func(*config.Config)) Option { return func(o *options) { o.mutate = f } }
@@ -70,6 +75,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.RTCTCPPort = 0
 	cfg.RTCListenIP = "127.0.0.1"
 	cfg.RTCLoopbackOnly = true
+	// No TURN relay unless asked for (WithTURN): direct loopback paths are
+	// what most tests measure, and a relay adds candidates to every call.
+	cfg.TURN = "off"
+	if o.turn {
+		cfg.TURN = "embedded"
+		cfg.TURNAddr = "127.0.0.1:0"
+		cfg.TURNAllowPrivate = true // every peer in a test is on loopback
+	}
 	if o.postgres {
 		cfg.DatabaseURL = storetest.PostgresDSN(t)
 	}
