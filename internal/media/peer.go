@@ -371,7 +371,10 @@ func (p *Peer) AddCandidate(pc string, c webrtc.ICECandidateInit) error {
 		}
 		return p.pubPC.AddICECandidate(c)
 	case pc == "sub" && p.subPC != nil && p.viewer:
-		// View set the client's offer before anyone could trickle.
+		// View set the client's offer before anyone could trickle;
+		// negMu keeps a candidate out of the middle of a RestartICE.
+		p.negMu.Lock()
+		defer p.negMu.Unlock()
 		return p.subPC.AddICECandidate(c)
 	case pc == "sub" && p.subPC != nil:
 		p.subMu.Lock()

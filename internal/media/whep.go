@@ -11,11 +11,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
-// Errors of View.
+// Errors of View and RestartICE.
 var (
 	// ErrNoPublisher: nobody in the room (or not the participant asked
 	// for) sends camera video or a microphone through the SFU.
@@ -24,6 +25,9 @@ var (
 	// receives neither audio nor video, or shares no codec with the
 	// publisher).
 	ErrBadOffer = errors.New("media: the offer cannot be answered")
+	// ErrBadCandidate: a remote ICE candidate given to RestartICE does
+	// not parse.
+	ErrBadCandidate = errors.New("media: bad ICE candidate")
 )
 
 // viewerTile is the tile size a viewer is treated as drawing: larger than
@@ -54,6 +58,11 @@ func (v *Viewer) Participant() string { return v.publisher }
 // candidate (end of candidates) is ignored.
 func (v *Viewer) AddCandidate(c webrtc.ICECandidateInit) error {
 	return v.p.AddCandidate("sub", c)
+}
+
+// RestartICE restarts the viewer's ICE session (see Peer.RestartICE).
+func (v *Viewer) RestartICE(ufrag, pwd string, cands []webrtc.ICECandidateInit) (ICEParams, error) {
+	return v.p.RestartICE(ufrag, pwd, cands)
 }
 
 // Done is closed when the viewer has closed: by Close, by its connection
@@ -311,4 +320,182 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// ICEParams is one side of an ICE session, as a trickle ICE fragment
+// (RFC 8840) carries it.
+type ICEParams struct {
+	Ufrag, Pwd string
+	// Candidates are a=candidate values ("candidate:…").
+	Candidates []string
+	// Complete: gathering finished, no candidate follows
+	// (a=end-of-candidates).
+	Complete bool
+	// Mid is the m-section the candidates belong to (the first, which
+	// tags the bundle), Media its m= line ("audio 9 UDP/TLS/RTP/SAVPF
+	// 111") and Group the a=group value ("" if none).
+	Mid, Media, Group string
+}
+
+// RestartICE restarts ICE on the connection the client offered (a WHEP
+// viewer's, else the publish connection, as of a WHIP publisher) with the
+// client's new credentials and candidates, and returns the server's new
+// ICE parameters once its host candidates are gathered (bounded by
+// Config.GatherTimeout). Media keeps its tracks: only ICE starts over
+// (DTLS and SRTP carry on over the new candidate pair).
+//
+// WHIP and WHEP clients send only the new ICE parameters (RFC 9725
+// §4.3.2): the rest of their last offer still applies, so that offer is
+// applied again with the new credentials, which pion takes as a remote
+// ICE restart (SetRemoteDescription restarts its agent when an offer's
+// ice-ufrag/ice-pwd change), and answered. Candidates that do not parse
+// yield ErrBadCandidate before anything changes.
+func (p *Peer) RestartICE(ufrag, pwd string, cands []webrtc.ICECandidateInit) (ICEParams, error) {
+	if p.isClosed() {
+		return ICEParams{}, ErrClosed
+	}
+	if ufrag == "" || pwd == "" {
+		return ICEParams{}, errors.New("media: an ICE restart needs the new ice-ufrag and ice-pwd")
+	}
+	for _, c := range cands {
+		v := strings.TrimPrefix(c.Candidate, "candidate:")
+		if v == "" {
+			continue
+		}
+		// As pion's AddICECandidate: unknown types and networks are
+		// skipped, not refused.
+		if _, err := ice.UnmarshalCandidate(v); err != nil &&
+			!errors.Is(err, ice.ErrUnknownCandidateTyp) && !errors.Is(err, ice.ErrDetermineNetworkType) {
+			return ICEParams{}, fmt.Errorf("%w %q: %w", ErrBadCandidate, c.Candidate, err)
+		}
+	}
+	var pc *webrtc.PeerConnection
+	if p.viewer {
+		p.negMu.Lock() // with AddCandidate: no candidate lands mid-restart
+		defer p.negMu.Unlock()
+		pc = p.subPC
+	} else {
+		p.pubMu.Lock() // with Publish and AddCandidate
+		defer p.pubMu.Unlock()
+		if !p.pubRemoteSet {
+			return ICEParams{}, errors.New("media: ICE restart before the client's offer")
+		}
+		pc = p.pubPC
+	}
+	if p.isClosed() {
+		return ICEParams{}, ErrClosed
+	}
+	last := pc.CurrentRemoteDescription()
+	if last == nil || last.Type != webrtc.SDPTypeOffer || pc.SignalingState() != webrtc.SignalingStateStable {
+		return ICEParams{}, errors.New("media: ICE restart while a negotiation is in progress")
+	}
+	offer, err := withICE(last.SDP, ufrag, pwd)
+	if err != nil {
+		return ICEParams{}, err
+	}
+	fail := func(step string, err error) (ICEParams, error) {
+		if p.isClosed() {
+			return ICEParams{}, ErrClosed
+		}
+		return ICEParams{}, fmt.Errorf("media: ICE restart: %s: %w", step, err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail("offer", err)
+	}
+	for _, c := range cands {
+		if err := pc.AddICECandidate(c); err != nil {
+			p.log.Debug("restart candidate", "err", err)
+		}
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		return fail("answer", err)
+	}
+	p.waitGathering(pc)
+	if p.isClosed() {
+		return ICEParams{}, ErrClosed
+	}
+	local, err := iceParams(pc.LocalDescription().SDP)
+	if err != nil {
+		return fail("local description", err)
+	}
+	p.log.Info("ICE restarted by the client", "candidates", len(local.Candidates))
+	return local, nil
+}
+
+// withICE is offer with ufrag and pwd as its ICE credentials, wherever it
+// had them (session level, each m-section), without its candidates, which
+// belonged to the old ICE session, and with the next session version.
+func withICE(offer, ufrag, pwd string) (string, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return "", fmt.Errorf("media: ICE restart: the last offer: %w", err)
+	}
+	replace := func(attrs []sdp.Attribute) []sdp.Attribute {
+		out := make([]sdp.Attribute, 0, len(attrs))
+		for _, a := range attrs {
+			switch a.Key {
+			case "ice-ufrag":
+				a.Value = ufrag
+			case "ice-pwd":
+				a.Value = pwd
+			case "candidate", "end-of-candidates":
+				continue
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	sd.Attributes = replace(sd.Attributes)
+	for _, m := range sd.MediaDescriptions {
+		m.Attributes = replace(m.Attributes)
+	}
+	sd.Origin.SessionVersion++ // RFC 3264 §8: a new offer
+	b, err := sd.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("media: ICE restart: offer: %w", err)
+	}
+	return string(b), nil
+}
+
+// iceParams reads a local description's ICE session: pion puts its
+// credentials in every m-section and its candidates in the first.
+func iceParams(local string) (ICEParams, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(local); err != nil {
+		return ICEParams{}, err
+	}
+	if len(sd.MediaDescriptions) == 0 {
+		return ICEParams{}, errors.New("no m-section")
+	}
+	var ip ICEParams
+	ip.Ufrag, _ = sd.Attribute("ice-ufrag")
+	ip.Pwd, _ = sd.Attribute("ice-pwd")
+	ip.Group, _ = sd.Attribute("group")
+	m := sd.MediaDescriptions[0]
+	ip.Mid, _ = m.Attribute("mid")
+	ip.Media = m.MediaName.String()
+	for _, a := range m.Attributes {
+		switch a.Key {
+		case "ice-ufrag":
+			if ip.Ufrag == "" {
+				ip.Ufrag = a.Value
+			}
+		case "ice-pwd":
+			if ip.Pwd == "" {
+				ip.Pwd = a.Value
+			}
+		case "candidate":
+			ip.Candidates = append(ip.Candidates, "candidate:"+a.Value)
+		case "end-of-candidates":
+			ip.Complete = true
+		}
+	}
+	if ip.Ufrag == "" || ip.Pwd == "" {
+		return ICEParams{}, errors.New("no ICE credentials")
+	}
+	return ip, nil
 }

@@ -21,6 +21,7 @@ package room
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -31,8 +32,8 @@ import (
 	"github.com/parley/parley/internal/signal"
 )
 
-// Errors of Publish, View and Trickle, for the HTTP edge to turn into
-// status codes.
+// Errors of Publish, View, Trickle and RestartICE, for the HTTP edge to
+// turn into status codes.
 var (
 	// ErrNoSFU: the server runs without a media server.
 	ErrNoSFU = errors.New("room: this server has no media server (SFU)")
@@ -47,9 +48,15 @@ var (
 	// ErrNoPublisher: nobody (or not the participant asked for) sends
 	// media through the server in this call.
 	ErrNoPublisher = errors.New("room: nobody in the call sends media through the server")
-	// ErrICERestart: a trickle fragment carries new ICE credentials; ICE
-	// restarts are not supported (the client should start a new session).
-	ErrICERestart = errors.New("room: ICE restart is not supported")
+	// ErrICERestart: a trickle fragment carries new ICE credentials: it
+	// asks for an ICE restart, which RestartICE does.
+	ErrICERestart = errors.New("room: the fragment restarts ICE")
+	// ErrStaleICE: a fragment names an ICE session (ice-ufrag) that an
+	// ICE restart already replaced.
+	ErrStaleICE = errors.New("room: the fragment is for an earlier ICE session")
+	// ErrBadRestart: an ICE restart without both a new ice-ufrag and an
+	// ice-pwd.
+	ErrBadRestart = errors.New("room: an ICE restart needs a new ice-ufrag and its ice-pwd")
 	// ErrBadCandidate: a trickled ICE candidate does not parse.
 	ErrBadCandidate = errors.New("room: bad ICE candidate")
 )
@@ -62,14 +69,37 @@ type Candidate struct {
 	Mid       string
 }
 
+// ICESession is the server's side of a new ICE session, as RestartICE
+// returns it for the answer to an ICE restart (RFC 9725 §4.3.2).
+type ICESession struct {
+	Ufrag, Pwd string
+	// Candidates are a=candidate values ("candidate:…").
+	Candidates []string
+	// Complete: gathering finished (a=end-of-candidates).
+	Complete bool
+	// Mid is the m-section the candidates belong to, Media its m= line
+	// ("audio 9 UDP/TLS/RTP/SAVPF 111"), Group the a=group value.
+	Mid, Media, Group string
+}
+
+// maxRetired bounds the earlier ICE sessions a session remembers to
+// refuse late fragments of.
+const maxRetired = 16
+
 // session is what WHIP and WHEP sessions share: the room reference, the
-// end signals and trickle ICE.
+// end signals, trickle ICE and ICE restarts.
 type session struct {
-	m      *Manager
-	r      *room
-	userID string
-	ufrag  string // the client's ICE username fragment, from its offer
-	add    func(webrtc.ICECandidateInit) error
+	m       *Manager
+	r       *room
+	userID  string
+	add     func(webrtc.ICECandidateInit) error
+	restart func(ufrag, pwd string, cands []webrtc.ICECandidateInit) (media.ICEParams, error)
+
+	// iceMu serializes Trickle and RestartICE (HTTP requests may
+	// overlap), so candidates go to the ICE session they were sent for.
+	iceMu   sync.Mutex
+	ufrag   string   // the client's current ICE username fragment
+	retired []string // its earlier ones, newest last
 
 	stop     chan struct{} // closed to end the session
 	stopOnce sync.Once
@@ -96,11 +126,14 @@ func (s *session) Close() {
 func (s *session) Done() <-chan struct{} { return s.done }
 
 // Trickle adds the ICE candidates of a trickle fragment (RFC 8840).
-// ufrag is the fragment's a=ice-ufrag ("" if it has none); a different
-// one than the offer's means an ICE restart, which yields ErrICERestart.
+// ufrag is the fragment's a=ice-ufrag ("" if it has none); one of an ICE
+// session that a restart replaced yields ErrStaleICE, and a new one
+// ErrICERestart: the fragment is for RestartICE.
 func (s *session) Trickle(ufrag string, cands []Candidate) error {
-	if ufrag != "" && ufrag != s.ufrag {
-		return ErrICERestart
+	s.iceMu.Lock()
+	defer s.iceMu.Unlock()
+	if err := s.checkUfrag(ufrag); err != nil {
+		return err
 	}
 	select {
 	case <-s.done:
@@ -108,12 +141,7 @@ func (s *session) Trickle(ufrag string, cands []Candidate) error {
 	default:
 	}
 	for _, c := range cands {
-		ci := webrtc.ICECandidateInit{Candidate: c.Candidate}
-		if c.Mid != "" {
-			mid := c.Mid
-			ci.SDPMid = &mid
-		}
-		if err := s.add(ci); err != nil {
+		if err := s.add(c.init()); err != nil {
 			if errors.Is(err, media.ErrClosed) {
 				return ErrClosing
 			}
@@ -121,6 +149,72 @@ func (s *session) Trickle(ufrag string, cands []Candidate) error {
 		}
 	}
 	return nil
+}
+
+// checkUfrag sorts a fragment's ufrag: nil for the current ICE session
+// (or none), ErrStaleICE, or ErrICERestart. Called with iceMu held.
+func (s *session) checkUfrag(ufrag string) error {
+	switch {
+	case ufrag == "" || ufrag == s.ufrag:
+		return nil
+	case slices.Contains(s.retired, ufrag):
+		return ErrStaleICE
+	}
+	return ErrICERestart
+}
+
+// RestartICE restarts ICE with the client's new credentials and
+// candidates (a trickle fragment with a new a=ice-ufrag, RFC 9725
+// §4.3.2) and returns the server's new ICE session; the media keeps
+// flowing on the same tracks once the client applied it. Errors wrap
+// ErrBadRestart (no pwd, or the current or an earlier ufrag: see
+// ErrStaleICE), ErrBadCandidate or ErrClosing.
+func (s *session) RestartICE(ufrag, pwd string, cands []Candidate) (ICESession, error) {
+	s.iceMu.Lock()
+	defer s.iceMu.Unlock()
+	if ufrag == "" || pwd == "" {
+		return ICESession{}, ErrBadRestart
+	}
+	if err := s.checkUfrag(ufrag); !errors.Is(err, ErrICERestart) {
+		if err == nil {
+			return ICESession{}, fmt.Errorf("%w: %q is the current ice-ufrag", ErrBadRestart, ufrag)
+		}
+		return ICESession{}, err
+	}
+	select {
+	case <-s.done:
+		return ICESession{}, ErrClosing
+	default:
+	}
+	inits := make([]webrtc.ICECandidateInit, len(cands))
+	for i, c := range cands {
+		inits[i] = c.init()
+	}
+	local, err := s.restart(ufrag, pwd, inits)
+	switch {
+	case errors.Is(err, media.ErrClosed):
+		return ICESession{}, ErrClosing
+	case errors.Is(err, media.ErrBadCandidate):
+		return ICESession{}, fmt.Errorf("%w%s", ErrBadCandidate, strings.TrimPrefix(err.Error(), media.ErrBadCandidate.Error()))
+	case err != nil:
+		return ICESession{}, fmt.Errorf("room: ICE restart: %w", err)
+	}
+	s.retired = append(s.retired, s.ufrag)
+	if len(s.retired) > maxRetired {
+		s.retired = s.retired[1:]
+	}
+	s.ufrag = ufrag
+	return ICESession(local), nil
+}
+
+// init is c as pion takes it.
+func (c Candidate) init() webrtc.ICECandidateInit {
+	ci := webrtc.ICECandidateInit{Candidate: c.Candidate}
+	if c.Mid != "" {
+		mid := c.Mid
+		ci.SDPMid = &mid
+	}
+	return ci
 }
 
 // acquireSession is acquire for an HTTP session: counted as a room
@@ -200,6 +294,7 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, offer string
 	in := &Ingest{session: newSession(m, r, user.UserID, info.ufrag), c: c, id: id, peer: peer,
 		st: signal.State{Audio: info.audio, Video: info.video}}
 	in.add = func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signal.PCPublish, ci) }
+	in.restart = peer.RestartICE
 	// The answer is only handed out once the room has the participant,
 	// so everyone hears of it before its media can arrive.
 	reply := make(chan error, 1)
@@ -328,6 +423,7 @@ func (m *Manager) View(channelID, mode string, user signal.User, participantID, 
 	}
 	v := &Viewer{session: newSession(m, r, user.UserID, info.ufrag), mv: mv}
 	v.add = mv.AddCandidate
+	v.restart = mv.RestartICE
 	r.events <- event{kind: evWHEP, viewer: v}
 	go v.watch()
 	m.log.Info("whep viewer started", "channel", channelID, "user", user.UserID, "participant", mv.Participant())

@@ -6,7 +6,8 @@ package web
 // personal access token (or the session cookie) and plain HTTP instead of
 // the signaling socket. The media side lives in room (whip.go) and media
 // (whep.go); this file is the HTTP contract: status codes, headers,
-// resources, and the trickle ICE fragments (RFC 8840) of PATCH.
+// resources, and the trickle ICE fragments (RFC 8840) of PATCH, which
+// trickle candidates or restart ICE.
 
 import (
 	"crypto/rand"
@@ -41,6 +42,7 @@ const (
 // drive them.
 type mediaSession interface {
 	Trickle(ufrag string, cands []room.Candidate) error
+	RestartICE(ufrag, pwd string, cands []room.Candidate) (room.ICESession, error)
 	Close()
 	Done() <-chan struct{}
 }
@@ -52,8 +54,12 @@ type whipResource struct {
 	kind    string // "whip" or "whep"
 	channel string
 	userID  string
-	etag    string
 	sess    mediaSession
+
+	// mu serializes PATCH requests, which may overlap (RFC 9725 §4.3.2),
+	// so If-Match is checked against the ICE session the request acts on.
+	mu   sync.Mutex
+	etag string // names the current ICE session; a restart makes a new one
 }
 
 // whipResources are the live sessions. An entry goes when its session
@@ -130,7 +136,7 @@ func (s *Server) whipSession(kind string) http.HandlerFunc {
 			return
 		default:
 			w.Header().Set("Allow", allow)
-			http.Error(w, fmt.Sprintf("%s is not allowed on a session: PATCH trickles ICE candidates, DELETE ends it", r.Method), http.StatusMethodNotAllowed)
+			http.Error(w, fmt.Sprintf("%s is not allowed on a session: PATCH trickles ICE candidates or restarts ICE, DELETE ends it", r.Method), http.StatusMethodNotAllowed)
 			return
 		}
 		u, ok := s.mediaUser(w, r)
@@ -214,9 +220,9 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 		return
 	}
 	id := newResourceID()
-	// The ETag names the ICE session (RFC 9725 §4.3): one per resource,
-	// as ICE restarts are not supported.
-	etag := `"` + newResourceID()[:16] + `"`
+	// The ETag names the ICE session (RFC 9725 §4.3); an ICE restart
+	// replaces it.
+	etag := newETag()
 	s.whip.add(id, &whipResource{kind: kind, channel: ch.ID, userID: u.ID, etag: etag, sess: sess})
 	h := w.Header()
 	h.Set("Content-Type", sdpType)
@@ -255,20 +261,25 @@ func (s *Server) whipError(kind, participant string, w http.ResponseWriter, err 
 	}
 }
 
-// whipTrickle applies a PATCH: trickled candidates, or (refused) an ICE
-// restart.
+// whipTrickle applies a PATCH: trickled candidates (204), or, for a
+// fragment with a new a=ice-ufrag, an ICE restart (200 with the server's
+// new fragment and ETag).
 func (s *Server) whipTrickle(res *whipResource, w http.ResponseWriter, r *http.Request) {
 	if !hasType(r, sdpFragType) {
 		w.Header().Set("Accept-Patch", sdpFragType)
 		http.Error(w, fmt.Sprintf("PATCH takes trickle ICE candidates with Content-Type: %s (got %q)", sdpFragType, r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
 		return
 	}
-	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != res.etag {
-		http.Error(w, "If-Match does not name this session's ICE session (its ETag is "+res.etag+")", http.StatusPreconditionFailed)
-		return
-	}
 	body, ok := readSDPBody(w, r)
 	if !ok {
+		return
+	}
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	// "*" is what RFC 9725 §4.3.2 has an ICE restart send; trickle sends
+	// the current ETag. Parley also takes no If-Match at all.
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != res.etag {
+		http.Error(w, "If-Match does not name this session's current ICE session: its ETag is "+res.etag+" (each ICE restart gives a new one)", http.StatusPreconditionFailed)
 		return
 	}
 	frag, err := parseSDPFrag(body)
@@ -281,7 +292,9 @@ func (s *Server) whipTrickle(res *whipResource, w http.ResponseWriter, r *http.R
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, room.ErrICERestart):
-		http.Error(w, "ICE restarts are not supported: DELETE this session and POST a new offer", http.StatusNotImplemented)
+		s.whipRestart(res, frag, w)
+	case errors.Is(err, room.ErrStaleICE):
+		http.Error(w, "the fragment's a=ice-ufrag is of an earlier ICE session, which an ICE restart replaced: send the current one (see the last PATCH answer)", http.StatusPreconditionFailed)
 	case errors.Is(err, room.ErrBadCandidate):
 		http.Error(w, "bad ICE candidate "+userDetail(err, room.ErrBadCandidate), http.StatusBadRequest)
 	case errors.Is(err, room.ErrClosing):
@@ -290,6 +303,47 @@ func (s *Server) whipTrickle(res *whipResource, w http.ResponseWriter, r *http.R
 		s.log.Error("trickle", "err", err)
 		http.Error(w, "the candidates could not be added; try again", http.StatusInternalServerError)
 	}
+}
+
+// whipRestart restarts ICE with the fragment's new credentials and
+// candidates (RFC 9725 §4.3.2) and answers with the server's new ICE
+// session: its fragment and a new ETag. Called with res.mu held.
+func (s *Server) whipRestart(res *whipResource, frag sdpFrag, w http.ResponseWriter) {
+	if frag.pwd == "" {
+		http.Error(w, "bad ICE restart: the fragment has a new a=ice-ufrag but no a=ice-pwd; send both (a restart changes both)", http.StatusBadRequest)
+		return
+	}
+	ice, err := res.sess.RestartICE(frag.ufrag, frag.pwd, frag.candidates)
+	switch {
+	case err == nil:
+	case errors.Is(err, room.ErrStaleICE):
+		http.Error(w, "the fragment's a=ice-ufrag is of an earlier ICE session: an ICE restart needs a new one", http.StatusPreconditionFailed)
+		return
+	case errors.Is(err, room.ErrBadRestart):
+		why := userDetail(err, room.ErrBadRestart)
+		if why == "" {
+			why = "it needs a new a=ice-ufrag and its a=ice-pwd"
+		}
+		http.Error(w, "bad ICE restart: "+why, http.StatusBadRequest)
+		return
+	case errors.Is(err, room.ErrBadCandidate):
+		http.Error(w, "bad ICE candidate "+userDetail(err, room.ErrBadCandidate), http.StatusBadRequest)
+		return
+	case errors.Is(err, room.ErrClosing):
+		http.Error(w, "this session has ended: POST a new offer", http.StatusNotFound)
+		return
+	default:
+		s.log.Error(res.kind+" ICE restart", "err", err)
+		http.Error(w, "the ICE restart failed; try again, or DELETE this session and POST a new offer", http.StatusInternalServerError)
+		return
+	}
+	res.etag = newETag()
+	h := w.Header()
+	h.Set("Content-Type", sdpFragType)
+	h.Set("ETag", res.etag)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, iceFragment(ice))
 }
 
 // hasType reports whether the request's Content-Type is want (parameters
@@ -334,6 +388,35 @@ func newResourceID() string {
 	b := make([]byte, 16)
 	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b)
+}
+
+// newETag returns a fresh strong entity-tag for an ICE session.
+func newETag() string { return `"` + newResourceID()[:16] + `"` }
+
+// iceFragment writes the server's side of an ICE session as a trickle
+// ICE fragment (RFC 8840), laid out as RFC 9725 §4.3.2's answer to an
+// ICE restart: credentials, the bundle group, the m-line the candidates
+// belong to with its mid, the candidates and, when gathering finished,
+// a=end-of-candidates. Empty values are left out.
+func iceFragment(ice room.ICESession) string {
+	var b strings.Builder
+	line := func(prefix, v string) {
+		if v != "" {
+			b.WriteString(prefix + v + "\r\n")
+		}
+	}
+	line("a=ice-ufrag:", ice.Ufrag)
+	line("a=ice-pwd:", ice.Pwd)
+	line("a=group:", ice.Group)
+	line("m=", ice.Media)
+	line("a=mid:", ice.Mid)
+	for _, c := range ice.Candidates {
+		line("a=", c)
+	}
+	if ice.Complete {
+		b.WriteString("a=end-of-candidates\r\n")
+	}
+	return b.String()
 }
 
 // sdpFrag is what Parley uses of a trickle ICE fragment (RFC 8840).

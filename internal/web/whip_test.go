@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,6 +223,16 @@ func (w *whipSession) post(endpoint, auth, offer string) (*http.Response, string
 // once gathering is done, as RFC 9725 §4.3.1 shows it.
 func (w *whipSession) trickle(auth string) {
 	w.t.Helper()
+	resp, body := request(w.t, http.MethodPatch, w.location, auth, "application/trickle-ice-sdpfrag", w.fragment(), "If-Match", w.etag)
+	if resp.StatusCode != http.StatusNoContent {
+		w.t.Fatalf("PATCH candidates: %d %s", resp.StatusCode, body)
+	}
+}
+
+// fragment waits for the end of gathering and returns our ICE
+// credentials and candidates as a trickle ICE fragment.
+func (w *whipSession) fragment() string {
+	w.t.Helper()
 	var lines []string
 	timeout := time.After(10 * time.Second)
 gather:
@@ -237,12 +248,58 @@ gather:
 		}
 	}
 	ufrag, pwd := iceCredentials(w.pc.LocalDescription().SDP)
-	frag := "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n" +
+	return "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n" +
 		strings.Join(lines, "\r\n") + "\r\na=end-of-candidates\r\n"
-	resp, body := request(w.t, http.MethodPatch, w.location, auth, "application/trickle-ice-sdpfrag", frag, "If-Match", w.etag)
-	if resp.StatusCode != http.StatusNoContent {
-		w.t.Fatalf("PATCH candidates: %d %s", resp.StatusCode, body)
+}
+
+// restartICE restarts ICE from the client's side as RFC 9725 §4.3.2 has
+// it: a local offer with new ICE credentials (which is never sent), a
+// PATCH with them and the new candidates, and, on 200, the server's new
+// fragment applied as an answer: its previous answer with the new
+// credentials and candidates. It returns the PATCH's response.
+func (w *whipSession) restartICE(auth, ifMatch string) (*http.Response, string) {
+	w.t.Helper()
+	prev := w.pc.CurrentRemoteDescription().SDP
+	o, err := w.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err == nil {
+		err = w.pc.SetLocalDescription(o)
 	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	resp, body := request(w.t, http.MethodPatch, w.location, auth, "application/trickle-ice-sdpfrag", w.fragment(), "If-Match", ifMatch)
+	if resp.StatusCode != http.StatusOK {
+		return resp, body
+	}
+	ufrag, pwd := iceCredentials(body)
+	var cands []string
+	var answer []string
+	for _, l := range strings.Split(body, "\r\n") {
+		if c, ok := strings.CutPrefix(l, "a="); ok && strings.HasPrefix(c, "candidate:") {
+			cands = append(cands, c)
+		}
+	}
+	for _, l := range strings.Split(prev, "\r\n") {
+		switch {
+		case strings.HasPrefix(l, "a=ice-ufrag:"):
+			l = "a=ice-ufrag:" + ufrag
+		case strings.HasPrefix(l, "a=ice-pwd:"):
+			l = "a=ice-pwd:" + pwd
+		case strings.HasPrefix(l, "a=candidate:"), l == "a=end-of-candidates":
+			continue
+		}
+		answer = append(answer, l)
+	}
+	if err := w.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: strings.Join(answer, "\r\n")}); err != nil {
+		w.t.Fatalf("answer after the ICE restart: %v", err)
+	}
+	for _, c := range cands {
+		if err := w.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c}); err != nil {
+			w.t.Fatalf("server candidate %q: %v", c, err)
+		}
+	}
+	w.etag = resp.Header.Get("ETag")
+	return resp, body
 }
 
 func iceCredentials(sdp string) (ufrag, pwd string) {
@@ -485,6 +542,106 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 	}
 }
 
+// TestWHIPICERestart: a WHIP publisher and then a WHEP player restart
+// ICE with PATCH (RFC 9725 §4.3.2): the server answers 200 with its new
+// ICE fragment and a new ETag, both connections go through ICE again,
+// and the player keeps receiving the same tracks; fragments and ETags
+// of the replaced ICE session are refused.
+func TestWHIPICERestart(t *testing.T) {
+	s := servertest.Start(t)
+	ann := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(ann, "Stage")
+	tok := token(t, s, ann, "obs")
+
+	pub := newPublisher(t)
+	if resp, body := pub.post(s.URL+"/whip/"+ch, tok, pub.offer()); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, body)
+	}
+	pub.trickle(tok)
+	pub.send()
+	player := play(t, s.URL+"/whep/"+ch, tok)
+	waitUntil(t, 15*time.Second, "RTP at the player", func() bool {
+		return player.videoPkts.Load() > 20 && player.audioPkts.Load() > 20
+	})
+
+	for _, side := range []struct {
+		name    string
+		w       *whipSession
+		ifMatch string // RFC 9725 has "*"; the current ETag is taken too
+	}{
+		{"WHIP", pub, "*"},
+		{"WHEP", player, player.etag},
+	} {
+		w := side.w
+		var mu sync.Mutex
+		var states []webrtc.ICEConnectionState
+		w.pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
+			mu.Lock()
+			states = append(states, st)
+			mu.Unlock()
+		})
+		oldETag := w.etag
+		oldUfrag, _ := iceCredentials(w.pc.CurrentRemoteDescription().SDP) // the server's
+		// A late fragment of the client's ICE session before the restart.
+		myUfrag, myPwd := iceCredentials(w.pc.LocalDescription().SDP)
+		oldFrag := "a=ice-ufrag:" + myUfrag + "\r\na=ice-pwd:" + myPwd + "\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+
+		resp, body := w.restartICE(tok, side.ifMatch)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s ICE restart: %d %s", side.name, resp.StatusCode, body)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/trickle-ice-sdpfrag" {
+			t.Errorf("%s ICE restart: Content-Type %q", side.name, ct)
+		}
+		if e := resp.Header.Get("ETag"); e == "" || e == oldETag {
+			t.Errorf("%s ICE restart: ETag %q, want a new one (was %q)", side.name, e, oldETag)
+		}
+		newUfrag, newPwd := iceCredentials(body)
+		if newUfrag == "" || newUfrag == oldUfrag || newPwd == "" ||
+			!strings.Contains(body, "\r\na=candidate:") || !strings.HasSuffix(body, "a=end-of-candidates\r\n") {
+			t.Errorf("%s ICE restart answer (server ufrag was %q):\n%s", side.name, oldUfrag, body)
+		}
+		// ICE started over and connected again.
+		waitUntil(t, 15*time.Second, side.name+" ICE to connect again", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			checking := slices.Index(states, webrtc.ICEConnectionStateChecking)
+			return checking >= 0 && slices.Contains(states[checking:], webrtc.ICEConnectionStateConnected)
+		})
+		v, a := player.videoPkts.Load(), player.audioPkts.Load()
+		waitUntil(t, 15*time.Second, "RTP at the player after the "+side.name+" ICE restart", func() bool {
+			return player.videoPkts.Load() > v+50 && player.audioPkts.Load() > a+50
+		})
+		if got := w.pc.ConnectionState(); got != webrtc.PeerConnectionStateConnected {
+			t.Errorf("%s connection %s after the restart", side.name, got)
+		}
+
+		// The replaced ICE session's ETag and ufrag are refused; the
+		// new ones trickle.
+		ufrag, pwd := iceCredentials(w.pc.LocalDescription().SDP)
+		frag := "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\na=end-of-candidates\r\n"
+		for _, tc := range []struct {
+			name, body, ifMatch string
+			want                int
+		}{
+			{"old ETag", frag, oldETag, http.StatusPreconditionFailed},
+			{"old ufrag", oldFrag, "*", http.StatusPreconditionFailed},
+			{"trickle", frag, w.etag, http.StatusNoContent},
+		} {
+			resp, body := request(t, http.MethodPatch, w.location, tok, "application/trickle-ice-sdpfrag", tc.body, "If-Match", tc.ifMatch)
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s PATCH after the restart, %s: %d %s, want %d", side.name, tc.name, resp.StatusCode, body, tc.want)
+			}
+		}
+	}
+	if v := metric(t, s, "parley_sfu_viewers"); v != "1" {
+		t.Errorf("parley_sfu_viewers = %q after the restarts, want 1 (the same session)", v)
+	}
+	if v := metric(t, s, "parley_participants"); v != "1" {
+		t.Errorf("parley_participants = %q after the restarts, want 1", v)
+	}
+}
+
 // TestWHIPErrors: every refusal has its status and a body that says why.
 func TestWHIPErrors(t *testing.T) {
 	s := servertest.Start(t)
@@ -556,8 +713,10 @@ func TestWHIPErrors(t *testing.T) {
 		{"PATCH If-Match", http.MethodPatch, pub.location, annTok, "application/trickle-ice-sdpfrag", frag, []string{"If-Match", `"other"`}, 412, "ETag"},
 		{"PATCH garbage", http.MethodPatch, pub.location, annTok, "application/trickle-ice-sdpfrag", "garbage", nil, 400, "not an SDP line"},
 		{"PATCH bad candidate", http.MethodPatch, pub.location, annTok, "application/trickle-ice-sdpfrag", "a=candidate:nonsense\r\n", nil, 400, "bad ICE candidate"},
-		{"ICE restart", http.MethodPatch, pub.location, annTok, "application/trickle-ice-sdpfrag",
-			"a=ice-ufrag:newU\r\na=ice-pwd:aNewPasswordOf22Chars+/\r\n" + cand, nil, 501, "ICE restarts are not supported"},
+		{"ICE restart without pwd", http.MethodPatch, pub.location, annTok, "application/trickle-ice-sdpfrag",
+			"a=ice-ufrag:newU\r\n" + cand, []string{"If-Match", "*"}, 400, "no a=ice-pwd"},
+		{"ICE restart, bad candidate", http.MethodPatch, pub.location, annTok, "application/trickle-ice-sdpfrag",
+			"a=ice-ufrag:newU\r\na=ice-pwd:aNewPasswordOf22Chars+/\r\na=candidate:nonsense\r\n", []string{"If-Match", "*"}, 400, "bad ICE candidate"},
 		{"trickle", http.MethodPatch, pub.location, annTok, "application/trickle-ice-sdpfrag", frag + "a=end-of-candidates\r\n", []string{"If-Match", pub.etag}, 204, ""},
 		{"DELETE", http.MethodDelete, pub.location, annTok, "", "", nil, 200, ""},
 		{"DELETE again", http.MethodDelete, pub.location, annTok, "", "", nil, 404, "no such WHIP session"},
