@@ -63,6 +63,10 @@ type Config struct {
 	InsecureTLS bool
 	// LoopbackOnly restricts ICE to loopback candidates (tests).
 	LoopbackOnly bool
+	// RelayOnly sends all media through the TURN relay the server hands
+	// out (ICE transport policy "relay"), as a network that allows nothing
+	// else would force; for tests and diagnosis.
+	RelayOnly bool
 	// Audio and Video are what to publish; nil sends nothing of that kind.
 	Audio, Video Source
 	// VideoLayers, instead of Video, publish a simulcast camera: sources
@@ -252,6 +256,12 @@ func newAPI(loopback bool, sent *rtpcount.Counter, tagger *ridTagger) (*webrtc.A
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// As libwebrtc: late retransmissions must not fall out of the replay window.
 	se.SetSRTPReplayProtectionWindow(1024)
+	// pion's defaults declare a connection failed 30 s (disconnected 5 s +
+	// failed 25 s) after checks begin or the peer falls silent. Someone
+	// waiting on a call that cannot connect (both sides behind symmetric
+	// NATs with no TURN relay) should hear so sooner; 15 s still leaves a
+	// relayed pair (well under a second here) and a network blip plenty.
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
 	if loopback {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetIncludeLoopbackCandidate(true)
@@ -566,7 +576,11 @@ func (c *Client) setTopology(t string, others []signal.Participant) {
 
 // newPC makes a peer connection counted in Stats.
 func (c *Client) newPC() (*webrtc.PeerConnection, error) {
-	pc, err := c.api.NewPeerConnection(webrtc.Configuration{ICEServers: c.iceServers})
+	conf := webrtc.Configuration{ICEServers: c.iceServers}
+	if c.cfg.RelayOnly {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := c.api.NewPeerConnection(conf)
 	if err != nil {
 		return nil, fmt.Errorf("client: peer connection: %w", err)
 	}

@@ -80,8 +80,19 @@ func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
 	// No OnNegotiationNeeded: the client's tracks are fixed from the start,
 	// so it only ever makes the first offer of a pair (and answers the
 	// browser's renegotiations).
+	started := time.Now()
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		c.queue(func() { c.event("connection with %s: %s", c.names[id], s) })
+		took := time.Since(started)
+		c.queue(func() {
+			switch s {
+			case webrtc.PeerConnectionStateConnected:
+				c.event("connection with %s: connected in %.1f s", c.names[id], took.Seconds())
+			case webrtc.PeerConnectionStateFailed:
+				c.event("connection with %s: failed: %s", c.names[id], c.failureHint())
+			default:
+				c.event("connection with %s: %s", c.names[id], s)
+			}
+		})
 	})
 	if offer {
 		p.negotiate()
@@ -95,6 +106,22 @@ func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
 		})
 	}
 	return p
+}
+
+// failureHint says why a mesh connection failed and what would help. ICE
+// fails when no candidate pair answers: typically both sides are behind
+// symmetric NATs (or UDP is blocked) and there is no relay to meet at.
+func (c *Client) failureHint() string {
+	for _, s := range c.iceServers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+				return "no network path (ICE failed), not even through the TURN relay; " +
+					"check that the relay's port (3478, UDP or TCP) is reachable from both networks"
+			}
+		}
+	}
+	return "no network path (ICE failed); a TURN server is needed between these networks, " +
+		"and this server offers none (parley serve --turn embedded, or --turn-url)"
 }
 
 // negotiate sends an offer (owner goroutine).

@@ -11,6 +11,7 @@ import (
 type Stats struct {
 	Connections            int // live peer connections
 	Connected              int // of which ICE+DTLS are connected
+	Relayed                int // of which the selected path goes through a TURN relay
 	PacketsSent, BytesSent uint64
 	PacketsRecv, BytesRecv uint64
 	PacketsLost            int64         // reported lost on what we receive
@@ -34,6 +35,10 @@ func (c *Client) Stats() Stats {
 		st.Connections++
 		if pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
 			st.Connected++
+		}
+		if pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil &&
+			(pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay) {
+			st.Relayed++
 		}
 		for _, s := range pc.GetStats() {
 			switch s := s.(type) {

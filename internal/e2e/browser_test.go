@@ -4,43 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley/parley/internal/servertest"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // chromiumPath finds Debian's chromium, or skips the test loudly (fails it
 // when PARLEY_REQUIRE_ALL=1, as in CI).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	return findTool(t, "browser end-to-end tests", "apt-get install chromium", "chromium", "chromium-browser", "google-chrome")
+	return testtool.Find(t, "chromium", "chromium", "chromium-browser", "google-chrome")
 }
 
-// requireTool finds a command the test needs, or skips the test loudly
-// (fails it when PARLEY_REQUIRE_ALL=1).
+// requireTool finds a command the test needs (ffprobe is in ffmpeg).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	return findTool(t, t.Name(), "apt-get install ffmpeg", name)
-}
-
-func findTool(t *testing.T, what, install string, names ...string) string {
-	t.Helper()
-	for _, name := range names {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("*** %s not found: %s NOT RUN. Install it with `%s`. ***", names[0], what, install)
-	if os.Getenv("PARLEY_REQUIRE_ALL") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testtool.Find(t, "ffmpeg", name)
 }
 
 // waitFor polls a Go condition (not a page's) until it holds.

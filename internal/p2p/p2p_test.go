@@ -7,13 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 const tone = "../../testdata/tone.ogg"
@@ -280,18 +281,8 @@ func probe(t *testing.T, ffprobe, path string) (string, float64) {
 	return codec, d
 }
 
-// requireTool finds a command the test needs, or skips the test loudly
-// (fails it when PARLEY_REQUIRE_ALL=1).
+// requireTool finds a command the test needs (see testtool.Find).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("*** %s not found: %s NOT RUN. Install it with `apt-get install ffmpeg`. ***", name, t.Name())
-	if os.Getenv("PARLEY_REQUIRE_ALL") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testtool.Find(t, "ffmpeg", name)
 }

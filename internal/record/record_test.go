@@ -2,7 +2,6 @@ package record
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/source"
+	"github.com/parley/parley/internal/testtool"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
@@ -189,20 +189,10 @@ func probe(t *testing.T, ffprobe, path string) (codec string, frames int, dur fl
 	return codec, frames, dur
 }
 
-// requireTool finds a command the test needs, or skips the test loudly
-// (fails it when PARLEY_REQUIRE_ALL=1).
+// requireTool finds a command the test needs (see testtool.Find).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("*** %s not found: %s NOT RUN. Install it with `apt-get install ffmpeg`. ***", name, t.Name())
-	if os.Getenv("PARLEY_REQUIRE_ALL") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testtool.Find(t, "ffmpeg", name)
 }
 
 // waitFor polls cond until it holds.

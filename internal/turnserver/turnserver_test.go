@@ -1,13 +1,17 @@
 package turnserver_test
 
 import (
+	"context"
 	"net"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/turn/v5"
 
+	"github.com/parley/parley/internal/testtool"
 	"github.com/parley/parley/internal/turnserver"
 )
 
@@ -239,5 +243,41 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := turnserver.New(cfg, nil, nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestCoturnClient: coturn's own test client, turnutils_uclient, with the
+// shared secret (TURN REST credentials, as coturn's use-auth-secret), makes
+// allocations on Parley's relay and relays data between them without loss,
+// over UDP and over TCP.
+func TestCoturnClient(t *testing.T) {
+	uclient := testtool.Find(t, "coturn", "turnutils_uclient")
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := start(t, true, func(c *turnserver.Config) { c.TCP = ln })
+	_, udpPort, _ := net.SplitHostPort(addr)
+	_, tcpPort, _ := net.SplitHostPort(ln.Addr().String())
+	for _, transport := range []string{"udp", "tcp"} {
+		args := []string{"-W", secret, "-p", udpPort, "-y", "-n", "20", "-m", "2"}
+		if transport == "tcp" {
+			args = []string{"-W", secret, "-p", tcpPort, "-y", "-n", "20", "-m", "2", "-t"}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, uclient, append(args, "127.0.0.1")...).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: turnutils_uclient: %v\n%s", transport, err, out)
+		}
+		m := regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)`).FindAllStringSubmatch(string(out), -1)
+		if len(m) == 0 || !strings.Contains(string(out), "Total lost packets 0 (") {
+			t.Fatalf("%s: turnutils_uclient did not relay everything:\n%s", transport, out)
+		}
+		last := m[len(m)-1]
+		if last[1] == "0" || last[1] != last[2] {
+			t.Errorf("%s: sent %s, received %s messages through the relay", transport, last[1], last[2])
+		}
+		t.Logf("%s: turnutils_uclient sent %s and received %s messages through Parley's relay", transport, last[1], last[2])
 	}
 }
