@@ -96,7 +96,7 @@ type Client struct {
 	err    error               // why run ended; read after done
 
 	user       signal.User
-	iceServers []webrtc.ICEServer
+	iceServers []webrtc.ICEServer // guarded by statsMu
 
 	audio, video *webrtc.TrackLocalStaticSample
 	layers       []*webrtc.TrackLocalStaticSample // simulcast camera, rids q, h, f
@@ -191,9 +191,7 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("client: the server sent %q first, want hello: is this a Parley server?", hello.Type)
 	}
 	c.user = *hello.User
-	for _, s := range hello.IceServers {
-		c.iceServers = append(c.iceServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
+	c.setICEServers(hello.IceServers)
 	for _, p := range hello.Participants {
 		c.names[p.ID] = p.Name
 	}
@@ -320,8 +318,22 @@ func (c *Client) sources() map[string]string {
 }
 
 // ICEServers are the STUN/TURN servers (with credentials) the server
-// handed out in hello.
-func (c *Client) ICEServers() []webrtc.ICEServer { return c.iceServers }
+// handed out last (hello, then ice-servers refreshes).
+func (c *Client) ICEServers() []webrtc.ICEServer {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	return append([]webrtc.ICEServer(nil), c.iceServers...)
+}
+
+func (c *Client) setICEServers(list []signal.IceServer) {
+	out := make([]webrtc.ICEServer, 0, len(list))
+	for _, s := range list {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	c.statsMu.Lock()
+	c.iceServers = out
+	c.statsMu.Unlock()
+}
 
 // User is who the client is logged in as.
 func (c *Client) User() signal.User { return c.user }
@@ -543,6 +555,23 @@ func (c *Client) handle(m signal.Message) {
 		} else if c.topology == signal.TopologyMesh {
 			c.handleMesh(m)
 		}
+	case signal.TypeIceServers:
+		// Fresh TURN credentials before the old ones expire: live
+		// connections take them too, for later ICE restarts.
+		c.setICEServers(m.IceServers)
+		c.statsMu.Lock()
+		pcs := make([]*webrtc.PeerConnection, 0, len(c.pcs))
+		for pc := range c.pcs {
+			pcs = append(pcs, pc)
+		}
+		c.statsMu.Unlock()
+		for _, pc := range pcs {
+			conf := pc.GetConfiguration()
+			conf.ICEServers = c.ICEServers()
+			if err := pc.SetConfiguration(conf); err != nil {
+				c.log.Debug("new ICE servers", "err", err)
+			}
+		}
 	case signal.TypeError:
 		c.log.Warn("the server refused a message", "code", m.Code, "message", m.Human, "ref", m.Ref)
 	}
@@ -576,7 +605,7 @@ func (c *Client) setTopology(t string, others []signal.Participant) {
 
 // newPC makes a peer connection counted in Stats.
 func (c *Client) newPC() (*webrtc.PeerConnection, error) {
-	conf := webrtc.Configuration{ICEServers: c.iceServers}
+	conf := webrtc.Configuration{ICEServers: c.ICEServers()}
 	if c.cfg.RelayOnly {
 		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}

@@ -39,8 +39,9 @@ type client struct {
 	closeWhy  string
 	timedOut  atomic.Bool
 
-	p    *signal.Participant // owned by the room goroutine
-	host string              // the host name the socket reached us at
+	p     *signal.Participant // owned by the room goroutine
+	host  string              // the host name the socket reached us at
+	iceAt time.Time           // when it was last given ICE servers (room goroutine)
 	// media is the participant's SFU connections while the call uses the
 	// SFU: set and cleared by the room goroutine, used by the reader.
 	media atomic.Pointer[media.Peer]

@@ -35,6 +35,9 @@ type Config struct {
 	// ICEServers returns the ICE servers (with TURN credentials) handed to
 	// a user in hello; host is the name the client reached the server at.
 	ICEServers func(userID, host string) []signal.IceServer
+	// ICERefresh is how often a socket is sent fresh ICE servers
+	// (ice-servers), before its TURN credentials expire; 0 = never.
+	ICERefresh time.Duration
 	// PingInterval and PingTimeout drive dead-socket detection.
 	PingInterval time.Duration
 	PingTimeout  time.Duration

@@ -107,6 +107,7 @@ func (r *room) run() {
 			r.broadcastJoined(signal.Message{Type: signal.TypeSpeaker, ID: id})
 		case now := <-tick.C:
 			r.reapRetired(now, false)
+			r.refreshICEServers(now)
 		}
 	}
 }
@@ -116,6 +117,7 @@ func (r *room) dispatch(ev event) {
 		switch ev.kind {
 		case evAttach:
 			r.clients[ev.c] = struct{}{}
+			ev.c.iceAt = time.Now()
 			ev.c.sendMsg(signal.Message{
 				Type:         signal.TypeHello,
 				Version:      signal.Version,
@@ -284,5 +286,19 @@ func (r *room) broadcastJoined(m signal.Message) {
 	}
 	for _, c := range r.participants {
 		c.send(b)
+	}
+}
+
+// refreshICEServers sends fresh TURN credentials to sockets whose last
+// ones are older than ICERefresh, so a long call outlives them.
+func (r *room) refreshICEServers(now time.Time) {
+	if r.cfg.ICERefresh <= 0 {
+		return
+	}
+	for c := range r.clients {
+		if c.conn != nil && now.Sub(c.iceAt) >= r.cfg.ICERefresh {
+			c.iceAt = now
+			c.sendMsg(signal.Message{Type: signal.TypeIceServers, IceServers: r.cfg.ICEServers(c.user.UserID, c.host)})
+		}
 	}
 }

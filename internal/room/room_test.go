@@ -3,14 +3,19 @@ package room_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/servertest"
 	"github.com/parley/parley/internal/signal"
 )
@@ -392,5 +397,61 @@ func TestRemovedMemberIsDisconnected(t *testing.T) {
 	s.PostForm(a, "/c/"+ch+"/members/"+uid+"/remove", nil)
 	if code := pb.closed(); code != 4003 {
 		t.Errorf("removed member's socket closed with %d, want 4003", code)
+	}
+}
+
+// TestICEServersRefreshed: a socket is sent fresh ICE servers (new TURN
+// credentials) every ICERefresh, so a call can outlive its credentials.
+// The Manager runs behind a real WebSocket with a refresh short enough to
+// watch.
+func TestICEServersRefreshed(t *testing.T) {
+	var issued atomic.Int32
+	m := room.NewManager(room.Config{
+		ICERefresh: 300 * time.Millisecond,
+		ICEServers: func(userID, host string) []signal.IceServer {
+			n := issued.Add(1)
+			return []signal.IceServer{{URLs: []string{"turn:" + host + ":3478"}, Username: fmt.Sprintf("%d:%s", n, userID), Credential: "x"}}
+		},
+	}, slog.New(slog.DiscardHandler), nil)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "meet.example.org", signal.User{UserID: "u1", Name: "Ann"})
+	}))
+	defer hs.Close()
+	defer m.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	var got []signal.Message
+	for len(got) < 3 {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(got), err)
+		}
+		msg, err := signal.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Type == signal.TypeHello || msg.Type == signal.TypeIceServers {
+			got = append(got, msg)
+		}
+	}
+	if got[0].Type != signal.TypeHello || got[1].Type != signal.TypeIceServers || got[2].Type != signal.TypeIceServers {
+		t.Fatalf("messages %q %q %q, want hello then ice-servers twice", got[0].Type, got[1].Type, got[2].Type)
+	}
+	seen := map[string]bool{}
+	for _, msg := range got {
+		ice := msg.IceServers[0]
+		if ice.URLs[0] != "turn:meet.example.org:3478" || seen[ice.Username] {
+			t.Errorf("ICE servers %+v: want the host the socket used and fresh credentials each time", ice)
+		}
+		seen[ice.Username] = true
 	}
 }

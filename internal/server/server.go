@@ -79,6 +79,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	s.rooms = room.NewManager(room.Config{
 		ICEServers:   s.iceServers,
+		ICERefresh:   iceRefresh(cfg),
 		PingInterval: cfg.PingInterval,
 		PingTimeout:  cfg.PingTimeout,
 		SFU:          s.sfu,

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/turnserver"
 )
@@ -170,4 +172,13 @@ func (s *Server) iceServers(userID, host string) []signal.IceServer {
 	}
 	username, password, _ := turnserver.Credentials(s.turnSecretValue, userID, s.cfg.TURNCredentialTTL)
 	return append(out, signal.IceServer{URLs: urls, Username: username, Credential: password})
+}
+
+// iceRefresh is how often participants get fresh TURN credentials: at
+// half their lifetime, so no connection ever holds expired ones.
+func iceRefresh(cfg config.Config) time.Duration {
+	if cfg.TURN == "off" {
+		return 0
+	}
+	return cfg.TURNCredentialTTL / 2
 }

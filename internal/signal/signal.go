@@ -48,6 +48,7 @@ const (
 	TypeTopology           = "topology"
 	TypeSpeaker            = "speaker"
 	TypeLayout             = "layout"
+	TypeIceServers         = "ice-servers"
 )
 
 // Reasons carried by participant-left.

@@ -187,6 +187,7 @@ class Call {
       case "candidate": return this.onCandidate(m);
       case "topology": return this.onTopology(m.topology);
       case "speaker": return this.onSpeaker(m.id);
+      case "ice-servers": return this.setIceServers(m.iceServers);
       case "chat": return this.chat.add(m.message);
       case "error": return this.onError(m);
       case "pong": return; // any message proves the server is alive
@@ -200,11 +201,7 @@ class Call {
     this.joinSent = false;
     this.offlineReason = "";
     this.helloCount++;
-    this.iceServers = Array.isArray(m.iceServers) ? m.iceServers : [];
-    this.hasTurn = hasTurnServer(this.iceServers);
-    // TURN credentials are time-limited: give kept connections the fresh ones.
-    for (const r of this.remotes.values()) r.peer?.setIceServers(this.iceServers);
-    this.sfu?.setIceServers(this.iceServers);
+    this.setIceServers(m.iceServers);
     this.participants.clear();
     for (const p of asParticipants(m.participants)) {
       // After a reconnect the server may still list our old self.
@@ -214,6 +211,19 @@ class Call {
     if (this.helloCount > 1) this.chat.loadHistory();
     this.maybeSendJoin();
     this.render();
+  }
+
+  /**
+   * New ICE servers (hello, or the server's ice-servers refresh). TURN
+   * credentials are time-limited: live connections get the fresh ones too,
+   * so an ICE restart on a long call still authenticates.
+   * @param {any} list
+   */
+  setIceServers(list) {
+    this.iceServers = Array.isArray(list) ? list : [];
+    this.hasTurn = hasTurnServer(this.iceServers);
+    for (const r of this.remotes.values()) r.peer?.setIceServers(this.iceServers);
+    this.sfu?.setIceServers(this.iceServers);
   }
 
   /** Sends join once the socket is ready, media is settled and we want in. */
