@@ -115,7 +115,8 @@ type Client struct {
 	joined  time.Time                       // when join was sent
 	joinRTT time.Duration                   // join to joined, 0 = not yet
 	first   time.Duration                   // join to first media packet, 0 = not yet
-	sent    rtpcount.Counter
+	rtp     rtpcount.Counter                // RTP sent and received, every connection
+	gone    losses                          // what closed connections reported lost
 }
 
 // Dial connects to the channel's signaling socket and reads hello. It
@@ -195,7 +196,7 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	for _, p := range hello.Participants {
 		c.names[p.ID] = p.Name
 	}
-	if c.api, err = newAPI(cfg.LoopbackOnly, &c.sent, &c.tagger); err != nil {
+	if c.api, err = newAPI(cfg.LoopbackOnly, &c.rtp, &c.tagger); err != nil {
 		conn.CloseNow()
 		return nil, err
 	}
@@ -235,7 +236,7 @@ func logIn(ctx context.Context, hc *http.Client, base *url.URL, username, passwo
 
 // newAPI is a browser-like pion API: default codecs and interceptors
 // (NACK, RTCP reports, stats, TWCC) plus the audio level extension.
-func newAPI(loopback bool, sent *rtpcount.Counter, tagger *ridTagger) (*webrtc.API, error) {
+func newAPI(loopback bool, counter *rtpcount.Counter, tagger *ridTagger) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("client: codecs: %w", err)
@@ -247,8 +248,9 @@ func newAPI(loopback bool, sent *rtpcount.Counter, tagger *ridTagger) (*webrtc.A
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return nil, fmt.Errorf("client: interceptors: %w", err)
 	}
-	// pion's stats report nothing for outgoing streams: count them here.
-	ir.Add(sent)
+	// pion's stats report nothing for outgoing streams, and forget a
+	// connection's incoming ones once it closes: count both here.
+	ir.Add(counter)
 	ir.Add(tagger)
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -406,6 +408,13 @@ loop:
 			c.conn.Close(websocket.StatusNormalClosure, "left")
 			break loop
 		case err = <-readErr:
+			if ctx.Err() != nil {
+				// Leaving: cancelling ctx also ended the read (the
+				// websocket closes on a cancelled read), and select
+				// picked this case first. Not a lost connection.
+				err = nil
+				break loop
+			}
 			err = closeReason(err)
 			break loop
 		case m := <-incoming:
@@ -620,7 +629,14 @@ func (c *Client) newPC() (*webrtc.PeerConnection, error) {
 }
 
 func (c *Client) closePC(pc *webrtc.PeerConnection) {
+	// Keep its losses in the totals (c.rtp counts the packets) for the
+	// summary after Run. Best effort: if the peer closed first, pion may
+	// have dropped them already.
+	lost := lossesOf(pc)
 	c.statsMu.Lock()
+	if c.pcs[pc] {
+		c.gone.add(lost)
+	}
 	delete(c.pcs, pc)
 	c.statsMu.Unlock()
 	go pc.Close() // closing takes a while; never on the owner goroutine's time

@@ -198,6 +198,10 @@ func TestMeshAndSFU(t *testing.T) {
 	c.leave(t)
 	b.leave(t)
 	a.leave(t)
+	// After leaving (parley join's summary), nothing received is forgotten.
+	if st := a.c.Stats(); st.Connections != 0 || st.PacketsRecv == 0 {
+		t.Errorf("ada's stats after leaving: %+v, want what she received still counted", st)
+	}
 }
 
 // TestDialRefusals: bad URLs and credentials get errors that say what to do.

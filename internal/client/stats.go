@@ -6,8 +6,9 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Stats sums what every live connection of the client sent and received,
-// from pion's stats (the same counters a browser's getStats reports).
+// Stats sums what the client's connections sent and received: packets
+// and bytes over the whole call, loss and the rest from pion's stats (the
+// same counters a browser's getStats reports).
 type Stats struct {
 	Connections            int // live peer connections
 	Connected              int // of which ICE+DTLS are connected
@@ -29,7 +30,9 @@ func (c *Client) Stats() Stats {
 	for pc := range c.pcs {
 		pcs = append(pcs, pc)
 	}
-	st := Stats{Joined: c.joinRTT, FirstMedia: c.first, PacketsSent: c.sent.Out().Packets, BytesSent: c.sent.Out().Bytes}
+	out, in := c.rtp.Out(), c.rtp.In()
+	st := Stats{Joined: c.joinRTT, FirstMedia: c.first, PacketsSent: out.Packets, BytesSent: out.Bytes,
+		PacketsRecv: in.Packets, BytesRecv: in.Bytes, PacketsLost: c.gone.lost, NACKsSent: c.gone.nacks}
 	c.statsMu.Unlock()
 	for _, pc := range pcs {
 		st.Connections++
@@ -44,8 +47,6 @@ func (c *Client) Stats() Stats {
 			switch s := s.(type) {
 			case webrtc.InboundRTPStreamStats:
 				st.InboundStreams++
-				st.PacketsRecv += uint64(s.PacketsReceived)
-				st.BytesRecv += s.BytesReceived
 				st.PacketsLost += int64(s.PacketsLost)
 				st.NACKsSent += s.NACKCount
 				st.JitterSeconds = max(st.JitterSeconds, s.Jitter)
@@ -53,4 +54,25 @@ func (c *Client) Stats() Stats {
 		}
 	}
 	return st
+}
+
+// losses are what one connection's inbound streams reported lost.
+type losses struct {
+	lost  int64
+	nacks uint32
+}
+
+func (l *losses) add(o losses) {
+	l.lost += o.lost
+	l.nacks += o.nacks
+}
+
+func lossesOf(pc *webrtc.PeerConnection) losses {
+	var l losses
+	for _, s := range pc.GetStats() {
+		if s, ok := s.(webrtc.InboundRTPStreamStats); ok {
+			l.add(losses{int64(s.PacketsLost), s.NACKCount})
+		}
+	}
+	return l
 }

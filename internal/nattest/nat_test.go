@@ -1,0 +1,156 @@
+package nattest
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The three calls run in parallel, each in a topology of its own.
+
+// Both behind symmetric NATs with STUN but no TURN: the public ports the
+// STUN server sees are not the ones the peer would have to use, so no
+// candidate pair can work. Both sides must say so, in words, well before
+// they leave, and receive nothing.
+func TestSymmetricNATsWithoutTURNFail(t *testing.T) {
+	t.Parallel()
+	n := New(t, Options{})
+	stunA, stunB := ServerIP+":3479", ServerIP+":3480"
+	stunSrv := Start(t, "stun", helper(n.Server, "stun", stunA, stunB))
+	for _, a := range []string{stunA, stunB} {
+		if _, ok := stunSrv.WaitLine("listening "+a, 5*time.Second); !ok {
+			t.Fatalf("the STUN helper did not start:\n%s", stunSrv.Stderr())
+		}
+	}
+
+	// First, the NAT is symmetric: one socket behind router A, two
+	// destinations, two different public ports.
+	out, err := helper(n.Clients[0], "probe", stunA, stunB).CombinedOutput()
+	if err != nil {
+		t.Fatalf("STUN probe from client A: %v\n%s", err, out)
+	}
+	var mapped []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "mapped" {
+			mapped = append(mapped, f[2])
+		}
+	}
+	if len(mapped) != 2 {
+		t.Fatalf("probe printed %q", out)
+	}
+	hostA, portA, _ := net.SplitHostPort(mapped[0])
+	hostB, portB, _ := net.SplitHostPort(mapped[1])
+	if hostA != n.Routers[0].IP || hostB != n.Routers[0].IP {
+		t.Errorf("STUN saw client A as %v, want router A's public address %s", mapped, n.Routers[0].IP)
+	}
+	if portA == portB {
+		t.Errorf("router A kept public port %s for two destinations: not a symmetric NAT", portA)
+	}
+	t.Logf("router A maps one client socket to %s and %s: symmetric", mapped[0], mapped[1])
+
+	s := startServer(t, n, "--turn", "off", "--ice-server", "stun:"+stunA)
+	const d = 22 * time.Second // the ICE timeouts (internal/client) fail a connection 15 s after checks begin
+	rs := waitBoth(t, joinBoth(t, s, d), d)
+	for i, r := range rs {
+		switch {
+		case r.connected >= 0:
+			t.Errorf("%s connected through two symmetric NATs without TURN: %q", names[i], r.connectedText)
+		case r.failed < 0:
+			t.Errorf("%s never reported the connection failed within %v", names[i], d)
+		default:
+			t.Logf("no TURN: %s: %q at %.1f s (%.1f s after both joined)",
+				names[i], r.failedText, r.failed.Seconds(), (r.failed - max(rs[0].joined, rs[1].joined)).Seconds())
+			if !strings.Contains(r.failedText, "ICE failed") || !strings.Contains(r.failedText, "TURN") {
+				t.Errorf("%s's failure does not say why and what would help: %q", names[i], r.failedText)
+			}
+		}
+		if r.received != 0 {
+			t.Errorf("%s received %d packets (summary %q), want 0", names[i], r.received, r.summary)
+		}
+	}
+	// Both gathered server-reflexive candidates: STUN was there and did
+	// not help.
+	for i, r := range n.Routers {
+		if !strings.Contains(stunSrv.Stdout(), "binding "+stunA+" from "+r.IP+":") {
+			t.Errorf("the STUN server never heard from %s's router (%s): did the client use it?", names[i], r.IP)
+		}
+	}
+}
+
+// Both behind symmetric NATs, with the embedded TURN relay: the call
+// connects through it and the tone flows both ways.
+func TestSymmetricNATsConnectThroughTURN(t *testing.T) {
+	t.Parallel()
+	throughTURN(t, Options{}, "symmetric NATs, TURN")
+}
+
+// Both routers drop all UDP: only TURN over TCP gets out, and the call
+// still connects with the tone flowing both ways.
+func TestUDPBlockedConnectsThroughTURNOverTCP(t *testing.T) {
+	t.Parallel()
+	throughTURN(t, Options{BlockUDP: true}, "UDP blocked, TURN over TCP")
+}
+
+func throughTURN(t *testing.T, opt Options, what string) {
+	n := New(t, opt)
+	s := startServer(t, n)
+	const d = 15 * time.Second
+	ps := joinBoth(t, s, d)
+	for i, p := range ps {
+		if _, ok := p.WaitLine(": connected", d); !ok {
+			t.Errorf("%s did not connect within %v", names[i], d)
+		}
+	}
+	if opt.BlockUDP && !t.Failed() {
+		// Mid-call: each client holds a TURN connection over TCP.
+		conns := n.Server.Run(t, "ss", "-Htn", "state", "established", "sport", "=", ":3478")
+		for i, r := range n.Routers {
+			if !strings.Contains(conns, r.IP+":") {
+				t.Errorf("no TURN-over-TCP connection from %s's router %s; established on :3478:\n%s", names[i], r.IP, conns)
+			}
+		}
+	}
+	rs := waitBoth(t, ps, d)
+	for i, r := range rs {
+		if r.failed >= 0 {
+			t.Errorf("%s: %q", names[i], r.failedText)
+		}
+		// 15 s of a 50 packet/s tone, less the setup.
+		if r.received <= 300 {
+			t.Errorf("%s received %d packets, want > 300 (summary %q)", names[i], r.received, r.summary)
+		}
+		if r.connected >= 0 {
+			t.Logf("%s: %s connected %.2f s after both joined (%.2f s after start; %q), received %d packets",
+				what, names[i], iceTime(rs, i).Seconds(), r.connected.Seconds(), r.connectedText, r.received)
+		}
+	}
+	if b := s.metric(t, "parley_turn_relayed_bytes_total"); b == 0 {
+		t.Errorf("the TURN relay relayed nothing: did media take another path?")
+	} else {
+		t.Logf("%s: the relay carried %.0f KiB in %.0f allocations", what, b/1024, s.metric(t, "parley_turn_allocations_total"))
+	}
+	if opt.BlockUDP {
+		for i, r := range n.Routers {
+			if dropped := udpDropped(t, r); dropped == 0 {
+				t.Errorf("%s's router dropped no UDP: was UDP blocked?", names[i])
+			} else {
+				t.Logf("%s: %s's router dropped %d UDP packets", what, names[i], dropped)
+			}
+		}
+	}
+}
+
+// udpDropped is the packet count of the router's UDP DROP rule.
+func udpDropped(t *testing.T, r *Host) int {
+	t.Helper()
+	for _, l := range strings.Split(r.Run(t, "iptables", "-L", "FORWARD", "-v", "-n", "-x"), "\n") {
+		// -n shows the protocol as its number (17) in newer iptables.
+		if f := strings.Fields(l); len(f) > 3 && f[2] == "DROP" && (f[3] == "udp" || f[3] == "17") {
+			n, _ := strconv.Atoi(f[0])
+			return n
+		}
+	}
+	return 0
+}
