@@ -22,6 +22,49 @@ type meshPeer struct {
 	closed      bool
 	pending     []webrtc.ICECandidateInit // candidates before the remote description
 	firstStream string                    // the peer's camera stream id
+	started     time.Time                 // of the connection or its last ICE restart
+	restart     *time.Timer               // pending ICE restart while failed
+}
+
+// iceRestartEvery is how often a failed connection tries ICE again with
+// fresh credentials (and the server's current TURN credentials), until it
+// connects or the peer leaves: a network outage heals by itself.
+const iceRestartEvery = 5 * time.Second
+
+// scheduleRestart arranges an ICE restart soon (owner goroutine).
+func (p *meshPeer) scheduleRestart() {
+	if p.restart != nil || p.closed {
+		return
+	}
+	p.restart = time.AfterFunc(time.Second, func() { p.c.queue(p.restartICE) })
+}
+
+// restartICE offers with new ICE credentials; both sides may do so at
+// once, which perfect negotiation settles like any offer collision.
+func (p *meshPeer) restartICE() {
+	p.restart = nil
+	if p.closed || p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+		return
+	}
+	defer func() { // again, until it connects
+		p.restart = time.AfterFunc(iceRestartEvery, func() { p.c.queue(p.restartICE) })
+	}()
+	if p.pc.SignalingState() != webrtc.SignalingStateStable {
+		return // an exchange is under way; try after it
+	}
+	p.c.event("connection with %s: restarting ICE", p.c.names[p.id])
+	p.started = time.Now()
+	p.makingOffer, p.offered = true, true
+	defer func() { p.makingOffer = false }()
+	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err == nil {
+		err = p.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.c.log.Warn("ICE restart offer", "peer", p.id, "err", err)
+		return
+	}
+	p.c.send(signal.Message{Type: signal.TypeOffer, To: p.id, SDP: p.pc.LocalDescription().SDP})
 }
 
 // waitForOffer is how long an existing participant waits for the
@@ -40,7 +83,7 @@ func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
 		c.log.Error("mesh connection", "peer", id, "err", err)
 		return nil
 	}
-	p := &meshPeer{c: c, id: id, pc: pc, polite: c.myID < id}
+	p := &meshPeer{c: c, id: id, pc: pc, polite: c.myID < id, started: time.Now()}
 	c.mesh[id] = p
 	if err := c.addLocalTracks(pc, webrtc.RTPTransceiverDirectionSendrecv); err != nil {
 		c.log.Error("mesh tracks", "peer", id, "err", err)
@@ -80,15 +123,18 @@ func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
 	// No OnNegotiationNeeded: the client's tracks are fixed from the start,
 	// so it only ever makes the first offer of a pair (and answers the
 	// browser's renegotiations).
-	started := time.Now()
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		took := time.Since(started)
+		at := time.Now()
 		c.queue(func() {
+			if p.closed {
+				return
+			}
 			switch s {
 			case webrtc.PeerConnectionStateConnected:
-				c.event("connection with %s: connected in %.1f s", c.names[id], took.Seconds())
+				c.event("connection with %s: connected in %.1f s", c.names[id], at.Sub(p.started).Seconds())
 			case webrtc.PeerConnectionStateFailed:
 				c.event("connection with %s: failed: %s", c.names[id], c.failureHint())
+				p.scheduleRestart()
 			default:
 				c.event("connection with %s: %s", c.names[id], s)
 			}
@@ -211,6 +257,9 @@ func (c *Client) handleMesh(m signal.Message) {
 
 func (p *meshPeer) close() {
 	p.closed = true
+	if p.restart != nil {
+		p.restart.Stop()
+	}
 	p.c.closePC(p.pc)
 }
 

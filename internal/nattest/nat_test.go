@@ -154,3 +154,70 @@ func udpDropped(t *testing.T, r *Host) int {
 	}
 	return 0
 }
+
+// TestOutageRecoversByICERestart: a call through TURN loses every media
+// path for longer than the ICE failure timeout (client A's router drops
+// all UDP and TURN-over-TCP; signaling, on the web port, stays up); both
+// sides report the failure, and when the network is back they restart ICE
+// by themselves and the tone flows again.
+func TestOutageRecoversByICERestart(t *testing.T) {
+	t.Parallel()
+	n := New(t, Options{})
+	s := startServer(t, n)
+	const d = 40 * time.Second
+	ps := joinBoth(t, s, d)
+	for i, p := range ps {
+		if _, ok := p.WaitLine(": connected", 20*time.Second); !ok {
+			t.Fatalf("%s did not connect", names[i])
+		}
+	}
+	router := n.Routers[0]
+	outage := [][]string{{"-p", "udp", "-j", "DROP"}, {"-p", "tcp", "--dport", "3478", "-j", "DROP"}}
+	for _, rule := range outage {
+		router.Run(t, "iptables", append([]string{"-I", "FORWARD"}, rule...)...)
+	}
+	cut := time.Now()
+	for i, p := range ps {
+		if _, ok := p.WaitLine(": failed", 25*time.Second); !ok {
+			t.Fatalf("%s did not notice the outage", names[i])
+		}
+	}
+	for _, rule := range outage {
+		router.Run(t, "iptables", append([]string{"-D", "FORWARD"}, rule...)...)
+	}
+	healed := time.Now()
+	t.Logf("outage: both sides reported failure %.1f s after the cut", healed.Sub(cut).Seconds())
+	for i, p := range ps {
+		if !waitSecondConnect(p, 25*time.Second) {
+			t.Fatalf("%s did not reconnect after the network came back:\n%s", names[i], tail(p.Stderr(), 20))
+		}
+		t.Logf("%s reconnected %.1f s after the network came back", names[i], time.Since(healed).Seconds())
+	}
+	rs := waitBoth(t, ps, d)
+	for i, r := range rs {
+		if !strings.Contains(ps[i].Stderr(), "restarting ICE") {
+			t.Errorf("%s never restarted ICE", names[i])
+		}
+		if r.received <= 300 {
+			t.Errorf("%s received %d packets, want > 300 (summary %q)", names[i], r.received, r.summary)
+		}
+	}
+}
+
+// waitSecondConnect waits for a "connected" event after the first one.
+func waitSecondConnect(p *Proc, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		n := 0
+		for _, l := range p.StderrLines() {
+			if strings.Contains(l.Text, ": connected") {
+				n++
+			}
+		}
+		if n >= 2 {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
