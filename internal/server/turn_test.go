@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"net"
 	"os"
@@ -28,7 +29,8 @@ func iceServers(t *testing.T, s *servertest.Server) (string, []string, string, s
 	ch := s.CreateChannel(owner, "Relay")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{URL: s.URL + "/c/" + ch, Token: s.Token("ann"), LoopbackOnly: true}, nil)
+	c, err := client.Dial(ctx, client.Config{URL: s.URL + "/c/" + ch, Token: s.Token("ann"), LoopbackOnly: true,
+		InsecureTLS: strings.HasPrefix(s.URL, "https:")}, nil) // a self-signed test certificate
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,4 +128,44 @@ func readSecret(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestTURNOverTLS: with --turn-tls-addr the relay also speaks turns: with
+// the HTTPS certificate; participants get a turns: URL, and a client
+// allocates over TLS with its credentials.
+func TestTURNOverTLS(t *testing.T) {
+	s := servertest.Start(t, servertest.WithTURN(), servertest.WithConfig(func(c *config.Config) {
+		c.TLS = "self-signed"
+		c.TURNTLSAddr = "127.0.0.1:0"
+	}))
+	_, urls, username, password := iceServers(t, s)
+	var turns string
+	for _, u := range urls {
+		if strings.HasPrefix(u, "turns:") {
+			turns = u
+		}
+	}
+	if turns == "" {
+		t.Fatalf("no turns: URL in %q", urls)
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(turns, "turns:"), "?transport=tcp")
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the self-signed certificate
+	if err != nil {
+		t.Fatalf("TLS to %s: %v", addr, err)
+	}
+	defer conn.Close()
+	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Username: username,
+		Password: password, Realm: "parley", Conn: turn.NewSTUNConn(conn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("allocation over TLS: %v", err)
+	}
+	relay.Close()
 }
