@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
 )
 
 // helperEnv makes the test binary a helper instead of running tests:
@@ -62,6 +63,10 @@ func helperMain(args []string) int {
 		err = setup(args[1])
 	case "get":
 		err = get(args[1])
+	case "listen":
+		err = listenCount(args[1], args[2])
+	case "relayto":
+		err = relayTo(args[1], args[2], args[3], args[4])
 	default:
 		err = fmt.Errorf("unknown command %q", args[0])
 	}
@@ -255,20 +260,22 @@ func parleyBinary(t *testing.T) string {
 // server is `parley serve` in the server namespace, with Alice and Bob
 // members of a p2p channel.
 type server struct {
-	n     *Net
-	proc  *Proc
-	base  string
-	setup setupResult
+	n       *Net
+	proc    *Proc
+	base    string
+	dataDir string
+	setup   setupResult
 }
 
 // startServer runs the real binary on ServerIP with the embedded TURN
 // relay (unless extra says --turn off) and waits until it answers.
 func startServer(t *testing.T, n *Net, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--addr", ServerIP + ":8080", "--data-dir", t.TempDir(),
+	dataDir := t.TempDir()
+	args := append([]string{"serve", "--addr", ServerIP + ":8080", "--data-dir", dataDir,
 		"--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--rtc-listen-ip", ServerIP,
 		"--turn-addr", ServerIP + ":3478", "--turn-public-ip", ServerIP, "--log-level", "debug"}, extra...)
-	s := &server{n: n, base: "http://" + ServerIP + ":8080"}
+	s := &server{n: n, base: "http://" + ServerIP + ":8080", dataDir: dataDir}
 	s.proc = Start(t, "parley serve", n.Server.Command(parleyBinary(t), args...))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -388,4 +395,72 @@ func waitBoth(t *testing.T, ps [2]*Proc, d time.Duration) [2]result {
 // was up (ICE and DTLS; both joins start together).
 func iceTime(rs [2]result, i int) time.Duration {
 	return rs[i].connected - max(rs[0].joined, rs[1].joined)
+}
+
+// listenCount counts UDP datagrams arriving at addr for a while and
+// prints the count.
+func listenCount(addr, for_ string) error {
+	d, err := time.ParseDuration(for_)
+	if err != nil {
+		return err
+	}
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Println("listening") // the test waits for this line
+	n := 0
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(d)
+	for {
+		_ = c.SetReadDeadline(deadline)
+		if _, _, err := c.ReadFrom(buf); err != nil {
+			break
+		}
+		n++
+	}
+	fmt.Println("received", n)
+	return nil
+}
+
+// relayTo allocates on the TURN server with the given credentials and
+// tries to send to peer through the relay, printing "refused" if the
+// relay will not create the permission, else "sent".
+func relayTo(server, username, password, peer string) error {
+	conn, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: server, STUNServerAddr: server,
+		Username: username, Password: password, Realm: "parley", Conn: conn})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		return err
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		return fmt.Errorf("allocate: %w", err)
+	}
+	defer relay.Close()
+	to, err := net.ResolveUDPAddr("udp4", peer)
+	if err != nil {
+		return err
+	}
+	if err := c.CreatePermission(to); err != nil {
+		fmt.Println("refused")
+		return nil
+	}
+	for range 10 {
+		if _, err := relay.WriteTo([]byte("through the relay"), to); err != nil {
+			fmt.Println("refused")
+			return nil
+		}
+	}
+	fmt.Println("sent")
+	return nil
 }

@@ -2,13 +2,17 @@ package nattest
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley/parley/internal/turnserver"
 )
 
-// The three calls run in parallel, each in a topology of its own.
+// The tests run in parallel, each in a topology of its own.
 
 // Both behind symmetric NATs with STUN but no TURN: the public ports the
 // STUN server sees are not the ones the peer would have to use, so no
@@ -220,4 +224,60 @@ func waitSecondConnect(p *Proc, timeout time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// TestRelayRefusesPrivatePeer: Parley's relay (default policy) will not
+// relay to a private address: a client behind router B asks it to reach
+// client A's LAN address 10.1.0.2, a namespace this test made, so nothing
+// could leave the machine even if the check failed. The permission is
+// refused, counted in /metrics, and the listener there gets nothing; a
+// public peer (the server's own address) is allowed.
+func TestRelayRefusesPrivatePeer(t *testing.T) {
+	t.Parallel()
+	n := New(t, Options{})
+	s := startServer(t, n)
+	secret, err := os.ReadFile(filepath.Join(s.dataDir, "turn-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, pass, _ := turnserver.Credentials(strings.TrimSpace(string(secret)), "prober", time.Hour)
+	const peerAddr = "10.1.0.2:40000"
+	listener := Start(t, "listener (client A)", helper(n.Clients[0], "listen", peerAddr, "6s"))
+	if _, ok := listener.WaitLine("listening", 10*time.Second); !ok {
+		t.Fatalf("listener did not start:\n%s", listener.Stderr())
+	}
+	turnAddr := ServerIP + ":3478"
+	out, err := helper(n.Clients[1], "relayto", turnAddr, user, pass, peerAddr).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "refused" {
+		t.Fatalf("relaying to %s: %q, %v; want refused", peerAddr, out, err)
+	}
+	if err := listener.Wait(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(listener.Stdout(), "received 0") {
+		t.Errorf("the private peer got packets through the relay: %q", listener.Stdout())
+	}
+	if m := labelled(t, s, `parley_turn_refused_total{reason="private"}`); m < 1 {
+		t.Errorf("refusal not counted: parley_turn_refused_total{reason=\"private\"} = %v", m)
+	}
+	out, err = helper(n.Clients[1], "relayto", turnAddr, user, pass, ServerIP+":9").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "sent" {
+		t.Errorf("relaying to a public address: %q, %v; want sent", out, err)
+	}
+}
+
+// labelled reads one labelled sample from the server's /metrics.
+func labelled(t *testing.T, s *server, sample string) float64 {
+	t.Helper()
+	out, err := helper(s.n.Server, "get", s.base+"/metrics").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
