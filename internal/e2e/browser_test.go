@@ -26,18 +26,6 @@ func requireTool(t *testing.T, name string) string {
 	return testtool.Find(t, "ffmpeg", name)
 }
 
-// waitFor polls a Go condition (not a page's) until it holds.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // newBrowser starts one headless Chromium with a fake camera and
 // microphone, closed when the test ends.
 func newBrowser(t *testing.T) context.Context {

@@ -22,7 +22,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/randutil"
@@ -325,9 +324,8 @@ func (g *relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.Packet
 // limitedConn drops relayed packets beyond the user's budget, both ways.
 type limitedConn struct {
 	net.PacketConn
-	lim     *rate.Limiter
-	m       *metrics
-	dropped atomic.Uint64
+	lim *rate.Limiter
+	m   *metrics
 }
 
 func (c *limitedConn) allow(n int) bool {
