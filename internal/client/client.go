@@ -355,7 +355,9 @@ func (c *Client) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for {
-			m, err := c.read(ctx)
+			// Not ctx: cancelling a read closes the socket, and leaving
+			// still has to send leave on it. Closing the socket ends this.
+			m, err := c.read(context.Background())
 			if err != nil {
 				readErr <- err
 				return
@@ -408,13 +410,6 @@ loop:
 			c.conn.Close(websocket.StatusNormalClosure, "left")
 			break loop
 		case err = <-readErr:
-			if ctx.Err() != nil {
-				// Leaving: cancelling ctx also ended the read (the
-				// websocket closes on a cancelled read), and select
-				// picked this case first. Not a lost connection.
-				err = nil
-				break loop
-			}
 			err = closeReason(err)
 			break loop
 		case m := <-incoming:
