@@ -559,6 +559,17 @@ func (c *Client) handle(m signal.Message) {
 		} else if c.topology == signal.TopologyMesh {
 			c.handleMesh(m)
 		}
+	case signal.TypeSFURestart:
+		// The server's side of our SFU connections failed and was made
+		// anew: so must ours be; its subscribe offer follows.
+		if c.topology == signal.TopologySFU {
+			c.event("the media server connection is starting again")
+			if c.sfu != nil {
+				c.sfu.close()
+				c.sfu = nil
+			}
+			c.startSFU()
+		}
 	case signal.TypeIceServers:
 		// Fresh TURN credentials before the old ones expire: live
 		// connections take them too, for later ICE restarts.

@@ -60,7 +60,7 @@ func helperMain(args []string) int {
 	case "probe":
 		err = stunProbe(args[1:])
 	case "setup":
-		err = setup(args[1])
+		err = setup(args[1], args[2])
 	case "get":
 		err = get(args[1])
 	case "listen":
@@ -163,8 +163,8 @@ type setupResult struct {
 var tokenRE = regexp.MustCompile(`<code id="new-token" class="token">(parley_[A-Za-z0-9_-]+)</code>`)
 
 // setup signs Alice and Bob up through the forms; Alice makes a channel,
-// adds Bob and pins it to p2p; both make tokens.
-func setup(base string) error {
+// adds Bob and pins it to mode (p2p or sfu); both make tokens.
+func setup(base, mode string) error {
 	var users [2]*http.Client
 	var res setupResult
 	for i, name := range []string{"Alice", "Bob"} {
@@ -187,7 +187,7 @@ func setup(base string) error {
 	if _, _, err := post(users[0], ch+"/members", http.StatusSeeOther, url.Values{"username": {"bob"}}); err != nil {
 		return err
 	}
-	if _, _, err := post(users[0], ch+"/mode", http.StatusSeeOther, url.Values{"mode": {"p2p"}}); err != nil {
+	if _, _, err := post(users[0], ch+"/mode", http.StatusSeeOther, url.Values{"mode": {mode}}); err != nil {
 		return err
 	}
 	for i, hc := range users {
@@ -271,6 +271,13 @@ type server struct {
 // relay (unless extra says --turn off) and waits until it answers.
 func startServer(t *testing.T, n *Net, extra ...string) *server {
 	t.Helper()
+	return startServerMode(t, n, "p2p", extra...)
+}
+
+// startServerMode is startServer with the channel pinned to mode (p2p
+// or sfu).
+func startServerMode(t *testing.T, n *Net, mode string, extra ...string) *server {
+	t.Helper()
 	dataDir := t.TempDir()
 	args := append([]string{"serve", "--addr", ServerIP + ":8080", "--data-dir", dataDir,
 		"--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--rtc-listen-ip", ServerIP,
@@ -287,7 +294,7 @@ func startServer(t *testing.T, n *Net, extra ...string) *server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	out, err := helper(n.Server, "setup", s.base).Output()
+	out, err := helper(n.Server, "setup", s.base, mode).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

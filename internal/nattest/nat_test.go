@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -277,6 +278,63 @@ func labelled(t *testing.T, s *server, sample string) float64 {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			return f
+		}
+	}
+	return 0
+}
+
+// TestSFUOutageRecovers: the same outage in a call pinned to the SFU. The
+// server notices its connections with client A failed, makes new ones and
+// tells A to start again (sfu-restart); once the network is back, A's
+// media reaches B again through the SFU.
+func TestSFUOutageRecovers(t *testing.T) {
+	t.Parallel()
+	n := New(t, Options{})
+	s := startServerMode(t, n, "sfu")
+	const d = 50 * time.Second
+	ps := joinBoth(t, s, d)
+	for i, p := range ps {
+		if _, ok := p.WaitLine("media server connection (sub): connected", 20*time.Second); !ok {
+			t.Fatalf("%s did not connect to the SFU:\n%s", names[i], tail(p.Stderr(), 20))
+		}
+	}
+	router := n.Routers[0]
+	// Everything but the web port (signaling) is dropped: the SFU's UDP
+	// and ICE-TCP ports, and TURN. Inserted in this order, the ACCEPTs
+	// end up above the DROP.
+	outage := [][]string{{"-j", "DROP"}, {"-p", "tcp", "--sport", "8080", "-j", "ACCEPT"}, {"-p", "tcp", "--dport", "8080", "-j", "ACCEPT"}}
+	for _, rule := range outage {
+		router.Run(t, "iptables", append([]string{"-I", "FORWARD"}, rule...)...)
+	}
+	if _, ok := ps[0].WaitLine("the media server connection is starting again", 30*time.Second); !ok {
+		t.Fatalf("Alice was never told to start her SFU connections again:\n%s", tail(ps[0].Stderr(), 20))
+	}
+	if r := inRate(ps[1]); r >= 10 {
+		t.Fatalf("Bob still receives %d kbit/s during the outage: the outage did not cut the media", r)
+	}
+	for _, rule := range outage {
+		router.Run(t, "iptables", append([]string{"-D", "FORWARD"}, rule...)...)
+	}
+	healed := time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for inRate(ps[1]) < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Bob receives nothing after the network came back:\n%s", tail(ps[0].Stderr(), 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("SFU outage: Alice's media reached Bob again %.1f s after the network came back", time.Since(healed).Seconds())
+}
+
+var inRE = regexp.MustCompile(`in (\d+) kbit/s`)
+
+// inRate is the receive bitrate on p's latest status line (kbit/s).
+func inRate(p *Proc) int {
+	segs := strings.Split(p.Stderr(), "\r\033[K")
+	for i := len(segs) - 1; i >= 0; i-- {
+		if m := inRE.FindStringSubmatch(segs[i]); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return n
 		}
 	}
 	return 0

@@ -64,6 +64,9 @@ type room struct {
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
 	speaker chan string
+	// mediaEnded carries SFU peers that closed by themselves (never
+	// closed; senders give up if it is full).
+	mediaEnded chan endedMedia
 }
 
 // retired is an SFU connection kept for a while after the room went back
@@ -89,6 +92,7 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		mode:         mode,
 		topology:     signal.TopologyMesh,
 		speaker:      make(chan string, 1),
+		mediaEnded:   make(chan endedMedia, 64),
 	}
 }
 
@@ -105,6 +109,8 @@ func (r *room) run() {
 			r.dispatch(ev)
 		case id := <-r.speaker:
 			r.broadcastJoined(signal.Message{Type: signal.TypeSpeaker, ID: id})
+		case e := <-r.mediaEnded:
+			r.restoreMedia(e)
 		case now := <-tick.C:
 			r.reapRetired(now, false)
 			r.refreshICEServers(now)

@@ -88,6 +88,42 @@ func (r *room) ensureMedia(c *client) {
 	}
 	peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
 	c.media.Store(peer)
+	// A peer whose connection failed (a network outage longer than the ICE
+	// timeout) closes by itself; the room then gives the participant new
+	// ones (mediaEnded).
+	go func() {
+		<-peer.Done()
+		select {
+		case r.mediaEnded <- endedMedia{c: c, peer: peer}:
+		default: // the room is gone or swamped: nothing to restore
+		}
+	}()
+}
+
+// endedMedia is a participant's SFU peer that has closed.
+type endedMedia struct {
+	c    *client
+	peer *media.Peer
+}
+
+// restoreMedia replaces SFU connections that closed by themselves while
+// the participant is still in an SFU call: the client is told to start its
+// SFU connections afresh (sfu-restart) and gets a new server side. Peers
+// the room closed on purpose (leave, the switch to the mesh) are no longer
+// the participant's, and are ignored.
+func (r *room) restoreMedia(e endedMedia) {
+	if e.c.media.Load() != e.peer || e.c.p == nil {
+		return
+	}
+	e.c.media.Store(nil)
+	if r.topology != signal.TopologySFU {
+		return
+	}
+	r.log.Info("sfu connections failed: starting them again", "participant", e.c.p.ID)
+	// Before the new peer exists: its first offer must reach the client
+	// after the client has dropped its old connections.
+	e.c.sendMsg(signal.Message{Type: signal.TypeSFURestart})
+	r.ensureMedia(e.c)
 }
 
 // dropMedia closes a participant's SFU connections, off the room goroutine

@@ -49,6 +49,7 @@ const (
 	TypeSpeaker            = "speaker"
 	TypeLayout             = "layout"
 	TypeIceServers         = "ice-servers"
+	TypeSFURestart         = "sfu-restart"
 )
 
 // Reasons carried by participant-left.

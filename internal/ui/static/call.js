@@ -188,6 +188,7 @@ class Call {
       case "topology": return this.onTopology(m.topology);
       case "speaker": return this.onSpeaker(m.id);
       case "ice-servers": return this.setIceServers(m.iceServers);
+      case "sfu-restart": return this.restartSfu();
       case "chat": return this.chat.add(m.message);
       case "error": return this.onError(m);
       case "pong": return; // any message proves the server is alive
@@ -680,6 +681,16 @@ class Call {
       this.sfuCloseTimer = undefined;
       if (this.topology !== "sfu") this.closeSfu();
     }, OLD_PATH_LINGER_MS);
+  }
+
+  /**
+   * The server lost our SFU connections (they failed, e.g. after a network
+   * outage) and made new ones: start ours afresh; its offer follows.
+   */
+  restartSfu() {
+    if (this.topology !== "sfu") return;
+    this.closeSfu();
+    this.ensureSfu();
   }
 
   /** Creates the SFU connections (or keeps lingering ones) and publishes. */
