@@ -16,7 +16,7 @@ data=$(mktemp -d)
 port=${PARLEY_LOADTEST_PORT:-18080}
 base="http://127.0.0.1:$port"
 bin/parley serve --addr "127.0.0.1:$port" --data-dir "$data" --rtc-udp-port 0 --rtc-tcp-port -1 \
-  --rtc-listen-ip 127.0.0.1 --rtc-loopback-only --log-level warn ${PARLEY_SERVE_ARGS:-} &
+  --rtc-listen-ip 127.0.0.1 --rtc-loopback-only --max-connections-per-user 100000 --log-level warn ${PARLEY_SERVE_ARGS:-} &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done

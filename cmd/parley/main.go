@@ -130,6 +130,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.RTCListenIP, "rtc-listen-ip", "PARLEY_RTC_LISTEN_IP", "bind the media ports to this address (empty = all)")
 	f.string(&publicIPs, "public-ip", "PARLEY_PUBLIC_IP", "comma-separated public IPs to announce for media when behind a 1:1 NAT")
 	f.string(&interfaces, "rtc-interfaces", "PARLEY_RTC_INTERFACES", "comma-separated network interfaces to use for media (empty = all)")
+	f.int(&cfg.MaxConnectionsPerUser, "max-connections-per-user", "PARLEY_MAX_CONNECTIONS_PER_USER", "signaling sockets plus WHIP/WHEP sessions one account may hold (raise it for load tests)")
 	var turnURLs string
 	f.string(&cfg.TURN, "turn", "PARLEY_TURN", "TURN relay: embedded (Parley's own) or off; --turn-url uses an external one")
 	f.string(&cfg.TURNAddr, "turn-addr", "PARLEY_TURN_ADDR", "embedded TURN listen address, UDP and TCP")

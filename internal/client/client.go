@@ -168,6 +168,8 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 				return nil, fmt.Errorf("client: you are not a member of this channel (403): ask its owner to add you")
 			case http.StatusNotFound:
 				return nil, fmt.Errorf("client: no such channel (404): check the URL")
+			case http.StatusTooManyRequests:
+				return nil, fmt.Errorf("client: this account has too many connections open (429): close some, or ask the operator to raise --max-connections-per-user")
 			}
 		}
 		return nil, fmt.Errorf("client: connect to %s: %w", wsURL.Redacted(), err)

@@ -57,6 +57,10 @@ type Config struct {
 	PingInterval time.Duration
 	PingTimeout  time.Duration
 
+	// MaxConnectionsPerUser bounds one account's signaling sockets plus
+	// WHIP/WHEP sessions (several devices and tabs fit; a flood does not).
+	MaxConnectionsPerUser int
+
 	// TURN is "embedded" (Parley's own relay), "external" (TURNURLs, a
 	// coturn sharing TURNSecret; set by giving TURNURLs) or "off".
 	TURN string
@@ -99,6 +103,8 @@ func Default() Config {
 		RTCUDPPort:      7882,
 		RTCTCPPort:      7881,
 		PingTimeout:     10 * time.Second,
+
+		MaxConnectionsPerUser: 50,
 
 		TURN:              "embedded",
 		TURNAddr:          ":3478",
@@ -218,6 +224,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TURN != "off" && c.TURNCredentialTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--turn-credential-ttl %s is too short: use at least 1m", c.TURNCredentialTTL))
+	}
+	if c.MaxConnectionsPerUser < 1 {
+		errs = append(errs, fmt.Errorf("--max-connections-per-user %d: use 1 or more", c.MaxConnectionsPerUser))
 	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--session-ttl %s is too short: use at least 1m", c.SessionTTL))

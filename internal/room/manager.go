@@ -99,11 +99,34 @@ type Manager struct {
 	rooms    map[string]*room
 	shutting bool
 	sockets  sync.WaitGroup
+	perUser  map[string]int // signaling sockets and WHIP/WHEP sessions, by user
 }
 
 // NewManager returns a Manager with no rooms.
 func NewManager(cfg Config, log *slog.Logger, postChat PostChat) *Manager {
-	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*room{}}
+	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*room{}, perUser: map[string]int{}}
+}
+
+// Reserve counts one more connection (socket or WHIP/WHEP session) of
+// userID, unless the user already has max; release undoes it (call it
+// once). One account cannot exhaust the server's sockets this way.
+func (m *Manager) Reserve(userID string, max int) (release func(), ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.perUser[userID] >= max {
+		return nil, false
+	}
+	m.perUser[userID]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.perUser[userID]--; m.perUser[userID] <= 0 {
+				delete(m.perUser, userID)
+			}
+		})
+	}, true
 }
 
 // Serve runs one member's socket on channelID until it closes. The caller

@@ -286,6 +286,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
+	if !ok {
+		http.Error(w, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
+		return
+	}
+	defer release()
 	// Accept refuses (403) an Origin that does not match the Host: a page
 	// on another site cannot open a socket with the user's cookie.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signal.Subprotocol}})

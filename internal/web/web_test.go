@@ -460,3 +460,48 @@ func TestAccessTokens(t *testing.T) {
 		t.Errorf("revoked token: status %d, want 401", got)
 	}
 }
+
+// TestConnectionLimitPerUser: one account may hold MaxConnectionsPerUser
+// signaling sockets; one more is refused with 429 and a reason, and a
+// closed socket frees its place.
+func TestConnectionLimitPerUser(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.MaxConnectionsPerUser = 2 }))
+	ann := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(ann, "Tabs")
+	dial := func() (*websocket.Conn, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ck := s.SessionCookie(ann)
+		conn, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+ch, &websocket.DialOptions{
+			HTTPHeader: http.Header{"Origin": {s.URL}, "Cookie": {ck.Name + "=" + ck.Value}}})
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		return conn, resp.StatusCode
+	}
+	first, _ := dial()
+	second, _ := dial()
+	if first == nil || second == nil {
+		t.Fatal("the first two sockets were refused")
+	}
+	defer second.CloseNow()
+	if c, status := dial(); c != nil || status != http.StatusTooManyRequests {
+		t.Fatalf("third socket: status %d, want 429", status)
+	}
+	first.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _ := dial()
+		if c != nil {
+			c.CloseNow()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed socket did not free its place")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -202,6 +202,17 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
+	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
+	if !ok {
+		http.Error(w, fmt.Sprintf("this account already has %d connections open: end some sessions (DELETE) and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
+		return
+	}
+	started := false
+	defer func() {
+		if !started {
+			release()
+		}
+	}()
 	user := signal.User{UserID: u.ID, Name: u.DisplayName}
 	var sess mediaSession
 	var answer string
@@ -224,6 +235,8 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 	// replaces it.
 	etag := newETag()
 	s.whip.add(id, &whipResource{kind: kind, channel: ch.ID, userID: u.ID, etag: etag, sess: sess})
+	started = true
+	go func() { <-sess.Done(); release() }()
 	h := w.Header()
 	h.Set("Content-Type", sdpType)
 	h.Set("Location", "/"+kind+"/"+ch.ID+"/"+id)
