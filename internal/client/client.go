@@ -31,6 +31,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parley/parley/internal/pionlog"
 	"github.com/parley/parley/internal/rtpcount"
 	"github.com/parley/parley/internal/signal"
 )
@@ -85,10 +86,11 @@ type Config struct {
 
 // Client is one participant in one channel's call.
 type Client struct {
-	cfg  Config
-	log  *slog.Logger
-	api  *webrtc.API
-	conn *websocket.Conn
+	cfg    Config
+	log    *slog.Logger
+	api    *webrtc.API
+	conn   *websocket.Conn // the current socket (owner goroutine)
+	redial func(context.Context) (*websocket.Conn, error)
 
 	out    chan signal.Message // to the writer
 	events chan func()         // pion callbacks, run on the owner goroutine
@@ -177,6 +179,15 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	conn.SetReadLimit(signal.MaxMessageBytes)
 	c := &Client{
 		cfg: cfg, log: log, conn: conn,
+		redial: func(ctx context.Context) (*websocket.Conn, error) {
+			conn, _, err := websocket.Dial(ctx, wsURL.String(), &websocket.DialOptions{
+				HTTPClient: &dialHC, HTTPHeader: header, Subprotocols: []string{signal.Subprotocol},
+			})
+			if err == nil {
+				conn.SetReadLimit(signal.MaxMessageBytes)
+			}
+			return conn, err
+		},
 		out:    make(chan signal.Message, 256),
 		events: make(chan func(), 256),
 		done:   make(chan struct{}),
@@ -194,11 +205,8 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("client: the server sent %q first, want hello: is this a Parley server?", hello.Type)
 	}
 	c.user = *hello.User
-	c.setICEServers(hello.IceServers)
-	for _, p := range hello.Participants {
-		c.names[p.ID] = p.Name
-	}
-	if c.api, err = newAPI(cfg.LoopbackOnly, &c.rtp, &c.tagger); err != nil {
+	c.handleHello(hello)
+	if c.api, err = newAPI(cfg.LoopbackOnly, &c.rtp, &c.tagger, log); err != nil {
 		conn.CloseNow()
 		return nil, err
 	}
@@ -238,7 +246,7 @@ func logIn(ctx context.Context, hc *http.Client, base *url.URL, username, passwo
 
 // newAPI is a browser-like pion API: default codecs and interceptors
 // (NACK, RTCP reports, stats, TWCC) plus the audio level extension.
-func newAPI(loopback bool, counter *rtpcount.Counter, tagger *ridTagger) (*webrtc.API, error) {
+func newAPI(loopback bool, counter *rtpcount.Counter, tagger *ridTagger, log *slog.Logger) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("client: codecs: %w", err)
@@ -254,7 +262,9 @@ func newAPI(loopback bool, counter *rtpcount.Counter, tagger *ridTagger) (*webrt
 	// connection's incoming ones once it closes: count both here.
 	ir.Add(counter)
 	ir.Add(tagger)
-	se := webrtc.SettingEngine{}
+	// Two levels down: pion's warnings are routine setup and teardown, and
+	// a command line's status and events tell the story.
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: log, Down: 2 * pionlog.Step}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// As libwebrtc: late retransmissions must not fall out of the replay window.
 	se.SetSRTPReplayProtectionWindow(1024)
@@ -303,6 +313,10 @@ func (c *Client) makeTracks() error {
 	return nil
 }
 
+// peerGoneAfter is how long a mesh connection is kept for a peer whose
+// socket dropped (docs/protocol.md, Reconnecting).
+const peerGoneAfter = 20 * time.Second
+
 // simulcastRIDs name the layers smallest first, as the page does.
 var simulcastRIDs = []string{"q", "h", "f"}
 
@@ -350,28 +364,10 @@ func (c *Client) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.writeLoop(ctx) }()
 	incoming := make(chan signal.Message, 64)
 	readErr := make(chan error, 1)
-	go func() {
-		defer wg.Done()
-		for {
-			// Not ctx: cancelling a read closes the socket, and leaving
-			// still has to send leave on it. Closing the socket ends this.
-			m, err := c.read(context.Background())
-			if err != nil {
-				readErr <- err
-				return
-			}
-			select {
-			case incoming <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	c.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{Audio: c.audio != nil, Video: c.video != nil || len(c.layers) > 0}})
+	stopWriter := c.serveSocket(ctx, &wg, incoming, readErr)
+	c.send(c.joinMessage())
 	c.statsMu.Lock()
 	c.joined = time.Now()
 	c.statsMu.Unlock()
@@ -400,6 +396,13 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 	})
 
+	// reconnected brings a new socket (and its hello) after a loss.
+	type redialed struct {
+		conn  *websocket.Conn
+		hello signal.Message
+		err   error
+	}
+	reconnected := make(chan redialed, 1)
 	var err error
 loop:
 	for {
@@ -411,13 +414,40 @@ loop:
 			lcancel()
 			c.conn.Close(websocket.StatusNormalClosure, "left")
 			break loop
-		case err = <-readErr:
-			err = closeReason(err)
-			break loop
+		case rerr := <-readErr:
+			stopWriter()
+			if err = closeReason(rerr); err == nil || !reconnectable(rerr) {
+				break loop
+			}
+			// Media keeps flowing on the connections we have (mesh peers
+			// talk directly); signaling comes back with resume.
+			c.event("signaling lost (%v): reconnecting", err)
+			err = nil
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conn, hello, err := c.reconnect(ctx)
+				reconnected <- redialed{conn, hello, err}
+			}()
+		case r := <-reconnected:
+			if r.err != nil {
+				err = r.err
+				break loop
+			}
+			c.conn = r.conn
+			for len(c.out) > 0 { // stale: offers and candidates for the old socket
+				<-c.out
+			}
+			stopWriter = c.serveSocket(ctx, &wg, incoming, readErr)
+			c.handleHello(r.hello)
+			c.event("signaling reconnected")
+			c.send(c.joinMessage())
 		case m := <-incoming:
 			if m.Type == signal.TypeJoined {
 				c.statsMu.Lock()
-				c.joinRTT = time.Since(c.joined)
+				if c.joinRTT == 0 {
+					c.joinRTT = time.Since(c.joined)
+				}
 				c.statsMu.Unlock()
 				startSources()
 			}
@@ -433,6 +463,91 @@ loop:
 	sources.Wait()
 	c.err = err
 	return err
+}
+
+// joinMessage is join with our state, resuming our participant id after a
+// reconnect.
+func (c *Client) joinMessage() signal.Message {
+	return signal.Message{Type: signal.TypeJoin, Resume: c.myID,
+		State: &signal.State{Audio: c.audio != nil, Video: c.video != nil || len(c.layers) > 0}}
+}
+
+// serveSocket starts the reader and writer of the current socket; the
+// returned func stops the writer.
+func (c *Client) serveSocket(ctx context.Context, wg *sync.WaitGroup, incoming chan<- signal.Message, readErr chan<- error) func() {
+	conn := c.conn
+	wctx, stop := context.WithCancel(ctx)
+	wg.Add(2)
+	go func() { defer wg.Done(); c.writeLoop(wctx, conn) }()
+	go func() {
+		defer wg.Done()
+		for {
+			// Not ctx: cancelling a read closes the socket, and leaving
+			// still has to send leave on it. Closing the socket ends this.
+			m, err := readFrom(context.Background(), conn)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case incoming <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return stop
+}
+
+// reconnectable says whether a lost socket is worth dialling again: not
+// when the server ended our part on purpose.
+func reconnectable(err error) bool {
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusNormalClosure, 4000, 4003, 4004, websocket.StatusPolicyViolation, websocket.StatusMessageTooBig:
+		return false
+	}
+	return true
+}
+
+// reconnect dials again with backoff (0.5 s doubling to 5 s, as the page)
+// for up to two minutes, and reads the new socket's hello.
+func (c *Client) reconnect(ctx context.Context) (*websocket.Conn, signal.Message, error) {
+	wait := 500 * time.Millisecond
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, signal.Message{}, ctx.Err()
+		case <-time.After(wait):
+		}
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := c.redial(dctx)
+		if err == nil {
+			var hello signal.Message
+			hello, err = readFrom(dctx, conn)
+			if err == nil && hello.Type != signal.TypeHello {
+				err = fmt.Errorf("the server sent %q first", hello.Type)
+			}
+			if err == nil {
+				cancel()
+				return conn, hello, nil
+			}
+			conn.CloseNow()
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			return nil, signal.Message{}, fmt.Errorf("client: the server did not come back within two minutes: %w", err)
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// handleHello takes a (new) socket's hello: ICE servers and who is there.
+func (c *Client) handleHello(hello signal.Message) {
+	c.setICEServers(hello.IceServers)
+	for _, p := range hello.Participants {
+		c.names[p.ID] = p.Name
+	}
 }
 
 // closeReason turns the socket's end into the error Run returns: nil for a
@@ -453,8 +568,10 @@ func closeReason(err error) error {
 	return fmt.Errorf("client: signaling connection lost: %w", err)
 }
 
-func (c *Client) read(ctx context.Context) (signal.Message, error) {
-	typ, data, err := c.conn.Read(ctx)
+func (c *Client) read(ctx context.Context) (signal.Message, error) { return readFrom(ctx, c.conn) }
+
+func readFrom(ctx context.Context, conn *websocket.Conn) (signal.Message, error) {
+	typ, data, err := conn.Read(ctx)
 	if err != nil {
 		return signal.Message{}, err
 	}
@@ -474,25 +591,28 @@ func (c *Client) send(m signal.Message) {
 	}
 }
 
-func (c *Client) writeLoop(ctx context.Context) {
+func (c *Client) writeLoop(ctx context.Context, conn *websocket.Conn) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-c.out:
-			if err := c.write(ctx, m); err != nil {
+			if err := writeTo(ctx, conn, m); err != nil {
 				return
 			}
 		}
 	}
 }
 
-func (c *Client) write(ctx context.Context, m signal.Message) error {
+// write sends m on the current socket (owner goroutine).
+func (c *Client) write(ctx context.Context, m signal.Message) error { return writeTo(ctx, c.conn, m) }
+
+func writeTo(ctx context.Context, conn *websocket.Conn, m signal.Message) error {
 	data, err := signal.Encode(m)
 	if err != nil {
 		return err
 	}
-	return c.conn.Write(ctx, websocket.MessageText, data)
+	return conn.Write(ctx, websocket.MessageText, data)
 }
 
 // queue runs f on the owner goroutine (from pion callbacks).
@@ -524,11 +644,16 @@ func (c *Client) event(format string, args ...any) {
 func (c *Client) handle(m signal.Message) {
 	switch m.Type {
 	case signal.TypeJoined:
+		rejoined := c.myID != ""
 		c.myID = m.You.ID
 		for _, p := range m.Participants {
 			c.names[p.ID] = p.Name
 		}
 		c.event("joined the call as %s (%s), %d others there, topology %s", c.user.Name, c.myID, len(m.Participants), m.Topology)
+		if rejoined && m.Topology == c.topology {
+			c.rejoined(m.Participants)
+			return
+		}
 		c.setTopology(m.Topology, m.Participants)
 	case signal.TypeTopology:
 		others := make([]signal.Participant, 0, len(c.names))
@@ -545,15 +670,41 @@ func (c *Client) handle(m signal.Message) {
 		}
 		c.names[m.Participant.ID] = m.Participant.Name
 		c.event("%s joined", m.Participant.Name)
+		if p := c.mesh[m.Participant.ID]; p != nil && p.goneTimer != nil {
+			// Back after a signaling loss: the connection we kept is theirs.
+			p.goneTimer.Stop()
+			p.goneTimer = nil
+			return
+		}
 		if c.topology == signal.TopologyMesh && c.myID != "" {
 			c.meshPeerFor(m.Participant.ID, false)
 		}
 	case signal.TypeParticipantLeft:
 		c.event("%s left (%s)", c.names[m.ID], m.Reason)
-		if p := c.mesh[m.ID]; p != nil {
-			p.close()
-			delete(c.mesh, m.ID)
+		p := c.mesh[m.ID]
+		if p == nil {
+			delete(c.names, m.ID)
+			return
 		}
+		if m.Reason == signal.ReasonDisconnected || m.Reason == signal.ReasonTimeout {
+			// Probably reconnecting (their media may still flow, as ours
+			// does when our socket drops): keep the connection a while, as
+			// the page does, for the same id to come back.
+			if p.goneTimer == nil {
+				id := m.ID
+				p.goneTimer = time.AfterFunc(peerGoneAfter, func() {
+					c.queue(func() {
+						if q := c.mesh[id]; q == p {
+							p.close()
+							delete(c.mesh, id)
+						}
+					})
+				})
+			}
+			return
+		}
+		p.close()
+		delete(c.mesh, m.ID)
 		delete(c.names, m.ID)
 	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
 		if m.From == signal.SFU {
@@ -591,6 +742,34 @@ func (c *Client) handle(m signal.Message) {
 		}
 	case signal.TypeError:
 		c.log.Warn("the server refused a message", "code", m.Code, "message", m.Human, "ref", m.Ref)
+	}
+}
+
+// rejoined settles the call after signaling came back: mesh connections
+// to peers still there are kept (media flowed on them all along), others
+// closed, missing ones made; SFU connections are made anew, since the
+// server dropped its side when the socket went.
+func (c *Client) rejoined(others []signal.Participant) {
+	if c.topology == signal.TopologySFU {
+		if c.sfu != nil {
+			c.sfu.close()
+			c.sfu = nil
+		}
+		c.startSFU()
+		return
+	}
+	there := map[string]bool{}
+	for _, p := range others {
+		there[p.ID] = true
+		if c.mesh[p.ID] == nil {
+			c.meshPeerFor(p.ID, true)
+		}
+	}
+	for id, p := range c.mesh {
+		if !there[id] {
+			p.close()
+			delete(c.mesh, id)
+		}
 	}
 }
 

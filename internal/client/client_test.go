@@ -239,3 +239,45 @@ func TestDialRefusals(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestSignalingReconnects: the server goes away mid-call; two clients in
+// a peer-to-peer call keep receiving each other's media, say signaling is
+// reconnecting, and rejoin by themselves (same participant ids) when the
+// server is back on the same address.
+func TestSignalingReconnects(t *testing.T) {
+	s := servertest.Start(t)
+	owner := s.SignUp("ada", "Ada")
+	s.SignUp("bob", "Bob")
+	ch := s.CreateChannel(owner, "Resilient")
+	s.AddMember(owner, ch, "bob")
+	var lost, back atomic.Int32
+	cfg := client.Config{Audio: opus, Video: vp8, OnEvent: func(e string) {
+		switch {
+		case strings.HasPrefix(e, "signaling lost"):
+			lost.Add(1)
+		case e == "signaling reconnected":
+			back.Add(1)
+		}
+	}}
+	a := start(t, s, ch, "ada", cfg)
+	b := start(t, s, ch, "bob", cfg)
+	waitFor(t, "a peer-to-peer call", 20*time.Second, func() bool { return a.got.kinds(nil) == 2 && b.got.kinds(nil) == 2 })
+
+	s.Stop()
+	waitFor(t, "both clients noticing", 20*time.Second, func() bool { return lost.Load() == 2 })
+	base := []map[string]int{a.got.snapshot(), b.got.snapshot()}
+	waitFor(t, "media still flowing peer to peer with the server down", 10*time.Second, func() bool {
+		return a.got.kinds(base[0]) == 2 && b.got.kinds(base[1]) == 2
+	})
+	s.Restart()
+	waitFor(t, "both clients back", 30*time.Second, func() bool { return back.Load() == 2 })
+	base = []map[string]int{a.got.snapshot(), b.got.snapshot()}
+	waitFor(t, "media still flowing after the rejoin", 10*time.Second, func() bool {
+		return a.got.kinds(base[0]) == 2 && b.got.kinds(base[1]) == 2
+	})
+	if st := a.c.Stats(); st.Connections != 1 {
+		t.Errorf("ada has %d connections after the rejoin, want the one she kept", st.Connections)
+	}
+	b.leave(t)
+	a.leave(t)
+}

@@ -24,6 +24,7 @@ type meshPeer struct {
 	firstStream string                    // the peer's camera stream id
 	started     time.Time                 // of the connection or its last ICE restart
 	restart     *time.Timer               // pending ICE restart while failed
+	goneTimer   *time.Timer               // closes it if its peer does not come back
 }
 
 // iceRestartEvery is how often a failed connection tries ICE again with
@@ -259,6 +260,9 @@ func (p *meshPeer) close() {
 	p.closed = true
 	if p.restart != nil {
 		p.restart.Stop()
+	}
+	if p.goneTimer != nil {
+		p.goneTimer.Stop()
 	}
 	p.c.closePC(p.pc)
 }
