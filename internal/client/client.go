@@ -690,17 +690,7 @@ func (c *Client) handle(m signal.Message) {
 			// Probably reconnecting (their media may still flow, as ours
 			// does when our socket drops): keep the connection a while, as
 			// the page does, for the same id to come back.
-			if p.goneTimer == nil {
-				id := m.ID
-				p.goneTimer = time.AfterFunc(peerGoneAfter, func() {
-					c.queue(func() {
-						if q := c.mesh[id]; q == p {
-							p.close()
-							delete(c.mesh, id)
-						}
-					})
-				})
-			}
+			c.keepGone(m.ID, p)
 			return
 		}
 		p.close()
@@ -767,10 +757,27 @@ func (c *Client) rejoined(others []signal.Participant) {
 	}
 	for id, p := range c.mesh {
 		if !there[id] {
-			p.close()
-			delete(c.mesh, id)
+			// Not back yet (after a server restart everyone rejoins one by
+			// one): kept a while, as for a peer whose socket dropped.
+			c.keepGone(id, p)
 		}
 	}
+}
+
+// keepGone keeps the connection to a peer whose socket is gone for
+// peerGoneAfter, for the same participant to come back to it.
+func (c *Client) keepGone(id string, p *meshPeer) {
+	if p.goneTimer != nil {
+		return
+	}
+	p.goneTimer = time.AfterFunc(peerGoneAfter, func() {
+		c.queue(func() {
+			if c.mesh[id] == p {
+				p.close()
+				delete(c.mesh, id)
+			}
+		})
+	})
 }
 
 // setTopology moves the client's media to the mesh or the SFU.

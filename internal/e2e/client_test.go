@@ -90,8 +90,10 @@ func TestNativeClientInBrowserCall(t *testing.T) {
 		if codec != want {
 			t.Errorf("%s: codec %q, want %q", path, codec, want)
 		}
-		if call := callLength.Seconds(); dur < 0.9*call || dur > 1.1*call {
-			t.Errorf("%s: ffprobe reads %.2f s of a %.0f s call: more than 10%% apart", path, dur, call)
+		// The file covers the call from the moment media arrived: all of it
+		// but the connection setup, which a loaded machine stretches.
+		if call := callLength.Seconds(); dur < 0.8*call || dur > 1.1*call {
+			t.Errorf("%s: ffprobe reads %.2f s of a %.0f s call: want 80%% to 110%% of it", path, dur, call)
 		}
 		if dur < 0.9*flowed || dur > 1.1*flowed {
 			t.Errorf("%s: ffprobe reads %.2f s; media flowed for %.2f s: more than 10%% apart", path, dur, flowed)

@@ -137,10 +137,10 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 			}
 			r.events <- event{kind: evChat, chat: msg}
 		case signal.TypeLayout:
-			c.handleSFU(m)
+			c.handleSFU(r, m, false)
 		default:
 			if m.To == signal.SFU {
-				c.handleSFU(m)
+				c.handleSFU(r, m, false)
 				continue
 			}
 			r.events <- event{kind: evMessage, c: c, msg: m}

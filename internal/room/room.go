@@ -22,6 +22,7 @@ const (
 	evKick                     // close the sockets of userID
 	evClose                    // close every socket
 	evMode                     // the channel's mode changed
+	evSFULate                  // an SFU message that came before the client's SFU connections
 	evWHIP                     // a WHIP publisher joins (whip.go); answered on reply
 	evWHIPEnd                  // a WHIP publisher ended
 	evWHEP                     // a WHEP viewer started
@@ -152,6 +153,10 @@ func (r *room) dispatch(ev event) {
 			for c := range r.clients {
 				c.close(ev.code, ev.reason)
 			}
+		case evSFULate:
+			// Everything the room did before (join, a topology switch) is
+			// done now; negotiation still runs off the room goroutine.
+			go ev.c.handleSFU(r, ev.msg, true)
 		case evMode:
 			r.mode = ev.mode
 			if r.mode == ModeP2P {

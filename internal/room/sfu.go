@@ -173,12 +173,19 @@ func (r *room) setSpeaker(id string) {
 
 // handleSFU applies a client's message to its SFU connections. It runs on
 // the client's reader goroutine: negotiation takes milliseconds, and no
-// other participant should wait for it.
-func (c *client) handleSFU(m signal.Message) {
+// other participant should wait for it. A message that finds no SFU
+// connections goes through the room's queue instead (late), because the
+// client may have answered joined or topology before the room goroutine
+// made them.
+func (c *client) handleSFU(r *room, m signal.Message, late bool) {
 	peer := c.media.Load()
 	if peer == nil {
-		if m.Type == signal.TypeCandidate {
-			return // late candidates after a switch back to the mesh
+		if !late {
+			r.events <- event{kind: evSFULate, c: c, msg: m}
+			return
+		}
+		if m.Type == signal.TypeCandidate || m.Type == signal.TypeLayout {
+			return // late candidates or layout after a switch back to the mesh
 		}
 		c.refuse(signal.CodeInvalid, m.Type, "the call is not using the media server right now (topology is mesh)")
 		return
