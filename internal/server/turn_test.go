@@ -67,20 +67,9 @@ func TestEmbeddedTURNCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Username: username,
-		Password: password, Realm: "parley", Conn: conn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	relay, err := c.Allocate()
-	if err != nil {
+	if err := allocate(addr, conn, username, password); err != nil {
 		t.Fatalf("the relay refused the credentials it handed out: %v", err)
 	}
-	relay.Close()
 	_, metrics := s.Get(s.Client(), "/metrics")
 	if !strings.Contains(metrics, "parley_turn_allocations_total 1") {
 		t.Errorf("/metrics does not count the allocation")
@@ -154,18 +143,25 @@ func TestTURNOverTLS(t *testing.T) {
 		t.Fatalf("TLS to %s: %v", addr, err)
 	}
 	defer conn.Close()
+	if err := allocate(addr, turn.NewSTUNConn(conn), username, password); err != nil {
+		t.Fatalf("allocation over TLS: %v", err)
+	}
+}
+
+// allocate makes (and ends) one TURN allocation over conn.
+func allocate(addr string, conn net.PacketConn, username, password string) error {
 	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Username: username,
-		Password: password, Realm: "parley", Conn: turn.NewSTUNConn(conn)})
+		Password: password, Realm: "parley", Conn: conn})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer c.Close()
 	if err := c.Listen(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	relay, err := c.Allocate()
 	if err != nil {
-		t.Fatalf("allocation over TLS: %v", err)
+		return err
 	}
-	relay.Close()
+	return relay.Close()
 }
