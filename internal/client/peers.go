@@ -32,12 +32,20 @@ type meshPeer struct {
 // connects or the peer leaves: a network outage heals by itself.
 const iceRestartEvery = 5 * time.Second
 
-// scheduleRestart arranges an ICE restart soon (owner goroutine).
+// scheduleRestart arranges an ICE restart (owner goroutine). The
+// impolite side restarts first; the polite one only if no restart offer
+// came for a while. Both at once would collide, and pion cannot roll back
+// an offer: the polite side would have to start a fresh connection, whose
+// new DTLS session the other's restarted one would never handshake.
 func (p *meshPeer) scheduleRestart() {
 	if p.restart != nil || p.closed {
 		return
 	}
-	p.restart = time.AfterFunc(time.Second, func() { p.c.queue(p.restartICE) })
+	wait := time.Second
+	if p.polite {
+		wait = 3 * iceRestartEvery
+	}
+	p.restart = time.AfterFunc(wait, func() { p.c.queue(p.restartICE) })
 }
 
 // restartICE offers with new ICE credentials; both sides may do so at
@@ -48,7 +56,11 @@ func (p *meshPeer) restartICE() {
 		return
 	}
 	defer func() { // again, until it connects
-		p.restart = time.AfterFunc(iceRestartEvery, func() { p.c.queue(p.restartICE) })
+		wait := iceRestartEvery
+		if p.polite {
+			wait = 3 * iceRestartEvery
+		}
+		p.restart = time.AfterFunc(wait, func() { p.c.queue(p.restartICE) })
 	}()
 	if p.pc.SignalingState() != webrtc.SignalingStateStable {
 		return // an exchange is under way; try after it

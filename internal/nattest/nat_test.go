@@ -163,8 +163,8 @@ func udpDropped(t *testing.T, r *Host) int {
 // TestOutageRecoversByICERestart: a call through TURN loses every media
 // path for longer than the ICE failure timeout (client A's router drops
 // all UDP and TURN-over-TCP; signaling, on the web port, stays up); both
-// sides report the failure, and when the network is back they restart ICE
-// by themselves and the tone flows again.
+// sides report the failure, one restarts ICE by itself, and when the
+// network is back both reconnect and the tone flows again.
 func TestOutageRecoversByICERestart(t *testing.T) {
 	t.Parallel()
 	n := New(t, Options{})
@@ -199,13 +199,18 @@ func TestOutageRecoversByICERestart(t *testing.T) {
 		t.Logf("%s reconnected %.1f s after the network came back", names[i], time.Since(healed).Seconds())
 	}
 	rs := waitBoth(t, ps, d)
+	restarted := 0
 	for i, r := range rs {
-		if !strings.Contains(ps[i].Stderr(), "restarting ICE") {
-			t.Errorf("%s never restarted ICE", names[i])
+		if strings.Contains(ps[i].Stderr(), "restarting ICE") {
+			restarted++
 		}
 		if r.received <= 300 {
 			t.Errorf("%s received %d packets, want > 300 (summary %q)", names[i], r.received, r.summary)
 		}
+	}
+	// One side (the impolite one) restarts; both would collide.
+	if restarted != 1 {
+		t.Errorf("%d sides restarted ICE, want exactly one", restarted)
 	}
 }
 
