@@ -272,11 +272,7 @@ export class Peer {
    * @param {RTCIceServer[]} iceServers
    */
   setIceServers(iceServers) {
-    try {
-      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
-    } catch (err) {
-      console.warn("parley: cannot update ICE servers", err);
-    }
+    updateIceServers(this.pc, iceServers);
   }
 
   /**
@@ -337,5 +333,19 @@ export class Peer {
     const d = this.pc.localDescription;
     if (!d || this.closed) return;
     this.opts.send({ type: d.type, to: this.id, sdp: d.sdp });
+  }
+}
+
+/**
+ * Gives a live connection new ICE servers (fresh TURN credentials), for
+ * its next ICE restart.
+ * @param {RTCPeerConnection} pc
+ * @param {RTCIceServer[]} iceServers
+ */
+export function updateIceServers(pc, iceServers) {
+  try {
+    pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+  } catch (err) {
+    console.warn("parley: cannot update ICE servers", err);
   }
 }

@@ -6,7 +6,7 @@
 // connection, negotiation cannot glare and needs no perfect-negotiation
 // bookkeeping.
 
-import { peerStateFor, ICE_RESTART_INTERVAL_MS } from "./peer.js";
+import { peerStateFor, updateIceServers, ICE_RESTART_INTERVAL_MS } from "./peer.js";
 
 /** The `to`/`from` of every SFU signaling message. */
 export const SFU_PEER = "sfu";
@@ -321,13 +321,7 @@ export class SfuSession {
    * @param {RTCIceServer[]} iceServers
    */
   setIceServers(iceServers) {
-    for (const pc of [this.pub, this.sub]) {
-      try {
-        pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
-      } catch (err) {
-        console.warn("parley: cannot update ICE servers", err);
-      }
-    }
+    for (const pc of [this.pub, this.sub]) updateIceServers(pc, iceServers);
   }
 
   /**
