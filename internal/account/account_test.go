@@ -427,8 +427,12 @@ func TestChannelAuthorization(t *testing.T) {
 		if c.Name != "Design team" || c.OwnerID != owner.ID {
 			t.Errorf("CreateChannel = %+v, want trimmed name and owner", c)
 		}
-		if ok, _ := regexp.MatchString(`^[A-Za-z0-9_-]{22}$`, c.InviteCode); !ok {
-			t.Errorf("InviteCode = %q, want 16 bytes of unpadded base64url", c.InviteCode)
+		invs, err := s.Invites(ctx, owner, c.ID)
+		if err != nil || len(invs) != 1 {
+			t.Fatalf("new channel's Invites = %+v, %v; want one link", invs, err)
+		}
+		if ok, _ := regexp.MatchString(`^[A-Za-z0-9_-]{22}$`, invs[0].Code); !ok {
+			t.Errorf("invite Code = %q, want 16 bytes of unpadded base64url", invs[0].Code)
 		}
 		if got, err := s.Channel(ctx, owner, c.ID); err != nil || got != c {
 			t.Errorf("owner Channel = %+v, %v; want %+v", got, err, c)
@@ -548,8 +552,9 @@ func TestJoinByInviteAndLeave(t *testing.T) {
 			_, err := s.JoinByInvite(ctx, guest, code)
 			wantErr(t, fmt.Sprintf("JoinByInvite(%q)", code), err, account.ErrNotFound)
 		}
+		code := firstInvite(t, s, owner, c.ID)
 		for range 2 { // joining twice is harmless
-			got, err := s.JoinByInvite(ctx, guest, c.InviteCode)
+			got, err := s.JoinByInvite(ctx, guest, code)
 			if err != nil || got.ID != c.ID {
 				t.Fatalf("JoinByInvite = %+v, %v", got, err)
 			}
@@ -572,6 +577,16 @@ func TestJoinByInviteAndLeave(t *testing.T) {
 		_, err = s.Channel(ctx, guest, c.ID)
 		wantErr(t, "after Leave", err, account.ErrForbidden)
 	})
+}
+
+// firstInvite returns the code of the newest live invite link of a channel.
+func firstInvite(t *testing.T, s *account.Service, owner store.User, channelID string) string {
+	t.Helper()
+	invs, err := s.Invites(context.Background(), owner, channelID)
+	if err != nil || len(invs) == 0 {
+		t.Fatalf("Invites = %+v, %v; want at least one", invs, err)
+	}
+	return invs[0].Code
 }
 
 func TestMessages(t *testing.T) {

@@ -10,22 +10,30 @@ import (
 )
 
 // CreateChannel creates a channel owned by owner, who becomes its first
-// member. A bad name yields *ValidationError{"name": ...}.
+// member, with one invite link of DefaultInviteOptions. A bad name yields
+// *ValidationError{"name": ...}.
 func (s *Service) CreateChannel(ctx context.Context, owner store.User, name string) (store.Channel, error) {
 	name = strings.TrimSpace(name)
 	if msg := checkChannelName(name); msg != "" {
 		return store.Channel{}, invalid("name", msg)
 	}
 	c := store.Channel{
-		ID:         newID(),
-		Name:       name,
-		OwnerID:    owner.ID,
-		InviteCode: newInviteCode(),
-		CreatedAt:  storedTime(s.now()),
-		Mode:       store.ModeAuto,
+		ID:        newID(),
+		Name:      name,
+		OwnerID:   owner.ID,
+		CreatedAt: storedTime(s.now()),
+		Mode:      store.ModeAuto,
 	}
 	if err := s.db.CreateChannel(ctx, c); err != nil {
 		return store.Channel{}, fmt.Errorf("account: create channel: %w", err)
+	}
+	inv, err := s.newInvite(c.ID, owner.ID, DefaultInviteOptions)
+	if err != nil {
+		return store.Channel{}, err
+	}
+	if err := s.db.CreateInvite(ctx, inv); err != nil {
+		// The channel stands; its owner can still make a link by hand.
+		return store.Channel{}, fmt.Errorf("account: create channel's first invite link: %w", err)
 	}
 	s.log.Info("channel created", "channel_id", c.ID, "owner_id", owner.ID)
 	return c, nil
@@ -103,7 +111,8 @@ func (s *Service) Members(ctx context.Context, user store.User, channelID string
 }
 
 // AddMember adds the user called username to the channel and returns them.
-// Only the owner may add members (ErrForbidden otherwise). An unknown
+// Only the owner may add members (ErrForbidden otherwise). Adding someone
+// the owner removed earlier lets invite links work for them again. An unknown
 // username, or someone already in the channel, yields
 // *ValidationError{"username": ...}.
 func (s *Service) AddMember(ctx context.Context, actor store.User, channelID, username string) (store.User, error) {
@@ -139,6 +148,11 @@ func (s *Service) AddMember(ctx context.Context, actor store.User, channelID, us
 // owner may remove members (ErrForbidden otherwise), and not themself
 // (*ValidationError{"user": ...}). Removing a non-member yields an error
 // wrapping ErrNotFound.
+//
+// The removal is remembered: no invite link, old or new, lets the user
+// back in (ErrRemovedByOwner) until the owner adds them by username
+// (AddMember). Everyone else's links keep working, so removing one person
+// does not cut off people who were invited but have not joined yet.
 func (s *Service) RemoveMember(ctx context.Context, actor store.User, channelID, userID string) error {
 	c, err := s.ownedChannel(ctx, actor, channelID)
 	if err != nil {
@@ -147,8 +161,12 @@ func (s *Service) RemoveMember(ctx context.Context, actor store.User, channelID,
 	if userID == c.OwnerID {
 		return invalid("user", "You own this channel, so you can't remove yourself. Delete the channel instead.")
 	}
-	if err := s.removeMember(ctx, channelID, userID); err != nil {
-		return err
+	err = s.db.ExpelMember(ctx, channelID, userID, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("user %q is not a member of channel %q: %w", userID, channelID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("account: remove member: %w", err)
 	}
 	s.log.Info("member removed", "channel_id", channelID, "user_id", userID, "by", actor.ID)
 	return nil
@@ -198,33 +216,6 @@ func (s *Service) DeleteChannel(ctx context.Context, actor store.User, channelID
 	}
 	s.log.Info("channel deleted", "channel_id", channelID, "by", actor.ID)
 	return nil
-}
-
-// JoinByInvite makes the user a member of the channel whose invite code is
-// code and returns the channel. Joining a channel twice is fine. An unknown
-// code yields an error wrapping ErrNotFound.
-func (s *Service) JoinByInvite(ctx context.Context, user store.User, code string) (store.Channel, error) {
-	code = strings.TrimSpace(code)
-	if code == "" {
-		return store.Channel{}, fmt.Errorf("empty invite code: %w", ErrNotFound)
-	}
-	c, err := s.db.ChannelByInvite(ctx, code)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Channel{}, fmt.Errorf("invite: %w", ErrNotFound)
-	}
-	if err != nil {
-		return store.Channel{}, fmt.Errorf("account: join: %w", err)
-	}
-	err = s.db.AddMember(ctx, c.ID, user.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		// The channel was deleted a moment ago.
-		return store.Channel{}, fmt.Errorf("invite: %w", ErrNotFound)
-	}
-	if err != nil {
-		return store.Channel{}, fmt.Errorf("account: join: %w", err)
-	}
-	s.log.Info("member joined by invite", "channel_id", c.ID, "user_id", user.ID)
-	return c, nil
 }
 
 // PostMessage posts text, trimmed, to a channel the user is a member of.

@@ -18,8 +18,6 @@ type Channel struct {
 	Name string
 	// OwnerID is the user who created the channel and manages its members.
 	OwnerID string
-	// InviteCode lets anyone who knows it join; unique across channels.
-	InviteCode string
 	// CreatedAt is when the channel was created (millisecond precision).
 	CreatedAt time.Time
 	// Mode is how the call carries media: ModeAuto, ModeSFU or ModeP2P.
@@ -33,12 +31,14 @@ const (
 	ModeP2P  = "p2p"
 )
 
-const channelColumns = "id, name, owner_id, invite_code, created_at, mode"
+// channelColumns leaves out invite_code: since migration 0004 invite links
+// are rows of their own (invites.go) and the column only holds the id.
+const channelColumns = "id, name, owner_id, created_at, mode"
 
 func scanChannel(s scanner) (Channel, error) {
 	var c Channel
 	var created int64
-	if err := s.Scan(&c.ID, &c.Name, &c.OwnerID, &c.InviteCode, &created, &c.Mode); err != nil {
+	if err := s.Scan(&c.ID, &c.Name, &c.OwnerID, &created, &c.Mode); err != nil {
 		return Channel{}, err
 	}
 	c.CreatedAt = fromMillis(created)
@@ -46,15 +46,16 @@ func scanChannel(s scanner) (Channel, error) {
 }
 
 // CreateChannel stores a channel and makes its owner a member, atomically.
-// A duplicate id or invite code yields an error wrapping ErrConflict; an
-// unknown owner yields one wrapping ErrNotFound.
+// A duplicate id yields an error wrapping ErrConflict; an unknown owner
+// yields one wrapping ErrNotFound. It makes no invite link (CreateInvite).
 func (db *DB) CreateChannel(ctx context.Context, c Channel) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if c.Mode == "" {
 			c.Mode = ModeAuto
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?)`),
-			c.ID, c.Name, c.OwnerID, c.InviteCode, millis(c.CreatedAt), c.Mode); err != nil {
+		// invite_code is unused but NOT NULL UNIQUE: the id fills it.
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channels (`+channelColumns+`, invite_code) VALUES (?, ?, ?, ?, ?, ?)`),
+			c.ID, c.Name, c.OwnerID, millis(c.CreatedAt), c.Mode, c.ID); err != nil {
 			return mapErr(err)
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES (?, ?, ?)`),
@@ -79,17 +80,6 @@ func (db *DB) ChannelByID(ctx context.Context, id string) (Channel, error) {
 	return c, nil
 }
 
-// ChannelByInvite returns the channel with the given invite code, or an
-// error wrapping ErrNotFound.
-func (db *DB) ChannelByInvite(ctx context.Context, code string) (Channel, error) {
-	c, err := scanChannel(db.sql.QueryRowContext(ctx, db.q(`SELECT `+channelColumns+` FROM channels WHERE invite_code = ?`), code))
-	if err != nil {
-		// The code is a secret; keep it out of error text.
-		return Channel{}, fmt.Errorf("store: channel by invite: %w", mapErr(err))
-	}
-	return c, nil
-}
-
 // DeleteChannel removes a channel with its members and messages. It returns
 // an error wrapping ErrNotFound if there is no such channel.
 func (db *DB) DeleteChannel(ctx context.Context, id string) error {
@@ -103,7 +93,7 @@ func (db *DB) DeleteChannel(ctx context.Context, id string) error {
 // ChannelsForUser returns the channels the user is a member of, newest
 // first. It returns an empty, non-nil slice when there are none.
 func (db *DB) ChannelsForUser(ctx context.Context, userID string) ([]Channel, error) {
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.id, c.name, c.owner_id, c.invite_code, c.created_at, c.mode
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.id, c.name, c.owner_id, c.created_at, c.mode
 		FROM channels c JOIN channel_members m ON m.channel_id = c.id
 		WHERE m.user_id = ?
 		ORDER BY c.created_at DESC, c.id DESC`), userID)
@@ -125,20 +115,30 @@ func (db *DB) ChannelsForUser(ctx context.Context, userID string) ([]Channel, er
 	return out, nil
 }
 
-// AddMember makes the user a member of the channel. Adding an existing
-// member is not an error. An unknown channel or user yields an error
-// wrapping ErrNotFound.
+// AddMember makes the user a member of the channel: the owner's explicit
+// add, so it also lifts a removal recorded by ExpelMember. Adding an
+// existing member is not an error. An unknown channel or user yields an
+// error wrapping ErrNotFound.
 func (db *DB) AddMember(ctx context.Context, channelID, userID string) error {
-	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES (?, ?, ?)
-		ON CONFLICT (channel_id, user_id) DO NOTHING`), channelID, userID, millis(time.Now()))
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES (?, ?, ?)
+			ON CONFLICT (channel_id, user_id) DO NOTHING`), channelID, userID, millis(time.Now())); err != nil {
+			return mapErr(err)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM channel_removals WHERE channel_id = ? AND user_id = ?`), channelID, userID); err != nil {
+			return mapErr(err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("store: add %q to channel %q: %w", userID, channelID, mapErr(err))
+		return fmt.Errorf("store: add %q to channel %q: %w", userID, channelID, err)
 	}
 	return nil
 }
 
-// RemoveMember takes the user out of the channel. It returns an error
-// wrapping ErrNotFound if the user was not a member.
+// RemoveMember takes the user out of the channel, as when they leave on
+// their own; invite links still let them back in (compare ExpelMember). It
+// returns an error wrapping ErrNotFound if the user was not a member.
 func (db *DB) RemoveMember(ctx context.Context, channelID, userID string) error {
 	res, err := db.sql.ExecContext(ctx, db.q(`DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?`), channelID, userID)
 	if err != nil {

@@ -79,13 +79,14 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 // migrate applies every embedded migration not yet recorded in
-// schema_migrations, each in its own transaction.
+// schema_migrations, each in its own transaction; with upTo > 0, only
+// those numbered up to it (tests of a migration use that).
 //
 // Several Parley nodes may start at once against one PostgreSQL database, so
 // every step first takes a transaction-scoped advisory lock and re-checks what
 // is applied under it. SQLite needs no extra lock: transactions begin
 // IMMEDIATE, which already admits one writer at a time.
-func (db *DB) migrate(ctx context.Context) error {
+func (db *DB) migrate(ctx context.Context, upTo int) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -104,6 +105,9 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
+		if upTo > 0 && m.version > upTo {
+			break
+		}
 		applied := false
 		err := db.inTx(ctx, func(tx *sql.Tx) error {
 			if err := db.lockMigrations(ctx, tx); err != nil {

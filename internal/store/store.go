@@ -66,6 +66,12 @@ type DB struct {
 // selects PostgreSQL through pgx. Any other dsn is an error. A nil log
 // discards log output.
 func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*DB, error) {
+	return open(ctx, dsn, dataDir, log, 0)
+}
+
+// open is Open applying migrations up to version upTo only (0: all), so a
+// test can fill an older schema and watch a migration convert it.
+func open(ctx context.Context, dsn, dataDir string, log *slog.Logger, upTo int) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -93,7 +99,7 @@ func Open(ctx context.Context, dsn, dataDir string, log *slog.Logger) (*DB, erro
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", dialect, err)
 	}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrate(ctx, upTo); err != nil {
 		sqlDB.Close()
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func mkUser(t *testing.T, db *store.DB, username, display string) store.User {
 
 func mkChannel(t *testing.T, db *store.DB, owner store.User, name string, created time.Time) store.Channel {
 	t.Helper()
-	c := store.Channel{ID: newID("c"), Name: name, OwnerID: owner.ID, InviteCode: newID("inv"), CreatedAt: created, Mode: store.ModeAuto}
+	c := store.Channel{ID: newID("c"), Name: name, OwnerID: owner.ID, CreatedAt: created, Mode: store.ModeAuto}
 	if err := db.CreateChannel(context.Background(), c); err != nil {
 		t.Fatalf("CreateChannel(%s): %v", name, err)
 	}
@@ -313,17 +313,12 @@ func TestChannelsAndMembers(t *testing.T) {
 		if got != c {
 			t.Errorf("ChannelByID = %+v, want %+v", got, c)
 		}
-		if got, err := db.ChannelByInvite(ctx, c.InviteCode); err != nil || got.ID != c.ID {
-			t.Errorf("ChannelByInvite = %+v, %v; want %s", got, err, c.ID)
-		}
 		_, err = db.ChannelByID(ctx, "nope")
 		wantErr(t, "ChannelByID(nope)", err, store.ErrNotFound)
-		_, err = db.ChannelByInvite(ctx, "nope")
-		wantErr(t, "ChannelByInvite(nope)", err, store.ErrNotFound)
 
-		dupInvite := store.Channel{ID: newID("c"), Name: "x", OwnerID: owner.ID, InviteCode: c.InviteCode, CreatedAt: t0}
-		wantErr(t, "CreateChannel(dup invite)", db.CreateChannel(ctx, dupInvite), store.ErrConflict)
-		noOwner := store.Channel{ID: newID("c"), Name: "x", OwnerID: "nobody", InviteCode: newID("inv"), CreatedAt: t0}
+		dupID := store.Channel{ID: c.ID, Name: "x", OwnerID: owner.ID, CreatedAt: t0}
+		wantErr(t, "CreateChannel(dup id)", db.CreateChannel(ctx, dupID), store.ErrConflict)
+		noOwner := store.Channel{ID: newID("c"), Name: "x", OwnerID: "nobody", CreatedAt: t0}
 		wantErr(t, "CreateChannel(unknown owner)", db.CreateChannel(ctx, noOwner), store.ErrNotFound)
 		_, err = db.ChannelByID(ctx, noOwner.ID)
 		wantErr(t, "failed CreateChannel left a channel", err, store.ErrNotFound)

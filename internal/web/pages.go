@@ -265,10 +265,11 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request) {
 }
 
 type channelData struct {
-	Channel   store.Channel
-	Members   []store.User
-	IsOwner   bool
-	InviteURL string
+	Channel store.Channel
+	Members []store.User
+	IsOwner bool
+	// Invites are the live invite links, for the owner only.
+	Invites []inviteView
 }
 
 func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int, p page) {
@@ -285,11 +286,10 @@ func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int,
 	}
 	d := channelData{Channel: ch, Members: members, IsOwner: ch.OwnerID == u.ID}
 	if d.IsOwner {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
+		if d.Invites, err = s.inviteViews(r, u, ch.ID); err != nil {
+			s.channelError(w, r, err)
+			return
 		}
-		d.InviteURL = scheme + "://" + r.Host + "/invite/" + ch.InviteCode
 	}
 	p.Title = ch.Name
 	p.Data = d
@@ -313,6 +313,12 @@ func flash(r *http.Request) string {
 		return "Call mode saved; a call in progress switches now."
 	case "revoked":
 		return "Token revoked: programs using it can no longer sign in."
+	case "invite-created":
+		return "Invite link created."
+	case "invite-revoked":
+		return "Invite link revoked: it no longer lets anyone join."
+	case "invites-reset":
+		return "All invite links revoked; a new one is below."
 	}
 	return ""
 }
@@ -394,7 +400,7 @@ type inviteData struct {
 // page could make a visitor join a channel by embedding the link.
 func (s *Server) inviteForm(w http.ResponseWriter, r *http.Request) {
 	code := r.PathValue("code")
-	ch, err := s.accounts.InviteChannel(r.Context(), code)
+	ch, err := s.accounts.InviteChannel(r.Context(), mustUser(r), code)
 	if err != nil {
 		s.inviteError(w, r, err)
 		return
@@ -416,11 +422,20 @@ func (s *Server) acceptInvite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) inviteError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, account.ErrNotFound) {
+	switch {
+	case errors.Is(err, account.ErrNotFound):
 		s.errorPage(w, r, http.StatusNotFound, "Invite link not valid", "This invite link does not match any channel. It may be mistyped, or the channel was deleted. Ask for a new link.")
-		return
+	case errors.Is(err, account.ErrInviteRevoked):
+		s.errorPage(w, r, http.StatusGone, "Invite link revoked", "The channel owner revoked this invite link. Ask them for a new one.")
+	case errors.Is(err, account.ErrInviteExpired):
+		s.errorPage(w, r, http.StatusGone, "Invite link expired", "This invite link has expired. Ask the channel owner for a new one.")
+	case errors.Is(err, account.ErrInviteUsedUp):
+		s.errorPage(w, r, http.StatusGone, "Invite link used up", "This invite link has been used as many times as the channel owner allowed. Ask them for a new one.")
+	case errors.Is(err, account.ErrRemovedByOwner):
+		s.errorPage(w, r, http.StatusForbidden, "You were removed from this channel", "The channel owner removed you, so invite links no longer let you in. Ask the owner to add you back.")
+	default:
+		s.internalError(w, r, err)
 	}
-	s.internalError(w, r, err)
 }
 
 type accountData struct {

@@ -76,6 +76,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /c/{id}/members/{user}/remove", s.requirePage(s.removeMember))
 	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
 	mux.HandleFunc("POST /c/{id}/mode", s.requirePage(s.setMode))
+	s.routeInvites(mux) // /c/{id}/invites...
 	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
 	mux.HandleFunc("POST /account/tokens/{id}/revoke", s.requirePage(s.revokeToken))

@@ -291,6 +291,14 @@ func TestMembersAndInvites(t *testing.T) {
 	if resp, _ := s.Get(guest, "/c/"+ch); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("removed member still has access: %d", resp.StatusCode)
 	}
+	// ... and the invite link they joined with does not bring them back
+	// (issue 9 item 1).
+	if resp, _ := s.PostForm(guest, "/invite/"+code, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("removed member's old invite link: status %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := s.Get(guest, "/c/"+ch); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("removed member walked back in through the old invite link: %d", resp.StatusCode)
+	}
 
 	// Deleting the channel.
 	resp, _ = s.PostForm(owner, "/c/"+ch+"/delete", nil)
