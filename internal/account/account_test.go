@@ -98,6 +98,8 @@ func TestSignUpValidation(t *testing.T) {
 		field string
 		want  string // part of the message
 	}{
+		{"display name right-to-left override", func(in *account.SignUpInput) { in.DisplayName = "Ann\u202egnp.exe" }, "display_name", "text-direction"},
+		{"display name zero-width space", func(in *account.SignUpInput) { in.DisplayName = "A\u200bnn" }, "display_name", "text-direction"},
 		{"username empty", func(in *account.SignUpInput) { in.Username = "  " }, "username", "required"},
 		{"username short", func(in *account.SignUpInput) { in.Username = "ab" }, "username", "at least 3"},
 		{"username long", func(in *account.SignUpInput) { in.Username = strings.Repeat("a", 33) }, "username", "at most 32"},

@@ -234,6 +234,7 @@ func (s *Service) PostMessage(ctx context.Context, user store.User, channelID, t
 		ChannelID:   channelID,
 		UserID:      user.ID,
 		DisplayName: user.DisplayName,
+		Username:    user.Username,
 		Text:        text,
 		CreatedAt:   s.now(),
 	}

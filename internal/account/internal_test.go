@@ -2,6 +2,7 @@ package account
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,5 +105,33 @@ func TestRandomIdentifiers(t *testing.T) {
 	}
 	if got := len(hashToken("x")); got != 64 {
 		t.Errorf("hashToken length = %d, want 64 hex characters", got)
+	}
+}
+
+// TestDisplayNameRefusesBidiAndInvisible is the validation test of issue 9
+// item 10: every bidi control and zero-width character the issue names is
+// refused with a message saying why; ordinary names in any script are not.
+func TestDisplayNameRefusesBidiAndInvisible(t *testing.T) {
+	bad := []rune{
+		0x202A, 0x202B, 0x202C, 0x202D, 0x202E, // embeddings and overrides
+		0x2066, 0x2067, 0x2068, 0x2069, // isolates
+		0x200E, 0x200F, 0x061C, // marks
+		0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, // zero-width
+		0x00AD, 0x180E, 0x2061, 0x2064, 0xE0041, // other format characters
+		0x2028, 0x2029, // line and paragraph separators
+		0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, // blank letters
+	}
+	for _, r := range bad {
+		for _, name := range []string{"Ann" + string(r), string(r) + "Ann", "An" + string(r) + "n"} {
+			msg := checkDisplayName(name)
+			if !strings.Contains(msg, "text-direction") || !strings.Contains(msg, "Remove them") {
+				t.Errorf("checkDisplayName(%+q) = %q, want the invisible/text-direction message", name, msg)
+			}
+		}
+	}
+	for _, name := range []string{"Ann", "Zoë Brontë", "José María", "محمد علي", "李小龍", "Ἀριστοτέλης", "Ann (guest)", "🎸 Sam", "O'Brien-Smith"} {
+		if msg := checkDisplayName(name); msg != "" {
+			t.Errorf("checkDisplayName(%q) = %q, want accepted", name, msg)
+		}
 	}
 }

@@ -51,6 +51,23 @@ func hasControl(s, allowed string) bool {
 	return false
 }
 
+// isDeceptive reports whether r changes how the text around it is laid
+// out or is invisible, so that a name holding it can look like another
+// one: bidirectional controls (U+202A–U+202E embeddings and overrides,
+// U+2066–U+2069 isolates, U+200E/U+200F marks, U+061C), zero-width
+// characters (U+200B–U+200D, U+2060 word joiner, U+FEFF), and with them
+// every other format character (Unicode category Cf: soft hyphen, invisible
+// operators, tags, U+180E …), line and paragraph separators, and the
+// letters that render as blank space (Hangul fillers, the combining
+// grapheme joiner).
+func isDeceptive(r rune) bool {
+	switch r {
+	case '\u034F', '\u115F', '\u1160', '\u3164', '\uFFA0':
+		return true
+	}
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
 // checkDisplayName validates a trimmed display name.
 func checkDisplayName(name string) string {
 	switch {
@@ -58,6 +75,8 @@ func checkDisplayName(name string) string {
 		return "Display name is required. Enter the name other people should see, such as your first name."
 	case hasControl(name, ""):
 		return "Display name contains invisible or invalid characters. Remove them and try again."
+	case strings.ContainsFunc(name, isDeceptive):
+		return "Display name contains invisible or text-direction characters (such as zero-width spaces or right-to-left marks), which can make it look like someone else's name. Remove them and try again."
 	case utf8.RuneCountInString(name) > MaxDisplayNameLen:
 		return fmt.Sprintf("Display name is too long. Use at most %d characters.", MaxDisplayNameLen)
 	}

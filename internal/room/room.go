@@ -229,7 +229,7 @@ func (r *room) join(c *client, m signal.Message) {
 		r.dropMedia(holder)
 		holder.close(CloseReplaced, "you joined this call from a newer connection")
 	}
-	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name}
+	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username}
 	if m.State != nil {
 		p.State = *m.State
 	}

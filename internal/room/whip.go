@@ -289,7 +289,7 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, offer string
 		m.releaseSession(r)
 		return nil, "", offerError(err)
 	}
-	c := newClient(nil, signal.User{UserID: user.UserID, Name: user.Name + " (WHIP)"}, m.cfg, log)
+	c := newClient(nil, signal.User{UserID: user.UserID, Name: user.Name + " (WHIP)", Username: user.Username}, m.cfg, log)
 	c.media.Store(peer)
 	in := &Ingest{session: newSession(m, r, user.UserID, info.ufrag), c: c, id: id, peer: peer,
 		st: signal.State{Audio: info.audio, Video: info.video}}
@@ -332,7 +332,7 @@ func (r *room) startIngest(in *Ingest) error {
 	case r.mode == ModeP2P: // pinned since the caller looked
 		return ErrP2POnly
 	}
-	p := signal.Participant{ID: in.id, UserID: in.c.user.UserID, Name: in.c.user.Name, State: in.st}
+	p := signal.Participant{ID: in.id, UserID: in.c.user.UserID, Name: in.c.user.Name, Username: in.c.user.Username, State: in.st}
 	in.c.p = &p
 	r.participants[p.ID] = in.c
 	r.ingests[in] = struct{}{}

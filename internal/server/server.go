@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 }
 
 func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text string) (signal.ChatMessage, error) {
-	m, err := s.accounts.PostMessage(ctx, store.User{ID: u.UserID, DisplayName: u.Name}, channelID, text)
+	m, err := s.accounts.PostMessage(ctx, store.User{ID: u.UserID, DisplayName: u.Name, Username: u.Username}, channelID, text)
 	var ve *account.ValidationError
 	switch {
 	case errors.As(err, &ve):

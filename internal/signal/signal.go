@@ -124,13 +124,18 @@ type Participant struct {
 	ID     string `json:"id"`
 	UserID string `json:"userId"`
 	Name   string `json:"name"`
-	State  State  `json:"state"`
+	// Username is the account's unique login name: display names may
+	// repeat or imitate each other, so pages show it next to Name.
+	Username string `json:"username,omitzero"`
+	State    State  `json:"state"`
 }
 
 // User names who a socket is logged in as.
 type User struct {
 	UserID string `json:"userId"`
 	Name   string `json:"name"`
+	// Username is the unique login name (see Participant.Username).
+	Username string `json:"username,omitzero"`
 }
 
 // IceServer mirrors the browser's RTCIceServer dictionary.
@@ -150,11 +155,13 @@ type Candidate struct {
 
 // ChatMessage is one posted chat line.
 type ChatMessage struct {
-	ID     string    `json:"id"`
-	UserID string    `json:"userId"`
-	Name   string    `json:"name"`
-	Text   string    `json:"text"`
-	At     time.Time `json:"at"`
+	ID     string `json:"id"`
+	UserID string `json:"userId"`
+	Name   string `json:"name"`
+	// Username is the author's unique login name (see Participant.Username).
+	Username string    `json:"username,omitzero"`
+	Text     string    `json:"text"`
+	At       time.Time `json:"at"`
 }
 
 // Message is the envelope of every message in both directions; which fields

@@ -65,6 +65,9 @@ func TestWireShape(t *testing.T) {
 		{Message{Type: TypeCandidate, From: "p_abcdefgh12", EndOfICE: true}, `{"type":"candidate","from":"p_abcdefgh12","candidate":null}`},
 		{Message{Type: TypeJoined, You: &Participant{ID: "p_abcdefgh12"}, Participants: []Participant{}, Topology: "mesh"},
 			`{"type":"joined","you":{"id":"p_abcdefgh12","userId":"","name":"","state":{"audio":false,"video":false,"screen":false,"hand":false}},"participants":[],"topology":"mesh"}`},
+		// The username rides next to the display name (issue 9 item 10).
+		{Message{Type: TypeParticipantJoined, Participant: &Participant{ID: "p_abcdefgh12", UserID: "u_1", Name: "Ann", Username: "ann"}},
+			`{"type":"participant-joined","participant":{"id":"p_abcdefgh12","userId":"u_1","name":"Ann","username":"ann","state":{"audio":false,"video":false,"screen":false,"hand":false}}}`},
 	}
 	for _, c := range cases {
 		b, err := Encode(c.m)

@@ -18,6 +18,9 @@ type Message struct {
 	UserID string
 	// DisplayName is the author's display name when the message was posted.
 	DisplayName string
+	// Username is the author's username, read from their account (it is
+	// not stored with the message; usernames do not change).
+	Username string
 	// Text is the message body.
 	Text string
 	// CreatedAt is when the message was posted (millisecond precision).
@@ -69,9 +72,9 @@ func (db *DB) Messages(ctx context.Context, channelID string, limit int) ([]Mess
 	if limit <= 0 {
 		return out, nil
 	}
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT id, channel_id, user_id, display_name, body, created_at
-		FROM messages WHERE channel_id = ?
-		ORDER BY created_at DESC, seq DESC LIMIT ?`), channelID, limit)
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT m.id, m.channel_id, m.user_id, m.display_name, u.username, m.body, m.created_at
+		FROM messages m JOIN users u ON u.id = m.user_id WHERE m.channel_id = ?
+		ORDER BY m.created_at DESC, m.seq DESC LIMIT ?`), channelID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: messages of %q: %w", channelID, err)
 	}
@@ -79,7 +82,7 @@ func (db *DB) Messages(ctx context.Context, channelID string, limit int) ([]Mess
 	for rows.Next() {
 		var m Message
 		var created int64
-		if err := rows.Scan(&m.ID, &m.ChannelID, &m.UserID, &m.DisplayName, &m.Text, &created); err != nil {
+		if err := rows.Scan(&m.ID, &m.ChannelID, &m.UserID, &m.DisplayName, &m.Username, &m.Text, &created); err != nil {
 			return nil, fmt.Errorf("store: messages of %q: %w", channelID, err)
 		}
 		m.CreatedAt = fromMillis(created)

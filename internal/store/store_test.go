@@ -53,7 +53,7 @@ func mkChannel(t *testing.T, db *store.DB, owner store.User, name string, create
 
 func mkMessage(t *testing.T, db *store.DB, c store.Channel, u store.User, text string, at time.Time, keep int) store.Message {
 	t.Helper()
-	m := store.Message{ID: newID("m"), ChannelID: c.ID, UserID: u.ID, DisplayName: u.DisplayName, Text: text, CreatedAt: at}
+	m := store.Message{ID: newID("m"), ChannelID: c.ID, UserID: u.ID, DisplayName: u.DisplayName, Username: u.Username, Text: text, CreatedAt: at}
 	if err := db.AddMessage(context.Background(), m, keep); err != nil {
 		t.Fatalf("AddMessage(%q): %v", text, err)
 	}

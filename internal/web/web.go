@@ -262,7 +262,7 @@ func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request) {
 
 // ChatMessage converts a stored message to its wire form.
 func ChatMessage(m store.Message) signal.ChatMessage {
-	return signal.ChatMessage{ID: m.ID, UserID: m.UserID, Name: m.DisplayName, Text: m.Text, At: m.CreatedAt.UTC()}
+	return signal.ChatMessage{ID: m.ID, UserID: m.UserID, Name: m.DisplayName, Username: m.Username, Text: m.Text, At: m.CreatedAt.UTC()}
 }
 
 // websocket authenticates, authorizes and upgrades a signaling socket, then
@@ -302,7 +302,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request context ends when this handler returns; the socket's
 	// life is bounded by the room manager instead.
-	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName})
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username})
 }
 
 // requestHost is the host name (or IP) the client used to reach us,

@@ -213,7 +213,7 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 			release()
 		}
 	}()
-	user := signal.User{UserID: u.ID, Name: u.DisplayName}
+	user := signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}
 	var sess mediaSession
 	var answer string
 	participant := r.URL.Query().Get("participant")
