@@ -136,6 +136,17 @@ func TestThreePersonCall(t *testing.T) {
 		}
 	})
 
+	// Issue 9 item 10: display names can repeat or imitate each other, so
+	// tiles (for screen readers and on hover) and chat name the username.
+	t.Run("usernames shown next to display names", func(t *testing.T) {
+		bob.waitFor("Ada's tile names her username", fmt.Sprintf(`(() => { const el = document.querySelector('%s');
+			return !!el && el.getAttribute("aria-label") === "Ada (@ada)" && el.querySelector(".tile-username")?.textContent === "@ada"; })()`,
+			tileSel(c.ids[0])), 5*time.Second)
+		ada.do(fill("#chat-input", "who am i"), chromedp.Click(chromedp.CSS("#chat-send")))
+		cyd.waitFor("chat names Ada's username", `[...document.querySelectorAll('#chat-log .chat-msg')].some(li =>
+			li.textContent.includes("who am i") && li.querySelector(".chat-username")?.textContent === "@ada")`, 10*time.Second)
+	})
+
 	t.Run("hang-up removes the tile within 2s", func(t *testing.T) {
 		cyd.do(chromedp.Click(chromedp.CSS("#hangup-btn")))
 		for _, u := range []*user{ada, bob} {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { backoffDelay, socketURL } from "../static/signaling.js";
 import { isPolite, peerStateFor, fingerprintOf } from "../static/peer.js";
 import { describeMediaError } from "../static/media.js";
-import { initials, hueFor } from "../static/ui.js";
+import { initials, hueFor, duplicateNames, nameKey, nameWithUsername } from "../static/ui.js";
 import { checkChatText, insertionIndex } from "../static/chat.js";
 import { signalText, peerStatusText, callSummary, shortcutFor, isTypingTarget, hasTurnServer } from "../static/status.js";
 
@@ -101,4 +101,17 @@ test("TURN detection", () => {
   assert.equal(hasTurnServer([{ urls: ["stun:127.0.0.1:3478"] }]), false);
   assert.equal(hasTurnServer([{ urls: "turn:127.0.0.1:3478?transport=udp" }]), true);
   assert.equal(hasTurnServer([]), false);
+});
+
+test("display names shared by two accounts are found, whatever their case or width", () => {
+  const people = [
+    { userId: "u1", name: "Ann" },
+    { userId: "u2", name: "ＡＮＮ" }, // fullwidth capitals
+    { userId: "u3", name: "Bob" },
+    { userId: "u3", name: "Bob" }, // one account on two devices is not a look-alike
+  ];
+  assert.deepEqual([...duplicateNames(people)], ["ann"]);
+  assert.equal(nameKey(" Ａnn "), "ann");
+  assert.equal(nameWithUsername("Ann", "ann_impostor"), "Ann (@ann_impostor)");
+  assert.equal(nameWithUsername("Ann", ""), "Ann");
 });

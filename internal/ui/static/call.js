@@ -15,7 +15,7 @@ import { Peer, isPolite } from "./peer.js";
 import { SfuSession, parseStreamId, isSfuMessage } from "./sfu.js";
 import { LayoutReporter } from "./layout.js";
 import { getLocalMedia, getDeviceTrack, describeMediaError, canShareScreen, getScreen } from "./media.js";
-import { buildLayout, renderPeople, Tile, showToast, showNotice, icon } from "./ui.js";
+import { buildLayout, renderPeople, Tile, showToast, showNotice, icon, duplicateNames, nameKey } from "./ui.js";
 import { Chat } from "./chat.js";
 import { signalText, peerStatusText, callSummary, shortcutFor, hasTurnServer } from "./status.js";
 
@@ -259,7 +259,7 @@ class Call {
       const p = this.participants.get(id);
       if (p) {
         this.clearGone(r);
-        r.tile.setName(p.name);
+        r.tile.setName(p.name, p.username);
         r.tile.setMedia(p.state);
         r.peer?.resync();
         this.updateRemote(r);
@@ -296,7 +296,7 @@ class Call {
       if (r) {
         // They resumed: the connection we kept is still theirs.
         this.clearGone(r);
-        r.tile.setName(p.name);
+        r.tile.setName(p.name, p.username);
         r.tile.setMedia(p.state);
         this.updateRemote(r);
       } else {
@@ -334,9 +334,9 @@ class Call {
     this.participants.set(p.id, p);
     const r = this.remotes.get(p.id);
     if (r) {
-      r.tile.setName(p.name);
+      r.tile.setName(p.name, p.username);
       r.tile.setMedia(p.state);
-      r.screenTile?.setName(p.name);
+      r.screenTile?.setName(p.name, p.username);
       if (!p.state.screen) r.meshScreens.clear();
       this.renderScreen(r);
     }
@@ -787,7 +787,7 @@ class Call {
    * @returns {Remote}
    */
   createRemote(p, offer = true) {
-    const tile = new Tile({ id: p.id, name: p.name, kind: "camera", local: false });
+    const tile = new Tile({ id: p.id, name: p.name, username: p.username, kind: "camera", local: false });
     tile.setMedia(p.state);
     tile.onPlayBlocked = () => this.onSoundBlocked();
     this.ui.tiles.append(tile.el);
@@ -950,7 +950,7 @@ class Call {
     }
     if (!r.screenTile) {
       const name = this.participants.get(r.id)?.name ?? r.tile.name;
-      const t = new Tile({ id: r.id, name, kind: "screen", local: false });
+      const t = new Tile({ id: r.id, name, username: r.tile.username, kind: "screen", local: false });
       r.screenTile = t;
       r.tile.el.after(t.el);
       this.layout.observe(t.video, r.id, "screen");
@@ -1312,6 +1312,13 @@ class Call {
     const people = [...this.participants.values()];
     if (inCall && this.myId) people.push({ id: this.myId, userId: this.userId, name: this.userName, state: { ...this.state } });
     renderPeople(ui, people, inCall ? this.myId : null);
+    // Two accounts with one display name: keep their usernames visible.
+    const dups = duplicateNames(people);
+    for (const r of this.remotes.values()) {
+      const dup = dups.has(nameKey(this.participants.get(r.id)?.name ?? r.tile.name));
+      r.tile.setDuplicate(dup);
+      r.screenTile?.setDuplicate(dup);
+    }
 
     const n = this.participants.size;
     setText(ui.lobbySummary, n === 0
@@ -1412,6 +1419,7 @@ function asParticipants(list) {
     id: p.id,
     userId: String(p.userId ?? ""),
     name: String(p.name ?? "Someone"),
+    username: String(p.username ?? ""),
     state: { audio: !!p.state?.audio, video: !!p.state?.video, screen: !!p.state?.screen, hand: !!p.state?.hand },
   }));
 }

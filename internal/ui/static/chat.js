@@ -7,7 +7,7 @@ import { h, formatTime } from "./ui.js";
 export const MAX_CHAT_CHARS = 2000;
 
 /**
- * @typedef {{id: string, userId: string, name: string, text: string, at: string}} ChatMessage
+ * @typedef {{id: string, userId: string, name: string, username?: string, text: string, at: string}} ChatMessage
  */
 
 /**
@@ -112,7 +112,11 @@ export class Chat {
     const at = String(m.at || "");
     const li = h("li", { class: mine ? "chat-msg mine" : "chat-msg", "data-message-id": m.id, "data-at": at },
       h("span", { class: "chat-meta" },
-        h("span", { class: "chat-name" }, m.name || "Someone"),
+        // <bdi>: right-to-left text in a name cannot reorder the line.
+        h("bdi", { class: "chat-name" }, m.name || "Someone"),
+        // Display names may repeat or imitate each other; the username
+        // (unique) says who wrote it.
+        m.username ? h("span", { class: "chat-username" }, `@${m.username}`) : null,
         " ",
         h("time", { datetime: at, title: at ? new Date(at).toLocaleString() : null }, formatTime(at))),
       " ", // keeps copied text and screen-reader output readable

@@ -215,8 +215,43 @@ export function buildLayout(root, info) {
 
 /**
  * @typedef {{audio: boolean, video: boolean, screen: boolean, hand: boolean}} MediaState
- * @typedef {{id: string, userId: string, name: string, state: MediaState}} Participant
+ * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState}} Participant
  */
+
+/**
+ * How display names are compared to find look-alikes: case, width and
+ * compatibility forms do not count ("Ann", "ANN" and "Ａｎｎ" are the same).
+ * @param {string} name
+ */
+export function nameKey(name) {
+  return String(name ?? "").normalize("NFKC").toLowerCase().trim();
+}
+
+/**
+ * The display names (as nameKey) that more than one account uses among
+ * people, so their tiles can show the username too.
+ * @param {{userId: string, name: string}[]} people
+ * @returns {Set<string>}
+ */
+export function duplicateNames(people) {
+  /** @type {Map<string, Set<string>>} */
+  const users = new Map();
+  for (const p of people) {
+    const k = nameKey(p.name);
+    if (!users.has(k)) users.set(k, new Set());
+    users.get(k)?.add(p.userId);
+  }
+  return new Set([...users].filter(([, ids]) => ids.size > 1).map(([k]) => k));
+}
+
+/**
+ * "Ann (@ann)": a display name with the username that proves who it is.
+ * @param {string} name
+ * @param {string} [username]
+ */
+export function nameWithUsername(name, username) {
+  return username ? `${name} (@${username})` : name;
+}
 
 /**
  * Renders the "In the call now" list.
@@ -233,7 +268,9 @@ export function renderPeople(ui, people, myId) {
   ui.onlineList.replaceChildren(...sorted.map((p) => {
     const st = p.state || {};
     return h("li", { "data-participant-id": p.id, class: p.id === myId ? "me" : null },
-      h("span", { class: "person-name" }, p.name || "Someone"),
+      // <bdi>: a name written right-to-left cannot reorder what follows it.
+      h("bdi", { class: "person-name" }, p.name || "Someone"),
+      p.username ? h("span", { class: "muted-text person-username" }, ` @${p.username}`) : null,
       p.id === myId ? h("span", { class: "muted-text" }, " (you)") : null,
       h("span", { class: "person-flags" },
         st.audio ? null : h("span", { class: "flag", title: "Muted" }, icon("mic", true), h("span", { class: "visually-hidden" }, ", muted")),
@@ -248,12 +285,14 @@ export function renderPeople(ui, people, myId) {
  */
 export class Tile {
   /**
-   * @param {{id: string|null, name: string, kind: "camera"|"screen", local: boolean}} o
+   * @param {{id: string|null, name: string, username?: string, kind: "camera"|"screen", local: boolean}} o
    */
   constructor(o) {
     this.kind = o.kind;
     this.local = o.local;
     this.name = o.name;
+    /** The account's username ("" unknown, or our own tile). */
+    this.username = o.username || "";
     this.video = /** @type {HTMLVideoElement} */ (h("video", { autoplay: true, playsinline: true }));
     // Remote camera tiles carry the participant's audio; everything else
     // must stay silent (our own mic would echo).
@@ -266,6 +305,9 @@ export class Tile {
       this.video.addEventListener(type, () => this.updateFrames());
     }
     this.label = h("span", { class: "tile-name" });
+    // The account's username, shown on hover and focus, and always while
+    // another account in the call has the same display name.
+    this.handle = h("span", { class: "tile-username" });
     this.micOff = h("span", { class: "tile-flag mic-off", role: "img", "aria-label": "muted", hidden: true }, icon("mic", true), h("span", { class: "visually-hidden" }, "muted"));
     this.camOff = h("span", { class: "tile-flag cam-off", role: "img", "aria-label": "camera off", hidden: true }, icon("cam", true), h("span", { class: "visually-hidden" }, "camera off"));
     this.avatarText = h("span", { class: "avatar-initials" });
@@ -281,9 +323,11 @@ export class Tile {
       "data-screen": o.kind === "screen" ? "true" : null,
       "data-audio": "on", "data-video": "on", "data-frames": "no",
       "data-peer-state": o.local ? null : "new",
-    }, this.video, this.avatar, h("div", { class: "tile-bar" }, this.label, this.micOff, this.camOff), o.local ? null : this.status);
+      // Focusable so keyboard users can reveal the username as mouse users do.
+      tabindex: o.local ? null : "0",
+    }, this.video, this.avatar, h("div", { class: "tile-bar" }, this.label, this.handle, this.micOff, this.camOff), o.local ? null : this.status);
     if (o.id) this.avatar.style.setProperty("--avatar-hue", String(hueFor(o.id)));
-    this.setName(o.name);
+    this.setName(o.name, o.username);
     /** @type {MediaStreamTrack|null} */
     this.watchedTrack = null;
     /** @type {(() => void)|null} */
@@ -303,15 +347,42 @@ export class Tile {
     if (!o.local) this.startFrameClock();
   }
 
-  /** @param {string} name */
-  setName(name) {
+  /**
+   * @param {string} name display name
+   * @param {string} [username] the account's username; kept if omitted
+   */
+  setName(name, username) {
     this.name = name || "Someone";
+    if (username !== undefined) this.username = username;
+    const user = this.local ? "" : this.username || "";
+    // The name goes in a <bdi> so that right-to-left text in it cannot
+    // reorder the rest of the label.
+    const bdi = h("bdi", {}, this.name);
     let text;
-    if (this.kind === "screen") text = this.local ? "Your screen" : `${this.name}'s screen`;
-    else text = this.local ? `${this.name} (you)` : this.name;
-    this.label.textContent = text;
+    if (this.kind === "screen" && this.local) {
+      text = "Your screen";
+      this.label.replaceChildren(text);
+    } else if (this.kind === "screen") {
+      text = `${nameWithUsername(this.name, user)}'s screen`;
+      this.label.replaceChildren(bdi, "'s screen");
+    } else {
+      text = this.local ? `${this.name} (you)` : nameWithUsername(this.name, user);
+      this.label.replaceChildren(bdi, this.local ? " (you)" : "");
+    }
+    this.handle.textContent = user ? `@${user}` : "";
     this.el.setAttribute("aria-label", text);
+    if (user) this.el.setAttribute("title", text);
+    else this.el.removeAttribute("title");
     this.avatarText.textContent = initials(this.name);
+  }
+
+  /**
+   * Marks the tile as one of several accounts with the same display name:
+   * the username then stays visible.
+   * @param {boolean} dup
+   */
+  setDuplicate(dup) {
+    this.el.classList.toggle("dup-name", dup);
   }
 
   /**
