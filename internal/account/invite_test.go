@@ -2,6 +2,7 @@ package account_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -201,4 +202,25 @@ func TestParseInviteOptions(t *testing.T) {
 		_, err := account.ParseInviteOptions("", bad)
 		wantValidation(t, "max_uses "+bad, err, "max_uses", "whole number")
 	}
+}
+
+// FuzzParseInviteOptions: whatever a form sends, the options are either a
+// ValidationError or within the documented bounds.
+func FuzzParseInviteOptions(f *testing.F) {
+	for _, s := range [][2]string{{"", ""}, {"7d", "5"}, {"never", "0"}, {"1h", "-1"}, {"x", "1e9"}, {"30d", "99999999999999999999"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, expires, maxUses string) {
+		opts, err := account.ParseInviteOptions(expires, maxUses)
+		if err != nil {
+			var ve *account.ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) != 1 {
+				t.Fatalf("error %v is not a one-field ValidationError", err)
+			}
+			return
+		}
+		if opts.ExpiresIn < 0 || opts.ExpiresIn > account.MaxInviteExpiry || opts.MaxUses < 0 || opts.MaxUses > account.MaxInviteUses {
+			t.Fatalf("ParseInviteOptions(%q, %q) = %+v, out of bounds", expires, maxUses, opts)
+		}
+	})
 }

@@ -73,7 +73,7 @@ func testInviteLinks(t *testing.T, s *servertest.Server) {
 		t.Fatalf("new channel lists %d invite links, want 1", len(codes))
 	}
 	first := codes[0]
-	for _, want := range []string{"by Olivia", "expires ", "0 uses", "/invites/" + ids[0] + "/revoke", "Reset invite links"} {
+	for _, want := range []string{"by <bdi>Olivia</bdi>", "expires ", "0 uses", "/invites/" + ids[0] + "/revoke", "Reset invite links"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("owner's invite list lacks %q", want)
 		}
@@ -83,7 +83,7 @@ func testInviteLinks(t *testing.T, s *servertest.Server) {
 	// on submit; someone else still joins through the same link.
 	resp, _ := s.PostForm(bob, "/invite/"+first, nil)
 	wantStatus(t, "bob joins", resp, "", http.StatusSeeOther, "")
-	bobID := regexp.MustCompile(`/members/([a-z0-9]+)/remove"[^>]*>\s*<button[^>]*aria-label="Remove Bob"`).FindStringSubmatch(mustGet(t, s, owner, "/c/"+ch))
+	bobID := regexp.MustCompile(`/members/([a-z0-9]+)/remove"[^>]*>\s*<button[^>]*aria-label="Remove Bob \(@bob\)"`).FindStringSubmatch(mustGet(t, s, owner, "/c/"+ch))
 	if bobID == nil {
 		t.Fatal("no Remove button for Bob")
 	}
