@@ -306,7 +306,7 @@ func flash(r *http.Request) string {
 	case "added":
 		return "Member added."
 	case "removed":
-		return "Member removed."
+		return "Member removed. Invite links no longer let them back in; add them by username if you change your mind."
 	case "joined":
 		return "You joined this channel."
 	case "mode":
