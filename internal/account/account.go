@@ -131,6 +131,11 @@ type Config struct {
 	FailureWindow time.Duration
 	// Argon2 sets the cost of new password hashes. Default DefaultArgon2().
 	Argon2 Argon2Params
+	// Revoked, if set, is told of every credential that stops working
+	// (logout, a revoked token), once the store no longer accepts it, so
+	// the caller can end the connections it authenticated. It must not
+	// block.
+	Revoked func(Revocation)
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.
