@@ -298,6 +298,15 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, o
 		return nil, "", fmt.Errorf("room: whip publisher: %w", err)
 	}
 	answer, err := peer.Publish(offer, info.sources)
+	if err == nil {
+		// The SFU rejects (port 0) each m-line whose codecs it does not
+		// forward; with none left the publisher would only linger as a
+		// participant nobody can hear or see until ICE gives up.
+		info.audio, info.video = acceptedMedia(answer)
+		if !info.audio && !info.video {
+			err = fmt.Errorf("%w: %s", ErrBadOffer, noCodecMessage)
+		}
+	}
 	if err != nil {
 		peer.Close()
 		m.releaseSession(r)
@@ -306,7 +315,7 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, o
 	c := newClient(nil, signal.User{UserID: user.UserID, Name: user.Name + " (WHIP)"}, m.cfg, log)
 	c.media.Store(peer)
 	in := &Ingest{session: newSession(m, r, user.UserID, info.ufrag), c: c, id: id, peer: peer,
-		st: signal.State{Audio: info.audio, Video: info.video}}
+		st: signal.State{Audio: info.audio, Video: info.video}} // what the answer accepted
 	in.add = func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signal.PCPublish, ci) }
 	in.restart = peer.RestartICE
 	if err := m.registerSession(in.session, auth); err != nil {
@@ -547,6 +556,34 @@ func parseOffer(offer string, send bool) (offerInfo, error) {
 		return offerInfo{}, fmt.Errorf("%w: it has no a=ice-ufrag (ICE credentials)", ErrBadOffer)
 	}
 	return info, nil
+}
+
+// noCodecMessage says what a WHIP offer whose every m-line was rejected
+// lacks.
+const noCodecMessage = "none of its audio or video codecs is one this server forwards (Opus audio; VP8 or H.264 video)"
+
+// acceptedMedia reports which kinds of media an SDP answer accepts: an
+// audio or video m-line with a port other than 0 that is not inactive.
+func acceptedMedia(answer string) (audio, video bool) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(answer); err != nil {
+		return false, false
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Port.Value == 0 {
+			continue
+		}
+		if _, inactive := md.Attribute("inactive"); inactive {
+			continue
+		}
+		switch md.MediaName.Media {
+		case "audio":
+			audio = true
+		case "video":
+			video = true
+		}
+	}
+	return audio, video
 }
 
 func isDirection(key string) bool {
