@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/turnserver"
 )
 
@@ -76,6 +78,7 @@ func (s *Server) startTURN(reg prometheus.Registerer) error {
 	tc := turnserver.Config{
 		Secret: secret, UDP: udp, TCP: tcp, AllowPrivate: cfg.TURNAllowPrivate,
 		RelayIP: s.relayIP(), CredentialTTL: cfg.TURNCredentialTTL,
+		Allowed: s.hasChannel,
 	}
 	if h := hostOf(cfg.TURNAddr); h != "" {
 		tc.RelayBind = h
@@ -170,8 +173,30 @@ func (s *Server) iceServers(userID, host string) []signal.IceServer {
 	default:
 		return out
 	}
+	if !s.hasChannel(userID) {
+		// Removed from every channel (a socket the removal did not reach):
+		// no fresh credentials, so the last ones lapse with their TTL.
+		return out
+	}
 	username, password, _ := turnserver.Credentials(s.turnSecretValue, userID, s.cfg.TURNCredentialTTL)
 	return append(out, signal.IceServer{URLs: urls, Username: username, Credential: password})
+}
+
+// hasChannel reports whether userID is still a member of a channel: only
+// members get TURN credentials, and the embedded relay serves only them
+// (turnserver.Config.Allowed), so a user removed from every channel loses
+// the relay at once, not when their credentials expire. A database error
+// answers yes (and is logged): a failing database must not cut calls
+// that are running.
+func (s *Server) hasChannel(userID string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cs, err := s.accounts.Channels(ctx, store.User{ID: userID})
+	if err != nil {
+		s.log.Warn("turn: could not check the user's channels; allowing", "user", userID, "err", err)
+		return true
+	}
+	return len(cs) > 0
 }
 
 // iceRefresh is how often participants get fresh TURN credentials: at
