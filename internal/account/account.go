@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley/parley/internal/store"
@@ -186,6 +187,8 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *limiter
+	// lost counts memberships lost (MembershipVersion).
+	lost atomic.Uint64
 }
 
 // New returns a Service. now supplies the current time (nil means

@@ -40,3 +40,11 @@ func (s *Service) revoked(rv Revocation) {
 		s.cfg.Revoked(rv)
 	}
 }
+
+// MembershipVersion changes whenever someone loses a channel membership
+// (removed, or the channel deleted) on this server, so a cache of who is
+// a member (the TURN relay's) can tell it may be stale.
+func (s *Service) MembershipVersion() uint64 { return s.lost.Load() }
+
+// membershipLost is called after a membership was deleted.
+func (s *Service) membershipLost() { s.lost.Add(1) }

@@ -41,6 +41,7 @@ type Server struct {
 
 	turnSecretValue string
 	turnPorts       turnPorts
+	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
 
 	stopJanitor context.CancelFunc

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -173,7 +174,7 @@ func (s *Server) iceServers(userID, host string) []signal.IceServer {
 	default:
 		return out
 	}
-	if !s.hasChannel(userID) {
+	if !s.memberOf(userID, true) {
 		// Removed from every channel (a socket the removal did not reach):
 		// no fresh credentials, so the last ones lapse with their TTL.
 		return out
@@ -182,21 +183,65 @@ func (s *Server) iceServers(userID, host string) []signal.IceServer {
 	return append(out, signal.IceServer{URLs: urls, Username: username, Credential: password})
 }
 
+// Member answers are cached because the relay asks on every
+// authenticated request from pion's read loop, which also carries the
+// relayed media: it must rarely wait for the database. A removal anywhere
+// on this server (account.MembershipVersion) empties the cache.
+const (
+	memberTTL    = 30 * time.Second // "is a member" answers
+	nonMemberTTL = 5 * time.Second  // "is not": a user re-added waits at most this
+	memberCap    = 4096             // entries; beyond, the cache starts afresh
+)
+
+type memberAnswer struct {
+	ok bool
+	at time.Time
+}
+
+// memberCache is hasChannel's memory; its own lock.
+type memberCache struct {
+	mu      sync.Mutex
+	version uint64
+	m       map[string]memberAnswer
+}
+
 // hasChannel reports whether userID is still a member of a channel: only
 // members get TURN credentials, and the embedded relay serves only them
 // (turnserver.Config.Allowed), so a user removed from every channel loses
-// the relay at once, not when their credentials expire. A database error
-// answers yes (and is logged): a failing database must not cut calls
-// that are running.
-func (s *Server) hasChannel(userID string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// the relay at their next TURN request, not when their credentials
+// expire. A database error answers yes (logged, and remembered like an
+// answer, so a failing database is not asked on every packet): it must
+// not cut calls that are running.
+func (s *Server) hasChannel(userID string) bool { return s.memberOf(userID, false) }
+
+// memberOf is hasChannel; fresh skips a remembered "no" (hello and its
+// refreshes: a re-added user must not wait for their next refresh).
+func (s *Server) memberOf(userID string, fresh bool) bool {
+	now := time.Now()
+	v := s.accounts.MembershipVersion()
+	c := &s.members
+	c.mu.Lock()
+	if c.m == nil || c.version != v || len(c.m) >= memberCap {
+		c.m, c.version = map[string]memberAnswer{}, v
+	}
+	a, ok := c.m[userID]
+	c.mu.Unlock()
+	if ok && (a.ok && now.Sub(a.at) < memberTTL || !a.ok && !fresh && now.Sub(a.at) < nonMemberTTL) {
+		return a.ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	cs, err := s.accounts.Channels(ctx, store.User{ID: userID})
+	member := err != nil || len(cs) > 0
 	if err != nil {
 		s.log.Warn("turn: could not check the user's channels; allowing", "user", userID, "err", err)
-		return true
 	}
-	return len(cs) > 0
+	c.mu.Lock()
+	if c.version == v && s.accounts.MembershipVersion() == v { // no removal raced the query
+		c.m[userID] = memberAnswer{ok: member, at: now}
+	}
+	c.mu.Unlock()
+	return member
 }
 
 // iceRefresh is how often participants get fresh TURN credentials: at
