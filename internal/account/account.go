@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley/parley/internal/store"
@@ -131,6 +132,11 @@ type Config struct {
 	FailureWindow time.Duration
 	// Argon2 sets the cost of new password hashes. Default DefaultArgon2().
 	Argon2 Argon2Params
+	// Revoked, if set, is told of every credential that stops working
+	// (logout, a revoked token), once the store no longer accepts it, so
+	// the caller can end the connections it authenticated. It must not
+	// block.
+	Revoked func(Revocation)
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.
@@ -181,6 +187,8 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *limiter
+	// lost counts memberships lost (MembershipVersion).
+	lost atomic.Uint64
 }
 
 // New returns a Service. now supplies the current time (nil means

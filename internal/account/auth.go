@@ -151,16 +151,23 @@ func (s *Service) StartSession(ctx context.Context, u store.User) (string, error
 // Authenticate returns the user a session token belongs to. A missing,
 // unknown or expired token yields an error wrapping ErrUnauthenticated.
 func (s *Service) Authenticate(ctx context.Context, token string) (store.User, error) {
+	u, _, err := s.AuthenticateSession(ctx, token)
+	return u, err
+}
+
+// AuthenticateSession is Authenticate that also names the session, for
+// connections that must end when it does (Config.Revoked).
+func (s *Service) AuthenticateSession(ctx context.Context, token string) (store.User, Credential, error) {
 	if token == "" {
-		return store.User{}, fmt.Errorf("no session token: %w", ErrUnauthenticated)
+		return store.User{}, Credential{}, fmt.Errorf("no session token: %w", ErrUnauthenticated)
 	}
 	hash := hashToken(token)
 	sess, err := s.db.SessionByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, fmt.Errorf("unknown session: %w", ErrUnauthenticated)
+		return store.User{}, Credential{}, fmt.Errorf("unknown session: %w", ErrUnauthenticated)
 	}
 	if err != nil {
-		return store.User{}, fmt.Errorf("account: authenticate: %w", err)
+		return store.User{}, Credential{}, fmt.Errorf("account: authenticate: %w", err)
 	}
 	if !s.now().Before(sess.ExpiresAt) {
 		// Tidy up now rather than waiting for PruneSessions; a failure only
@@ -168,27 +175,37 @@ func (s *Service) Authenticate(ctx context.Context, token string) (store.User, e
 		if err := s.db.DeleteSession(ctx, hash); err != nil {
 			s.log.Warn("could not delete expired session", "err", err)
 		}
-		return store.User{}, fmt.Errorf("session expired: %w", ErrUnauthenticated)
+		return store.User{}, Credential{}, fmt.Errorf("session expired: %w", ErrUnauthenticated)
 	}
 	u, err := s.db.UserByID(ctx, sess.UserID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, fmt.Errorf("session user gone: %w", ErrUnauthenticated)
+		return store.User{}, Credential{}, fmt.Errorf("session user gone: %w", ErrUnauthenticated)
 	}
 	if err != nil {
-		return store.User{}, fmt.Errorf("account: authenticate: %w", err)
+		return store.User{}, Credential{}, fmt.Errorf("account: authenticate: %w", err)
 	}
-	return u, nil
+	return u, sessionCredential(u.ID, hash), nil
 }
 
-// LogOut ends the session of token. Logging out of an unknown or already
+// LogOut ends the session of token, and with it (Config.Revoked) every
+// connection the session opened. Logging out of an unknown or already
 // ended session is not an error.
 func (s *Service) LogOut(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
-	if err := s.db.DeleteSession(ctx, hashToken(token)); err != nil {
+	hash := hashToken(token)
+	sess, err := s.db.SessionByHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // nothing to end: no need to tell anyone
+	}
+	if err != nil {
 		return fmt.Errorf("account: log out: %w", err)
 	}
+	if err := s.db.DeleteSession(ctx, hash); err != nil {
+		return fmt.Errorf("account: log out: %w", err)
+	}
+	s.revoked(Revocation{Credential: sessionCredential(sess.UserID, hash), Why: "you logged out"})
 	return nil
 }
 

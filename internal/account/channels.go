@@ -197,6 +197,7 @@ func (s *Service) removeMember(ctx context.Context, channelID, userID string) er
 	if err != nil {
 		return fmt.Errorf("account: remove member: %w", err)
 	}
+	s.membershipLost()
 	return nil
 }
 
@@ -214,6 +215,7 @@ func (s *Service) DeleteChannel(ctx context.Context, actor store.User, channelID
 	if err != nil {
 		return fmt.Errorf("account: delete channel: %w", err)
 	}
+	s.membershipLost()
 	s.log.Info("channel deleted", "channel_id", channelID, "by", actor.ID)
 	return nil
 }

@@ -70,6 +70,7 @@ func (s *Service) RevokeToken(ctx context.Context, u store.User, id string) erro
 		return fmt.Errorf("account: revoke token: %w", err)
 	}
 	s.log.Info("access token revoked", "user_id", u.ID, "token_id", id)
+	s.revoked(Revocation{Credential: tokenCredential(u.ID, id), Why: "the access token was revoked"})
 	return nil
 }
 
@@ -77,22 +78,30 @@ func (s *Service) RevokeToken(ctx context.Context, u store.User, id string) erro
 // A missing, malformed, unknown or revoked token yields an error wrapping
 // ErrUnauthenticated.
 func (s *Service) AuthenticateToken(ctx context.Context, secret string) (store.User, error) {
+	u, _, err := s.AuthenticateAccessToken(ctx, secret)
+	return u, err
+}
+
+// AuthenticateAccessToken is AuthenticateToken that also names the
+// token, for connections that must end when it is revoked
+// (Config.Revoked).
+func (s *Service) AuthenticateAccessToken(ctx context.Context, secret string) (store.User, Credential, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 200 {
-		return store.User{}, fmt.Errorf("not a Parley access token: %w", ErrUnauthenticated)
+		return store.User{}, Credential{}, fmt.Errorf("not a Parley access token: %w", ErrUnauthenticated)
 	}
 	t, err := s.db.TokenByHash(ctx, hashToken(secret))
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, fmt.Errorf("unknown or revoked access token: %w", ErrUnauthenticated)
+		return store.User{}, Credential{}, fmt.Errorf("unknown or revoked access token: %w", ErrUnauthenticated)
 	}
 	if err != nil {
-		return store.User{}, fmt.Errorf("account: authenticate token: %w", err)
+		return store.User{}, Credential{}, fmt.Errorf("account: authenticate token: %w", err)
 	}
 	u, err := s.db.UserByID(ctx, t.UserID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, fmt.Errorf("token user gone: %w", ErrUnauthenticated)
+		return store.User{}, Credential{}, fmt.Errorf("token user gone: %w", ErrUnauthenticated)
 	}
 	if err != nil {
-		return store.User{}, fmt.Errorf("account: authenticate token: %w", err)
+		return store.User{}, Credential{}, fmt.Errorf("account: authenticate token: %w", err)
 	}
-	return u, nil
+	return u, tokenCredential(u.ID, t.ID), nil
 }

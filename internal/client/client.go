@@ -503,7 +503,7 @@ func (c *Client) serveSocket(ctx context.Context, wg *sync.WaitGroup, incoming c
 // when the server ended our part on purpose.
 func reconnectable(err error) bool {
 	switch websocket.CloseStatus(err) {
-	case websocket.StatusNormalClosure, 4000, 4003, 4004, websocket.StatusPolicyViolation, websocket.StatusMessageTooBig:
+	case websocket.StatusNormalClosure, 4000, 4001, 4003, 4004, websocket.StatusPolicyViolation, websocket.StatusMessageTooBig:
 		return false
 	}
 	return true
@@ -556,6 +556,8 @@ func closeReason(err error) error {
 	switch websocket.CloseStatus(err) {
 	case websocket.StatusNormalClosure:
 		return nil
+	case 4001:
+		return errors.New("client: the access token was revoked (or the login ended): create a new token and join again")
 	case 4003:
 		return errors.New("client: you were removed from the channel")
 	case 4004:

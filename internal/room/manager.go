@@ -12,6 +12,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -87,7 +89,56 @@ const (
 	CloseRemoved websocket.StatusCode = 4003
 	// CloseDeleted: the channel was deleted.
 	CloseDeleted websocket.StatusCode = 4004
+	// CloseRevoked: the login session or access token that authenticated
+	// the socket was ended (logged out, token revoked, password changed).
+	CloseRevoked websocket.StatusCode = 4001
 )
+
+// revokedPrefix starts the close reason of CloseRevoked, and the message
+// of ErrRevoked.
+const revokedPrefix = "session ended: "
+
+// Auth names what authenticated a connection (socket or WHIP/WHEP
+// session), so that ending that credential ends the connection too
+// (EndAuth). The web layer fills it in; the room only compares it.
+type Auth struct {
+	// UserID is the user the credential belongs to.
+	UserID string
+	// Credential identifies one login session or access token; it holds
+	// no secret. "" = none in particular: only the end of every
+	// credential of UserID ends the connection.
+	Credential string
+	// At is when authentication began, before the credential was looked
+	// up. A credential ended after At may still have looked valid, so a
+	// connection registered after such an end is refused. Zero = now (a
+	// caller with no authentication step of its own, such as a test).
+	At time.Time
+}
+
+// ErrRevoked: the credential that authenticated the request was ended
+// (logout, revoked token, password change) while the request was being
+// served. The client must authenticate again.
+var ErrRevoked = errors.New("room: " + revokedPrefix + "the login or access token that authenticated this request was ended; log in again or use a valid token")
+
+// endMemory is how long EndAuth remembers an ended credential, to refuse
+// connections authenticated just before it ended but registered after.
+// A connection whose authentication began longer ago than this is
+// refused outright (it cannot be checked): no honest upgrade or WHIP
+// offer takes that long.
+const endMemory = time.Minute
+
+// authConn is one registered connection and how to end it.
+type authConn struct {
+	auth Auth
+	end  func(why string) // must not block: called with Manager.mu held
+}
+
+func (a Auth) matches(userID, credential string) bool {
+	if credential != "" {
+		return a.Credential == credential
+	}
+	return a.UserID == userID
+}
 
 // Manager owns every room of this server.
 type Manager struct {
@@ -99,12 +150,18 @@ type Manager struct {
 	rooms    map[string]*room
 	shutting bool
 	sockets  sync.WaitGroup
-	perUser  map[string]int // signaling sockets and WHIP/WHEP sessions, by user
+	perUser  map[string]int         // signaling sockets and WHIP/WHEP sessions, by user
+	conns    map[*authConn]struct{} // every open connection, for EndAuth
+	// EndAuth's recent ends, by credential and by user (whole-user
+	// ends), with when they happened; pruned at most every endMemory.
+	endedCreds, endedUsers map[string]time.Time
+	prunedAt               time.Time
 }
 
 // NewManager returns a Manager with no rooms.
 func NewManager(cfg Config, log *slog.Logger, postChat PostChat) *Manager {
-	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*room{}, perUser: map[string]int{}}
+	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*room{}, perUser: map[string]int{},
+		conns: map[*authConn]struct{}{}, endedCreds: map[string]time.Time{}, endedUsers: map[string]time.Time{}}
 }
 
 // Reserve counts one more connection (socket or WHIP/WHEP session) of
@@ -130,10 +187,19 @@ func (m *Manager) Reserve(userID string, max int) (release func(), ok bool) {
 }
 
 // Serve runs one member's socket on channelID until it closes. The caller
-// has authenticated user and checked membership; mode is the channel's
-// media mode (ModeAuto, ModeSFU or ModeP2P); host is the name the client
-// reached the server at (for TURN URLs).
-func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User) {
+// has authenticated user (with auth) and checked membership; mode is the
+// channel's media mode (ModeAuto, ModeSFU or ModeP2P); host is the name
+// the client reached the server at (for TURN URLs). When auth's
+// credential ends (EndAuth), the socket is closed with CloseRevoked.
+func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth) {
+	c := newClient(conn, user, m.cfg, m.log.With("channel", channelID, "user", user.UserID))
+	c.host = host
+	unregister, err := m.register(auth, func(why string) { c.close(CloseRevoked, revokedPrefix+why) })
+	if err != nil {
+		conn.Close(CloseRevoked, revokedPrefix+"log in again")
+		return
+	}
+	defer unregister()
 	r := m.acquire(channelID, mode)
 	if r == nil {
 		conn.Close(websocket.StatusGoingAway, "server is shutting down")
@@ -141,10 +207,84 @@ func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mo
 	}
 	defer m.release(r)
 	defer m.sockets.Done()
-
-	c := newClient(conn, user, m.cfg, m.log.With("channel", channelID, "user", user.UserID))
-	c.host = host
 	c.serve(ctx, r, m.postChat)
+}
+
+// register records a connection authenticated by auth, which end closes,
+// unless auth's credential was ended since auth.At (ErrRevoked).
+// unregister forgets it (call it once the connection is gone).
+func (m *Manager) register(auth Auth, end func(why string)) (unregister func(), err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if auth.At.IsZero() {
+		auth.At = now
+	}
+	m.pruneEnded(now)
+	if now.Sub(auth.At) > endMemory {
+		return nil, fmt.Errorf("%w (authenticated %s ago)", ErrRevoked, now.Sub(auth.At).Round(time.Second))
+	}
+	if at, ok := m.endedCreds[auth.Credential]; ok && auth.Credential != "" && !at.Before(auth.At) {
+		return nil, ErrRevoked
+	}
+	if at, ok := m.endedUsers[auth.UserID]; ok && !at.Before(auth.At) {
+		return nil, ErrRevoked
+	}
+	ac := &authConn{auth: auth, end: end}
+	m.conns[ac] = struct{}{}
+	return func() {
+		m.mu.Lock()
+		delete(m.conns, ac)
+		m.mu.Unlock()
+	}, nil
+}
+
+// pruneEnded forgets ends older than endMemory, at most once per
+// endMemory so that registering stays cheap. Called with m.mu held.
+func (m *Manager) pruneEnded(now time.Time) {
+	if now.Sub(m.prunedAt) < endMemory {
+		return
+	}
+	m.prunedAt = now
+	for _, ends := range []map[string]time.Time{m.endedCreds, m.endedUsers} {
+		for k, at := range ends {
+			if now.Sub(at) > endMemory {
+				delete(ends, k)
+			}
+		}
+	}
+}
+
+// EndAuth ends, within moments, every connection (signaling socket, WHIP
+// publisher, WHEP viewer) authenticated by credential, or, if credential
+// is "", every connection of userID: after a logout, a revoked access
+// token, a password change. Sockets are closed with CloseRevoked and the
+// reason "session ended: " + why; why says what happened, for the user
+// ("you logged out"). Connections being set up with that credential are
+// refused (ErrRevoked).
+func (m *Manager) EndAuth(userID, credential, why string) {
+	if userID == "" && credential == "" {
+		return // would match nothing, and must not match everything
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	m.pruneEnded(now)
+	if credential != "" {
+		m.endedCreds[credential] = now
+	} else {
+		m.endedUsers[userID] = now
+	}
+	n := 0
+	for ac := range m.conns {
+		if ac.auth.matches(userID, credential) {
+			ac.end(why)
+			n++
+		}
+	}
+	if n > 0 {
+		m.log.Info("connections ended: their credential was ended", "user", userID, "connections", n, "why", why)
+	}
 }
 
 // acquire returns the running room of channelID, starting it if needed, and

@@ -418,7 +418,7 @@ func TestICEServersRefreshed(t *testing.T) {
 		if err != nil {
 			return
 		}
-		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "meet.example.org", signal.User{UserID: "u1", Name: "Ann"})
+		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "meet.example.org", signal.User{UserID: "u1", Name: "Ann"}, room.Auth{UserID: "u1"})
 	}))
 	defer hs.Close()
 	defer m.Shutdown(context.Background())

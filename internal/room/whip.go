@@ -104,6 +104,9 @@ type session struct {
 	stop     chan struct{} // closed to end the session
 	stopOnce sync.Once
 	done     chan struct{} // closed once everything is released
+	// unregister forgets the session's credential (Manager.register);
+	// watch calls it once the session has ended.
+	unregister func()
 }
 
 func newSession(m *Manager, r *room, userID, ufrag string) *session {
@@ -251,14 +254,25 @@ type Ingest struct {
 // ParticipantID is the publisher's participant id in the call.
 func (in *Ingest) ParticipantID() string { return in.id }
 
+// registerSession ties s to the credential that authenticated it, so that
+// ending the credential (EndAuth) ends the session.
+func (m *Manager) registerSession(s *session, auth Auth) error {
+	unregister, err := m.register(auth, func(string) { s.requestStop() })
+	if err != nil {
+		return err
+	}
+	s.unregister = unregister
+	return nil
+}
+
 // Publish starts a WHIP publisher for user in channelID's call and
 // returns it with the SDP answer. The caller has checked that user is a
 // member; mode is the channel's. The publisher shows up in the call as
 // "<name> (WHIP)" and stays until Close, until its connection fails, or
 // until the room ends it (the user removed, the channel deleted or pinned
-// to p2p, the server shutting down). Errors wrap ErrNoSFU, ErrP2POnly,
-// ErrClosing or ErrBadOffer.
-func (m *Manager) Publish(channelID, mode string, user signal.User, offer string) (*Ingest, string, error) {
+// to p2p, the server shutting down, auth's credential ended: EndAuth).
+// Errors wrap ErrNoSFU, ErrP2POnly, ErrClosing, ErrBadOffer or ErrRevoked.
+func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, offer string) (*Ingest, string, error) {
 	if m.cfg.SFU == nil {
 		return nil, "", ErrNoSFU
 	}
@@ -284,6 +298,15 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, offer string
 		return nil, "", fmt.Errorf("room: whip publisher: %w", err)
 	}
 	answer, err := peer.Publish(offer, info.sources)
+	if err == nil {
+		// The SFU rejects (port 0) each m-line whose codecs it does not
+		// forward; with none left the publisher would only linger as a
+		// participant nobody can hear or see until ICE gives up.
+		info.audio, info.video = acceptedMedia(answer)
+		if !info.audio && !info.video {
+			err = fmt.Errorf("%w: %s", ErrBadOffer, noCodecMessage)
+		}
+	}
 	if err != nil {
 		peer.Close()
 		m.releaseSession(r)
@@ -292,14 +315,20 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, offer string
 	c := newClient(nil, signal.User{UserID: user.UserID, Name: user.Name + " (WHIP)", Username: user.Username}, m.cfg, log)
 	c.media.Store(peer)
 	in := &Ingest{session: newSession(m, r, user.UserID, info.ufrag), c: c, id: id, peer: peer,
-		st: signal.State{Audio: info.audio, Video: info.video}}
+		st: signal.State{Audio: info.audio, Video: info.video}} // what the answer accepted
 	in.add = func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signal.PCPublish, ci) }
 	in.restart = peer.RestartICE
+	if err := m.registerSession(in.session, auth); err != nil {
+		peer.Close()
+		m.releaseSession(r)
+		return nil, "", err
+	}
 	// The answer is only handed out once the room has the participant,
 	// so everyone hears of it before its media can arrive.
 	reply := make(chan error, 1)
 	r.events <- event{kind: evWHIP, ingest: in, reply: reply}
 	if err := <-reply; err != nil {
+		in.unregister()
 		peer.Close()
 		m.releaseSession(r)
 		return nil, "", err
@@ -319,6 +348,7 @@ func (in *Ingest) watch() {
 		in.c.log.Info("whip connection ended")
 	case <-in.stop:
 	}
+	in.unregister()
 	in.r.events <- event{kind: evWHIPEnd, ingest: in, reason: reason}
 	in.peer.Close()
 	in.m.releaseSession(in.r)
@@ -392,8 +422,9 @@ func (v *Viewer) ParticipantID() string { return v.mv.Participant() }
 // has checked membership; mode is the channel's. The choice is fixed
 // for the viewer's life; it ends when that participant stops sending, on
 // Close, when its connection fails, or when the room ends it. Errors
-// wrap ErrNoSFU, ErrP2POnly, ErrClosing, ErrBadOffer or ErrNoPublisher.
-func (m *Manager) View(channelID, mode string, user signal.User, participantID, offer string) (*Viewer, string, error) {
+// wrap ErrNoSFU, ErrP2POnly, ErrClosing, ErrBadOffer, ErrNoPublisher or
+// ErrRevoked; auth's credential ending (EndAuth) ends the viewer.
+func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, participantID, offer string) (*Viewer, string, error) {
 	if m.cfg.SFU == nil {
 		return nil, "", ErrNoSFU
 	}
@@ -424,6 +455,11 @@ func (m *Manager) View(channelID, mode string, user signal.User, participantID, 
 	v := &Viewer{session: newSession(m, r, user.UserID, info.ufrag), mv: mv}
 	v.add = mv.AddCandidate
 	v.restart = mv.RestartICE
+	if err := m.registerSession(v.session, auth); err != nil {
+		mv.Close()
+		m.releaseSession(r)
+		return nil, "", err
+	}
 	r.events <- event{kind: evWHEP, viewer: v}
 	go v.watch()
 	m.log.Info("whep viewer started", "channel", channelID, "user", user.UserID, "participant", mv.Participant())
@@ -437,6 +473,7 @@ func (v *Viewer) watch() {
 	case <-v.mv.Done():
 	case <-v.stop:
 	}
+	v.unregister()
 	v.mv.Close()
 	v.r.events <- event{kind: evWHEPEnd, viewer: v}
 	v.m.releaseSession(v.r)
@@ -519,6 +556,34 @@ func parseOffer(offer string, send bool) (offerInfo, error) {
 		return offerInfo{}, fmt.Errorf("%w: it has no a=ice-ufrag (ICE credentials)", ErrBadOffer)
 	}
 	return info, nil
+}
+
+// noCodecMessage says what a WHIP offer whose every m-line was rejected
+// lacks.
+const noCodecMessage = "none of its audio or video codecs is one this server forwards (Opus audio; VP8 or H.264 video)"
+
+// acceptedMedia reports which kinds of media an SDP answer accepts: an
+// audio or video m-line with a port other than 0 that is not inactive.
+func acceptedMedia(answer string) (audio, video bool) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(answer); err != nil {
+		return false, false
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Port.Value == 0 {
+			continue
+		}
+		if _, inactive := md.Attribute("inactive"); inactive {
+			continue
+		}
+		switch md.MediaName.Media {
+		case "audio":
+			audio = true
+		case "video":
+			video = true
+		}
+	}
+	return audio, video
 }
 
 func isDirection(key string) bool {

@@ -14,10 +14,10 @@ import (
 func TestWHIPWithoutSFU(t *testing.T) {
 	m := room.NewManager(room.Config{}, slog.New(slog.DiscardHandler), nil)
 	u := signal.User{UserID: "u1", Name: "Ann"}
-	if _, _, err := m.Publish("c1", room.ModeAuto, u, "v=0\r\n"); !errors.Is(err, room.ErrNoSFU) {
+	if _, _, err := m.Publish("c1", room.ModeAuto, u, room.Auth{}, "v=0\r\n"); !errors.Is(err, room.ErrNoSFU) {
 		t.Errorf("Publish: %v, want ErrNoSFU", err)
 	}
-	if _, _, err := m.View("c1", room.ModeAuto, u, "", "v=0\r\n"); !errors.Is(err, room.ErrNoSFU) {
+	if _, _, err := m.View("c1", room.ModeAuto, u, room.Auth{}, "", "v=0\r\n"); !errors.Is(err, room.ErrNoSFU) {
 		t.Errorf("View: %v, want ErrNoSFU", err)
 	}
 	if r, s, p := m.Counts(); r != 0 || s != 0 || p != 0 {

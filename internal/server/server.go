@@ -41,6 +41,7 @@ type Server struct {
 
 	turnSecretValue string
 	turnPorts       turnPorts
+	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
 
 	stopJanitor context.CancelFunc
@@ -61,6 +62,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	if acfg.SessionTTL == 0 {
 		acfg.SessionTTL = cfg.SessionTTL
 	}
+	acfg.Revoked = s.revoked(acfg.Revoked)
 	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
 
 	reg := prometheus.NewRegistry()
@@ -141,6 +143,18 @@ func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text st
 		return signal.ChatMessage{}, err
 	}
 	return web.ChatMessage(m), nil
+}
+
+// revoked is account's Revoked: it ends the connections an ended
+// credential authenticated (then calls next, the caller's own, if any).
+// s.rooms is set before any request can revoke anything.
+func (s *Server) revoked(next func(account.Revocation)) func(account.Revocation) {
+	return func(rv account.Revocation) {
+		s.rooms.EndAuth(rv.UserID, rv.Key, rv.Why)
+		if next != nil {
+			next(rv)
+		}
+	}
 }
 
 func firstMessage(fields map[string]string) string {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,12 +12,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/turnserver"
 )
 
@@ -76,6 +79,7 @@ func (s *Server) startTURN(reg prometheus.Registerer) error {
 	tc := turnserver.Config{
 		Secret: secret, UDP: udp, TCP: tcp, AllowPrivate: cfg.TURNAllowPrivate,
 		RelayIP: s.relayIP(), CredentialTTL: cfg.TURNCredentialTTL,
+		Allowed: s.hasChannel,
 	}
 	if h := hostOf(cfg.TURNAddr); h != "" {
 		tc.RelayBind = h
@@ -170,8 +174,74 @@ func (s *Server) iceServers(userID, host string) []signal.IceServer {
 	default:
 		return out
 	}
+	if !s.memberOf(userID, true) {
+		// Removed from every channel (a socket the removal did not reach):
+		// no fresh credentials, so the last ones lapse with their TTL.
+		return out
+	}
 	username, password, _ := turnserver.Credentials(s.turnSecretValue, userID, s.cfg.TURNCredentialTTL)
 	return append(out, signal.IceServer{URLs: urls, Username: username, Credential: password})
+}
+
+// Member answers are cached because the relay asks on every
+// authenticated request from pion's read loop, which also carries the
+// relayed media: it must rarely wait for the database. A removal anywhere
+// on this server (account.MembershipVersion) empties the cache.
+const (
+	memberTTL    = 30 * time.Second // "is a member" answers
+	nonMemberTTL = 5 * time.Second  // "is not": a user re-added waits at most this
+	memberCap    = 4096             // entries; beyond, the cache starts afresh
+)
+
+type memberAnswer struct {
+	ok bool
+	at time.Time
+}
+
+// memberCache is hasChannel's memory; its own lock.
+type memberCache struct {
+	mu      sync.Mutex
+	version uint64
+	m       map[string]memberAnswer
+}
+
+// hasChannel reports whether userID is still a member of a channel: only
+// members get TURN credentials, and the embedded relay serves only them
+// (turnserver.Config.Allowed), so a user removed from every channel loses
+// the relay at their next TURN request, not when their credentials
+// expire. A database error answers yes (logged, and remembered like an
+// answer, so a failing database is not asked on every packet): it must
+// not cut calls that are running.
+func (s *Server) hasChannel(userID string) bool { return s.memberOf(userID, false) }
+
+// memberOf is hasChannel; fresh skips a remembered "no" (hello and its
+// refreshes: a re-added user must not wait for their next refresh).
+func (s *Server) memberOf(userID string, fresh bool) bool {
+	now := time.Now()
+	v := s.accounts.MembershipVersion()
+	c := &s.members
+	c.mu.Lock()
+	if c.m == nil || c.version != v || len(c.m) >= memberCap {
+		c.m, c.version = map[string]memberAnswer{}, v
+	}
+	a, ok := c.m[userID]
+	c.mu.Unlock()
+	if ok && (a.ok && now.Sub(a.at) < memberTTL || !a.ok && !fresh && now.Sub(a.at) < nonMemberTTL) {
+		return a.ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	cs, err := s.accounts.Channels(ctx, store.User{ID: userID})
+	member := err != nil || len(cs) > 0
+	if err != nil {
+		s.log.Warn("turn: could not check the user's channels; allowing", "user", userID, "err", err)
+	}
+	c.mu.Lock()
+	if c.version == v && s.accounts.MembershipVersion() == v { // no removal raced the query
+		c.m[userID] = memberAnswer{ok: member, at: now}
+	}
+	c.mu.Unlock()
+	return member
 }
 
 // iceRefresh is how often participants get fresh TURN credentials: at

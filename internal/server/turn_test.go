@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -164,4 +166,56 @@ func allocate(addr string, conn net.PacketConn, username, password string) error
 		return err
 	}
 	return relay.Close()
+}
+
+// TestTURNRefusesUserWithoutChannel: TURN credentials handed to a member
+// stop working on the embedded relay once the user is removed from their
+// last channel, although they have not expired; a member's keep working.
+func TestTURNRefusesUserWithoutChannel(t *testing.T) {
+	s := servertest.Start(t, servertest.WithTURN())
+	_, urls, annUser, annPass := iceServers(t, s) // Ann, who owns a channel
+	addr := strings.TrimSuffix(strings.TrimPrefix(urls[0], "turn:"), "?transport=udp")
+	ann := s.Client()
+	if resp, _ := s.PostForm(ann, "/login", url.Values{"username": {"ann"}, "password": {servertest.Password}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("log in: %d", resp.StatusCode)
+	}
+	s.SignUp("bob", "Bob")
+	ch := s.CreateChannel(ann, "Bob's only channel")
+	s.AddMember(ann, ch, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bob, err := client.Dial(ctx, client.Config{URL: s.URL + "/c/" + ch, Token: s.Token("bob"), LoopbackOnly: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bobUser, bobPass string
+	for _, ice := range bob.ICEServers() {
+		if len(ice.URLs) > 0 && strings.HasPrefix(ice.URLs[0], "turn") {
+			bobUser = ice.Username
+			bobPass, _ = ice.Credential.(string)
+		}
+	}
+	if bobUser == "" {
+		t.Fatal("no TURN credentials for a member")
+	}
+	try := func(username, password string) error {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return allocate(addr, conn, username, password)
+	}
+	if err := try(bobUser, bobPass); err != nil {
+		t.Fatalf("a member's credentials refused: %v", err)
+	}
+	if resp, _ := s.PostForm(ann, "/c/"+ch+"/members/"+bob.User().UserID+"/remove", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove Bob: %d", resp.StatusCode)
+	}
+	if err := try(bobUser, bobPass); err == nil {
+		t.Error("the relay still serves a user removed from every channel")
+	}
+	if err := try(annUser, annPass); err != nil {
+		t.Errorf("a member's credentials refused: %v", err)
+	}
 }

@@ -12,6 +12,13 @@
 // (100.64/10), multicast and unspecified addresses are refused unless
 // AllowPrivate (a LAN-only deployment); each user has a quota of
 // allocations and of relayed bandwidth. Refusals are logged and counted.
+//
+// Relay ports are a small, shared pool: an allocation nobody refreshes
+// (a closed tab, a killed client) gives its port back after
+// AllocationLifetime (3 minutes, not pion's 10); one user may hold at
+// most a quarter of the pool, whatever MaxAllocationsPerUser says, so a
+// few users cannot starve the rest; and the pool's use is exported as
+// metrics (parley_turn_relay_ports, parley_turn_relay_ports_in_use).
 package turnserver
 
 import (
@@ -56,13 +63,31 @@ type Config struct {
 	// AllowPrivate lets peers on private, loopback and link-local
 	// addresses be relayed to (a LAN-only deployment, tests).
 	AllowPrivate bool
-	// MaxAllocationsPerUser (default 10) and UserBitsPerSecond (default
-	// 20 Mbit/s, both directions together) limit each user.
+	// MaxAllocationsPerUser (default 10, and never more than a quarter
+	// of MaxAllocations) and UserBitsPerSecond (default 20 Mbit/s, both
+	// directions together) limit each user.
 	MaxAllocationsPerUser int
 	UserBitsPerSecond     int
+	// MaxAllocations bounds the relay ports held at once by everyone
+	// (default and at most: every port of MinPort–MaxPort).
+	MaxAllocations int
+	// AllocationLifetime is how long an allocation lasts unless its client
+	// refreshes it (default 3 minutes; clients refresh well before). It is
+	// what an abandoned allocation holds its port for. A client may still
+	// ask for a longer one, up to an hour (pion/turn's limit).
+	AllocationLifetime time.Duration
 	// CredentialTTL is how long handed-out credentials last (default 24h).
 	CredentialTTL time.Duration
+	// Allowed, if set, is asked on every authenticated request whether
+	// user (the id in the credential's username) may still use the relay;
+	// false refuses the request as bad credentials would. Parley refuses
+	// users who are no longer a member of any channel, so their
+	// credentials stop working before they expire. It must be quick.
+	Allowed func(user string) bool
 }
+
+// DefaultAllocationLifetime is Config.AllocationLifetime's default.
+const DefaultAllocationLifetime = 3 * time.Minute
 
 // Server is the running relay.
 type Server struct {
@@ -71,8 +96,12 @@ type Server struct {
 	turn *turn.Server
 	m    *metrics
 
+	poolSize int // ports in MinPort–MaxPort
+	userCap  int // MaxAllocationsPerUser as enforced
+
 	mu       sync.Mutex
-	allocs   map[string]int           // per user
+	ports    map[string]int           // relay sockets open, per user
+	inUse    int                      // relay sockets open, all users
 	limiters map[string]*rate.Limiter // per user, shared by their allocations
 }
 
@@ -114,12 +143,28 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	if cfg.CredentialTTL <= 0 {
 		cfg.CredentialTTL = 24 * time.Hour
 	}
+	if cfg.AllocationLifetime <= 0 {
+		cfg.AllocationLifetime = DefaultAllocationLifetime
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, m: newMetrics(), allocs: map[string]int{}, limiters: map[string]*rate.Limiter{}}
+	pool := int(cfg.MaxPort) - int(cfg.MinPort) + 1
+	if cfg.MaxAllocations <= 0 || cfg.MaxAllocations > pool {
+		cfg.MaxAllocations = pool
+	}
+	// One user may take at most a quarter of what everyone may hold, so
+	// a few users (or one with a stolen credential) cannot exhaust a
+	// small port range.
+	userCap := min(cfg.MaxAllocationsPerUser, max(1, cfg.MaxAllocations/4))
+	if userCap < cfg.MaxAllocationsPerUser {
+		log.Warn("turn: per-user allocation cap lowered to a quarter of the relay ports", "cap", userCap,
+			"asked", cfg.MaxAllocationsPerUser, "relay_ports", cfg.MaxAllocations)
+	}
+	s := &Server{cfg: cfg, log: log, m: newMetrics(), poolSize: pool, userCap: userCap,
+		ports: map[string]int{}, limiters: map[string]*rate.Limiter{}}
 	if reg != nil {
-		if err := s.m.register(reg); err != nil {
+		if err := s.m.register(reg, s); err != nil {
 			return nil, err
 		}
 	}
@@ -137,6 +182,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 		LoggerFactory: logs,
 		AuthHandler:   s.auth(turn.LongTermTURNRESTAuthHandler(cfg.Secret, logs.NewLogger("turn-auth"))),
 		QuotaHandler:  s.quota,
+		// Permissions and channel bindings keep pion's defaults; they
+		// hold no port.
+		AllocationLifetime: cfg.AllocationLifetime,
 		EventHandler: turn.EventHandler{
 			// A known username with the wrong password fails here; s.auth
 			// sees malformed and expired usernames.
@@ -145,8 +193,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 					s.refuseAuth(src, username)
 				}
 			},
-			OnAllocationCreated: func(_, _ net.Addr, _, user, _ string, _ net.Addr, _ int) { s.allocated(user, 1) },
-			OnAllocationDeleted: func(_, _ net.Addr, _, user, _ string) { s.allocated(user, -1) },
+			OnAllocationCreated: func(_, _ net.Addr, _, _, _ string, _ net.Addr, _ int) { s.allocated(1) },
+			OnAllocationDeleted: func(_, _ net.Addr, _, _, _ string) { s.allocated(-1) },
 		},
 	}
 	if cfg.UDP != nil {
@@ -163,7 +211,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 		return nil, fmt.Errorf("turnserver: %w", err)
 	}
 	log.Info("turn relay listening", "udp", addrOf(cfg.UDP), "tcp", addrOf(cfg.TCP), "tls", addrOf(cfg.TLS),
-		"relay_ip", cfg.RelayIP, "ports", fmt.Sprintf("%d-%d", cfg.MinPort, cfg.MaxPort), "allow_private", cfg.AllowPrivate)
+		"relay_ip", cfg.RelayIP, "ports", fmt.Sprintf("%d-%d", cfg.MinPort, cfg.MaxPort), "allow_private", cfg.AllowPrivate,
+		"max_allocations", cfg.MaxAllocations, "per_user", userCap, "allocation_lifetime", cfg.AllocationLifetime)
 	return s, nil
 }
 
@@ -208,12 +257,19 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// auth counts usernames the REST scheme refuses (malformed, expired).
+// auth counts usernames the REST scheme refuses (malformed, expired),
+// and refuses users Config.Allowed no longer lets in.
 func (s *Server) auth(h turn.AuthHandler) turn.AuthHandler {
 	return func(ra *turn.RequestAttributes) (string, []byte, bool) {
 		user, key, ok := h(ra)
 		if !ok {
 			s.refuseAuth(ra.SrcAddr, ra.Username)
+			return user, key, ok
+		}
+		if s.cfg.Allowed != nil && !s.cfg.Allowed(user) {
+			s.m.refused.WithLabelValues("not_allowed").Inc()
+			s.log.Info("turn: user may no longer use the relay", "from", ra.SrcAddr, "user", user)
+			return "", nil, false
 		}
 		return user, key, ok
 	}
@@ -231,12 +287,15 @@ func userOf(username string) string {
 	return username
 }
 
+// quota answers an Allocate from a user at their cap with 486
+// (Allocation Quota Reached). The relay generator reserves the port
+// atomically (reserve); this check only gives the clearer answer.
 func (s *Server) quota(username, _ string, src net.Addr) bool {
 	user := userOf(username)
 	s.mu.Lock()
-	n := s.allocs[user]
+	n := s.ports[user]
 	s.mu.Unlock()
-	if n >= s.cfg.MaxAllocationsPerUser {
+	if n >= s.userCap {
 		s.m.refused.WithLabelValues("quota").Inc()
 		s.log.Warn("turn: allocation quota reached", "user", user, "from", src, "allocations", n)
 		return false
@@ -244,14 +303,50 @@ func (s *Server) quota(username, _ string, src net.Addr) bool {
 	return true
 }
 
-func (s *Server) allocated(user string, delta int) {
+// Errors of reserve; pion answers them 508 (Insufficient Capacity).
+var (
+	errUserCap  = errors.New("turnserver: the user holds as many relay ports as allowed")
+	errPoolFull = errors.New("turnserver: every relay port is taken")
+)
+
+// reserve counts one more relay port held by user, unless the user is at
+// their cap or the pool is full; release gives it back (once).
+func (s *Server) reserve(user string) (release func(), err error) {
 	s.mu.Lock()
-	s.allocs[user] += delta
-	if s.allocs[user] <= 0 {
-		delete(s.allocs, user)
-		delete(s.limiters, user)
+	defer s.mu.Unlock()
+	switch {
+	case s.ports[user] >= s.userCap:
+		s.m.refused.WithLabelValues("quota").Inc()
+		return nil, errUserCap
+	case s.inUse >= s.cfg.MaxAllocations:
+		s.m.refused.WithLabelValues("capacity").Inc()
+		s.log.Warn("turn: every relay port is taken", "user", user, "in_use", s.inUse)
+		return nil, errPoolFull
 	}
-	s.mu.Unlock()
+	s.ports[user]++
+	s.inUse++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.inUse--
+			if s.ports[user]--; s.ports[user] <= 0 {
+				delete(s.ports, user)
+				delete(s.limiters, user)
+			}
+		})
+	}, nil
+}
+
+// PortsInUse reports the relay ports held now, and the pool's size.
+func (s *Server) PortsInUse() (inUse, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inUse, s.poolSize
+}
+
+func (s *Server) allocated(delta int) {
 	s.m.allocations.Add(float64(delta))
 	if delta > 0 {
 		s.m.allocationsTotal.Inc()
@@ -314,18 +409,56 @@ type relayGen struct {
 }
 
 func (g *relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
-	conn, addr, err := g.RelayAddressGeneratorPortRange.AllocatePacketConn(c)
+	release, err := g.s.reserve(c.UserID)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &limitedConn{PacketConn: conn, lim: g.s.limiter(c.UserID), m: g.s.m}, addr, nil
+	conn, addr, err := g.RelayAddressGeneratorPortRange.AllocatePacketConn(c)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return &limitedConn{PacketConn: conn, lim: g.s.limiter(c.UserID), m: g.s.m, release: release}, addr, nil
 }
 
-// limitedConn drops relayed packets beyond the user's budget, both ways.
+// AllocateListener makes the relay of a TCP allocation (RFC 6062); it
+// holds a port too.
+func (g *relayGen) AllocateListener(c turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	release, err := g.s.reserve(c.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, addr, err := g.RelayAddressGeneratorPortRange.AllocateListener(c)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return &countedListener{Listener: ln, release: release}, addr, nil
+}
+
+// countedListener gives its port back to the pool when closed.
+type countedListener struct {
+	net.Listener
+	release func()
+}
+
+func (l *countedListener) Close() error {
+	l.release()
+	return l.Listener.Close()
+}
+
+// limitedConn drops relayed packets beyond the user's budget, both ways,
+// and gives its port back to the pool when closed.
 type limitedConn struct {
 	net.PacketConn
-	lim *rate.Limiter
-	m   *metrics
+	lim     *rate.Limiter
+	m       *metrics
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	c.release()
+	return c.PacketConn.Close()
 }
 
 func (c *limitedConn) allow(n int) bool {
@@ -367,14 +500,18 @@ func newMetrics() *metrics {
 		allocationsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_turn_allocations_total",
 			Help: "TURN allocations made."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_turn_refused_total",
-			Help: "TURN requests and packets refused, by reason (auth, quota, bandwidth, or the kind of peer address)."}, []string{"reason"}),
+			Help: "TURN requests and packets refused, by reason (auth, not_allowed, quota, capacity, bandwidth, or the kind of peer address)."}, []string{"reason"}),
 		relayedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_turn_relayed_bytes_total",
 			Help: "Bytes relayed between clients and peers (UDP relays)."}),
 	}
 }
 
-func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.allocations, m.allocationsTotal, m.refused, m.relayedBytes} {
+func (m *metrics) register(reg prometheus.Registerer, s *Server) error {
+	inUse := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_turn_relay_ports_in_use",
+		Help: "Relay ports held by TURN allocations now."}, func() float64 { n, _ := s.PortsInUse(); return float64(n) })
+	total := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_turn_relay_ports",
+		Help: "Relay ports in the configured range (--turn-relay-ports)."}, func() float64 { return float64(s.poolSize) })
+	for _, c := range []prometheus.Collector{m.allocations, m.allocationsTotal, m.refused, m.relayedBytes, inUse, total} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("turnserver: metrics: %w", err)
 		}

@@ -5,11 +5,13 @@ import (
 	"net"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/turn/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley/parley/internal/testtool"
 	"github.com/parley/parley/internal/turnserver"
@@ -279,5 +281,160 @@ func TestCoturnClient(t *testing.T) {
 			t.Errorf("%s: sent %s, received %s messages through the relay", transport, last[1], last[2])
 		}
 		t.Logf("%s: turnutils_uclient sent %s and received %s messages through Parley's relay", transport, last[1], last[2])
+	}
+}
+
+// freeRange returns n consecutive UDP ports on loopback that were free a
+// moment ago, for a relay port range of exactly that size.
+func freeRange(t *testing.T, n int) (lo, hi uint16) {
+	t.Helper()
+	for base := 41000; base < 60000; base += 97 {
+		var held []net.PacketConn
+		for p := base; p < base+n; p++ {
+			c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				break
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if len(held) == n {
+			return uint16(base), uint16(base + n - 1)
+		}
+	}
+	t.Fatalf("no %d consecutive free UDP ports", n)
+	return 0, 0
+}
+
+// gauge reads one gauge of reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestPortPoolLeavesRoomForOthers: on a small relay port range (8 ports),
+// one user cannot take more than a quarter of it, however high
+// MaxAllocationsPerUser is, while another user still gets a port; the
+// pool's metrics count the ports held, and a released allocation gives
+// its port back.
+func TestPortPoolLeavesRoomForOthers(t *testing.T) {
+	lo, hi := freeRange(t, 8)
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := turnserver.New(turnserver.Config{Secret: secret, UDP: udp, RelayIP: net.IPv4(127, 0, 0, 1), RelayBind: "127.0.0.1",
+		AllowPrivate: true, MinPort: lo, MaxPort: hi, MaxAllocationsPerUser: 10}, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	addr := udp.LocalAddr().String()
+	if got := gauge(t, reg, "parley_turn_relay_ports"); got != 8 {
+		t.Errorf("parley_turn_relay_ports = %v, want 8", got)
+	}
+
+	var relays []net.PacketConn
+	for i := range 2 {
+		_, relay, err := client(t, s, addr, "greedy")
+		if err != nil {
+			t.Fatalf("greedy's allocation %d: %v", i+1, err)
+		}
+		relays = append(relays, relay)
+	}
+	if _, _, err := client(t, s, addr, "greedy"); err == nil || !strings.Contains(err.Error(), "486") {
+		t.Errorf("greedy's third allocation of 8 ports: %v, want quota reached (486)", err)
+	}
+	if _, _, err := client(t, s, addr, "modest"); err != nil {
+		t.Errorf("another user's allocation while greedy is at their cap: %v", err)
+	}
+	if got := gauge(t, reg, "parley_turn_relay_ports_in_use"); got != 3 {
+		t.Errorf("parley_turn_relay_ports_in_use = %v with 3 allocations, want 3", got)
+	}
+	if got := gauge(t, reg, "parley_turn_allocations"); got != 3 {
+		t.Errorf("parley_turn_allocations = %v, want 3", got)
+	}
+	// Closing a relay deallocates it (Refresh with lifetime 0, which
+	// pion's client sends without waiting for the answer).
+	if err := relays[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	portsHeld(t, s, 2, 5*time.Second)
+	if got := gauge(t, reg, "parley_turn_relay_ports_in_use"); got != 2 {
+		t.Errorf("parley_turn_relay_ports_in_use = %v after one deallocation, want 2", got)
+	}
+	if _, _, err := client(t, s, addr, "greedy"); err != nil {
+		t.Errorf("greedy's allocation after giving one back: %v", err)
+	}
+}
+
+// TestAbandonedAllocationFreesPort: an allocation whose client vanished
+// without deallocating gives its port back once its lifetime runs out
+// unrefreshed.
+func TestAbandonedAllocationFreesPort(t *testing.T) {
+	s, addr := start(t, true, func(c *turnserver.Config) { c.AllocationLifetime = time.Second })
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	username, password, _ := s.Credentials("gone")
+	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr,
+		Username: username, Password: password, Realm: "parley", Conn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Allocate(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.PortsInUse(); n != 1 {
+		t.Fatalf("%d ports in use after one allocation", n)
+	}
+	// The client vanishes: no refresh, no deallocation.
+	c.Close()
+	conn.Close()
+	portsHeld(t, s, 0, 5*time.Second)
+}
+
+// portsHeld waits until the server holds want relay ports: it frees them
+// on its own timers, which the test cannot await otherwise.
+func portsHeld(t *testing.T, s *turnserver.Server, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for n, _ := s.PortsInUse(); n != want; n, _ = s.PortsInUse() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d relay ports held after %v, want %d", n, within, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAllowed: a user Config.Allowed refuses (no longer in any channel)
+// gets no allocation with otherwise valid credentials, and is counted.
+func TestAllowed(t *testing.T) {
+	s, addr := start(t, true, func(c *turnserver.Config) { c.Allowed = func(user string) bool { return user != "removed" } })
+	if _, _, err := client(t, s, addr, "removed"); err == nil {
+		t.Error("allocation granted to a user Allowed refuses")
+	}
+	if _, _, err := client(t, s, addr, "member"); err != nil {
+		t.Errorf("allocation of an allowed user: %v", err)
+	}
+	if s.Refused("not_allowed") == 0 {
+		t.Error("the refusal was not counted")
 	}
 }

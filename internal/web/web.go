@@ -138,26 +138,35 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 	if u, ok := r.Context().Value(userKey{}).(store.User); ok {
 		return u, true
 	}
+	u, _, ok := s.authenticate(r)
+	return u, ok
+}
+
+// authenticate returns the logged-in user and what proved it, for a
+// connection that must end when that credential does (room.Auth).
+func (s *Server) authenticate(r *http.Request) (store.User, room.Auth, bool) {
+	at := time.Now() // before the lookup: see room.Auth.At
 	var u store.User
+	var cred account.Credential
 	var err error
 	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		// A personal access token (CLI, WHIP/WHEP, scripts). Browsers never
 		// add this header by themselves, so it cannot be forged cross-site.
-		u, err = s.accounts.AuthenticateToken(r.Context(), strings.TrimSpace(bearer))
+		u, cred, err = s.accounts.AuthenticateAccessToken(r.Context(), strings.TrimSpace(bearer))
 	} else {
 		c, cerr := r.Cookie(SessionCookie)
 		if cerr != nil || c.Value == "" {
-			return store.User{}, false
+			return store.User{}, room.Auth{}, false
 		}
-		u, err = s.accounts.Authenticate(r.Context(), c.Value)
+		u, cred, err = s.accounts.AuthenticateSession(r.Context(), c.Value)
 	}
 	if err != nil {
 		if !errors.Is(err, account.ErrUnauthenticated) {
 			s.log.Error("authenticate", "err", err)
 		}
-		return store.User{}, false
+		return store.User{}, room.Auth{}, false
 	}
-	return u, true
+	return u, room.Auth{UserID: u.ID, Credential: cred.Key, At: at}, true
 }
 
 // requirePage sends visitors who are not logged in to the login page and
@@ -268,7 +277,7 @@ func ChatMessage(m store.Message) signal.ChatMessage {
 // websocket authenticates, authorizes and upgrades a signaling socket, then
 // hands it to the room manager for its whole life.
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
-	u, ok := s.currentUser(r)
+	u, auth, ok := s.authenticate(r)
 	if !ok {
 		http.Error(w, "not logged in: log in, then reopen the channel", http.StatusUnauthorized)
 		return
@@ -302,7 +311,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request context ends when this handler returns; the socket's
 	// life is bounded by the room manager instead.
-	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username})
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}, auth)
 }
 
 // requestHost is the host name (or IP) the client used to reach us,

@@ -139,7 +139,7 @@ func (s *Server) whipSession(kind string) http.HandlerFunc {
 			http.Error(w, fmt.Sprintf("%s is not allowed on a session: PATCH trickles ICE candidates or restarts ICE, DELETE ends it", r.Method), http.StatusMethodNotAllowed)
 			return
 		}
-		u, ok := s.mediaUser(w, r)
+		u, _, ok := s.mediaUser(w, r)
 		if !ok {
 			return
 		}
@@ -160,23 +160,23 @@ func (s *Server) whipSession(kind string) http.HandlerFunc {
 
 // mediaUser authenticates a WHIP/WHEP request, answering 401 (with
 // WWW-Authenticate, as RFC 9725 asks) when it cannot.
-func (s *Server) mediaUser(w http.ResponseWriter, r *http.Request) (store.User, bool) {
-	if u, ok := s.currentUser(r); ok {
-		return u, true
+func (s *Server) mediaUser(w http.ResponseWriter, r *http.Request) (store.User, room.Auth, bool) {
+	if u, auth, ok := s.authenticate(r); ok {
+		return u, auth, true
 	}
 	if _, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); hasBearer {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", error="invalid_token"`)
 		http.Error(w, "invalid or revoked access token: check that the whole token (parley_…) was copied, or create a new one on your account page (/account)", http.StatusUnauthorized)
-		return store.User{}, false
+		return store.User{}, room.Auth{}, false
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 	http.Error(w, "no access token: send Authorization: Bearer <token>, with a personal access token created on your account page (/account)", http.StatusUnauthorized)
-	return store.User{}, false
+	return store.User{}, room.Auth{}, false
 }
 
 // whipCreate starts a session from the client's offer.
 func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request) {
-	u, ok := s.mediaUser(w, r)
+	u, auth, ok := s.mediaUser(w, r)
 	if !ok {
 		return
 	}
@@ -219,11 +219,11 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 	participant := r.URL.Query().Get("participant")
 	if kind == "whip" {
 		var in *room.Ingest
-		in, answer, err = s.rooms.Publish(ch.ID, ch.Mode, user, body)
+		in, answer, err = s.rooms.Publish(ch.ID, ch.Mode, user, auth, body)
 		sess = in
 	} else {
 		var v *room.Viewer
-		v, answer, err = s.rooms.View(ch.ID, ch.Mode, user, participant, body)
+		v, answer, err = s.rooms.View(ch.ID, ch.Mode, user, auth, participant, body)
 		sess = v
 	}
 	if err != nil {
@@ -265,6 +265,9 @@ func (s *Server) whipError(kind, participant string, w http.ResponseWriter, err 
 		http.Error(w, "nothing to play: nobody in this channel's call is sending camera video or a microphone through the server right now (a two-person call is peer-to-peer unless the call mode is sfu); try again once someone is", http.StatusConflict)
 	case errors.Is(err, room.ErrNoSFU):
 		http.Error(w, fmt.Sprintf("this server runs without its media server (SFU), which %s needs: ask the operator to enable it", name), http.StatusServiceUnavailable)
+	case errors.Is(err, room.ErrRevoked):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", error="invalid_token"`)
+		http.Error(w, "your login or access token was ended (logged out, or the token revoked) while the session was starting: log in again, or use a valid token", http.StatusUnauthorized)
 	case errors.Is(err, room.ErrClosing):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "the server is restarting or the call is closing: try again in a few seconds", http.StatusServiceUnavailable)

@@ -444,9 +444,10 @@ class Call {
     this.joinSent = false;
     // Closes that reconnecting cannot fix (docs/protocol.md, close codes).
     const final = {
+      4001: "you are signed out (logged out here or elsewhere). Log in again, then reload this page.",
       4003: "you were removed from this channel.",
       4004: "this channel was deleted.",
-    }[/** @type {4003|4004} */ (info.code)];
+    }[/** @type {4001|4003|4004} */ (info.code)];
     if (final) {
       this.teardown();
       this.offlineReason = final;
