@@ -319,7 +319,7 @@ func DecodeClient(data []byte) (Message, error) {
 	}
 	if IsPeerMessage(m) {
 		// Relayed to another participant: only the documented fields
-		// may be there (see PeerFields).
+		// may be there (see peerFields).
 		if err := checkPeerFields(data, m.Type); err != nil {
 			return Message{}, err
 		}
@@ -342,19 +342,19 @@ func IsPeerMessage(m Message) bool {
 	return false
 }
 
-// PeerFields are the only JSON fields a participant may put in a message
+// peerFields are the only JSON fields a participant may put in a message
 // to another participant, by type (docs/protocol.md). It is an allow-list:
 // everything else, "pc" and "from" above all (only the server sends
 // those), is refused, so nothing a participant sends can pass for the
 // server's.
-var PeerFields = map[string][]string{
+var peerFields = map[string][]string{
 	TypeOffer:     {"type", "to", "sdp"},
 	TypeAnswer:    {"type", "to", "sdp"},
 	TypeCandidate: {"type", "to", "candidate"},
 }
 
 // checkPeerFields refuses a message to a participant that carries a field
-// outside PeerFields. It compares the raw keys, byte for byte: the Go
+// outside peerFields. It compares the raw keys, byte for byte: the Go
 // decoder matches field names case-insensitively ("PC" fills PC), the
 // allow-list does not.
 func checkPeerFields(data []byte, typ string) error {
@@ -362,7 +362,7 @@ func checkPeerFields(data []byte, typ string) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return errf(CodeBadMessage, typ, "message is not valid JSON: %v", err)
 	}
-	allowed := PeerFields[typ]
+	allowed := peerFields[typ]
 	var extra []string
 	for k := range raw {
 		if !slices.Contains(allowed, k) {
