@@ -16,6 +16,7 @@ build:
 # A short fuzzing pass over every parser of outside input (20 s each).
 fuzz:
 	go test ./internal/signal -run '^$$' -fuzz FuzzDecodeClient -fuzztime 20s
+	go test ./internal/room -run '^$$' -fuzz FuzzRelay -fuzztime 20s
 	go test ./internal/web -run '^$$' -fuzz FuzzParseSDPFrag -fuzztime 20s
 	go test ./internal/source -run '^$$' -fuzz FuzzOggStream -fuzztime 20s
 	go test ./internal/source -run '^$$' -fuzz FuzzIVF -fuzztime 20s

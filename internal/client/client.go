@@ -107,6 +107,7 @@ type Client struct {
 
 	// owned by run
 	myID     string
+	resume   string // joined's resumeToken, proving myID on a rejoin
 	topology string
 	names    map[string]string // participant id → display name
 	mesh     map[string]*meshPeer
@@ -468,7 +469,7 @@ loop:
 // joinMessage is join with our state, resuming our participant id after a
 // reconnect.
 func (c *Client) joinMessage() signal.Message {
-	return signal.Message{Type: signal.TypeJoin, Resume: c.myID,
+	return signal.Message{Type: signal.TypeJoin, Resume: c.myID, ResumeToken: c.resume,
 		State: &signal.State{Audio: c.audio != nil, Video: c.video != nil || len(c.layers) > 0}}
 }
 
@@ -647,7 +648,7 @@ func (c *Client) handle(m signal.Message) {
 	switch m.Type {
 	case signal.TypeJoined:
 		rejoined := c.myID != ""
-		c.myID = m.You.ID
+		c.myID, c.resume = m.You.ID, m.ResumeToken
 		for _, p := range m.Participants {
 			c.names[p.ID] = p.Name
 		}
@@ -699,9 +700,15 @@ func (c *Client) handle(m signal.Message) {
 		delete(c.mesh, m.ID)
 		delete(c.names, m.ID)
 	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
-		if m.From == signal.SFU {
+		switch {
+		case m.From == signal.SFU:
+			// Only the server sends as "sfu": it fills from itself.
 			c.handleSFU(m)
-		} else if c.topology == signal.TopologyMesh {
+		case m.PC != "" || !signal.ValidParticipantID(m.From):
+			// A participant's message never carries pc, and the server
+			// always names its sender: this one passes for neither.
+			c.log.Warn("dropped a negotiation message from no participant", "type", m.Type, "from", m.From, "pc", m.PC)
+		case c.topology == signal.TopologyMesh:
 			c.handleMesh(m)
 		}
 	case signal.TypeSFURestart:

@@ -377,11 +377,15 @@ func (c *Client) handleSFU(m signal.Message) {
 		}
 		c.send(signal.Message{Type: signal.TypeAnswer, To: signal.SFU, PC: signal.PCSubscribe, SDP: s.sub.LocalDescription().SDP})
 	case m.Type == signal.TypeCandidate && m.Candidate != nil:
-		pc := s.sub
-		if m.PC == signal.PCPublish {
-			if pc = s.pub; pc == nil {
-				return
-			}
+		var pc *webrtc.PeerConnection
+		switch m.PC {
+		case signal.PCSubscribe:
+			pc = s.sub
+		case signal.PCPublish:
+			pc = s.pub
+		}
+		if pc == nil {
+			return
 		}
 		if pc.RemoteDescription() == nil {
 			s.pending[m.PC] = append(s.pending[m.PC], toInit(m.Candidate))

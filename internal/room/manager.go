@@ -54,6 +54,9 @@ type Config struct {
 	SFU *media.SFU
 	// P2PMax is the largest call kept peer-to-peer (default 2).
 	P2PMax int
+	// ResumeKey signs the resume tokens given in joined; nil: a random
+	// one, so tokens do not survive a restart (ids then start afresh).
+	ResumeKey []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -77,6 +80,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.P2PMax == 0 {
 		c.P2PMax = 2
+	}
+	if c.ResumeKey == nil {
+		c.ResumeKey = make([]byte, 32)
+		rand.Read(c.ResumeKey)
 	}
 	return c
 }

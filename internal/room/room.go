@@ -203,9 +203,9 @@ func (r *room) handle(c *client, m signal.Message) {
 			c.refuse(signal.CodeUnknownPeer, m.Type, "%s is not in the call (they may have just left)", m.To)
 			return
 		}
-		m.From = c.p.ID
-		m.To = ""
-		to.sendMsg(m)
+		// A fresh message with the documented fields only: nothing the
+		// sender adds can pass for the server's (signal.PeerRelay).
+		to.sendMsg(signal.PeerRelay(m, c.p.ID))
 	case signal.TypeLeave:
 		r.removeParticipant(c, signal.ReasonLeft)
 	}
@@ -217,6 +217,12 @@ func (r *room) join(c *client, m signal.Message) {
 		return
 	}
 	id := m.Resume
+	if id != "" && !r.resumeTokenOK(c, id, m.ResumeToken) {
+		// Not proven to be the same participant: a newcomer, not an error,
+		// so a client with a stale token still gets into the call.
+		r.log.Info("resume refused: wrong token or user", "participant", id, "user", c.user.UserID)
+		id = ""
+	}
 	// A WHIP publisher's id (no socket) is never taken over by a socket.
 	if holder := r.participants[id]; id == "" || (holder != nil && (holder.user.UserID != c.user.UserID || holder.conn == nil)) {
 		id = newParticipantID()
@@ -239,7 +245,7 @@ func (r *room) join(c *client, m signal.Message) {
 	r.joined.Store(int32(len(r.participants)))
 	you := p
 	topology := r.wantTopology()
-	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology})
+	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID)})
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
 	r.updateTopology()
 	r.log.Info("participant joined", "participant", id, "user", c.user.UserID, "resumed", id == m.Resume)

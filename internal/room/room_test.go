@@ -166,7 +166,7 @@ func TestJoinRelayLeave(t *testing.T) {
 	}
 
 	// Offer, answer and candidates are relayed with the sender filled in.
-	pb.send(signal.Message{Type: signal.TypeOffer, To: ja.You.ID, SDP: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", From: ja.You.ID})
+	pb.send(signal.Message{Type: signal.TypeOffer, To: ja.You.ID, SDP: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"})
 	off := pa.expect(signal.TypeOffer)
 	if off.From != jb.You.ID || !strings.HasPrefix(off.SDP, "v=0") {
 		t.Fatalf("relayed offer: %+v", off)
@@ -310,7 +310,8 @@ func TestResumeKeepsParticipantID(t *testing.T) {
 	pa := dial(t, s, a, ch)
 	pa.expect(signal.TypeHello)
 	pa.send(signal.Message{Type: signal.TypeJoin})
-	id := pa.expect(signal.TypeJoined).You.ID
+	ja := pa.expect(signal.TypeJoined)
+	id, token := ja.You.ID, ja.ResumeToken
 
 	pb := dial(t, s, b, ch)
 	pb.expect(signal.TypeHello)
@@ -324,7 +325,7 @@ func TestResumeKeepsParticipantID(t *testing.T) {
 	}
 	pa2 := dial(t, s, a, ch)
 	pa2.expect(signal.TypeHello)
-	pa2.send(signal.Message{Type: signal.TypeJoin, Resume: id})
+	pa2.send(signal.Message{Type: signal.TypeJoin, Resume: id, ResumeToken: token})
 	if j := pa2.expect(signal.TypeJoined); j.You.ID != id {
 		t.Fatalf("resume gave %s, want %s", j.You.ID, id)
 	}
@@ -343,7 +344,7 @@ func TestResumeKeepsParticipantID(t *testing.T) {
 	// The same user resuming a live id replaces the old socket.
 	pa4 := dial(t, s, a, ch)
 	pa4.expect(signal.TypeHello)
-	pa4.send(signal.Message{Type: signal.TypeJoin, Resume: id})
+	pa4.send(signal.Message{Type: signal.TypeJoin, Resume: id, ResumeToken: token})
 	if j := pa4.expect(signal.TypeJoined); j.You.ID != id {
 		t.Fatalf("replace gave %s", j.You.ID)
 	}

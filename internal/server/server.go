@@ -79,7 +79,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		db.Close()
 		return nil, fmt.Errorf("start the media server: %w", err)
 	}
+	// Resume tokens must outlive a restart, as the clients' ids do: key
+	// them with the secret kept in the data directory.
+	secret, err := s.turnSecret()
+	if err != nil {
+		s.sfu.Close()
+		db.Close()
+		return nil, err
+	}
 	s.rooms = room.NewManager(room.Config{
+		ResumeKey:    derivedKey(secret, "parley resume tokens"),
 		ICEServers:   s.iceServers,
 		ICERefresh:   iceRefresh(cfg),
 		PingInterval: cfg.PingInterval,

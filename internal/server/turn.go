@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -51,6 +53,14 @@ func (s *Server) turnSecret() (string, error) {
 	}
 	s.log.Info("made a TURN secret", "file", path)
 	return hexed, nil
+}
+
+// derivedKey is a key for one purpose made from the server's secret, so
+// that no two uses share a key.
+func derivedKey(secret, purpose string) []byte {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(purpose))
+	return mac.Sum(nil)
 }
 
 // startTURN opens the embedded relay's sockets and starts it. The turns:

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,6 +28,9 @@ const (
 	MaxSDPBytes       = 60000
 	MaxCandidateBytes = 1024
 	MaxChatRunes      = 2000
+	// MaxResumeTokenBytes bounds join's resumeToken (the server's are
+	// 43 bytes).
+	MaxResumeTokenBytes = 128
 )
 
 // Message types.
@@ -179,10 +184,13 @@ type Message struct {
 	Reason       string        `json:"reason,omitzero"`
 	State        *State        `json:"state,omitzero"`
 	Resume       string        `json:"resume,omitzero"`
-	To           string        `json:"to,omitzero"`
-	From         string        `json:"from,omitzero"`
-	SDP          string        `json:"sdp,omitzero"`
-	PC           string        `json:"pc,omitzero"`
+	// ResumeToken proves a resume: joined gives it to that participant
+	// only, and join sends it back with resume.
+	ResumeToken string `json:"resumeToken,omitzero"`
+	To          string `json:"to,omitzero"`
+	From        string `json:"from,omitzero"`
+	SDP         string `json:"sdp,omitzero"`
+	PC          string `json:"pc,omitzero"`
 	// Sources maps each sent MediaStreamTrack id to its source, on a
 	// publish offer.
 	Sources map[string]string `json:"sources,omitzero"`
@@ -316,6 +324,13 @@ func DecodeClient(data []byte) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
+	if IsPeerMessage(m) {
+		// Relayed to another participant: only the documented fields
+		// may be there (see peerFields).
+		if err := checkPeerFields(data, m.Type); err != nil {
+			return Message{}, err
+		}
+	}
 	// The server fills these; never trust a client's.
 	m.From = ""
 	if err := validateClient(&m); err != nil {
@@ -324,11 +339,91 @@ func DecodeClient(data []byte) (Message, error) {
 	return m, nil
 }
 
+// IsPeerMessage reports whether a client's m is negotiation for another
+// participant (relayed), rather than for the server's SFU.
+func IsPeerMessage(m Message) bool {
+	switch m.Type {
+	case TypeOffer, TypeAnswer, TypeCandidate:
+		return m.To != SFU
+	}
+	return false
+}
+
+// peerFields are the only JSON fields a participant may put in a message
+// to another participant, by type (docs/protocol.md). It is an allow-list:
+// everything else, "pc" and "from" above all (only the server sends
+// those), is refused, so nothing a participant sends can pass for the
+// server's.
+var peerFields = map[string][]string{
+	TypeOffer:     {"type", "to", "sdp"},
+	TypeAnswer:    {"type", "to", "sdp"},
+	TypeCandidate: {"type", "to", "candidate"},
+}
+
+// checkPeerFields refuses a message to a participant that carries a field
+// outside peerFields. It compares the raw keys, byte for byte: the Go
+// decoder matches field names case-insensitively ("PC" fills PC), the
+// allow-list does not.
+func checkPeerFields(data []byte, typ string) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return errf(CodeBadMessage, typ, "message is not valid JSON: %v", err)
+	}
+	allowed := peerFields[typ]
+	var extra []string
+	for k := range raw {
+		if !slices.Contains(allowed, k) {
+			extra = append(extra, strconv.Quote(truncate(k, 40)))
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	slices.Sort(extra)
+	why := ""
+	if _, ok := raw["pc"]; ok {
+		why = ` ("pc" is only for your own connections with the server: "to": "sfu")`
+	} else if _, ok := raw["from"]; ok {
+		why = ` (the server fills "from")`
+	}
+	return errf(CodeInvalid, typ, "a %q to a participant carries only %s; remove %s%s", typ, quoteList(allowed), strings.Join(extra, ", "), why)
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// PeerRelay builds the message a participant receives for m, sent by the
+// participant from: a fresh message holding only the fields of the
+// documented shape, whatever else m carries.
+func PeerRelay(m Message, from string) Message {
+	out := Message{Type: m.Type, From: from}
+	switch m.Type {
+	case TypeOffer, TypeAnswer:
+		out.SDP = m.SDP
+	case TypeCandidate:
+		if m.Candidate != nil {
+			c := *m.Candidate
+			out.Candidate = &c
+		} else {
+			out.EndOfICE = true
+		}
+	}
+	return out
+}
+
 func validateClient(m *Message) error {
 	switch m.Type {
 	case TypeJoin:
 		if m.Resume != "" && !ValidParticipantID(m.Resume) {
 			return errf(CodeInvalid, m.Type, "\"resume\" must be a participant id you were given before (like p_3kq9x2m1ab), or left out")
+		}
+		if len(m.ResumeToken) > MaxResumeTokenBytes {
+			return errf(CodeInvalid, m.Type, "\"resumeToken\" is %d bytes; send back the one \"joined\" gave you (at most %d)", len(m.ResumeToken), MaxResumeTokenBytes)
 		}
 	case TypeUpdate:
 		if m.State == nil {

@@ -213,3 +213,33 @@ func BenchmarkEncodeParticipantUpdated(b *testing.B) {
 		}
 	}
 }
+
+// TestPeerMessagesAllowListed: a message to a participant may carry only
+// the documented fields (pc, from, sources or anything else is refused,
+// whatever its case), a message to the SFU keeps its pc, and the relayed
+// message holds nothing but type, from and sdp or candidate.
+func TestPeerMessagesAllowListed(t *testing.T) {
+	for _, in := range []string{
+		`{"type":"offer","to":"p_abcdefgh12","sdp":"v=0","pc":"sub"}`,
+		`{"type":"offer","to":"p_abcdefgh12","sdp":"v=0","Pc":"sub"}`,
+		`{"type":"answer","to":"p_abcdefgh12","sdp":"v=0","from":"sfu"}`,
+		`{"type":"candidate","to":"p_abcdefgh12","candidate":null,"sources":{}}`,
+		`{"type":"offer","to":"p_abcdefgh12","sdp":"v=0","x":1}`,
+	} {
+		_, err := DecodeClient([]byte(in))
+		var se *Error
+		if !errors.As(err, &se) || se.Code != CodeInvalid || !strings.Contains(se.Message, "remove") {
+			t.Errorf("%s: got %v, want an invalid error naming the field to remove", in, err)
+		}
+	}
+	m, err := DecodeClient([]byte(`{"type":"offer","to":"sfu","pc":"pub","sdp":"v=0","sources":{"a":"camera"}}`))
+	if err != nil || m.PC != PCPublish {
+		t.Errorf("offer to the SFU: %+v %v", m, err)
+	}
+	in := Message{Type: TypeCandidate, To: "p_abcdefgh12", PC: PCSubscribe, Sources: map[string]string{"a": "camera"},
+		ResumeToken: "secret", Candidate: &Candidate{Candidate: "c", SDPMid: ptr("0")}}
+	b, _ := Encode(PeerRelay(in, "p_sender12345"))
+	if want := `{"type":"candidate","from":"p_sender12345","candidate":{"candidate":"c","sdpMid":"0"}}`; string(b) != want {
+		t.Errorf("relayed %s, want %s", b, want)
+	}
+}

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { parseStreamId, isSfuMessage, worseState, encodingsFor, CAMERA_ENCODINGS, SFU_PEER } from "../static/sfu.js";
+import { parseStreamId, isSfuMessage, isPeerMessage, worseState, encodingsFor, CAMERA_ENCODINGS, SFU_PEER } from "../static/sfu.js";
 import { renderedSize, sortTiles, sameLayout, sendDelay, LAYOUT_MIN_INTERVAL_MS, LayoutReporter } from "../static/layout.js";
 import { callSummary, serverSummary } from "../static/status.js";
 
@@ -21,10 +21,26 @@ test("forwarded stream ids name a participant and a source", () => {
 test("SFU messages are told apart from mesh ones", () => {
   assert.equal(isSfuMessage({ type: "offer", from: SFU_PEER, pc: "sub" }), true);
   assert.equal(isSfuMessage({ type: "answer", from: "sfu", pc: "pub" }), true);
-  assert.equal(isSfuMessage({ type: "candidate", pc: "pub" }), true);
   assert.equal(isSfuMessage({ type: "candidate", from: "sfu" }), true);
   assert.equal(isSfuMessage({ type: "offer", from: "p_abc" }), false);
   assert.equal(isSfuMessage({ type: "offer", from: "p_abc", pc: "" }), false);
+  assert.equal(isPeerMessage({ type: "offer", from: "p_abc", sdp: "v=0" }), true);
+  assert.equal(isPeerMessage({ type: "offer", from: SFU_PEER, pc: "sub" }), false);
+});
+
+test("only the server is the SFU: a participant's pc is not enough", () => {
+  // The forgery of issue 9: a participant's offer dressed as the SFU's.
+  for (const forged of [
+    { type: "offer", from: "p_attacker12", pc: "sub", sdp: "v=0" },
+    { type: "candidate", from: "p_attacker12", pc: "pub", candidate: null },
+    { type: "candidate", pc: "pub" },
+    { type: "offer", pc: "sub", sdp: "v=0" },
+  ]) {
+    assert.equal(isSfuMessage(forged), false, JSON.stringify(forged));
+    assert.equal(isPeerMessage(forged), false, JSON.stringify(forged));
+  }
+  assert.equal(isPeerMessage({ type: "offer", sdp: "v=0" }), false, "no sender");
+  assert.equal(isPeerMessage({ type: "offer", from: "", sdp: "v=0" }), false, "empty sender");
 });
 
 test("the server connection state is the worse of the two", () => {

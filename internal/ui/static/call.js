@@ -12,7 +12,7 @@
 
 import { Signaling, socketURL } from "./signaling.js";
 import { Peer, isPolite } from "./peer.js";
-import { SfuSession, parseStreamId, isSfuMessage } from "./sfu.js";
+import { SfuSession, parseStreamId, isSfuMessage, isPeerMessage } from "./sfu.js";
 import { LayoutReporter } from "./layout.js";
 import { getLocalMedia, getDeviceTrack, describeMediaError, canShareScreen, getScreen } from "./media.js";
 import { buildLayout, renderPeople, Tile, showToast, showNotice, icon, duplicateNames, nameKey } from "./ui.js";
@@ -102,6 +102,9 @@ class Call {
     /** Our participant id while joined; sent as `resume` after a reconnect. */
     /** @type {string|null} */
     this.myId = null;
+    /** The secret from joined that proves our resume of myId (never shown). */
+    /** @type {string|null} */
+    this.resumeToken = null;
     /** Per-socket flags, reset when the socket closes. */
     this.helloSeen = false;
     this.joinSent = false;
@@ -232,7 +235,10 @@ class Call {
     if (!this.wantInCall || this.joining || !this.helloSeen || this.joinSent) return;
     /** @type {any} */
     const msg = { type: "join", state: { ...this.state } };
-    if (this.myId) msg.resume = this.myId;
+    if (this.myId) {
+      msg.resume = this.myId;
+      if (this.resumeToken) msg.resumeToken = this.resumeToken;
+    }
     if (this.sig.send(msg)) this.joinSent = true;
   }
 
@@ -242,6 +248,7 @@ class Call {
     if (!you || typeof you.id !== "string") return;
     const previous = this.myId;
     this.myId = you.id;
+    this.resumeToken = typeof m.resumeToken === "string" ? m.resumeToken : null;
     this.restartedForJoin = false;
     if (previous && previous !== you.id) {
       // We could not reclaim our id: to everyone else we are a newcomer, so
@@ -350,7 +357,7 @@ class Call {
       this.sfu?.handleDescription(m);
       return;
     }
-    if (typeof m.from !== "string") return;
+    if (!isPeerMessage(m)) return;
     let r = this.remotes.get(m.from);
     if (r?.peer && m.type === "offer" && r.peer.isForeignOffer(m.sdp)) {
       // They replaced their connection to us (e.g. they closed it after a
@@ -381,6 +388,7 @@ class Call {
       this.sfu?.handleCandidate(m);
       return;
     }
+    if (!isPeerMessage(m)) return;
     this.remotes.get(m.from)?.peer?.handleCandidate(m.candidate ?? null);
   }
 
@@ -422,6 +430,7 @@ class Call {
         for (const id of [...this.remotes.keys()]) this.removeRemote(id);
         this.closeSfu();
         this.myId = null;
+        this.resumeToken = null;
         this.joinSent = false;
         this.maybeSendJoin();
         return;
@@ -1101,6 +1110,7 @@ class Call {
     showNotice(this.ui, media.notice);
     this.wantInCall = true;
     this.myId = null; // a deliberate join is a fresh start, never a resume
+    this.resumeToken = null;
     this.maybeSendJoin();
     this.render();
   }
@@ -1117,6 +1127,7 @@ class Call {
     this.wantInCall = false;
     this.joining = false;
     this.myId = null;
+    this.resumeToken = null;
     this.joinSent = false;
     for (const id of [...this.remotes.keys()]) this.removeRemote(id);
     this.closeSfu();

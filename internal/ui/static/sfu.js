@@ -50,12 +50,24 @@ export function parseStreamId(id) {
 }
 
 /**
- * Whether a signaling message belongs to the SFU connections rather than
- * to a mesh peer.
+ * Whether a signaling message comes from the server's SFU: its sender is
+ * the reserved `from` "sfu" (docs/protocol.md). The server fills `from`
+ * itself and never lets a participant's message carry it (nor `pc`), so a
+ * participant cannot pass for the SFU; a `pc` alone proves nothing.
  * @param {{pc?: unknown, from?: unknown}} m
  */
 export function isSfuMessage(m) {
-  return m.pc === "pub" || m.pc === "sub" || m.from === SFU_PEER;
+  return m.from === SFU_PEER;
+}
+
+/**
+ * Whether a signaling message comes from another participant (mesh): a
+ * participant id in `from`, and none of the SFU's fields. One carrying
+ * `pc` is neither the SFU's nor a peer's, and is dropped.
+ * @param {{pc?: unknown, from?: unknown}} m
+ */
+export function isPeerMessage(m) {
+  return typeof m.from === "string" && m.from !== "" && m.from !== SFU_PEER && m.pc === undefined;
 }
 
 /**
