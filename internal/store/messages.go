@@ -23,12 +23,16 @@ type Message struct {
 	Username string
 	// Text is the message body.
 	Text string
-	// CreatedAt is when the message was posted (millisecond precision).
+	// CreatedAt is when the message was posted (millisecond precision). It
+	// is for display only: ordering and trimming go by the order messages
+	// were stored, because a post can be stamped, wait for the database
+	// behind later-stamped ones, and be stored after them.
 	CreatedAt time.Time
 }
 
 // AddMessage stores a message and then deletes all but the newest keep
-// messages of its channel, in one transaction. keep <= 0 keeps everything.
+// messages of its channel, in one transaction; newest means stored last, so
+// the message just added is always kept. keep <= 0 keeps everything.
 // An unknown channel or author yields an error wrapping ErrNotFound.
 func (db *DB) AddMessage(ctx context.Context, m Message, keep int) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -50,8 +54,14 @@ func (db *DB) AddMessage(ctx context.Context, m Message, keep int) error {
 		if keep <= 0 {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, db.q(`DELETE FROM messages WHERE channel_id = ? AND id NOT IN (
-			SELECT id FROM messages WHERE channel_id = ? ORDER BY created_at DESC, seq DESC LIMIT ?)`),
+		// "Newest" is the order of storing (seq), never created_at: the
+		// timestamp is taken before the post waits for the channel lock (and
+		// the wall clock can step back), so a post stored last could carry
+		// an older timestamp than 100 others and would delete itself here
+		// after being acknowledged. The subquery finds the seq of the first
+		// message too old to keep (NULL, deleting nothing, when there is none).
+		_, err = tx.ExecContext(ctx, db.q(`DELETE FROM messages WHERE channel_id = ? AND seq <= (
+			SELECT seq FROM messages WHERE channel_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`),
 			m.ChannelID, m.ChannelID, keep)
 		if err != nil {
 			return fmt.Errorf("trim: %w", mapErr(err))
@@ -64,9 +74,11 @@ func (db *DB) AddMessage(ctx context.Context, m Message, keep int) error {
 	return nil
 }
 
-// Messages returns the newest limit messages of the channel, oldest first.
-// Messages with equal timestamps keep the order they were added in. It
-// returns an empty, non-nil slice when there are none or limit <= 0.
+// Messages returns the newest limit messages of the channel, oldest first,
+// in the order they were stored (the order they were broadcast in), which
+// is the order AddMessage trims by. Timestamps need not be monotonic along
+// it: see Message.CreatedAt. It returns an empty, non-nil slice when there
+// are none or limit <= 0.
 func (db *DB) Messages(ctx context.Context, channelID string, limit int) ([]Message, error) {
 	out := []Message{}
 	if limit <= 0 {
@@ -74,7 +86,7 @@ func (db *DB) Messages(ctx context.Context, channelID string, limit int) ([]Mess
 	}
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT m.id, m.channel_id, m.user_id, m.display_name, u.username, m.body, m.created_at
 		FROM messages m JOIN users u ON u.id = m.user_id WHERE m.channel_id = ?
-		ORDER BY m.created_at DESC, m.seq DESC LIMIT ?`), channelID, limit)
+		ORDER BY m.seq DESC LIMIT ?`), channelID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: messages of %q: %w", channelID, err)
 	}

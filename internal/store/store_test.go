@@ -507,8 +507,10 @@ func TestMessagesOrder(t *testing.T) {
 		ctx := context.Background()
 		u := mkUser(t, db, "olly", "Olly")
 		c := mkChannel(t, db, u, "order", t0)
-		// Equal timestamps must keep insertion order; an earlier timestamp
-		// inserted later sorts by time.
+		// History is in the order messages were stored, whatever their
+		// timestamps: equal ones keep insertion order, and an earlier
+		// timestamp stored later (a post that waited for the database)
+		// comes later, where the live chat showed it.
 		mkMessage(t, db, c, u, "b1", t0, 0)
 		mkMessage(t, db, c, u, "b2", t0, 0)
 		mkMessage(t, db, c, u, "b3", t0, 0)
@@ -519,17 +521,66 @@ func TestMessagesOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := texts(ms); got != "a,b1,b2,b3,c" {
-			t.Errorf("Messages = %s, want a,b1,b2,b3,c", got)
+		if got := texts(ms); got != "b1,b2,b3,a,c" {
+			t.Errorf("Messages = %s, want b1,b2,b3,a,c", got)
 		}
 		if last := ms[len(ms)-1]; last != want {
 			t.Errorf("last message = %+v, want %+v", last, want)
 		}
-		if ms, _ := db.Messages(ctx, c.ID, 2); texts(ms) != "b3,c" {
-			t.Errorf("Messages(limit 2) = %s, want b3,c (newest, oldest first)", texts(ms))
+		if ms, _ := db.Messages(ctx, c.ID, 2); texts(ms) != "a,c" {
+			t.Errorf("Messages(limit 2) = %s, want a,c (newest, oldest first)", texts(ms))
 		}
 		if ms, err := db.Messages(ctx, c.ID, 0); err != nil || ms == nil || len(ms) != 0 {
 			t.Errorf("Messages(limit 0) = %v, %v; want empty non-nil", ms, err)
+		}
+	})
+}
+
+// TestTrimKeepsMessageStoredLast pins the cause of a lost acknowledged
+// chat message (docs/security.md, "Durability of chat"): the server stamps
+// a post, then waits for the channel lock while other posts, stamped
+// later, are stored. Trimming by timestamp made the post stored last the
+// oldest, so its own trim deleted it although AddMessage succeeded and the
+// sender got its echo. A wall clock stepping back does the same to every
+// post until it catches up. Trimming must keep what was stored last.
+func TestTrimKeepsMessageStoredLast(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		u := mkUser(t, db, "stella", "Stella")
+		c := mkChannel(t, db, u, "late", t0)
+		const keep = 3
+		for i := 1; i <= keep; i++ {
+			mkMessage(t, db, c, u, fmt.Sprint(i), t0.Add(time.Duration(i)*time.Second), keep)
+		}
+		late := mkMessage(t, db, c, u, "late", t0, keep)
+		ms, err := db.Messages(ctx, c.ID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := texts(ms); got != "2,3,late" {
+			t.Fatalf("after a post stamped before the kept ones: %s, want 2,3,late (the oldest stored trimmed, the one just stored kept)", got)
+		}
+		if ms[len(ms)-1] != late {
+			t.Errorf("newest = %+v, want %+v", ms[len(ms)-1], late)
+		}
+
+		// The clock steps back a minute: every new post keeps its place.
+		back := t0.Add(-time.Minute)
+		for i := range 2 * keep {
+			mkMessage(t, db, c, u, fmt.Sprint("b", i), back.Add(time.Duration(i)*time.Millisecond), keep)
+		}
+		if ms, _ := db.Messages(ctx, c.ID, 100); texts(ms) != "b3,b4,b5" {
+			t.Errorf("after the clock stepped back: %s, want b3,b4,b5", texts(ms))
+		}
+
+		// Tied timestamps: the newest stored are kept, in storing order.
+		for i := range 2 * keep {
+			mkMessage(t, db, c, u, fmt.Sprint("t", i), t0, keep)
+		}
+		if ms, _ := db.Messages(ctx, c.ID, 100); texts(ms) != "t3,t4,t5" {
+			t.Errorf("with tied timestamps: %s, want t3,t4,t5", texts(ms))
 		}
 	})
 }
