@@ -136,8 +136,12 @@ const endMemory = time.Minute
 
 // authConn is one registered connection and how to end it.
 type authConn struct {
-	auth Auth
-	end  func(why string) // must not block: called with Manager.mu held
+	channelID string
+	auth      Auth
+	// end closes the connection with a close code and reason (a WHIP/WHEP
+	// session has no socket and ignores both). It must not block: it is
+	// called with Manager.mu held.
+	end func(code websocket.StatusCode, why string)
 }
 
 func (a Auth) matches(userID, credential string) bool {
@@ -160,15 +164,16 @@ type Manager struct {
 	perUser  map[string]int         // signaling sockets and WHIP/WHEP sessions, by user
 	conns    map[*authConn]struct{} // every open connection, for EndAuth
 	// EndAuth's recent ends, by credential and by user (whole-user
-	// ends), with when they happened; pruned at most every endMemory.
-	endedCreds, endedUsers map[string]time.Time
-	prunedAt               time.Time
+	// ends), and Kick's and CloseRoom's, by memberKey; with when they
+	// happened; pruned at most every endMemory.
+	endedCreds, endedUsers, endedMembers map[string]time.Time
+	prunedAt                             time.Time
 }
 
 // NewManager returns a Manager with no rooms.
 func NewManager(cfg Config, log *slog.Logger, postChat PostChat) *Manager {
 	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*room{}, perUser: map[string]int{},
-		conns: map[*authConn]struct{}{}, endedCreds: map[string]time.Time{}, endedUsers: map[string]time.Time{}}
+		conns: map[*authConn]struct{}{}, endedCreds: map[string]time.Time{}, endedUsers: map[string]time.Time{}, endedMembers: map[string]time.Time{}}
 }
 
 // Reserve counts one more connection (socket or WHIP/WHEP session) of
@@ -201,8 +206,18 @@ func (m *Manager) Reserve(userID string, max int) (release func(), ok bool) {
 func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth) {
 	c := newClient(conn, user, m.cfg, m.log.With("channel", channelID, "user", user.UserID))
 	c.host = host
-	unregister, err := m.register(auth, func(why string) { c.close(CloseRevoked, revokedPrefix+why) })
-	if err != nil {
+	unregister, err := m.register(channelID, auth, c.close)
+	switch {
+	case errors.Is(err, ErrRemoved):
+		// The channel is gone, or the user removed from it: either
+		// way the socket has no call to be in.
+		code, why := CloseRemoved, removedReason
+		if m.channelDeleted(channelID, auth.At) {
+			code, why = CloseDeleted, deletedReason
+		}
+		conn.Close(code, why)
+		return
+	case err != nil:
 		conn.Close(CloseRevoked, revokedPrefix+"log in again")
 		return
 	}
@@ -217,10 +232,13 @@ func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mo
 	c.serve(ctx, r, m.postChat)
 }
 
-// register records a connection authenticated by auth, which end closes,
-// unless auth's credential was ended since auth.At (ErrRevoked).
+// register records a connection to channelID authenticated by auth, which
+// end closes, unless auth's credential was ended since auth.At
+// (ErrRevoked), or the user was removed from the channel (or the channel
+// deleted) since then (ErrRemoved): the caller checked membership after
+// auth.At, so an end after it may have come too late for that check.
 // unregister forgets it (call it once the connection is gone).
-func (m *Manager) register(auth Auth, end func(why string)) (unregister func(), err error) {
+func (m *Manager) register(channelID string, auth Auth, end func(code websocket.StatusCode, why string)) (unregister func(), err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -237,7 +255,12 @@ func (m *Manager) register(auth Auth, end func(why string)) (unregister func(), 
 	if at, ok := m.endedUsers[auth.UserID]; ok && !at.Before(auth.At) {
 		return nil, ErrRevoked
 	}
-	ac := &authConn{auth: auth, end: end}
+	for _, key := range []string{memberKey(channelID, auth.UserID), memberKey(channelID, "")} {
+		if at, ok := m.endedMembers[key]; ok && !at.Before(auth.At) {
+			return nil, ErrRemoved
+		}
+	}
+	ac := &authConn{channelID: channelID, auth: auth, end: end}
 	m.conns[ac] = struct{}{}
 	return func() {
 		m.mu.Lock()
@@ -253,7 +276,7 @@ func (m *Manager) pruneEnded(now time.Time) {
 		return
 	}
 	m.prunedAt = now
-	for _, ends := range []map[string]time.Time{m.endedCreds, m.endedUsers} {
+	for _, ends := range []map[string]time.Time{m.endedCreds, m.endedUsers, m.endedMembers} {
 		for k, at := range ends {
 			if now.Sub(at) > endMemory {
 				delete(ends, k)
@@ -285,7 +308,7 @@ func (m *Manager) EndAuth(userID, credential, why string) {
 	n := 0
 	for ac := range m.conns {
 		if ac.auth.matches(userID, credential) {
-			ac.end(why)
+			ac.end(CloseRevoked, revokedPrefix+why)
 			n++
 		}
 	}
@@ -337,9 +360,49 @@ func (m *Manager) tell(channelID string, ev event) {
 	}
 }
 
-// Kick disconnects every socket userID has on channelID (after the user was
-// removed from the channel).
+// ErrRemoved: the user was removed from the channel (or the channel was
+// deleted) while the request was being served.
+var ErrRemoved = errors.New("room: you were removed from this channel, or it was deleted")
+
+// removedReason is the close reason of CloseRemoved.
+const removedReason = "you were removed from this channel"
+
+// deletedReason is the close reason of CloseDeleted.
+const deletedReason = "this channel was deleted"
+
+// channelDeleted reports whether CloseRoom ended channelID after at.
+func (m *Manager) channelDeleted(channelID string, at time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	end, ok := m.endedMembers[memberKey(channelID, "")]
+	return ok && !end.Before(at)
+}
+
+// memberKey names userID's membership of channelID in endedMembers; userID
+// "" stands for every member (the channel was deleted).
+func memberKey(channelID, userID string) string { return channelID + "\x00" + userID }
+
+// endMembership ends every connection userID ("" = anyone) has to
+// channelID, including one whose membership check passed just before the
+// removal and that registers after it (register refuses it).
+func (m *Manager) endMembership(channelID, userID string, code websocket.StatusCode, why string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	m.pruneEnded(now)
+	m.endedMembers[memberKey(channelID, userID)] = now
+	for ac := range m.conns {
+		if ac.channelID == channelID && (userID == "" || ac.auth.UserID == userID) {
+			ac.end(code, why)
+		}
+	}
+}
+
+// Kick disconnects every socket and WHIP/WHEP session userID has on
+// channelID (after the user was removed from the channel), and refuses
+// those whose membership check raced the removal.
 func (m *Manager) Kick(channelID, userID string) {
+	m.endMembership(channelID, userID, CloseRemoved, removedReason)
 	m.tell(channelID, event{kind: evKick, userID: userID})
 }
 
@@ -350,7 +413,8 @@ func (m *Manager) SetMode(channelID, mode string) {
 
 // CloseRoom disconnects everyone from channelID (after it was deleted).
 func (m *Manager) CloseRoom(channelID string) {
-	m.tell(channelID, event{kind: evClose, code: CloseDeleted, reason: "this channel was deleted"})
+	m.endMembership(channelID, "", CloseDeleted, deletedReason)
+	m.tell(channelID, event{kind: evClose, code: CloseDeleted, reason: deletedReason})
 }
 
 // Shutdown closes every socket with "going away" and waits until they are

@@ -117,3 +117,33 @@ func TestEndAuthRefusesLateRegistration(t *testing.T) {
 		t.Errorf("socket authenticated 2 minutes ago: closed %v with %d, want 4001", ok, code)
 	}
 }
+
+// TestKickRefusesLateRegistration: a socket whose membership check passed
+// just before its user was removed from the channel, but which registers
+// after the removal (the upgrade raced it), is closed with 4003 instead of
+// slipping into the call; a socket of a channel deleted the same way gets
+// 4004. Others are unaffected.
+func TestKickRefusesLateRegistration(t *testing.T) {
+	m := room.NewManager(room.Config{}, slog.New(slog.DiscardHandler), nil)
+	base := authServer(t, m)
+	stays := socketEnd(t, base, "user=u2&cred=session:b")
+	m.Kick("chan", "u1")
+	if code, ok := closeCode(t, socketEnd(t, base, "user=u1&cred=session:a&at=50ms"), time.Second); !ok || code != room.CloseRemoved {
+		t.Errorf("socket checked before the removal: closed %v with %d, want 4003", ok, code)
+	}
+	// Checked after the removal: the web layer's membership check decides
+	// (an owner may have added them back); the room lets it in.
+	if _, closed := closeCode(t, socketEnd(t, base, "user=u1&cred=session:a"), 200*time.Millisecond); closed {
+		t.Error("a socket authenticated after the removal was refused")
+	}
+	if _, closed := closeCode(t, stays, 100*time.Millisecond); closed {
+		t.Error("another member's socket was closed by the kick")
+	}
+	m.CloseRoom("chan")
+	if code, ok := closeCode(t, stays, time.Second); !ok || code != room.CloseDeleted {
+		t.Errorf("socket of a deleted channel: closed %v with %d, want 4004", ok, code)
+	}
+	if code, ok := closeCode(t, socketEnd(t, base, "user=u2&cred=session:b&at=50ms"), time.Second); !ok || code != room.CloseDeleted {
+		t.Errorf("socket checked before the deletion: closed %v with %d, want 4004", ok, code)
+	}
+}

@@ -144,7 +144,7 @@ func (r *room) dispatch(ev event) {
 			for c := range r.clients {
 				if c.user.UserID == ev.userID {
 					r.removeParticipant(c, signal.ReasonLeft)
-					c.close(CloseRemoved, "you were removed from this channel")
+					c.close(CloseRemoved, removedReason)
 				}
 			}
 		case evClose:

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/coder/websocket"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -257,7 +258,7 @@ func (in *Ingest) ParticipantID() string { return in.id }
 // registerSession ties s to the credential that authenticated it, so that
 // ending the credential (EndAuth) ends the session.
 func (m *Manager) registerSession(s *session, auth Auth) error {
-	unregister, err := m.register(auth, func(string) { s.requestStop() })
+	unregister, err := m.register(s.r.channelID, auth, func(websocket.StatusCode, string) { s.requestStop() })
 	if err != nil {
 		return err
 	}
@@ -271,7 +272,8 @@ func (m *Manager) registerSession(s *session, auth Auth) error {
 // "<name> (WHIP)" and stays until Close, until its connection fails, or
 // until the room ends it (the user removed, the channel deleted or pinned
 // to p2p, the server shutting down, auth's credential ended: EndAuth).
-// Errors wrap ErrNoSFU, ErrP2POnly, ErrClosing, ErrBadOffer or ErrRevoked.
+// Errors wrap ErrNoSFU, ErrP2POnly, ErrClosing, ErrBadOffer, ErrRevoked or
+// ErrRemoved.
 func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, offer string) (*Ingest, string, error) {
 	if m.cfg.SFU == nil {
 		return nil, "", ErrNoSFU

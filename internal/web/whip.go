@@ -268,6 +268,8 @@ func (s *Server) whipError(kind, participant string, w http.ResponseWriter, err 
 	case errors.Is(err, room.ErrRevoked):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley", error="invalid_token"`)
 		http.Error(w, "your login or access token was ended (logged out, or the token revoked) while the session was starting: log in again, or use a valid token", http.StatusUnauthorized)
+	case errors.Is(err, room.ErrRemoved):
+		http.Error(w, "you were removed from this channel (or it was deleted) while the session was starting: ask its owner to add you again", http.StatusForbidden)
 	case errors.Is(err, room.ErrClosing):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "the server is restarting or the call is closing: try again in a few seconds", http.StatusServiceUnavailable)
