@@ -131,6 +131,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&publicIPs, "public-ip", "PARLEY_PUBLIC_IP", "comma-separated public IPs to announce for media when behind a 1:1 NAT")
 	f.string(&interfaces, "rtc-interfaces", "PARLEY_RTC_INTERFACES", "comma-separated network interfaces to use for media (empty = all)")
 	f.int(&cfg.MaxConnectionsPerUser, "max-connections-per-user", "PARLEY_MAX_CONNECTIONS_PER_USER", "signaling sockets plus WHIP/WHEP sessions one account may hold (raise it for load tests)")
+	var trustedProxies string
+	f.int(&cfg.MaxConnectionsPerIP, "max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP", "HTTP connections one client address may hold open (WebSockets and trusted proxies not counted; 0 = no cap)")
+	f.duration(&cfg.ReadTimeout, "read-timeout", "PARLEY_READ_TIMEOUT", "longest time to read one request, headers and body (WebSockets are exempt once open)")
+	f.string(&trustedProxies, "trusted-proxies", "PARLEY_TRUSTED_PROXIES", "comma-separated reverse proxy addresses or CIDRs whose X-Forwarded-For/X-Real-IP name the client, e.g. 127.0.0.1,10.0.0.0/8")
 	var turnURLs string
 	f.string(&cfg.TURN, "turn", "PARLEY_TURN", "TURN relay: embedded (Parley's own) or off; --turn-url uses an external one")
 	f.string(&cfg.TURNAddr, "turn-addr", "PARLEY_TURN_ADDR", "embedded TURN listen address, UDP and TCP")
@@ -163,6 +167,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	cfg.PublicIPs = splitList(publicIPs)
 	cfg.RTCInterfaces = splitList(interfaces)
 	cfg.TURNURLs = splitList(turnURLs)
+	cfg.TrustedProxies = splitList(trustedProxies)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parley serve: bad configuration:\n%v\n", err)
 		return 2

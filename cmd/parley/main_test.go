@@ -24,7 +24,8 @@ func TestServeHelpDocumentsEveryFlag(t *testing.T) {
 	for _, want := range []string{"-addr", "PARLEY_ADDR", "-data-dir", "PARLEY_DATA_DIR", "-database", "PARLEY_DATABASE_URL",
 		"-tls", "PARLEY_TLS", "-tls-cert", "-tls-key", "-log-format", "PARLEY_LOG_FORMAT", "-ice-server",
 		"-turn", "-turn-addr", "-turn-tls-addr", "-turn-public-ip", "-turn-relay-ports", "-turn-secret", "-turn-url",
-		"-turn-allow-private", "PARLEY_TURN_SECRET"} {
+		"-turn-allow-private", "PARLEY_TURN_SECRET", "-trusted-proxies", "PARLEY_TRUSTED_PROXIES",
+		"-max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP", "-read-timeout", "PARLEY_READ_TIMEOUT"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help does not mention %s", want)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -58,16 +59,24 @@ func invalid(field, msg string) *ValidationError {
 }
 
 // RateLimitedError is returned by LogIn when there have been too many
-// failed logins for the account or from the address. The password was not
-// checked.
+// failed logins for the account or from the address (the password was not
+// checked), and by SignUp when there have been too many sign-ups from the
+// address.
 type RateLimitedError struct {
 	// RetryAfter is how long until an attempt will be considered again.
 	RetryAfter time.Duration
+	// SignUp is set when the sign-up limit refused the attempt.
+	SignUp bool
 }
 
-// Error says how long to wait, rounded up to whole seconds.
+// Error says what was limited and how long to wait, rounded up to whole
+// seconds.
 func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("too many failed logins; try again in %s", time.Duration(RetryAfterSeconds(e.RetryAfter))*time.Second)
+	what := "too many failed logins"
+	if e.SignUp {
+		what = "too many sign-ups from this address"
+	}
+	return fmt.Sprintf("%s; try again in %s", what, time.Duration(RetryAfterSeconds(e.RetryAfter))*time.Second)
 }
 
 // RetryAfterSeconds rounds d up to whole seconds, at least 1, as an HTTP
@@ -120,16 +129,36 @@ func TestArgon2() Argon2Params {
 type Config struct {
 	// SessionTTL is how long a login lasts. Default 30 days.
 	SessionTTL time.Duration
-	// MaxFailuresPerAccount is how many failed logins for one username are
-	// allowed within FailureWindow before further attempts are refused.
+	// MaxFailuresPerAccount is how many failed logins for one username
+	// are free within FailureWindow. Past it, attempts on the account from
+	// anywhere are slowed down (SlowDownDelay, doubling up to
+	// MaxSlowDownDelay), not refused, so that a stranger's guesses cannot
+	// lock the owner out; and the address that failed that often is
+	// refused for that account until its failures leave the window.
 	// Default 5; negative disables the limit.
 	MaxFailuresPerAccount int
-	// MaxFailuresPerIP is the same limit per client address. Default 20;
-	// negative disables the limit.
+	// MaxFailuresPerIP is how many failed logins one client address may
+	// have within FailureWindow, on any accounts, before it is refused.
+	// Default 20; negative disables the limit.
 	MaxFailuresPerIP int
 	// FailureWindow is the sliding window failures are counted in.
 	// Default 15 minutes.
 	FailureWindow time.Duration
+	// SlowDownDelay is the pause before the first login attempt on an
+	// account past MaxFailuresPerAccount; each further failure doubles
+	// it, up to MaxSlowDownDelay. Defaults 1 second and 1 minute.
+	SlowDownDelay    time.Duration
+	MaxSlowDownDelay time.Duration
+	// MaxSignUpsPerIP is how many sign-ups one client address may make
+	// within SignUpWindow. Default 20 per hour; negative disables it.
+	MaxSignUpsPerIP int
+	SignUpWindow    time.Duration
+	// MaxConcurrentHashes bounds the argon2id hashes running at once (each
+	// takes Argon2.MemoryKiB). Default twice GOMAXPROCS.
+	MaxConcurrentHashes int
+	// HashQueueWait is how long a login or sign-up waits for a hashing
+	// slot before it is refused with ErrBusy. Default 2 seconds.
+	HashQueueWait time.Duration
 	// Argon2 sets the cost of new password hashes. Default DefaultArgon2().
 	Argon2 Argon2Params
 	// Revoked, if set, is told of every credential that stops working
@@ -146,6 +175,12 @@ func DefaultConfig() Config {
 		MaxFailuresPerAccount: 5,
 		MaxFailuresPerIP:      20,
 		FailureWindow:         15 * time.Minute,
+		SlowDownDelay:         time.Second,
+		MaxSlowDownDelay:      time.Minute,
+		MaxSignUpsPerIP:       20,
+		SignUpWindow:          time.Hour,
+		MaxConcurrentHashes:   2 * runtime.GOMAXPROCS(0),
+		HashQueueWait:         2 * time.Second,
 		Argon2:                DefaultArgon2(),
 	}
 }
@@ -164,6 +199,25 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FailureWindow <= 0 {
 		c.FailureWindow = d.FailureWindow
+	}
+	if c.SlowDownDelay <= 0 {
+		c.SlowDownDelay = d.SlowDownDelay
+	}
+	if c.MaxSlowDownDelay <= 0 {
+		c.MaxSlowDownDelay = d.MaxSlowDownDelay
+	}
+	c.MaxSlowDownDelay = max(c.MaxSlowDownDelay, c.SlowDownDelay)
+	if c.MaxSignUpsPerIP == 0 {
+		c.MaxSignUpsPerIP = d.MaxSignUpsPerIP
+	}
+	if c.SignUpWindow <= 0 {
+		c.SignUpWindow = d.SignUpWindow
+	}
+	if c.MaxConcurrentHashes <= 0 {
+		c.MaxConcurrentHashes = d.MaxConcurrentHashes
+	}
+	if c.HashQueueWait <= 0 {
+		c.HashQueueWait = d.HashQueueWait
 	}
 	if c.Argon2.Time == 0 {
 		c.Argon2.Time = d.Argon2.Time
@@ -186,7 +240,9 @@ type Service struct {
 	db      *store.DB
 	log     *slog.Logger
 	now     func() time.Time
-	limiter *limiter
+	limiter *limiter // failed logins
+	signups *limiter // sign-ups per address
+	hasher  *hasher
 	// lost counts memberships lost (MembershipVersion).
 	lost atomic.Uint64
 }
@@ -207,7 +263,9 @@ func New(cfg Config, db *store.DB, log *slog.Logger, now func() time.Time) *Serv
 		db:      db,
 		log:     log.With("component", "account"),
 		now:     now,
-		limiter: newLimiter(cfg.FailureWindow),
+		limiter: newLimiter(cfg.FailureWindow, cfg.SlowDownDelay, cfg.MaxSlowDownDelay),
+		signups: newLimiter(cfg.SignUpWindow, 0, 0),
+		hasher:  newHasher(cfg.MaxConcurrentHashes, cfg.HashQueueWait),
 	}
 }
 

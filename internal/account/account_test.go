@@ -228,6 +228,9 @@ func TestLogIn(t *testing.T) {
 	})
 }
 
+// TestLogInRateLimitPerAccount: past MaxFailuresPerAccount failures from
+// anywhere, attempts on the account are slowed down (1 s after the last,
+// doubling), not refused for the whole window; a success forgives them.
 func TestLogInRateLimitPerAccount(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -236,26 +239,28 @@ func TestLogInRateLimitPerAccount(t *testing.T) {
 		s, clk := newService(t, db, account.Config{})
 		signUp(t, s, "alice")
 
-		// Five failures, a minute apart, from different addresses: the
-		// account limit must not depend on the address.
+		// Five failures from different addresses: the account count must
+		// not depend on the address.
 		for i := range 5 {
 			_, _, err := s.LogIn(ctx, fmt.Sprintf("10.0.0.%d", i), "alice", "wrong-password")
 			wantErr(t, fmt.Sprintf("failure %d", i), err, account.ErrBadCredentials)
-			clk.Advance(time.Minute)
 		}
-		// Now even the right password is refused, without being checked.
+		// The next attempt, even with the right password, waits a second,
+		// without the password being checked.
 		_, _, err := s.LogIn(ctx, "10.9.9.9", "Alice", goodPassword)
 		var rl *account.RateLimitedError
-		if !errors.As(err, &rl) {
-			t.Fatalf("6th attempt: %v, want *RateLimitedError", err)
+		if !errors.As(err, &rl) || rl.RetryAfter != time.Second {
+			t.Fatalf("6th attempt: %v, want *RateLimitedError with RetryAfter 1s", err)
 		}
-		// The first failure was 5 minutes ago; it leaves the 15 minute
-		// window in 10.
-		if rl.RetryAfter != 10*time.Minute {
-			t.Errorf("RetryAfter = %v, want 10m", rl.RetryAfter)
-		}
-		if !strings.Contains(rl.Error(), "10m0s") {
+		if !strings.Contains(rl.Error(), "1s") {
 			t.Errorf("Error() = %q, want the wait", rl.Error())
+		}
+		// Each further failure doubles the pause.
+		clk.Advance(time.Second)
+		_, _, err = s.LogIn(ctx, "10.0.0.9", "alice", "wrong-password")
+		wantErr(t, "failure after the pause", err, account.ErrBadCredentials)
+		if _, _, err = s.LogIn(ctx, "10.9.9.9", "alice", goodPassword); !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
+			t.Fatalf("after 6 failures: %v, want RetryAfter 2s", err)
 		}
 		// Another account is unaffected.
 		signUp(t, s, "bob")
@@ -263,28 +268,100 @@ func TestLogInRateLimitPerAccount(t *testing.T) {
 			t.Errorf("bob: %v", err)
 		}
 
-		clk.Advance(10*time.Minute - time.Second)
-		_, _, err = s.LogIn(ctx, "10.9.9.9", "alice", goodPassword)
-		if !errors.As(err, &rl) || rl.RetryAfter != time.Second {
-			t.Errorf("one second early: %v, want RetryAfter 1s", err)
-		}
-		clk.Advance(time.Second)
+		clk.Advance(2 * time.Second)
 		if _, _, err := s.LogIn(ctx, "10.9.9.9", "alice", goodPassword); err != nil {
-			t.Errorf("after the oldest failure left the window: %v", err)
+			t.Fatalf("after the pause: %v", err)
 		}
-
-		// Success cleared the account's failures: four more are allowed
-		// before the limit bites again, though older ones are still in the
-		// window.
+		// Success cleared the account's failures: five more are free.
 		for i := range 5 {
 			_, _, err := s.LogIn(ctx, "10.0.1.1", "alice", "wrong-password")
 			wantErr(t, fmt.Sprintf("failure after success %d", i), err, account.ErrBadCredentials)
 		}
-		_, _, err = s.LogIn(ctx, "10.0.1.1", "alice", goodPassword)
-		if !errors.As(err, &rl) || rl.RetryAfter != 15*time.Minute {
-			t.Errorf("after 5 fresh failures: %v, want RetryAfter 15m", err)
+		// That address is now refused for alice until its failures leave
+		// the 15 minute window...
+		if _, _, err = s.LogIn(ctx, "10.0.1.1", "alice", goodPassword); !errors.As(err, &rl) || rl.RetryAfter != 15*time.Minute {
+			t.Errorf("failing address after 5 fresh failures: %v, want RetryAfter 15m", err)
+		}
+		// ...while any other address only waits the pause.
+		if _, _, err = s.LogIn(ctx, "10.0.2.2", "alice", goodPassword); !errors.As(err, &rl) || rl.RetryAfter != time.Second {
+			t.Errorf("other address after 5 fresh failures: %v, want RetryAfter 1s", err)
 		}
 	})
+}
+
+// TestLogInAttackerCannotLockOutOwner: a stranger failing on an account
+// from one address is refused there for the window, but the owner, from
+// another address, waits at most the slow-down pause; the stranger's
+// refused attempts do not lengthen it.
+func TestLogInAttackerCannotLockOutOwner(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, clk := newService(t, storetest.OpenSQLite(t), account.Config{})
+	signUp(t, s, "alice")
+	for i := range 5 {
+		_, _, err := s.LogIn(ctx, "192.0.2.66", "alice", "wrong-password")
+		wantErr(t, fmt.Sprintf("attacker failure %d", i), err, account.ErrBadCredentials)
+	}
+	var rl *account.RateLimitedError
+	for i := range 100 {
+		_, _, err := s.LogIn(ctx, "192.0.2.66", "alice", fmt.Sprint("guess", i))
+		if !errors.As(err, &rl) || rl.RetryAfter < 14*time.Minute {
+			t.Fatalf("attacker attempt %d: %v, want refused for the window", i, err)
+		}
+		clk.Advance(100 * time.Millisecond)
+	}
+	// 10 s have passed: the owner's pause (1 s) is long over.
+	if _, _, err := s.LogIn(ctx, "198.51.100.1", "alice", goodPassword); err != nil {
+		t.Errorf("owner from another address: %v, want logged in", err)
+	}
+	// Even at once after the attacker's failures the owner waits only the
+	// pause.
+	signUp(t, s, "carol")
+	for range 5 {
+		s.LogIn(ctx, "192.0.2.66", "carol", "wrong-password")
+	}
+	_, _, err := s.LogIn(ctx, "198.51.100.2", "carol", goodPassword)
+	if !errors.As(err, &rl) || rl.RetryAfter > time.Second {
+		t.Fatalf("owner right after the attack: %v, want a pause of at most 1s", err)
+	}
+	clk.Advance(rl.RetryAfter)
+	if _, _, err := s.LogIn(ctx, "198.51.100.2", "carol", goodPassword); err != nil {
+		t.Errorf("owner after the pause: %v", err)
+	}
+}
+
+// TestSignUpRateLimitPerIP: one address may make MaxSignUpsPerIP sign-ups
+// (taken usernames count: they cost a hash too; invalid forms do not) in
+// SignUpWindow; others are not affected.
+func TestSignUpRateLimitPerIP(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, clk := newService(t, storetest.OpenSQLite(t), account.Config{MaxSignUpsPerIP: 3})
+	in := func(name, ip string) account.SignUpInput {
+		return account.SignUpInput{Username: name, DisplayName: name, Email: name + "@example.org", Password: goodPassword, IP: ip}
+	}
+	if _, err := s.SignUp(ctx, account.SignUpInput{Username: "x", IP: "192.0.2.1"}); err == nil {
+		t.Fatal("invalid sign-up accepted")
+	}
+	for _, name := range []string{"user1", "user2", "user2"} {
+		s.SignUp(ctx, in(name, "192.0.2.1"))
+		clk.Advance(time.Minute)
+	}
+	_, err := s.SignUp(ctx, in("user4", "192.0.2.1"))
+	var rl *account.RateLimitedError
+	if !errors.As(err, &rl) || !rl.SignUp || rl.RetryAfter != 57*time.Minute {
+		t.Fatalf("4th sign-up from one address: %v, want *RateLimitedError for sign-ups with RetryAfter 57m", err)
+	}
+	if !strings.Contains(err.Error(), "sign-ups") {
+		t.Errorf("error %q does not say what was limited", err)
+	}
+	if _, err := s.SignUp(ctx, in("user5", "192.0.2.2")); err != nil {
+		t.Errorf("another address: %v", err)
+	}
+	clk.Advance(57 * time.Minute)
+	if _, err := s.SignUp(ctx, in("user6", "192.0.2.1")); err != nil {
+		t.Errorf("after the window: %v", err)
+	}
 }
 
 func TestLogInRateLimitPerIP(t *testing.T) {

@@ -15,12 +15,18 @@ type SignUpInput struct {
 	DisplayName string
 	Email       string
 	Password    string
+	// IP is the client address sign-ups are counted against (see
+	// Config.MaxSignUpsPerIP); empty skips the limit.
+	IP string
 }
 
 // SignUp creates an account. Bad input, including a username that is taken,
 // yields a *ValidationError with a message per field (keys "username",
 // "display_name", "email", "password"). The username is stored lower-case;
 // the display name and email are trimmed.
+//
+// Too many sign-ups from in.IP yield a *RateLimitedError, and a queue for
+// password hashing that stays full yields ErrBusy; both before any work.
 func (s *Service) SignUp(ctx context.Context, in SignUpInput) (store.User, error) {
 	username := normalizeUsername(in.Username)
 	display := strings.TrimSpace(in.DisplayName)
@@ -41,13 +47,32 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (store.User, error
 		return store.User{}, &ValidationError{Fields: fields}
 	}
 
+	// Count the sign-up before hashing, in one step with the check, so a
+	// burst from one address cannot slip past the limit. Only valid forms
+	// count: they are the ones that cost a hash.
+	now := s.now()
+	signupKey := "signup:" + in.IP
+	if in.IP != "" {
+		if wait := s.signups.admit(now, rule{key: signupKey, limit: s.cfg.MaxSignUpsPerIP}); wait > 0 {
+			s.log.Warn("sign-up rate limited", "ip", in.IP, "retry_after", wait)
+			return store.User{}, &RateLimitedError{RetryAfter: wait, SignUp: true}
+		}
+	}
+	var hash string
+	if err := s.hasher.do(ctx, func() int {
+		hash = hashPassword(in.Password, s.cfg.Argon2)
+		return 1
+	}); err != nil {
+		s.signups.undo(now, signupKey)
+		return store.User{}, err
+	}
 	u := store.User{
 		ID:           newID(),
 		Username:     username,
 		DisplayName:  display,
 		Email:        email,
-		PasswordHash: hashPassword(in.Password, s.cfg.Argon2),
-		CreatedAt:    storedTime(s.now()),
+		PasswordHash: hash,
+		CreatedAt:    storedTime(now),
 	}
 	if err := s.db.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -63,63 +88,86 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (store.User, error
 // user and the session token to hand to the client.
 //
 // It returns ErrBadCredentials for an unknown user or a wrong password
-// (taking as long either way), and *RateLimitedError, without checking the
-// password, once there have been too many recent failures for the username
-// or from ip. An empty ip skips the per-address limit.
+// (taking as long either way). Before checking the password it returns
+// *RateLimitedError if the attempt is over a limit (see Config): too many
+// failures from ip, too many failures on this account from ip, or, for an
+// account that had many failures from anywhere, less than the slow-down
+// delay since the last attempt. It returns ErrBusy when no password-hashing
+// slot came free in time. An empty ip skips the per-address limits.
+//
+// The attempt is counted before the password is hashed, in one step with
+// the check, so that parallel guesses cannot all pass the check before
+// any of them is counted; a success or a server-side failure takes the
+// count back.
 func (s *Service) LogIn(ctx context.Context, ip, username, password string) (store.User, string, error) {
 	username = normalizeUsername(username)
 	accountKey := "user:" + username
-	ipKey := "ip:" + ip
-	now := s.now()
-
-	wait := s.limiter.retryAfter(accountKey, s.cfg.MaxFailuresPerAccount, now)
+	rules := []rule{{key: accountKey, limit: s.cfg.MaxFailuresPerAccount, slow: true}}
+	var ipKey, pairKey string
 	if ip != "" {
-		wait = max(wait, s.limiter.retryAfter(ipKey, s.cfg.MaxFailuresPerIP, now))
+		ipKey = "ip:" + ip
+		pairKey = "pair:" + ip + "\x00" + username
+		rules = append(rules,
+			rule{key: ipKey, limit: s.cfg.MaxFailuresPerIP},
+			rule{key: pairKey, limit: s.cfg.MaxFailuresPerAccount})
 	}
-	if wait > 0 {
+	now := s.now()
+	if wait := s.limiter.admit(now, rules...); wait > 0 {
 		s.log.Warn("login rate limited", "username", username, "ip", ip, "retry_after", wait)
 		return store.User{}, "", &RateLimitedError{RetryAfter: wait}
 	}
+	// From here the attempt counts as a failure unless taken back.
+	keys := []string{accountKey, ipKey, pairKey}
+	takeBack := func() { s.limiter.undo(now, keys...) }
 
-	failed := func() (store.User, string, error) {
-		keys := []string{accountKey}
-		if ip != "" {
-			keys = append(keys, ipKey)
+	u, err := s.db.UserByUsername(ctx, username)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		takeBack()
+		return store.User{}, "", fmt.Errorf("account: log in: %w", err)
+	}
+	var ok bool
+	var newHash string
+	err = s.hasher.do(ctx, func() int {
+		if !known {
+			burnHash(password, s.cfg.Argon2)
+			return 1
 		}
-		s.limiter.fail(now, keys...)
+		var verr error
+		ok, verr = verifyPassword(password, u.PasswordHash)
+		if verr != nil {
+			// A stored hash we cannot read is our bug, not the user's;
+			// still refuse the login.
+			s.log.Error("unreadable password hash", "user_id", u.ID, "err", verr)
+		}
+		if ok && needsRehash(u.PasswordHash, s.cfg.Argon2) {
+			// The password is at hand only now, so this is the moment to
+			// move the hash to the current cost settings.
+			newHash = hashPassword(password, s.cfg.Argon2)
+			return 2
+		}
+		return 1
+	})
+	if err != nil {
+		takeBack()
+		return store.User{}, "", err
+	}
+	if !ok {
 		s.log.Info("login failed", "username", username, "ip", ip)
 		return store.User{}, "", ErrBadCredentials
 	}
+	// The owner got in: the account's and this address's failures on it
+	// are forgiven, but the address's count over all accounts is not
+	// (a success on one account must not wash a spray over others).
+	s.limiter.clear(accountKey, pairKey)
+	s.limiter.undo(now, ipKey)
 
-	u, err := s.db.UserByUsername(ctx, username)
-	if errors.Is(err, store.ErrNotFound) {
-		burnHash(password, s.cfg.Argon2)
-		return failed()
-	}
-	if err != nil {
-		return store.User{}, "", fmt.Errorf("account: log in: %w", err)
-	}
-	ok, err := verifyPassword(password, u.PasswordHash)
-	if err != nil {
-		// A stored hash we cannot read is our bug, not the user's; still
-		// refuse the login.
-		s.log.Error("unreadable password hash", "user_id", u.ID, "err", err)
-		return failed()
-	}
-	if !ok {
-		return failed()
-	}
-	s.limiter.clear(accountKey)
-
-	if needsRehash(u.PasswordHash, s.cfg.Argon2) {
-		// The password is at hand only now, so this is the moment to move
-		// the hash to the current cost settings. Failing is harmless: the
-		// old hash still works.
-		h := hashPassword(password, s.cfg.Argon2)
-		if err := s.db.UpdatePasswordHash(ctx, u.ID, h); err != nil {
+	if newHash != "" {
+		// Failing is harmless: the old hash still works.
+		if err := s.db.UpdatePasswordHash(ctx, u.ID, newHash); err != nil {
 			s.log.Warn("could not upgrade password hash", "user_id", u.ID, "err", err)
 		} else {
-			u.PasswordHash = h
+			u.PasswordHash = newHash
 		}
 	}
 

@@ -1,10 +1,18 @@
 package account
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/parley/parley/internal/store/storetest"
 )
 
 func TestHashAndVerifyPassword(t *testing.T) {
@@ -58,38 +66,239 @@ func TestHashAndVerifyPassword(t *testing.T) {
 func TestLimiterSlidingWindowAndPrune(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(10 * time.Minute)
+	l := newLimiter(10*time.Minute, time.Second, time.Minute)
+	hard := rule{key: "k", limit: 3}
 	for i := range 3 {
-		l.fail(start.Add(time.Duration(i)*time.Minute), "k")
+		if d := l.admit(start.Add(time.Duration(i)*time.Minute), hard); d != 0 {
+			t.Fatalf("attempt %d refused (%v)", i, d)
+		}
 	}
-	if d := l.retryAfter("k", 3, start.Add(3*time.Minute)); d != 7*time.Minute {
-		t.Errorf("retryAfter = %v, want 7m (oldest leaves at 10m)", d)
+	if d := l.admit(start.Add(3*time.Minute), hard); d != 7*time.Minute {
+		t.Errorf("wait = %v, want 7m (oldest leaves at 10m)", d)
 	}
-	if d := l.retryAfter("k", 4, start.Add(3*time.Minute)); d != 0 {
-		t.Errorf("retryAfter under the limit = %v, want 0", d)
+	if d := l.admit(start.Add(3*time.Minute), rule{key: "k", limit: -1}); d != 0 {
+		t.Errorf("wait with no limit = %v, want 0", d)
 	}
-	if d := l.retryAfter("k", -1, start); d != 0 {
-		t.Errorf("retryAfter with no limit = %v, want 0", d)
-	}
-	if d := l.retryAfter("k", 3, start.Add(10*time.Minute)); d != 0 {
-		t.Errorf("retryAfter once the oldest left = %v, want 0", d)
+	// A refused attempt records nothing: once the oldest left, one fits.
+	if d := l.admit(start.Add(10*time.Minute), hard); d != 0 {
+		t.Errorf("wait once the oldest left = %v, want 0", d)
 	}
 	l.clear("k")
-	if d := l.retryAfter("k", 1, start.Add(10*time.Minute)); d != 0 {
-		t.Errorf("retryAfter after clear = %v, want 0", d)
+	if d := l.admit(start.Add(10*time.Minute), rule{key: "k", limit: 1}); d != 0 {
+		t.Errorf("wait after clear = %v, want 0", d)
+	}
+	// undo takes an attempt back.
+	l.undo(start.Add(10*time.Minute), "k")
+	if d := l.admit(start.Add(10*time.Minute), rule{key: "k", limit: 1}); d != 0 {
+		t.Errorf("wait after undo = %v, want 0", d)
+	}
+
+	// Several rules: all or nothing.
+	l.clear("k")
+	if d := l.admit(start, rule{key: "a", limit: 5}, rule{key: "b", limit: 1}); d != 0 {
+		t.Fatal(d)
+	}
+	if d := l.admit(start, rule{key: "a", limit: 5}, rule{key: "b", limit: 1}); d != 10*time.Minute {
+		t.Errorf("second attempt over b's limit: wait %v, want 10m", d)
+	}
+	if n := len(l.attempts["a"]); n != 1 {
+		t.Errorf("a refused attempt was counted on the other key: %d attempts, want 1", n)
 	}
 
 	// Many one-off keys must not pile up once their window has passed.
+	l = newLimiter(10*time.Minute, time.Second, time.Minute)
 	for i := range 1000 {
-		l.fail(start, fmt.Sprint("spray", i))
+		l.admit(start, rule{key: fmt.Sprint("spray", i), limit: 5})
 	}
 	if n := l.size(); n != 1000 {
 		t.Fatalf("size = %d, want 1000", n)
 	}
-	l.fail(start.Add(11*time.Minute), "fresh")
+	l.admit(start.Add(11*time.Minute), rule{key: "fresh", limit: 5})
 	if n := l.size(); n != 1 {
 		t.Errorf("size after prune = %d, want 1", n)
 	}
+}
+
+// TestLimiterSlowsDown: past the limit a slow rule paces attempts with a
+// doubling delay after the latest one, capped, instead of refusing them
+// for the rest of the window.
+func TestLimiterSlowsDown(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLimiter(15*time.Minute, time.Second, 8*time.Second)
+	r := rule{key: "k", limit: 3, slow: true}
+	for range 3 {
+		if d := l.admit(now, r); d != 0 {
+			t.Fatalf("free attempt refused: %v", d)
+		}
+	}
+	for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		if d := l.admit(now, r); d != want {
+			t.Fatalf("wait = %v, want %v", d, want)
+		}
+		if d := l.admit(now.Add(want-time.Millisecond), r); d != time.Millisecond {
+			t.Fatalf("just before the delay: wait %v, want 1ms", d)
+		}
+		now = now.Add(want)
+		if d := l.admit(now, r); d != 0 {
+			t.Fatalf("after the delay: wait %v, want 0", d)
+		}
+	}
+}
+
+// TestParallelLoginsReserveBeforeHashing: 30 parallel wrong guesses at one
+// account from one address get at most MaxFailuresPerAccount password
+// hashes; the rest are refused before hashing, and the right password
+// inside the burst, past the limit, is refused too.
+func TestParallelLoginsReserveBeforeHashing(t *testing.T) {
+	t.Parallel()
+	db := storetest.OpenSQLite(t)
+	s := New(Config{Argon2: TestArgon2(), MaxConcurrentHashes: 64}, db, storetest.Logger(t), nil)
+	ctx := context.Background()
+	if _, err := s.SignUp(ctx, SignUpInput{Username: "alice", DisplayName: "Alice", Email: "a@example.org", Password: "violet-harbor-lantern"}); err != nil {
+		t.Fatal(err)
+	}
+	// Hold every hash until all 30 attempts have either reached the
+	// hasher or been refused, so none finishes (and is recorded) early.
+	var hashed atomic.Int32
+	arrived := make(chan struct{}, 64)
+	release := make(chan struct{})
+	s.hasher.hook = func() {
+		hashed.Add(1)
+		arrived <- struct{}{}
+		<-release
+	}
+	const n = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	refused := make(chan struct{}, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := s.LogIn(ctx, "192.0.2.1", "alice", "wrong-password")
+			var rl *RateLimitedError
+			if errors.As(err, &rl) {
+				refused <- struct{}{}
+			}
+			errs <- err
+		}()
+	}
+	// The 5 admitted attempts reach the hasher; the other 25 are refused.
+	for range 5 {
+		<-arrived
+	}
+	for range n - 5 {
+		<-refused
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	var bad, limited int
+	for err := range errs {
+		var rl *RateLimitedError
+		switch {
+		case errors.Is(err, ErrBadCredentials):
+			bad++
+		case errors.As(err, &rl):
+			limited++
+		default:
+			t.Errorf("unexpected error %v", err)
+		}
+	}
+	if got := hashed.Load(); got != 5 || bad != 5 || limited != n-5 {
+		t.Errorf("%d hashes, %d wrong-password answers, %d refusals; want 5, 5, %d", got, bad, limited, n-5)
+	}
+	s.hasher.hook = nil
+	var rl *RateLimitedError
+	if _, _, err := s.LogIn(ctx, "192.0.2.1", "alice", "violet-harbor-lantern"); !errors.As(err, &rl) {
+		t.Errorf("right password after the burst: %v, want *RateLimitedError", err)
+	}
+}
+
+// TestHashConcurrencyCap: no more than MaxConcurrentHashes hashes run at
+// once; an attempt that finds no slot within HashQueueWait gets ErrBusy
+// and is not counted against the account; a slot that frees up in time is
+// taken.
+func TestHashConcurrencyCap(t *testing.T) {
+	t.Parallel()
+	db := storetest.OpenSQLite(t)
+	s := New(Config{Argon2: TestArgon2(), MaxConcurrentHashes: 2, HashQueueWait: 50 * time.Millisecond, MaxFailuresPerIP: -1}, db, storetest.Logger(t), nil)
+	ctx := context.Background()
+	var running, peak atomic.Int32
+	arrived := make(chan struct{}, 10)
+	release := make(chan struct{})
+	s.hasher.hook = func() {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		arrived <- struct{}{}
+		<-release
+		running.Add(-1)
+	}
+	done := make(chan error, 10)
+	for i := range 2 {
+		go func() {
+			_, _, err := s.LogIn(ctx, "192.0.2.1", fmt.Sprint("holder", i), "wrong-password")
+			done <- err
+		}()
+	}
+	<-arrived
+	<-arrived
+	// Both slots are held: more attempts wait HashQueueWait, then give up.
+	for i := range 3 {
+		_, _, err := s.LogIn(ctx, "192.0.2.2", "bob", "wrong-password")
+		if !errors.Is(err, ErrBusy) {
+			t.Fatalf("attempt %d with every slot taken: %v, want ErrBusy", i, err)
+		}
+	}
+	var m dto.Metric
+	if err := s.hasher.busy.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 3 {
+		t.Errorf("busy counter = %v, want 3", got)
+	}
+	// A busy refusal did not count as a failure: 5 real ones still fit
+	// before bob's account slows down.
+	if n := len(s.limiter.attempts["user:bob"]); n != 0 {
+		t.Errorf("busy refusals were counted on the account: %d", n)
+	}
+	// A waiter gets a slot as soon as one frees up.
+	waiter := make(chan error, 1)
+	go func() {
+		_, _, err := s.LogIn(ctx, "192.0.2.3", "carol", "wrong-password")
+		waiter <- err
+	}()
+	close(release)
+	for range 2 {
+		if err := <-done; !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("holder: %v", err)
+		}
+	}
+	if err := <-waiter; !errors.Is(err, ErrBadCredentials) && !errors.Is(err, ErrBusy) {
+		t.Errorf("waiter: %v", err)
+	}
+	if p := peak.Load(); p > 2 {
+		t.Errorf("%d hashes ran at once, want at most 2", p)
+	}
+	// Sign-ups share the slots. (Everything above has finished.)
+	arrived = make(chan struct{}, 10)
+	release = make(chan struct{})
+	for i := range 2 {
+		go func() { s.LogIn(ctx, "192.0.2.1", fmt.Sprint("holder", i), "wrong-password") }()
+	}
+	<-arrived
+	<-arrived
+	_, err := s.SignUp(ctx, SignUpInput{Username: "dora", DisplayName: "Dora", Email: "d@example.org", Password: "violet-harbor-lantern", IP: "192.0.2.4"})
+	if !errors.Is(err, ErrBusy) {
+		t.Errorf("sign-up with every slot taken: %v, want ErrBusy", err)
+	}
+	close(release)
 }
 
 func TestRandomIdentifiers(t *testing.T) {

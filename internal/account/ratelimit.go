@@ -5,77 +5,137 @@ import (
 	"time"
 )
 
-// limiter counts failed logins per key (an account or a client address) in
-// a sliding window. It lives in memory: limits are per node and reset on
-// restart, which is enough to make online guessing slow.
+// limiter counts attempts per key (an account, a client address, or the
+// two together) in a sliding window. It lives in memory: limits are per
+// node and reset on restart, which is enough to make online guessing slow.
+//
+// Attempts are reserved before the expensive work they guard (a password
+// hash), with the check and the count in one step under the lock, so a
+// burst of parallel requests cannot all pass the check before any of them
+// is counted.
 type limiter struct {
 	window time.Duration
+	// delay and maxDelay pace keys under a slow-down rule: the first
+	// attempt past the limit waits delay after the previous one, each
+	// further one twice as long, up to maxDelay.
+	delay, maxDelay time.Duration
 
 	mu sync.Mutex
-	// failures holds, per key, the times of failures still inside the
+	// attempts holds, per key, the times of attempts still inside the
 	// window, oldest first.
-	failures  map[string][]time.Time
+	attempts  map[string][]time.Time
 	lastPrune time.Time
 }
 
-func newLimiter(window time.Duration) *limiter {
-	return &limiter{window: window, failures: map[string][]time.Time{}}
+func newLimiter(window, delay, maxDelay time.Duration) *limiter {
+	return &limiter{window: window, delay: delay, maxDelay: maxDelay, attempts: map[string][]time.Time{}}
 }
 
-// retryAfter reports how long until key drops below limit failures, or 0
-// if another attempt is allowed now. limit <= 0 means no limit.
-func (l *limiter) retryAfter(key string, limit int, now time.Time) time.Duration {
-	if limit <= 0 {
-		return 0
-	}
+// rule is one limit admit checks.
+type rule struct {
+	key string
+	// limit is how many attempts the window holds before the rule bites;
+	// <= 0 means no limit (and nothing is recorded for the key).
+	limit int
+	// slow makes the rule pace attempts past the limit with an
+	// exponentially growing delay instead of refusing them until the
+	// window has passed.
+	slow bool
+}
+
+// admit reserves an attempt: if every rule allows one now, it records it
+// on every rule's key and returns 0; otherwise it records nothing and
+// returns how long until the strictest rule would allow one.
+func (l *limiter) admit(now time.Time, rules ...rule) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ts := l.current(key, now)
-	if len(ts) < limit {
-		return 0
+	var wait time.Duration
+	for _, r := range rules {
+		if r.limit > 0 {
+			wait = max(wait, l.wait(r, l.current(r.key, now), now))
+		}
 	}
-	// Once the failure that brings the count down to limit-1 leaves the
-	// window, an attempt is allowed again. Usually that is the oldest;
-	// concurrent attempts can overshoot the limit, hence the index.
-	return ts[len(ts)-limit].Add(l.window).Sub(now)
+	if wait > 0 {
+		return wait
+	}
+	for _, r := range rules {
+		if r.limit > 0 {
+			l.attempts[r.key] = append(l.current(r.key, now), now)
+		}
+	}
+	l.prune(now)
+	return 0
 }
 
-// fail records a failure for each key.
-func (l *limiter) fail(now time.Time, keys ...string) {
+// wait is how long rule r has an attempt wait, given the attempts ts in
+// the window. l.mu must be held.
+func (l *limiter) wait(r rule, ts []time.Time, now time.Time) time.Duration {
+	n := len(ts)
+	if n < r.limit {
+		return 0
+	}
+	if !r.slow {
+		// Once the attempt that brings the count down to limit-1 leaves
+		// the window, another is allowed.
+		return ts[n-r.limit].Add(l.window).Sub(now)
+	}
+	d := l.maxDelay
+	if over := n - r.limit; over < 30 {
+		d = min(l.maxDelay, l.delay<<over)
+	}
+	return max(0, ts[n-1].Add(d).Sub(now))
+}
+
+// undo takes back an attempt admit recorded at at on each key, for an
+// attempt that turned out not to count: a login that succeeded (as far
+// as the address is concerned), or one the server could not evaluate.
+func (l *limiter) undo(at time.Time, keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range keys {
-		l.failures[k] = append(l.current(k, now), now)
+		ts := l.attempts[k]
+		for i := len(ts) - 1; i >= 0; i-- {
+			if ts[i].Equal(at) {
+				ts = append(ts[:i:i], ts[i+1:]...)
+				break
+			}
+		}
+		if len(ts) == 0 {
+			delete(l.attempts, k)
+		} else {
+			l.attempts[k] = ts
+		}
 	}
-	l.prune(now)
 }
 
-// clear forgets the failures of key.
-func (l *limiter) clear(key string) {
+// clear forgets the attempts of keys.
+func (l *limiter) clear(keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.failures, key)
+	for _, k := range keys {
+		delete(l.attempts, k)
+	}
 }
 
-// current drops failures of key that left the window and returns the rest.
+// current drops attempts of key that left the window and returns the rest.
 // l.mu must be held.
 func (l *limiter) current(key string, now time.Time) []time.Time {
-	ts := l.failures[key]
+	ts := l.attempts[key]
 	cut := now.Add(-l.window)
 	i := 0
 	for i < len(ts) && !ts[i].After(cut) {
 		i++
 	}
 	if i == len(ts) {
-		delete(l.failures, key)
+		delete(l.attempts, key)
 		return nil
 	}
 	ts = ts[i:]
-	l.failures[key] = ts
+	l.attempts[key] = ts
 	return ts
 }
 
-// prune sweeps keys whose failures all left the window, at most once per
+// prune sweeps keys whose attempts all left the window, at most once per
 // window, so that guesses at many usernames cannot grow the map forever.
 // l.mu must be held.
 func (l *limiter) prune(now time.Time) {
@@ -83,7 +143,7 @@ func (l *limiter) prune(now time.Time) {
 		return
 	}
 	l.lastPrune = now
-	for k := range l.failures {
+	for k := range l.attempts {
 		l.current(k, now)
 	}
 }
@@ -92,5 +152,5 @@ func (l *limiter) prune(now time.Time) {
 func (l *limiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.failures)
+	return len(l.attempts)
 }

@@ -240,6 +240,8 @@ func logIn(ctx context.Context, hc *http.Client, base *url.URL, username, passwo
 		return nil
 	case http.StatusTooManyRequests:
 		return fmt.Errorf("client: too many failed logins; retry in %s seconds", resp.Header.Get("Retry-After"))
+	case http.StatusServiceUnavailable:
+		return fmt.Errorf("client: the server is busy checking other passwords; retry in %s seconds", resp.Header.Get("Retry-After"))
 	default:
 		return fmt.Errorf("client: log in failed (%d): check the username and password", resp.StatusCode)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parley/parley/internal/clientip"
 )
 
 // Config is everything `parley serve` can be told.
@@ -60,6 +62,19 @@ type Config struct {
 	// MaxConnectionsPerUser bounds one account's signaling sockets plus
 	// WHIP/WHEP sessions (several devices and tabs fit; a flood does not).
 	MaxConnectionsPerUser int
+	// MaxConnectionsPerIP bounds the HTTP connections one client address
+	// holds open, before any login (0 = no cap). Connections upgraded to
+	// WebSockets leave this count (MaxConnectionsPerUser bounds them), and
+	// trusted proxies are not counted.
+	MaxConnectionsPerIP int
+	// ReadTimeout bounds reading a whole request, headers and body, so a
+	// client trickling a body cannot hold a connection for ever. WebSocket
+	// connections are exempt once upgraded.
+	ReadTimeout time.Duration
+	// TrustedProxies are reverse proxies (CIDR prefixes or addresses)
+	// whose X-Forwarded-For / X-Real-IP headers name the client; from
+	// anyone else those headers are ignored.
+	TrustedProxies []string
 
 	// TURN is "embedded" (Parley's own relay), "external" (TURNURLs, a
 	// coturn sharing TURNSecret; set by giving TURNURLs) or "off".
@@ -105,6 +120,8 @@ func Default() Config {
 		PingTimeout:     10 * time.Second,
 
 		MaxConnectionsPerUser: 50,
+		MaxConnectionsPerIP:   100,
+		ReadTimeout:           30 * time.Second,
 
 		TURN:              "embedded",
 		TURNAddr:          ":3478",
@@ -227,6 +244,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnectionsPerUser < 1 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-user %d: use 1 or more", c.MaxConnectionsPerUser))
+	}
+	if c.MaxConnectionsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("--max-connections-per-ip %d: use 1 or more, or 0 for no cap", c.MaxConnectionsPerIP))
+	}
+	if c.ReadTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--read-timeout %s: use a positive duration such as 30s", c.ReadTimeout))
+	}
+	if _, err := clientip.ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--session-ttl %s is too short: use at least 1m", c.SessionTTL))

@@ -22,11 +22,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.TLS = "maybe"
 	c.LogFormat = "xml"
 	c.ICEServers = []string{"http://x"}
+	c.TrustedProxies = []string{"10.0.0.0/8", "proxy.example.org"}
+	c.MaxConnectionsPerIP = -1
+	c.ReadTimeout = 0
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"--addr", "--database", "--tls", "--log-format", "--ice-server"} {
+	for _, want := range []string{"--addr", "--database", "--tls", "--log-format", "--ice-server", "--trusted-proxies", "proxy.example.org", "--max-connections-per-ip", "--read-timeout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}

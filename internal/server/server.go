@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
@@ -30,14 +32,16 @@ import (
 
 // Server is a running-or-ready Parley server.
 type Server struct {
-	cfg      config.Config
-	log      *slog.Logger
-	db       *store.DB
-	accounts *account.Service
-	rooms    *room.Manager
-	sfu      *media.SFU
-	turn     *turnserver.Server // nil unless the embedded relay runs
-	http     *http.Server
+	cfg          config.Config
+	log          *slog.Logger
+	db           *store.DB
+	accounts     *account.Service
+	rooms        *room.Manager
+	sfu          *media.SFU
+	turn         *turnserver.Server // nil unless the embedded relay runs
+	http         *http.Server
+	proxies      clientip.Proxies
+	connsRefused prometheus.Counter // shared by the connlimit listeners
 
 	turnSecretValue string
 	turnPorts       turnPorts
@@ -67,6 +71,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.accounts.Register(reg)
+	s.proxies, _ = clientip.ParseProxies(cfg.TrustedProxies) // Validate checked it
+	s.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_http_connections_refused_total",
+		Help: "connections closed at once because their address already held --max-connections-per-ip.",
+	})
+	reg.MustRegister(s.connsRefused)
 	s.sfu, err = media.New(media.Config{
 		UDPPort:      cfg.RTCUDPPort,
 		TCPPort:      cfg.RTCTCPPort,
@@ -105,10 +116,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: h,
+		// ReadTimeout bounds the whole request, body included: a client
+		// trickling a body to /login is cut off. Go clears the deadline
+		// when a connection is hijacked, so WebSockets are not affected.
+		ReadTimeout:       cfg.ReadTimeout,
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// The web edge frees a connection's place in the per-address
+		// cap once it is an authenticated WebSocket (MaxConnectionsPerUser
+		// bounds those); any other hijack frees it too.
+		ConnContext: connlimit.ContextWithConn,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateHijacked {
+				connlimit.Release(c)
+			}
+		},
 	}
 	switch cfg.TLS {
 	case "files":
@@ -195,6 +219,7 @@ func (s *Server) janitor(ctx context.Context) {
 // Serve answers requests on ln until Shutdown; it returns nil after a
 // clean shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = connlimit.New(ln, s.cfg.MaxConnectionsPerIP, s.proxies.Trusted, s.connsRefused, s.log.With("part", "http"))
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}

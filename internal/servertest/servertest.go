@@ -34,6 +34,7 @@ type Server struct {
 	Config config.Config
 
 	t    testing.TB
+	acfg account.Config
 	logw testWriter
 	srv  *server.Server
 	done chan error
@@ -46,6 +47,7 @@ type options struct {
 	postgres bool
 	turn     bool
 	mutate   func(*config.Config)
+	account  func(*account.Config)
 }
 
 // WithPostgres runs the server on PostgreSQL (a fresh schema) instead of
@@ -59,6 +61,10 @@ func WithTURN() Option { return func(o *options) { o.turn = true } }
 
 // WithConfig lets a test change the configuration before start.
 func WithConfig(f func(*config.Config)) Option { return func(o *options) { o.mutate = f } }
+
+// WithAccountConfig lets a test change the account settings (login and
+// sign-up limits, password hashing) before start.
+func WithAccountConfig(f func(*account.Config)) Option { return func(o *options) { o.account = f } }
 
 // Start starts a server and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -89,7 +95,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
-	s := &Server{t: t, Config: cfg}
+	s := &Server{t: t, Config: cfg, acfg: AccountConfig()}
+	if o.account != nil {
+		o.account(&s.acfg)
+	}
 	s.logw = newTestWriter(t)
 	s.start()
 	t.Cleanup(func() { s.Stop() })
@@ -108,7 +117,7 @@ func (s *Server) start() {
 	log := slog.New(slog.NewTextHandler(s.logw, &slog.HandlerOptions{Level: logLevel()}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := server.New(ctx, s.Config, log, AccountConfig())
+	srv, err := server.New(ctx, s.Config, log, s.acfg)
 	if err != nil {
 		t.Fatalf("servertest: start: %v", err)
 	}

@@ -126,10 +126,23 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	form := formValues(r, "username", "display_name", "email", "password")
 	u, err := s.accounts.SignUp(r.Context(), account.SignUpInput{
 		Username: form["username"], DisplayName: form["display_name"], Email: form["email"], Password: form["password"],
+		IP: s.clientIP(r),
 	})
+	delete(form, "password") // never echo a password back into a page
+	var rl *account.RateLimitedError
 	if fields, ok := fieldErrors(err); ok {
-		delete(form, "password") // never echo a password back into a page
 		s.render(w, r, http.StatusUnprocessableEntity, "signup", page{Title: "Sign up", Form: form, Errors: fields})
+		return
+	}
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", fmt.Sprint(account.RetryAfterSeconds(rl.RetryAfter)))
+		s.render(w, r, http.StatusTooManyRequests, "signup", page{Title: "Sign up", Form: form, Errors: map[string]string{
+			"form": "Too many accounts were made from your network address recently. Try again in " + humanDuration(rl.RetryAfter) + ", or ask the server's operator.",
+		}})
+		return
+	}
+	if errors.Is(err, account.ErrBusy) {
+		s.busy(w, r, "signup", page{Title: "Sign up", Form: form})
 		return
 	}
 	if err != nil {
@@ -179,16 +192,18 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
 	form := formValues(r, "username", "password")
 	p := page{Title: "Log in", Next: next, Form: map[string]string{"username": form["username"]}}
-	_, token, err := s.accounts.LogIn(r.Context(), clientIP(r), form["username"], form["password"])
+	_, token, err := s.accounts.LogIn(r.Context(), s.clientIP(r), form["username"], form["password"])
 	var rl *account.RateLimitedError
 	switch {
 	case err == nil:
 		s.setSessionCookie(w, token)
 		http.Redirect(w, r, orDefault(next, "/channels"), http.StatusSeeOther)
 	case errors.As(err, &rl):
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(rl.RetryAfter.Seconds()))))
+		w.Header().Set("Retry-After", fmt.Sprint(account.RetryAfterSeconds(rl.RetryAfter)))
 		p.Errors = map[string]string{"form": "Too many failed attempts. For your safety, logging in is paused: try again in " + humanDuration(rl.RetryAfter) + "."}
 		s.render(w, r, http.StatusTooManyRequests, "login", p)
+	case errors.Is(err, account.ErrBusy):
+		s.busy(w, r, "login", p)
 	case errors.Is(err, account.ErrBadCredentials):
 		p.Errors = map[string]string{"form": "Wrong username or password. Check both and try again."}
 		s.render(w, r, http.StatusUnauthorized, "login", p)
@@ -200,6 +215,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		s.internalError(w, r, err)
 	}
+}
+
+// busy answers 503 with Retry-After when every password-hashing slot
+// stayed taken: the server is overloaded, the user did nothing wrong.
+func (s *Server) busy(w http.ResponseWriter, r *http.Request, name string, p page) {
+	w.Header().Set("Retry-After", fmt.Sprint(account.RetryAfterSeconds(account.BusyRetryAfter)))
+	p.Errors = map[string]string{"form": "Parley is busy checking other passwords right now. Wait " + humanDuration(account.BusyRetryAfter) + " and send the form again."}
+	s.render(w, r, http.StatusServiceUnavailable, name, p)
 }
 
 // humanDuration rounds up to what a person would say.

@@ -23,7 +23,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
@@ -45,6 +47,7 @@ type Server struct {
 	pages    map[string]*template.Template
 	handler  http.Handler
 	whip     *whipResources // WHIP/WHEP sessions (whip.go)
+	proxies  clientip.Proxies
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -52,6 +55,11 @@ type Server struct {
 // metrics serves /metrics (Prometheus text format).
 func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager, metrics http.Handler) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}}
+	proxies, err := clientip.ParseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	s.proxies = proxies
 	if err := s.parseTemplates(ui.Templates()); err != nil {
 		return nil, err
 	}
@@ -98,16 +106,26 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 		s.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		s.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so Parley refused it. Open Parley directly and try again.")
 	}))
-	s.handler = securityHeaders(cop.Handler(mux))
+	s.handler = securityHeaders(cop.Handler(mux), cfg.Secure())
 	return s, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-func securityHeaders(h http.Handler) http.Handler {
+// hsts tells browsers to use HTTPS only for a year. No includeSubDomains:
+// other services on sibling names are not Parley's to decide about.
+const hsts = "max-age=31536000"
+
+// securityHeaders sets the headers every response carries; tls adds
+// Strict-Transport-Security, which is sent only over HTTPS (a browser
+// ignores it on plain HTTP, and promising HTTPS there would be false).
+func securityHeaders(h http.Handler, tls bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
+		if tls {
+			hd.Set("Strict-Transport-Security", hsts)
+		}
 		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
@@ -302,6 +320,11 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	// The socket is bounded by the account's limit from here on, not by
+	// the per-address cap on connections; should the upgrade fail, the
+	// connection closes after the answer rather than stay uncounted.
+	connlimit.ReleaseContext(r.Context())
+	w.Header().Set("Connection", "close")
 	// Accept refuses (403) an Origin that does not match the Host: a page
 	// on another site cannot open a socket with the user's cookie.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signal.Subprotocol}})
@@ -323,12 +346,9 @@ func requestHost(r *http.Request) string {
 	return strings.Trim(r.Host, "[]")
 }
 
-// clientIP is the address login attempts are counted against. Parley does
-// not trust proxy headers: behind a proxy, every client shares its address.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// clientIP is the address logins and sign-ups are counted against: the
+// TCP peer, or behind a proxy listed in --trusted-proxies, the client it
+// forwarded for.
+func (s *Server) clientIP(r *http.Request) string {
+	return s.proxies.FromRequest(r)
 }
