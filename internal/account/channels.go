@@ -168,6 +168,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor store.User, channelID,
 	if err != nil {
 		return fmt.Errorf("account: remove member: %w", err)
 	}
+	s.membershipLost()
 	s.log.Info("member removed", "channel_id", channelID, "user_id", userID, "by", actor.ID)
 	return nil
 }
