@@ -158,7 +158,13 @@ func stunProbe(servers []string) error {
 type setupResult struct {
 	Channel string    `json:"channel"`
 	Tokens  [2]string `json:"tokens"`
+	// BobID is Bob's user id (a member: the relay serves his TURN
+	// credentials).
+	BobID string `json:"bobId"`
 }
+
+// removeRE finds a member's user id in the owner's Remove button.
+var removeRE = regexp.MustCompile(`/members/([A-Za-z0-9_-]+)/remove`)
 
 var tokenRE = regexp.MustCompile(`<code id="new-token" class="token">(parley_[A-Za-z0-9_-]+)</code>`)
 
@@ -190,6 +196,17 @@ func setup(base, mode string) error {
 	if _, _, err := post(users[0], ch+"/mode", http.StatusSeeOther, url.Values{"mode": {mode}}); err != nil {
 		return err
 	}
+	page, err := users[0].Get(ch)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	m := removeRE.FindStringSubmatch(string(b))
+	if m == nil {
+		return errors.New("no member's Remove button on the owner's channel page")
+	}
+	res.BobID = m[1]
 	for i, hc := range users {
 		_, body, err := post(hc, base+"/account/tokens", http.StatusOK, url.Values{"name": {"nattest"}})
 		if err != nil {

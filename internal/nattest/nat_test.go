@@ -246,7 +246,8 @@ func TestRelayRefusesPrivatePeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, pass, _ := turnserver.Credentials(strings.TrimSpace(string(secret)), "prober", time.Hour)
+	// A member's credentials: the relay serves only users in a channel.
+	user, pass, _ := turnserver.Credentials(strings.TrimSpace(string(secret)), s.setup.BobID, time.Hour)
 	const peerAddr = "10.1.0.2:40000"
 	listener := Start(t, "listener (client A)", helper(n.Clients[0], "listen", peerAddr, "6s"))
 	if _, ok := listener.WaitLine("listening", 10*time.Second); !ok {
