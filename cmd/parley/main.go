@@ -68,6 +68,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 type envFlags struct {
 	fs   *flag.FlagSet
 	envs map[string]string // flag name → env var
+	// old maps a flag name to the env var it used to be read from; that
+	// name still works, with a warning to warn, when the new one is unset.
+	old  map[string]string
+	warn io.Writer
+}
+
+// renamed keeps an earlier environment variable name of flag name working.
+func (e *envFlags) renamed(name, oldEnv string) {
+	if e.old == nil {
+		e.old = map[string]string{}
+	}
+	e.old[name] = oldEnv
 }
 
 func (e *envFlags) string(p *string, name, env, help string) {
@@ -98,7 +110,14 @@ func (e *envFlags) parse(args []string) error {
 	set := map[string]bool{}
 	e.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for name, env := range e.envs {
-		if v, ok := os.LookupEnv(env); ok && !set[name] {
+		v, ok := os.LookupEnv(env)
+		if old := e.old[name]; !ok && old != "" {
+			if v, ok = os.LookupEnv(old); ok && e.warn != nil {
+				fmt.Fprintf(e.warn, "parley: environment variable %s is deprecated; rename it %s (it matches the flag --%s)\n", old, env, name)
+			}
+			env = old
+		}
+		if ok && !set[name] {
 			if err := e.fs.Set(name, v); err != nil {
 				return fmt.Errorf("environment %s=%q: %w", env, v, err)
 			}
@@ -111,7 +130,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	cfg := config.Default()
 	fs := flag.NewFlagSet("parley serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f := &envFlags{fs: fs, envs: map[string]string{}}
+	f := &envFlags{fs: fs, envs: map[string]string{}, warn: stderr}
 	var iceServers string
 	f.string(&cfg.Addr, "addr", "PARLEY_ADDR", "listen address, host:port")
 	f.string(&cfg.DataDir, "data-dir", "PARLEY_DATA_DIR", "directory for the SQLite database and the self-signed certificate")
@@ -119,7 +138,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.TLS, "tls", "PARLEY_TLS", `"self-signed" makes and keeps a certificate in --data-dir, for HTTPS on a LAN`)
 	f.string(&cfg.TLSCert, "tls-cert", "PARLEY_TLS_CERT", "TLS certificate file (PEM); with --tls-key serves HTTPS")
 	f.string(&cfg.TLSKey, "tls-key", "PARLEY_TLS_KEY", "TLS private key file (PEM)")
-	f.string(&iceServers, "ice-server", "PARLEY_ICE_SERVERS", "comma-separated STUN/TURN URLs handed to clients, e.g. stun:stun.example.org:3478")
+	f.string(&iceServers, "ice-server", "PARLEY_ICE_SERVER", "comma-separated STUN/TURN URLs handed to clients, e.g. stun:stun.example.org:3478")
+	f.renamed("ice-server", "PARLEY_ICE_SERVERS")
 	f.string(&cfg.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "log format: text or json")
 	f.string(&cfg.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "log level: debug, info, warn or error")
 	f.duration(&cfg.SessionTTL, "session-ttl", "PARLEY_SESSION_TTL", "how long a login lasts")
@@ -142,7 +162,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.TURNPublicIP, "turn-public-ip", "PARLEY_TURN_PUBLIC_IP", "the address clients reach the relay at and relayed media comes from")
 	f.string(&cfg.TURNRelayPorts, "turn-relay-ports", "PARLEY_TURN_RELAY_PORTS", "UDP port range for relayed media, MIN-MAX (open it in the firewall)")
 	f.string(&cfg.TURNSecret, "turn-secret", "PARLEY_TURN_SECRET", "shared secret for TURN credentials (default: made and kept in --data-dir; set the same on every node, or your coturn's static-auth-secret)")
-	f.string(&turnURLs, "turn-url", "PARLEY_TURN_URLS", "comma-separated turn:/turns: URLs of an external TURN server (coturn with use-auth-secret); turns the embedded one off")
+	f.string(&turnURLs, "turn-url", "PARLEY_TURN_URL", "comma-separated turn:/turns: URLs of an external TURN server (coturn with use-auth-secret); turns the embedded one off")
+	f.renamed("turn-url", "PARLEY_TURN_URLS")
 	f.bool(&cfg.TURNAllowPrivate, "turn-allow-private", "PARLEY_TURN_ALLOW_PRIVATE", "let the relay reach private and loopback addresses (LAN-only deployments)")
 	f.duration(&cfg.TURNCredentialTTL, "turn-credential-ttl", "PARLEY_TURN_CREDENTIAL_TTL", "how long the TURN credentials handed to each participant last")
 	var cpuProfile string

@@ -135,3 +135,57 @@ func TestServeProcess(t *testing.T) {
 		t.Error("no clean-stop log line")
 	}
 }
+
+// TestServeEnvMatchesFlags: every serve flag is read from the environment
+// variable named after it (PARLEY_ and the flag in capitals), so nobody
+// has to look the name up; --database keeps the conventional
+// PARLEY_DATABASE_URL.
+func TestServeEnvMatchesFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	flagRE := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	envRE := regexp.MustCompile(`\(env (PARLEY_[A-Z0-9_]+)\)`)
+	help := errb.String()
+	starts := flagRE.FindAllStringSubmatchIndex(help, -1)
+	if len(starts) < 20 {
+		t.Fatalf("found %d flags in --help:\n%s", len(starts), help)
+	}
+	for i, m := range starts {
+		name := help[m[2]:m[3]]
+		end := len(help)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		env := envRE.FindStringSubmatch(help[m[0]:end])
+		if env == nil {
+			continue // not bound to the environment (profiling)
+		}
+		want := "PARLEY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if name == "database" {
+			want = "PARLEY_DATABASE_URL"
+		}
+		if env[1] != want {
+			t.Errorf("--%s is read from %s, want %s", name, env[1], want)
+		}
+	}
+}
+
+// TestServeRenamedEnvStillWorks: the earlier names PARLEY_ICE_SERVERS and
+// PARLEY_TURN_URLS are still applied, with a warning naming the new one.
+func TestServeRenamedEnvStillWorks(t *testing.T) {
+	for old, renamed := range map[string]string{"PARLEY_ICE_SERVERS": "PARLEY_ICE_SERVER", "PARLEY_TURN_URLS": "PARLEY_TURN_URL"} {
+		t.Run(old, func(t *testing.T) {
+			t.Setenv(old, "nonsense://x")
+			var out, errb bytes.Buffer
+			code := run([]string{"serve"}, &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), "nonsense") {
+				t.Errorf("%s not applied: exit %d, %s", old, code, errb.String())
+			}
+			if !strings.Contains(errb.String(), old+" is deprecated; rename it "+renamed) {
+				t.Errorf("no deprecation warning for %s: %s", old, errb.String())
+			}
+		})
+	}
+}
