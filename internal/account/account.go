@@ -37,6 +37,27 @@ var ErrUnauthenticated = errors.New("not logged in")
 // it, fit to show next to that field.
 type ValidationError struct {
 	Fields map[string]string
+	// Order lists the fields in the order of the form they came from;
+	// fields it leaves out follow in name order.
+	Order []string
+}
+
+// Messages returns every field's message, in form order.
+func (e *ValidationError) Messages() []string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		if !slices.Contains(e.Order, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	out := make([]string, 0, len(e.Fields))
+	for _, k := range append(slices.Clone(e.Order), keys...) {
+		if msg, ok := e.Fields[k]; ok {
+			out = append(out, msg)
+		}
+	}
+	return out
 }
 
 // Error lists the fields and messages in a stable order.

@@ -44,7 +44,7 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (store.User, error
 		}
 	}
 	if len(fields) > 0 {
-		return store.User{}, &ValidationError{Fields: fields}
+		return store.User{}, &ValidationError{Fields: fields, Order: []string{"username", "display_name", "email", "password"}}
 	}
 
 	// Count the sign-up before hashing, in one step with the check, so a

@@ -344,3 +344,17 @@ func TestDisplayNameRefusesBidiAndInvisible(t *testing.T) {
 		}
 	}
 }
+
+// TestValidationMessagesInFormOrder: a form with several wrong fields gets
+// every message, in the order of the form, whatever the map's order.
+func TestValidationMessagesInFormOrder(t *testing.T) {
+	ve := &ValidationError{
+		Fields: map[string]string{"password": "p", "zeta": "z", "username": "u", "alpha": "a", "email": "e"},
+		Order:  []string{"username", "display_name", "email", "password"},
+	}
+	for range 20 { // map iteration order varies from run to run
+		if got := strings.Join(ve.Messages(), ","); got != "u,e,p,a,z" {
+			t.Fatalf("messages %q, want u,e,p,a,z", got)
+		}
+	}
+}

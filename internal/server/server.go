@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -169,7 +170,7 @@ func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text st
 	var ve *account.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeInvalid, Ref: signal.TypeChat, Message: firstMessage(ve.Fields)}
+		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeInvalid, Ref: signal.TypeChat, Message: strings.Join(ve.Messages(), " ")}
 	case errors.Is(err, account.ErrForbidden), errors.Is(err, account.ErrNotFound):
 		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeInvalid, Ref: signal.TypeChat, Message: "you are no longer a member of this channel, so you cannot post here"}
 	case err != nil:
@@ -188,13 +189,6 @@ func (s *Server) revoked(next func(account.Revocation)) func(account.Revocation)
 			next(rv)
 		}
 	}
-}
-
-func firstMessage(fields map[string]string) string {
-	for _, v := range fields {
-		return v
-	}
-	return "the message was refused"
 }
 
 // janitor removes expired sessions now and then, so the table stays small.

@@ -367,8 +367,8 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 	id, userID := r.PathValue("id"), r.PathValue("user")
 	err := s.accounts.RemoveMember(r.Context(), mustUser(r), id, userID)
-	if fields, ok := fieldErrors(err); ok {
-		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: fields, Flash: firstValue(fields)})
+	if ve, ok := errors.AsType[*account.ValidationError](err); ok {
+		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: ve.Fields, Flash: strings.Join(ve.Messages(), " ")})
 		return
 	}
 	if err != nil {
@@ -377,13 +377,6 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 	}
 	s.rooms.Kick(id, userID)
 	http.Redirect(w, r, "/c/"+id+"?done=removed", http.StatusSeeOther)
-}
-
-func firstValue(m map[string]string) string {
-	for _, v := range m {
-		return v
-	}
-	return ""
 }
 
 func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
