@@ -1,3 +1,4 @@
+// @ts-check
 // Signaling socket for one channel (docs/protocol.md): one WebSocket, JSON
 // text frames, reconnect with backoff, and an application-level heartbeat
 // because browsers cannot see the server's WebSocket pings.
@@ -133,14 +134,14 @@ export class Signaling {
 
   /**
    * Sends one message if the socket is open.
-   * @param {object} msg
+   * @param {import("./protocol.js").ClientMessage} msg
    * @returns {boolean} whether it was handed to the socket
    */
   send(msg) {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     try {
-      if (this.debug && msg.type !== "ping") console.debug("parley →", msg.type, msg.to || "", msg.sdp ? sdpSummary(msg.sdp) : "");
+      if (this.debug && msg.type !== "ping") console.debug("parley →", msg.type, "to" in msg ? msg.to : "", "sdp" in msg ? sdpSummary(msg.sdp) : "");
       ws.send(JSON.stringify(msg));
       return true;
     } catch (err) {

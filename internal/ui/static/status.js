@@ -1,3 +1,4 @@
+// @ts-check
 // Human-readable status texts. Pure functions, so they can be tested
 // without a browser.
 
