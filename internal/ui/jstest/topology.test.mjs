@@ -1,8 +1,8 @@
 // Tests for the mesh ↔ SFU switch (topology.js, switch.js, sfupath.js)
-// against fake peers, fake SFU connections and a fake tile view, on mocked
-// timers: no browser, no WebRTC. Run by TestJavaScriptHelpers or directly:
-// node --test internal/ui/jstest/
-import { test, mock, beforeEach, afterEach } from "node:test";
+// against fake peers, fake SFU connections and a fake tile view, on a fake
+// clock: no browser, no WebRTC, no waiting. Run by TestJavaScriptHelpers or
+// directly: node --test internal/ui/jstest/
+import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 
 import { MediaPaths, NEWCOMER_OFFER_WAIT_MS } from "../static/topology.js";
@@ -148,16 +148,53 @@ async function flush() {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
-/** Advances the mocked clock, running what falls due, one poll at a time. */
-async function advance(ms) {
-  for (let left = ms; left > 0; left -= SWAP_POLL_MS) {
-    mock.timers.tick(Math.min(SWAP_POLL_MS, left));
-    await flush();
-  }
+/**
+ * A fake clock behind setTimeout, clearTimeout and Date.now (node:test's
+ * mock.timers needs Node 20; Debian's nodejs is 18). Timers run in due
+ * order, each followed by a flush so the async ones finish first.
+ */
+function fakeClock(start) {
+  const real = { setTimeout: globalThis.setTimeout, clearTimeout: globalThis.clearTimeout, now: Date.now };
+  let now = start;
+  let seq = 0;
+  /** @type {Map<number, {at: number, fn: () => void}>} */
+  const timers = new Map();
+  globalThis.setTimeout = /** @type {any} */ ((fn, ms = 0, ...args) => {
+    timers.set(++seq, { at: now + Math.max(0, ms), fn: () => fn(...args) });
+    return seq;
+  });
+  globalThis.clearTimeout = /** @type {any} */ ((id) => { timers.delete(id); });
+  Date.now = () => now;
+  return {
+    /** Moves the clock ms forward, running every timer that falls due. */
+    async tick(ms) {
+      const end = now + ms;
+      for (;;) {
+        let next = null;
+        for (const [id, t] of timers) if (t.at <= end && (!next || t.at < next.t.at)) next = { id, t };
+        if (!next) break;
+        timers.delete(next.id);
+        now = next.t.at;
+        next.t.fn();
+        await flush();
+      }
+      now = end;
+    },
+    restore() {
+      globalThis.setTimeout = real.setTimeout;
+      globalThis.clearTimeout = real.clearTimeout;
+      Date.now = real.now;
+    },
+  };
 }
 
-beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 }));
-afterEach(() => mock.timers.reset());
+/** @type {ReturnType<typeof fakeClock>} */
+let clock;
+beforeEach(() => { clock = fakeClock(1_000_000); });
+afterEach(() => clock.restore());
+
+/** @param {number} ms */
+const advance = (ms) => clock.tick(ms);
 
 /** Bob in the mesh, his camera decoding on our connection to him. */
 function bobOnMesh(t) {
