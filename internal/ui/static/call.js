@@ -16,11 +16,11 @@ import { MediaPaths } from "./topology.js";
 import { TileView } from "./tiles.js";
 import { Controls } from "./controls.js";
 import { Chat } from "./chat.js";
-import { buildLayout, renderPeople, showToast, showNotice, duplicateNames, nameKey } from "./ui.js";
-import { signalText, callSummary, hasTurnServer } from "./status.js";
+import { buildLayout, renderPeople, showToast, showNotice, setText, duplicateNames, nameKey } from "./ui.js";
+import { signalText, callSummary, lobbySummary, hasTurnServer } from "./status.js";
 import { installTestHook } from "./testhook.js";
 import {
-  asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, REFUSED_UPGRADES,
+  asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, refusedUpgradeReason,
 } from "./protocol.js";
 
 /**
@@ -335,19 +335,9 @@ export class Call {
     this.render();
   }
 
-  /**
-   * The upgrade keeps failing. Browsers hide the HTTP status of a refused
-   * WebSocket upgrade, so ask the REST API, which applies the same checks.
-   */
+  /** The upgrade keeps failing: find out whether the server refuses it. */
   async diagnose() {
-    let status;
-    try {
-      const res = await fetch(`/api/channels/${encodeURIComponent(this.channelId)}/messages`, { credentials: "same-origin" });
-      status = res.status;
-    } catch {
-      return; // network down: keep retrying
-    }
-    const reason = Object.hasOwn(REFUSED_UPGRADES, status) ? REFUSED_UPGRADES[status] : "";
+    const reason = await refusedUpgradeReason(this.channelId);
     if (!reason) return;
     this.offlineReason = reason;
     this.sig.stop("offline");
@@ -485,10 +475,7 @@ export class Call {
     // Two accounts with one display name: keep their usernames visible.
     this.tiles.markDuplicates(duplicateNames(people), nameKey);
 
-    const n = this.participants.size;
-    setText(ui.lobbySummary, n === 0
-      ? "Nobody is in the call yet — join to start it."
-      : `${n === 1 ? "1 person is" : `${n} people are`} in the call: ${people.slice(0, 4).map((p) => p.name).join(", ")}${n > 4 ? ", …" : ""}.`);
+    setText(ui.lobbySummary, lobbySummary(this.participants.size, people.map((p) => p.name)));
     const busy = this.session.busy;
     ui.joinBtn.disabled = busy;
     setText(ui.joinBtn, busy ? "Joining…" : "Join call");
@@ -496,15 +483,6 @@ export class Call {
     this.tiles.localTile?.setMedia(state);
     this.controls.render();
   }
-}
-
-/**
- * @param {HTMLElement} el
- * @param {string} text
- */
-function setText(el, text) {
-  // Rewriting identical text would make live regions re-announce it.
-  if (el.textContent !== text) el.textContent = text;
 }
 
 // ------------------------------------------------------------------- boot

@@ -179,6 +179,25 @@ export const REFUSED_UPGRADES = Object.freeze({
 });
 
 /**
+ * Why the socket's upgrade keeps being refused, or "" when that is not it
+ * (the network is down, or the API lets us in). Browsers hide the HTTP
+ * status of a refused WebSocket upgrade, so this asks the REST API, which
+ * applies the same checks.
+ * @param {string} channelId
+ * @returns {Promise<string>}
+ */
+export async function refusedUpgradeReason(channelId) {
+  let status;
+  try {
+    const res = await fetch(`/api/channels/${encodeURIComponent(channelId)}/messages`, { credentials: "same-origin" });
+    status = res.status;
+  } catch {
+    return ""; // network down: keep retrying
+  }
+  return Object.hasOwn(REFUSED_UPGRADES, status) ? REFUSED_UPGRADES[status] : "";
+}
+
+/**
  * Why a socket close ends the call for good, or "" when reconnecting may help.
  * @param {number} code
  */

@@ -300,3 +300,13 @@ export function showNotice(ui, text) {
   ui.noticeText.textContent = text;
   ui.notice.hidden = !text;
 }
+
+/**
+ * Sets an element's text unless it already says that: rewriting identical
+ * text would make live regions re-announce it.
+ * @param {HTMLElement} el
+ * @param {string} text
+ */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
