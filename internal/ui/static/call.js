@@ -106,7 +106,7 @@ export class Call {
   /**
    * Dispatches one message from the server. Fields are read defensively:
    * the types say what the protocol promises, not what arrived.
-   * @param {any} m
+   * @param {import("./protocol.js").ServerMessage} m
    */
   onMessage(m) {
     switch (m.type) {

@@ -3,15 +3,19 @@
 // between "on the channel page" and "in the call", across signaling
 // outages (docs/protocol.md, Lifecycle and Reconnecting).
 //
-//   lobby ──join──▶ getting-media ──media-ready──▶ joining ──join-sent──▶ join-sent ──joined──▶ in-call
-//                                                     ▲                       │                    │
-//                                                     └────socket-closed──────┘              socket-closed
-//                                                     ▲                                            ▼
-//                                               resume-refused      resume-sent ◀──join-sent── reconnecting
-//                                                     └──────────────────┤ └─────socket-closed──────▶ ▲
-//                                                                        └──joined──▶ in-call
-//   any state ──leave──▶ lobby (we hung up, or the server refused the join)
-//   any state ──end──▶ ended (a close reconnecting cannot fix: 4001, 4003, 4004)
+//   phase           event            next phase
+//   lobby           join             getting-media
+//   getting-media   media-ready      joining
+//   joining         join-sent        join-sent
+//   join-sent       joined           in-call
+//                   socket-closed    joining        (send join again)
+//   in-call         socket-closed    reconnecting
+//   reconnecting    join-sent        resume-sent    (join with resume and resumeToken)
+//   resume-sent     joined           in-call
+//                   socket-closed    reconnecting
+//                   resume-refused   joining        (join as a newcomer)
+//   any but ended   leave            lobby          (we hung up, or the server refused the join)
+//   any but ended   end              ended          (a close reconnecting cannot fix: 4001, 4003, 4004)
 //
 // The peer connections are not part of this machine: they outlive a
 // signaling outage (reconnecting/resume-sent), which is the point of

@@ -46,7 +46,8 @@ export function socketURL(loc, channelId) {
  * @typedef {"connecting"|"connected"|"reconnecting"|"offline"} SignalState
  *
  * @typedef {object} SignalingHandlers
- * @property {(msg: any) => void} onMessage  every parsed server message
+ * @property {(msg: import("./protocol.js").ServerMessage) => void} onMessage  every parsed server message (an object
+ *   with a string `type`; its other fields are unchecked)
  * @property {(state: SignalState) => void} onState
  * @property {() => void} [onOpen]   the socket opened (hello follows)
  * @property {(info: {everOpened: boolean, failures: number, code: number}) => void} [onClose]
