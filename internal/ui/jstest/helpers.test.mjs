@@ -8,7 +8,7 @@ import { isPolite, peerStateFor, fingerprintOf } from "../static/peer.js";
 import { describeMediaError } from "../static/media.js";
 import { initials, hueFor, duplicateNames, nameKey, nameWithUsername } from "../static/ui.js";
 import { checkChatText, insertionIndex } from "../static/chat.js";
-import { signalText, peerStatusText, callSummary, shortcutFor, isTypingTarget, hasTurnServer } from "../static/status.js";
+import { signalText, peerStatusText, callSummary, shortcutFor, isTypingTarget, hasTurnServer, lobbySummary } from "../static/status.js";
 
 test("backoff doubles from 0.5 s and caps at 5 s", () => {
   assert.deepEqual([0, 1, 2, 3, 4, 5, 50, 1e9].map(backoffDelay), [500, 1000, 2000, 4000, 5000, 5000, 5000, 5000]);
@@ -81,6 +81,9 @@ test("status texts", () => {
     "You are in the call with 3 others (1 connecting, 1 failed).");
   assert.equal(callSummary({ view: "lobby", joining: false, inCallCount: 1, others: 0, connected: 0, failed: 0, signalUp: true }),
     "You are not in the call. 1 person is in the call.");
+  assert.equal(lobbySummary(0, []), "Nobody is in the call yet — join to start it.");
+  assert.equal(lobbySummary(1, ["Ann"]), "1 person is in the call: Ann.");
+  assert.equal(lobbySummary(5, ["A", "B", "C", "D", "E"]), "5 people are in the call: A, B, C, D, ….");
 });
 
 test("shortcuts fire only outside text inputs and without modifiers", () => {

@@ -1,3 +1,4 @@
+// @ts-check
 // The chat panel: history from the REST API, live messages from signaling,
 // deduplicated by message id and kept in time order.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Tells the SFU how large each remote video is drawn (docs/protocol.md,
 // `layout`), so it forwards the simulcast layer that fits and nothing for
 // videos nobody can see. Sizes come from ResizeObserver (the element's box)

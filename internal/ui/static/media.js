@@ -1,3 +1,4 @@
+// @ts-check
 // Getting the camera, microphone and screen, and explaining failures in
 // words a participant can act on.
 

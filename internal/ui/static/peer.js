@@ -1,3 +1,4 @@
+// @ts-check
 // One RTCPeerConnection to one remote participant, negotiated with the W3C
 // "perfect negotiation" pattern
 // (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example), so either
@@ -62,7 +63,7 @@ export function fingerprintOf(sdp) {
  * @property {string} id        remote participant id
  * @property {boolean} polite
  * @property {RTCIceServer[]} iceServers
- * @property {(msg: object) => boolean} send   sends a signaling message (adds nothing)
+ * @property {(msg: import("./protocol.js").ClientMessage) => boolean} send   sends a signaling message (adds nothing)
  * @property {(peer: Peer, ev: RTCTrackEvent) => void} onTrack
  * @property {(peer: Peer) => void} onStateChange
  * @property {boolean} [debug] log state changes to the console
@@ -331,7 +332,8 @@ export class Peer {
 
   sendDescription() {
     const d = this.pc.localDescription;
-    if (!d || this.closed) return;
+    // Only offers and answers: perfect negotiation never makes a pranswer.
+    if (!d || this.closed || (d.type !== "offer" && d.type !== "answer")) return;
     this.opts.send({ type: d.type, to: this.id, sdp: d.sdp });
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // SFU topology (docs/protocol.md, "SFU topology"): two peer connections
 // with the server. We offer on the *publish* connection (our microphone,
 // camera with three simulcast layers, screen share); the server offers on
@@ -95,7 +96,7 @@ export function encodingsFor(source) {
 /**
  * @typedef {object} SfuOptions
  * @property {RTCIceServer[]} iceServers
- * @property {(msg: object) => boolean} send        sends a signaling message
+ * @property {(msg: import("./protocol.js").ClientMessage) => boolean} send        sends a signaling message
  * @property {(ev: RTCTrackEvent) => void} onTrack  a forwarded track arrived (subscribe connection)
  * @property {() => void} onStateChange             either connection changed state
  * @property {() => void} [onServerReady]           the server sent its first description: it has our connections

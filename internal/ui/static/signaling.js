@@ -1,3 +1,4 @@
+// @ts-check
 // Signaling socket for one channel (docs/protocol.md): one WebSocket, JSON
 // text frames, reconnect with backoff, and an application-level heartbeat
 // because browsers cannot see the server's WebSocket pings.
@@ -45,7 +46,8 @@ export function socketURL(loc, channelId) {
  * @typedef {"connecting"|"connected"|"reconnecting"|"offline"} SignalState
  *
  * @typedef {object} SignalingHandlers
- * @property {(msg: any) => void} onMessage  every parsed server message
+ * @property {(msg: import("./protocol.js").ServerMessage) => void} onMessage  every parsed server message (an object
+ *   with a string `type`; its other fields are unchecked)
  * @property {(state: SignalState) => void} onState
  * @property {() => void} [onOpen]   the socket opened (hello follows)
  * @property {(info: {everOpened: boolean, failures: number, code: number}) => void} [onClose]
@@ -133,14 +135,14 @@ export class Signaling {
 
   /**
    * Sends one message if the socket is open.
-   * @param {object} msg
+   * @param {import("./protocol.js").ClientMessage} msg
    * @returns {boolean} whether it was handed to the socket
    */
   send(msg) {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     try {
-      if (this.debug && msg.type !== "ping") console.debug("parley →", msg.type, msg.to || "", msg.sdp ? sdpSummary(msg.sdp) : "");
+      if (this.debug && msg.type !== "ping") console.debug("parley →", msg.type, "to" in msg ? msg.to : "", "sdp" in msg ? sdpSummary(msg.sdp) : "");
       ws.send(JSON.stringify(msg));
       return true;
     } catch (err) {

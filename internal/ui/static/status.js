@@ -1,3 +1,4 @@
+// @ts-check
 // Human-readable status texts. Pure functions, so they can be tested
 // without a browser.
 
@@ -149,4 +150,15 @@ export function shortcutFor(ev) {
  */
 export function hasTurnServer(iceServers) {
   return (iceServers || []).some((s) => [].concat(/** @type {any} */ (s.urls)).some((u) => /^turns?:/i.test(String(u))));
+}
+
+/**
+ * The lobby's line about who is in the call.
+ * @param {number} count how many are in the call
+ * @param {string[]} names their display names (the first four are shown)
+ */
+export function lobbySummary(count, names) {
+  if (count === 0) return "Nobody is in the call yet — join to start it.";
+  const who = count === 1 ? "1 person is" : `${count} people are`;
+  return `${who} in the call: ${names.slice(0, 4).join(", ")}${count > 4 ? ", …" : ""}.`;
 }

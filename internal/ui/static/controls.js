@@ -1,0 +1,197 @@
+// @ts-check
+// Our own devices and the buttons that drive them: microphone, camera and
+// screen share, the keyboard shortcuts, and what the buttons say. Owns the
+// local streams and the state we announce (`update`); the media paths
+// (topology.js) are told when a track comes or goes.
+
+import { getLocalMedia, getDeviceTrack, describeMediaError, canShareScreen, getScreen } from "./media.js";
+import { icon, showNotice } from "./ui.js";
+import { shortcutFor } from "./status.js";
+
+/**
+ * @typedef {import("./protocol.js").MediaState} MediaState
+ *
+ * @typedef {object} ControlsHost  the call, as the controls see it
+ * @property {import("./ui.js").Layout} ui
+ * @property {import("./session.js").CallSession} session
+ * @property {import("./topology.js").MediaPaths} topology
+ * @property {import("./tiles.js").TileView} tiles
+ * @property {string} userName
+ * @property {() => void} join
+ * @property {() => void} leave
+ * @property {() => void} sendUpdate  tells the others our state
+ * @property {() => void} render
+ */
+
+/** @returns {MediaState} */
+function nothing() {
+  return { audio: false, video: false, screen: false, hand: false };
+}
+
+/** Local devices and the call controls. */
+export class Controls {
+  /** @param {ControlsHost} host */
+  constructor(host) {
+    this.host = host;
+    /** What we send (and announce). */
+    /** @type {MediaState} */
+    this.state = nothing();
+    /** Camera+mic stream; exists (maybe without tracks) while in the call. */
+    /** @type {MediaStream|null} */
+    this.localStream = null;
+    /** @type {MediaStream|null} */
+    this.screenStream = null;
+  }
+
+  /** Hooks the buttons and shortcuts up. */
+  bind() {
+    const ui = this.host.ui;
+    ui.joinBtn.addEventListener("click", () => this.host.join());
+    ui.muteBtn.addEventListener("click", () => this.toggleDevice("audio"));
+    ui.cameraBtn.addEventListener("click", () => this.toggleDevice("video"));
+    ui.screenBtn.addEventListener("click", () => this.toggleScreen());
+    ui.hangupBtn.addEventListener("click", () => this.host.leave());
+    if (!canShareScreen()) {
+      ui.screenBtn.disabled = true;
+      ui.screenBtn.title = "Screen sharing is not available in this browser";
+    }
+    document.addEventListener("keydown", (ev) => {
+      if (!this.host.session.inCall) return;
+      const action = shortcutFor(ev);
+      if (!action) return;
+      ev.preventDefault();
+      if (action === "mute") this.toggleDevice("audio");
+      else if (action === "camera") this.toggleDevice("video");
+      else this.host.leave();
+    });
+  }
+
+  /**
+   * Asks for the camera and microphone (Join pressed).
+   * @returns {Promise<string>} a notice for what did not work ("" when all did)
+   */
+  async acquire() {
+    const media = await getLocalMedia();
+    this.localStream = media.stream;
+    this.state = {
+      audio: media.stream.getAudioTracks().length > 0,
+      video: media.stream.getVideoTracks().length > 0,
+      screen: false,
+      hand: false,
+    };
+    return media.notice;
+  }
+
+  /** Releases every device (back to the lobby). */
+  release() {
+    this.stopScreen(false);
+    for (const t of this.localStream?.getTracks() ?? []) t.stop();
+    this.localStream = null;
+    this.state = nothing();
+  }
+
+  /**
+   * Mute/unmute or camera off/on. Without a track (permission denied at
+   * join), asks for the device again.
+   * @param {"audio"|"video"} kind
+   */
+  async toggleDevice(kind) {
+    const stream = this.localStream;
+    const host = this.host;
+    if (!stream || !host.session.wantsIn) return;
+    const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    if (track) {
+      // enabled=false sends silence/black frames without renegotiating.
+      track.enabled = !track.enabled;
+      this.state[kind] = track.enabled;
+    } else {
+      const device = kind === "audio" ? "microphone" : "camera";
+      let t;
+      try {
+        t = await getDeviceTrack(kind);
+      } catch (err) {
+        const d = describeMediaError(err, device);
+        showNotice(host.ui, `${d.why}. ${d.fix.replace(/ and rejoin\.$/, ", then try again.")}`);
+        return;
+      }
+      if (this.localStream !== stream) { t.stop(); return; } // left meanwhile
+      stream.addTrack(t);
+      host.topology.addDeviceTrack(kind, t, stream);
+      host.tiles.localTile?.attach(stream);
+      this.state[kind] = true;
+      showNotice(host.ui, "");
+    }
+    host.tiles.localTile?.updateFrames();
+    host.sendUpdate();
+  }
+
+  async toggleScreen() {
+    const host = this.host;
+    if (!host.session.wantsIn) return;
+    if (this.screenStream) {
+      this.stopScreen(true);
+      return;
+    }
+    let s;
+    try {
+      s = await getScreen();
+    } catch (err) {
+      const name = /** @type {{name?: string}|null} */ (err)?.name;
+      showNotice(host.ui, name === "NotAllowedError"
+        ? "Screen sharing was cancelled or blocked. To share, press Share screen again and pick a screen, window or tab."
+        : `Screen sharing could not start (${name || "error"}). Try again, or share a single window instead.`);
+      return;
+    }
+    const track = s.getVideoTracks()[0];
+    if (!host.session.wantsIn || !track) { s.getTracks().forEach((t) => t.stop()); return; }
+    this.screenStream = s;
+    // The browser's own "Stop sharing" button ends the track.
+    track.addEventListener("ended", () => { if (this.screenStream === s) this.stopScreen(true); });
+    this.state.screen = true;
+    host.sendUpdate();
+    host.topology.setScreen(track, s);
+    host.tiles.showLocalScreen(s, host.userName);
+    host.render();
+  }
+
+  /** @param {boolean} announce send the state change */
+  stopScreen(announce) {
+    const s = this.screenStream;
+    if (!s) return;
+    this.screenStream = null;
+    this.host.topology.setScreen(null, null);
+    for (const t of s.getTracks()) t.stop();
+    this.host.tiles.removeLocalScreen();
+    this.state.screen = false;
+    if (announce) this.host.sendUpdate();
+    this.host.render();
+  }
+
+  /** Brings the buttons in step with the state. */
+  render() {
+    const ui = this.host.ui;
+    const s = this.state;
+    const hasMic = !!this.localStream?.getAudioTracks().length;
+    const hasCam = !!this.localStream?.getVideoTracks().length;
+    setToggle(ui.muteBtn, !s.audio, icon("mic", !s.audio),
+      s.audio ? "Mute your microphone (M)" : hasMic ? "Unmute your microphone (M)" : "Turn on your microphone — asks for permission (M)");
+    setToggle(ui.cameraBtn, !s.video, icon("cam", !s.video),
+      s.video ? "Turn your camera off (V)" : hasCam ? "Turn your camera on (V)" : "Turn on your camera — asks for permission (V)");
+    if (!ui.screenBtn.disabled) {
+      setToggle(ui.screenBtn, s.screen, icon("screen"), s.screen ? "Stop sharing your screen" : "Share your screen, a window or a tab");
+    }
+  }
+}
+
+/**
+ * @param {HTMLButtonElement} btn
+ * @param {boolean} pressed
+ * @param {SVGElement} ic
+ * @param {string} title
+ */
+function setToggle(btn, pressed, ic, title) {
+  btn.setAttribute("aria-pressed", String(pressed));
+  btn.title = title;
+  const old = btn.querySelector("svg");
+  if (old && old.outerHTML !== ic.outerHTML) old.replaceWith(ic);
+}

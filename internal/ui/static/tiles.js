@@ -1,0 +1,237 @@
+// @ts-check
+// The call's tiles and their layout: a camera tile per remote participant
+// and one per screen share, our own preview, who is outlined as the active
+// speaker, who is shown large in a big room, and which tiles carry a
+// username because two accounts share a display name. Implements the
+// TopologyView that topology.js draws through, and tells the server what
+// it draws (layout.js) in SFU mode.
+
+import { Tile } from "./tile.js";
+import { showNotice } from "./ui.js";
+import { peerStatusText } from "./status.js";
+import { LayoutReporter } from "./layout.js";
+
+/**
+ * @typedef {import("./protocol.js").Participant} Participant
+ * @typedef {import("./protocol.js").MediaState} MediaState
+ * @typedef {import("./remotes.js").Remote} Remote
+ * @typedef {import("./peer.js").PeerState} PeerState
+ *
+ * @typedef {object} TileViewOptions
+ * @property {import("./ui.js").Layout} ui
+ * @property {Map<string, Participant>} participants  others in the call
+ * @property {(tiles: import("./layout.js").LayoutTile[]) => boolean} sendLayout
+ * @property {() => void} onChange  something the page summarises changed
+ */
+
+/** The call's video tiles. */
+export class TileView {
+  /** @param {TileViewOptions} o */
+  constructor(o) {
+    this.ui = o.ui;
+    this.participants = o.participants;
+    this.onChange = o.onChange;
+    this.layout = new LayoutReporter(o.sendLayout);
+    /** Camera and screen tiles of each remote participant, by id. */
+    /** @type {Map<string, {camera: Tile, screen: Tile|null}>} */
+    this.tiles = new Map();
+    /** @type {Tile|null} */
+    this.localTile = null;
+    /** @type {Tile|null} */
+    this.localScreenTile = null;
+    /** TURN is configured: failure texts need not suggest it. */
+    this.hasTurn = false;
+    /** Active speaker (server's `speaker`), "" = nobody. */
+    this.speaker = "";
+    /** The remote shown large in spotlight layout: the last one who spoke. */
+    this.spotlit = "";
+    this.soundBlocked = false;
+  }
+
+  // ------------------------------------------------- TopologyView methods
+
+  /**
+   * @param {Participant} p
+   * @returns {Tile}
+   */
+  createTile(p) {
+    const tile = new Tile({ id: p.id, name: p.name, username: p.username, kind: "camera", local: false });
+    tile.setMedia(p.state);
+    tile.onPlayBlocked = () => this.onSoundBlocked();
+    this.ui.tiles.append(tile.el);
+    this.tiles.set(p.id, { camera: tile, screen: null });
+    this.layout.observe(tile.video, p.id, "camera");
+    tile.setSpeaking(this.speaker === p.id);
+    return tile;
+  }
+
+  /**
+   * @param {Remote} r
+   * @param {MediaStream|null} camera
+   * @param {MediaStream|null} screen
+   * @param {PeerState} state
+   */
+  showMedia(r, camera, screen, state) {
+    const t = this.tiles.get(r.id);
+    if (!t) return;
+    if (camera) t.camera.attach(camera);
+    else if (t.camera.source) t.camera.detach();
+    if (!screen) {
+      if (t.screen) {
+        this.layout.unobserve(t.screen.video);
+        t.screen.remove();
+        t.screen = null;
+      }
+      return;
+    }
+    if (!t.screen) {
+      const name = this.participants.get(r.id)?.name ?? t.camera.name;
+      const s = new Tile({ id: r.id, name, username: t.camera.username, kind: "screen", local: false });
+      t.screen = s;
+      t.camera.el.after(s.el);
+      this.layout.observe(s.video, r.id, "screen");
+      s.setPeerState(state, "");
+    }
+    t.screen.attach(screen);
+  }
+
+  /**
+   * @param {Remote} r
+   * @param {PeerState} state
+   */
+  showState(r, state) {
+    const t = this.tiles.get(r.id);
+    if (!t) return;
+    const name = this.participants.get(r.id)?.name ?? t.camera.name;
+    t.camera.setPeerState(state, peerStatusText(state, { name, gone: r.gone, hasTurn: this.hasTurn }));
+    t.screen?.setPeerState(state, "");
+  }
+
+  /** @param {Remote} r */
+  removeTiles(r) {
+    const t = this.tiles.get(r.id);
+    if (!t) return;
+    this.tiles.delete(r.id);
+    this.layout.unobserve(t.camera.video);
+    if (t.screen) this.layout.unobserve(t.screen.video);
+    t.screen?.remove();
+    t.camera.remove();
+    if (this.spotlit === r.id) this.spotlit = "";
+  }
+
+  /** @param {boolean} on */
+  setLayoutEnabled(on) { this.layout.setEnabled(on); }
+
+  layoutReset() { this.layout.reset(); }
+
+  clearSpeaker() { this.showSpeaker("", null); }
+
+  changed() { this.onChange(); }
+
+  // ------------------------------------------------------------- remotes
+
+  /**
+   * A remote's name or state changed.
+   * @param {string} id
+   * @param {Participant} p
+   */
+  setParticipant(id, p) {
+    const t = this.tiles.get(id);
+    if (!t) return;
+    t.camera.setName(p.name, p.username);
+    t.camera.setMedia(p.state);
+    t.screen?.setName(p.name, p.username);
+  }
+
+  /**
+   * Keeps usernames visible on the tiles of accounts that share a display
+   * name with another account in the call.
+   * @param {Set<string>} dups display names as ui.js nameKey
+   * @param {(name: string) => string} key ui.js nameKey
+   */
+  markDuplicates(dups, key) {
+    for (const [id, t] of this.tiles) {
+      const dup = dups.has(key(this.participants.get(id)?.name ?? t.camera.name));
+      t.camera.setDuplicate(dup);
+      t.screen?.setDuplicate(dup);
+    }
+  }
+
+  /**
+   * The server's active speaker (SFU mode): outline their tile; in a big
+   * room, show the last speaker large.
+   * @param {string} id "" = nobody
+   * @param {string|null} myId
+   */
+  showSpeaker(id, myId) {
+    this.speaker = id;
+    for (const [rid, t] of this.tiles) t.camera.setSpeaking(rid === id);
+    this.localTile?.setSpeaking(!!id && id === myId);
+    if (id && this.tiles.has(id)) this.spotlit = id;
+  }
+
+  /**
+   * Spotlight layout: more than four people, one of them shown large.
+   * @param {boolean} joined
+   */
+  renderSpotlight(joined) {
+    const big = joined && this.participants.size + 1 > 4;
+    if (big && !this.tiles.has(this.spotlit)) this.spotlit = "";
+    const on = big && this.spotlit !== "";
+    this.ui.tiles.classList.toggle("spotlight", big);
+    for (const [id, t] of this.tiles) t.camera.el.classList.toggle("spotlit", on && id === this.spotlit);
+  }
+
+  onSoundBlocked() {
+    if (this.soundBlocked) return;
+    this.soundBlocked = true;
+    showNotice(this.ui, "Your browser blocked the call's sound. Click anywhere on the page or press a key to hear the others.");
+    const resume = () => {
+      this.soundBlocked = false;
+      document.removeEventListener("pointerdown", resume, true);
+      document.removeEventListener("keydown", resume, true);
+      for (const t of this.tiles.values()) t.camera.play();
+      showNotice(this.ui, "");
+    };
+    document.addEventListener("pointerdown", resume, true);
+    document.addEventListener("keydown", resume, true);
+  }
+
+  // --------------------------------------------------------------- local
+
+  /**
+   * Our camera preview, first among the tiles.
+   * @param {MediaStream} stream
+   * @param {string} name
+   */
+  showLocal(stream, name) {
+    if (this.localTile) return;
+    this.localTile = new Tile({ id: null, name, kind: "camera", local: true });
+    this.ui.tiles.prepend(this.localTile.el);
+    this.localTile.attach(stream);
+  }
+
+  /**
+   * Our screen share's preview, after our camera.
+   * @param {MediaStream} stream
+   * @param {string} name
+   */
+  showLocalScreen(stream, name) {
+    this.localScreenTile?.remove();
+    this.localScreenTile = new Tile({ id: null, name, kind: "screen", local: true });
+    if (this.localTile) this.localTile.el.after(this.localScreenTile.el);
+    else this.ui.tiles.prepend(this.localScreenTile.el);
+    this.localScreenTile.attach(stream);
+  }
+
+  removeLocalScreen() {
+    this.localScreenTile?.remove();
+    this.localScreenTile = null;
+  }
+
+  removeLocal() {
+    this.removeLocalScreen();
+    this.localTile?.remove();
+    this.localTile = null;
+  }
+}
