@@ -1,6 +1,8 @@
 package room
 
 import (
+	"context"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -22,7 +24,7 @@ const (
 // the server has no SFU).
 func (r *room) wantTopology() string {
 	switch {
-	case r.cfg.SFU == nil || r.mode == ModeP2P:
+	case r.cfg.Media == nil || r.mode == ModeP2P:
 		return signal.TopologyMesh
 	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0:
 		return signal.TopologySFU
@@ -43,7 +45,8 @@ func (r *room) updateTopology() {
 			// keep the server side up for a grace period.
 			until := time.Now().Add(retireGrace)
 			for _, c := range r.participants {
-				if peer := c.media.Swap(nil); peer != nil {
+				if peer := c.peer; peer != nil {
+					c.setPeer(nil)
 					r.retiring = append(r.retiring, retired{peer: peer, until: until})
 				}
 			}
@@ -59,12 +62,12 @@ func (r *room) updateTopology() {
 
 // ensureMedia gives a joined participant its SFU connections.
 func (r *room) ensureMedia(c *client) {
-	if c.media.Load() != nil {
+	if c.peer != nil {
 		return
 	}
 	// The callbacks run on media goroutines: they only queue on the
 	// socket (non-blocking) or hand the latest speaker over.
-	peer, err := r.cfg.SFU.Join(r.channelID, c.p.ID, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
+	peer, err := r.cfg.Media.Join(r.channelID, c.p.ID, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
 		Offer: func(sdp string) {
 			c.sendMsg(signal.Message{Type: signal.TypeOffer, From: signal.SFU, PC: signal.PCSubscribe, SDP: sdp})
 		},
@@ -87,7 +90,7 @@ func (r *room) ensureMedia(c *client) {
 		return
 	}
 	peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
-	c.media.Store(peer)
+	c.setPeer(peer)
 	// A peer whose connection failed (a network outage longer than the ICE
 	// timeout) closes by itself; the room then gives the participant new
 	// ones (mediaEnded).
@@ -103,7 +106,7 @@ func (r *room) ensureMedia(c *client) {
 // endedMedia is a participant's SFU peer that has closed.
 type endedMedia struct {
 	c    *client
-	peer *media.Peer
+	peer MediaPeer
 }
 
 // restoreMedia replaces SFU connections that closed by themselves while
@@ -112,10 +115,10 @@ type endedMedia struct {
 // the room closed on purpose (leave, the switch to the mesh) are no longer
 // the participant's, and are ignored.
 func (r *room) restoreMedia(e endedMedia) {
-	if e.c.media.Load() != e.peer || e.c.p == nil {
+	if e.c.peer != e.peer || e.c.p == nil {
 		return
 	}
-	e.c.media.Store(nil)
+	e.c.setPeer(nil)
 	if r.topology != signal.TopologySFU {
 		return
 	}
@@ -129,7 +132,8 @@ func (r *room) restoreMedia(e endedMedia) {
 // dropMedia closes a participant's SFU connections, off the room goroutine
 // (closing peer connections takes a while).
 func (r *room) dropMedia(c *client) {
-	if peer := c.media.Swap(nil); peer != nil {
+	if peer := c.peer; peer != nil {
+		c.setPeer(nil)
 		go peer.Close()
 	}
 }
@@ -171,25 +175,175 @@ func (r *room) setSpeaker(id string) {
 	}
 }
 
-// handleSFU applies a client's message to its SFU connections. It runs on
-// the client's reader goroutine: negotiation takes milliseconds, and no
-// other participant should wait for it. A message that finds no SFU
-// connections goes through the room's queue instead (late), because the
-// client may have answered joined or topology before the room goroutine
-// made them.
-func (c *client) handleSFU(r *room, m signal.Message, late bool) {
-	peer := c.media.Load()
-	if peer == nil {
-		if !late {
-			r.events <- event{kind: evSFULate, c: c, msg: m}
+// setPeer makes peer (nil: none) the participant's SFU connections, and
+// queues it for the socket's SFU worker, which applies the messages that
+// follow to it. Room goroutine.
+func (c *client) setPeer(peer MediaPeer) {
+	c.peer = peer
+	c.sfu.push(sfuItem{kind: sfuSetPeer, peer: peer})
+}
+
+// The SFU worker. Negotiation takes milliseconds (an offer waits for ICE
+// gathering), so it runs off the room goroutine, and off the reader (which
+// must keep answering pings): each socket has one worker goroutine,
+// sfuLoop, fed by one ordered queue. Into it go, in order, the client's
+// messages for the SFU (from the reader) and the room's changes of the
+// participant's SFU connections (setPeer) and answers to the worker
+// (resolveSFU). A message that finds no connections waits in the worker
+// (a client may answer joined or topology before the room made them)
+// until either they come or the room, asked in its own order, says
+// there are none: so an early offer and the candidates after it reach the
+// SFU in the order the client sent them.
+
+// sfuItemKind says what an sfuItem carries.
+type sfuItemKind int
+
+const (
+	sfuMessage sfuItemKind = iota // msg, from the reader
+	sfuSetPeer                    // peer (nil: none), from the room
+	sfuNone                       // seq: the room has no peer for the messages up to seq
+)
+
+type sfuItem struct {
+	kind sfuItemKind
+	msg  signal.Message
+	peer MediaPeer
+	seq  uint64
+}
+
+// maxSFUQueue bounds the messages a client may have waiting for its SFU
+// worker (the rate limit bounds how fast they come).
+const maxSFUQueue = 512
+
+// sfuQueue is an unbounded FIFO the room can push to without ever
+// blocking; the reader's pushes are bounded by maxSFUQueue. A nil queue
+// (a WHIP participant's) takes nothing.
+type sfuQueue struct {
+	mu    sync.Mutex
+	items []sfuItem
+	wake  chan struct{} // one token: items is not empty
+}
+
+func newSFUQueue(socket bool) *sfuQueue {
+	if !socket {
+		return nil
+	}
+	return &sfuQueue{wake: make(chan struct{}, 1)}
+}
+
+// push appends it; false if a message did not fit.
+func (q *sfuQueue) push(it sfuItem) bool {
+	if q == nil {
+		return true
+	}
+	q.mu.Lock()
+	if it.kind == sfuMessage && len(q.items) >= maxSFUQueue {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, it)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take waits for items and returns them all, or nil once ctx is done.
+func (q *sfuQueue) take(ctx context.Context) []sfuItem {
+	for {
+		q.mu.Lock()
+		items := q.items
+		q.items = nil
+		q.mu.Unlock()
+		if len(items) > 0 {
+			return items
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// toSFU queues a message for the SFU (reader goroutine).
+func (c *client) toSFU(m signal.Message) {
+	if !c.sfu.push(sfuItem{kind: sfuMessage, msg: m}) {
+		c.refuse(signal.CodeRateLimited, m.Type, "too many messages for the media server are waiting; this one was dropped")
+	}
+}
+
+// waiting is a message for the SFU that found no connections.
+type waiting struct {
+	seq uint64
+	msg signal.Message
+}
+
+// sfuLoop is the socket's SFU worker (see above); it returns once ctx
+// is done.
+func (c *client) sfuLoop(ctx context.Context, r *room) {
+	var (
+		peer    MediaPeer
+		pending []waiting
+		seq     uint64
+	)
+	for {
+		items := c.sfu.take(ctx)
+		if items == nil {
 			return
 		}
-		if m.Type == signal.TypeCandidate || m.Type == signal.TypeLayout {
-			return // late candidates or layout after a switch back to the mesh
+		for _, it := range items {
+			switch it.kind {
+			case sfuSetPeer:
+				peer = it.peer
+				if peer != nil {
+					for _, w := range pending {
+						c.applySFU(peer, w.msg)
+					}
+					pending = nil
+				}
+			case sfuNone:
+				for len(pending) > 0 && pending[0].seq <= it.seq {
+					c.noSFU(pending[0].msg)
+					pending = pending[1:]
+				}
+			case sfuMessage:
+				if peer != nil {
+					c.applySFU(peer, it.msg)
+					continue
+				}
+				seq++
+				pending = append(pending, waiting{seq: seq, msg: it.msg})
+				n := seq
+				r.post(func() { r.resolveSFU(c, n) })
+			}
 		}
-		c.refuse(signal.CodeInvalid, m.Type, "the call is not using the media server right now (topology is mesh)")
-		return
 	}
+}
+
+// resolveSFU answers a worker whose messages up to seq found no SFU
+// connections: now that the room has done everything that came before,
+// either the connections exist (and setPeer already handed them over)
+// or there are none. Room goroutine.
+func (r *room) resolveSFU(c *client, seq uint64) {
+	if c.peer == nil {
+		c.sfu.push(sfuItem{kind: sfuNone, seq: seq})
+	}
+}
+
+// noSFU answers a message for the SFU while the participant has no SFU
+// connections.
+func (c *client) noSFU(m signal.Message) {
+	if m.Type == signal.TypeCandidate || m.Type == signal.TypeLayout {
+		return // late candidates or layout after a switch back to the mesh
+	}
+	c.refuse(signal.CodeInvalid, m.Type, "the call is not using the media server right now (topology is mesh)")
+}
+
+// applySFU applies a client's message to its SFU connections (SFU worker).
+func (c *client) applySFU(peer MediaPeer, m signal.Message) {
 	switch m.Type {
 	case signal.TypeOffer:
 		answer, err := peer.Publish(m.SDP, m.Sources)
