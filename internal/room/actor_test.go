@@ -42,7 +42,7 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *pipeListener) Close() error { l.once.Do(func() { close(l.closed) }); return nil }
+func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
 
 type pipeAddr struct{}
@@ -207,9 +207,9 @@ func (p *fakePeer) RestartICE(string, string, []webrtc.ICECandidateInit) (media.
 }
 
 func (p *fakePeer) SetLayout(tiles []media.Tile) { p.record("layout %d", len(tiles)) }
-func (p *fakePeer) SetSending(a, v, s bool)     { p.record("sending %t %t %t", a, v, s) }
-func (p *fakePeer) Done() <-chan struct{}       { return p.done }
-func (p *fakePeer) Close()                      { p.once.Do(func() { close(p.done) }) }
+func (p *fakePeer) SetSending(a, v, s bool)      { p.record("sending %t %t %t", a, v, s) }
+func (p *fakePeer) Done() <-chan struct{}        { return p.done }
+func (p *fakePeer) Close()                       { p.once.Do(func() { close(p.done) }) }
 
 // expect returns the next n calls whose text starts with one of
 // prefixes, skipping others.
