@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -149,4 +150,64 @@ func midOf(c webrtc.ICECandidateInit) string {
 		return ""
 	}
 	return *c.SDPMid
+}
+
+// fakeICE records what an ICESession asks of the connection.
+type fakeICE struct {
+	added    []string
+	restarts int
+	addErr   error
+}
+
+func (f *fakeICE) session() *ICESession {
+	return NewICESession("EsAw", func(c webrtc.ICECandidateInit) error {
+		if f.addErr != nil {
+			return f.addErr
+		}
+		f.added = append(f.added, c.Candidate)
+		return nil
+	}, func(ufrag, pwd string, cands []webrtc.ICECandidateInit) (ICEParams, error) {
+		f.restarts++
+		return ICEParams{Ufrag: "srv" + ufrag, Pwd: "serverPasswordOf22Chars+"}, nil
+	})
+}
+
+// TestICESessionPatch: If-Match, trickle, ICE restart (a new ETag), and
+// refusal of the replaced ICE session's ETag and ufrag, each with its
+// sentinel.
+func TestICESessionPatch(t *testing.T) {
+	f := &fakeICE{}
+	s := f.session()
+	etag := s.ETag()
+	cand := "a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+	if r, err := s.Patch(etag, "a=ice-ufrag:EsAw\r\n"+cand); r != nil || err != nil || len(f.added) != 1 {
+		t.Fatalf("trickle: %v %v, added %q", r, err, f.added)
+	}
+	if _, err := s.Patch(`"other"`, cand); !errors.Is(err, ErrETag) || !strings.Contains(Detail(err), etag) {
+		t.Errorf("wrong If-Match: %v, want ErrETag naming %s", err, etag)
+	}
+	if _, err := s.Patch("*", "garbage"); !errors.Is(err, ErrBadFragment) {
+		t.Errorf("garbage: %v, want ErrBadFragment", err)
+	}
+	if _, err := s.Patch("*", "a=ice-ufrag:newU\r\n"); !errors.Is(err, ErrBadRestart) || !strings.Contains(Detail(err), "no a=ice-pwd") {
+		t.Errorf("restart without pwd: %v, want ErrBadRestart", err)
+	}
+	r, err := s.Patch("*", "a=ice-ufrag:newU\r\na=ice-pwd:aNewPasswordOf22Chars+/\r\n")
+	if err != nil || r == nil || r.ETag == etag || r.ETag != s.ETag() || r.Local.Ufrag != "srvnewU" || f.restarts != 1 {
+		t.Fatalf("restart: %+v, %v (old ETag %s)", r, err, etag)
+	}
+	if _, err := s.Patch(etag, cand); !errors.Is(err, ErrETag) {
+		t.Errorf("the replaced ETag: %v, want ErrETag", err)
+	}
+	if _, err := s.Patch("", "a=ice-ufrag:EsAw\r\n"+cand); !errors.Is(err, ErrStaleICE) {
+		t.Errorf("the replaced ufrag: %v, want ErrStaleICE", err)
+	}
+	f.addErr = errors.New("pion says no")
+	if _, err := s.Patch("", cand); !errors.Is(err, ErrBadCandidate) || !strings.Contains(Detail(err), "pion says no") {
+		t.Errorf("unusable candidate: %v, want ErrBadCandidate with the cause", err)
+	}
+	f.addErr = ErrClosed
+	if _, err := s.Patch("", cand); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed: %v, want ErrClosed", err)
+	}
 }
