@@ -23,8 +23,10 @@ const writeTimeout = 10 * time.Second
 // is closed: a buggy client gets told, a flooding one gets cut off.
 const abuseLimit = 500
 
-// client is one WebSocket. Its goroutines (reader, writer, heartbeat) share
-// only the out queue and the close signal; p belongs to the room goroutine.
+// client is one WebSocket (or, with a nil conn, a WHIP publisher). Its
+// goroutines (reader, writer, heartbeat, SFU worker) share only the out
+// queue, the SFU queue and the close signal; p, peer and iceAt belong to
+// the room goroutine.
 type client struct {
 	conn *websocket.Conn
 	user signal.User

@@ -432,7 +432,9 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	for _, r := range rooms {
-		r.post(func() { r.closeAll(websocket.StatusGoingAway, "server is restarting") })
+		// A room whose queue is full must not hold up the others, nor
+		// Shutdown past ctx.
+		go r.post(func() { r.closeAll(websocket.StatusGoingAway, "server is restarting") })
 	}
 	done := make(chan struct{})
 	go func() { m.sockets.Wait(); close(done) }()

@@ -30,7 +30,7 @@ type room struct {
 	topology     string // what the call uses now
 	retiring     []retired
 	ingests      map[*Ingest]struct{} // WHIP publishers, also in participants
-	viewers      map[*Viewer]struct{} // WHEP viewers, not participants
+	viewers      map[*Player]struct{} // WHEP players, not participants
 	closing      bool                 // closeAll ran: no new sessions
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
@@ -60,7 +60,7 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		clients:      map[*client]struct{}{},
 		participants: map[string]*client{},
 		ingests:      map[*Ingest]struct{}{},
-		viewers:      map[*Viewer]struct{}{},
+		viewers:      map[*Player]struct{}{},
 		mode:         mode,
 		topology:     signal.TopologyMesh,
 		speaker:      make(chan string, 1),

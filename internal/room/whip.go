@@ -192,7 +192,9 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, s
 	// The answer is only handed out once the room has the participant,
 	// so everyone hears of it before its media can arrive.
 	reply := make(chan error, 1)
-	r.post(func() { reply <- r.startIngest(in) })
+	if !r.post(func() { reply <- r.startIngest(in) }) {
+		reply <- ErrClosing // cannot happen while we hold a reference
+	}
 	if err := <-reply; err != nil {
 		in.unregister()
 		peer.Close()
@@ -272,15 +274,15 @@ func (r *room) stopIngests() {
 	}
 }
 
-// Viewer is a WHEP player of one participant of a channel's call. It is
+// Player is a WHEP player of one participant of a channel's call. It is
 // not a participant: nobody in the call sees it.
-type Viewer struct {
+type Player struct {
 	*session
 	mv MediaViewer
 }
 
 // ParticipantID is the id of the participant watched.
-func (v *Viewer) ParticipantID() string { return v.mv.Participant() }
+func (v *Player) ParticipantID() string { return v.mv.Participant() }
 
 // View starts a WHEP viewer for user of participantID in channelID's call
 // (participantID "" = the active speaker, else the first participant
@@ -291,7 +293,7 @@ func (v *Viewer) ParticipantID() string { return v.mv.Participant() }
 // wrap ErrNoSFU, ErrP2POnly, ErrClosing, media.ErrBadOffer,
 // media.ErrNoPublisher or ErrRevoked; auth's credential ending (EndAuth)
 // ends the viewer.
-func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, participantID, sdp string) (*Viewer, string, error) {
+func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, participantID, sdp string) (*Player, string, error) {
 	if m.cfg.Media == nil {
 		return nil, "", ErrNoSFU
 	}
@@ -314,22 +316,22 @@ func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, part
 		}
 		return nil, "", fmt.Errorf("room: whep viewer: %w", err)
 	}
-	v := &Viewer{session: newSession(m, r, user.UserID), mv: mv}
+	v := &Player{session: newSession(m, r, user.UserID), mv: mv}
 	v.ice = media.NewICESession(offer.Ufrag, mv.AddCandidate, mv.RestartICE)
 	if err := m.registerSession(v.session, auth); err != nil {
 		mv.Close()
 		m.releaseSession(r)
 		return nil, "", err
 	}
-	r.post(func() { r.startViewer(v) })
+	r.post(func() { r.startPlayer(v) })
 	go v.watch()
 	m.log.Info("whep viewer started", "channel", channelID, "user", user.UserID, "participant", mv.Participant())
 	return v, answer, nil
 }
 
-// startViewer keeps a WHEP viewer so the room can end it (room
+// startPlayer keeps a WHEP viewer so the room can end it (room
 // goroutine).
-func (r *room) startViewer(v *Viewer) {
+func (r *room) startPlayer(v *Player) {
 	if r.closing {
 		v.requestStop()
 	}
@@ -337,7 +339,7 @@ func (r *room) startViewer(v *Viewer) {
 }
 
 // watch waits for the viewer's end, then releases it.
-func (v *Viewer) watch() {
+func (v *Player) watch() {
 	defer close(v.done)
 	select {
 	case <-v.mv.Done():

@@ -36,7 +36,7 @@ const (
 	maxSDPBody = signal.MaxSDPBytes
 )
 
-// mediaSession is a room.Ingest or room.Viewer, as the resource handlers
+// mediaSession is a room.Ingest or room.Player, as the resource handlers
 // drive them.
 type mediaSession interface {
 	ICE() *media.ICESession
@@ -214,7 +214,7 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 		in, answer, err = s.rooms.Publish(ch.ID, ch.Mode, user, auth, body)
 		sess = in
 	} else {
-		var v *room.Viewer
+		var v *room.Player
 		v, answer, err = s.rooms.View(ch.ID, ch.Mode, user, auth, participant, body)
 		sess = v
 	}
