@@ -47,7 +47,7 @@ type client struct {
 	// SFU (room goroutine; setPeer also hands it to the SFU worker).
 	peer MediaPeer
 	// sfu queues the messages for the SFU, in order, for the socket's SFU
-	// worker (sfu.go); nil for a WHIP participant, which has no socket.
+	// worker (sfuworker.go); nil for a WHIP participant, which has no socket.
 	sfu *sfuQueue
 }
 

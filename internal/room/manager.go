@@ -5,7 +5,7 @@
 //
 // Each room's state is owned by one goroutine fed by a queue of closures
 // (room.post); each socket has its own reader, writer, heartbeat and SFU
-// worker goroutines (client.go, sfu.go) that talk to the room only
+// worker goroutines (client.go, sfuworker.go) that talk to the room only
 // through that queue. The media server is reached through the Media
 // interface (media.go), so a room can be tested alone against a fake.
 package room
