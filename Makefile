@@ -17,7 +17,8 @@ build:
 fuzz:
 	go test ./internal/signal -run '^$$' -fuzz FuzzDecodeClient -fuzztime 20s
 	go test ./internal/room -run '^$$' -fuzz FuzzRelay -fuzztime 20s
-	go test ./internal/web -run '^$$' -fuzz FuzzParseSDPFrag -fuzztime 20s
+	go test ./internal/media -run '^$$' -fuzz FuzzParseFragment -fuzztime 20s
+	go test ./internal/media -run '^$$' -fuzz FuzzParseOffer -fuzztime 20s
 	go test ./internal/source -run '^$$' -fuzz FuzzOggStream -fuzztime 20s
 	go test ./internal/source -run '^$$' -fuzz FuzzIVF -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzForwardRTP -fuzztime 20s

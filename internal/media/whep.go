@@ -11,24 +11,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
-// Errors of View and RestartICE.
-var (
-	// ErrNoPublisher: nobody in the room (or not the participant asked
-	// for) sends camera video or a microphone through the SFU.
-	ErrNoPublisher = errors.New("media: nobody is sending media through the SFU in this room")
-	// ErrBadOffer: a viewer's offer cannot be answered (it does not parse,
-	// receives neither audio nor video, or shares no codec with the
-	// publisher).
-	ErrBadOffer = errors.New("media: the offer cannot be answered")
-	// ErrBadCandidate: a remote ICE candidate given to RestartICE does
-	// not parse.
-	ErrBadCandidate = errors.New("media: bad ICE candidate")
-)
+// ErrNoPublisher: nobody in the room (or not the participant asked for)
+// sends camera video or a microphone through the SFU (View).
+var ErrNoPublisher = errors.New("media: nobody is sending media through the SFU in this room")
 
 // viewerTile is the tile size a viewer is treated as drawing: larger than
 // any layer, so it gets the best one its bandwidth estimate allows.
@@ -81,10 +69,11 @@ func (v *Viewer) Close() { v.p.Close() }
 // ErrNoPublisher when there is nobody to watch and ErrBadOffer (wrapped)
 // when the offer cannot be answered.
 func (s *SFU) View(roomID, participantID, offerSDP string) (*Viewer, string, error) {
-	wants, err := receivedKinds(offerSDP)
+	offer, err := ParseOffer(offerSDP, Receives)
 	if err != nil {
 		return nil, "", err
 	}
+	wants := offer.receives
 	conf, err := s.pcConfig()
 	if err != nil {
 		return nil, "", err
@@ -95,7 +84,7 @@ func (s *SFU) View(roomID, participantID, offerSDP string) (*Viewer, string, err
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
 		_ = pc.Close()
-		return nil, "", fmt.Errorf("%w: %w", ErrBadOffer, err)
+		return nil, "", badOffer("", err)
 	}
 	p, err := s.addViewer(roomID, participantID, pc, wants)
 	if err != nil {
@@ -142,8 +131,8 @@ func (s *SFU) addViewer(roomID, participantID string, pc *webrtc.PeerConnection,
 		}
 		name := u.codec.MimeType[strings.IndexByte(u.codec.MimeType, '/')+1:]
 		if !containsFold(codecs, name) {
-			return nil, fmt.Errorf("%w: the player does not accept %s, which the participant sends (it offers %s)",
-				ErrBadOffer, name, strings.Join(codecs, ", "))
+			return nil, badOffer(fmt.Sprintf("the player does not accept %s, which the participant sends (it offers %s)",
+				name, strings.Join(codecs, ", ")), nil)
 		}
 		ups = append(ups, u)
 	}
@@ -198,7 +187,7 @@ func (p *Peer) answerViewer() (string, error) {
 		if p.isClosed() {
 			return "", ErrNoPublisher // the publisher left meanwhile
 		}
-		return "", fmt.Errorf("%w: %w", ErrBadOffer, err)
+		return "", badOffer("", err)
 	}
 	p.waitGathering(p.subPC)
 	if p.isClosed() {
@@ -263,56 +252,6 @@ func (r *sfuRoom) removeViewer(p *Peer) {
 	}
 }
 
-// receivedKinds reads which kinds an offer can receive and the codecs it
-// lists for each (from the first receiving m-line of the kind).
-func receivedKinds(offer string) (map[webrtc.RTPCodecType][]string, error) {
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(offer); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadOffer, err)
-	}
-	sessionDir := direction(sd.Attributes, "sendrecv")
-	wants := map[webrtc.RTPCodecType][]string{}
-	for _, m := range sd.MediaDescriptions {
-		kind := webrtc.NewRTPCodecType(m.MediaName.Media)
-		if kind == 0 || m.MediaName.Port.Value == 0 {
-			continue
-		}
-		if dir := direction(m.Attributes, sessionDir); dir != "recvonly" && dir != "sendrecv" {
-			continue
-		}
-		if _, seen := wants[kind]; seen {
-			continue
-		}
-		codecs := []string{}
-		for _, a := range m.Attributes {
-			if a.Key != "rtpmap" {
-				continue
-			}
-			// "96 VP8/90000"
-			if _, enc, ok := strings.Cut(a.Value, " "); ok {
-				name, _, _ := strings.Cut(enc, "/")
-				codecs = append(codecs, name)
-			}
-		}
-		wants[kind] = codecs
-	}
-	if len(wants) == 0 {
-		return nil, fmt.Errorf("%w: it has no m-line that receives audio or video (use recvonly transceivers)", ErrBadOffer)
-	}
-	return wants, nil
-}
-
-// direction is the direction attribute among attrs, else def.
-func direction(attrs []sdp.Attribute, def string) string {
-	for _, a := range attrs {
-		switch a.Key {
-		case "sendrecv", "sendonly", "recvonly", "inactive":
-			return a.Key
-		}
-	}
-	return def
-}
-
 func containsFold(list []string, s string) bool {
 	for _, x := range list {
 		if strings.EqualFold(x, s) {
@@ -320,21 +259,6 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// ICEParams is one side of an ICE session, as a trickle ICE fragment
-// (RFC 8840) carries it.
-type ICEParams struct {
-	Ufrag, Pwd string
-	// Candidates are a=candidate values ("candidate:…").
-	Candidates []string
-	// Complete: gathering finished, no candidate follows
-	// (a=end-of-candidates).
-	Complete bool
-	// Mid is the m-section the candidates belong to (the first, which
-	// tags the bundle), Media its m= line ("audio 9 UDP/TLS/RTP/SAVPF
-	// 111") and Group the a=group value ("" if none).
-	Mid, Media, Group string
 }
 
 // RestartICE restarts ICE on the connection the client offered (a WHEP
@@ -355,19 +279,10 @@ func (p *Peer) RestartICE(ufrag, pwd string, cands []webrtc.ICECandidateInit) (I
 		return ICEParams{}, ErrClosed
 	}
 	if ufrag == "" || pwd == "" {
-		return ICEParams{}, errors.New("media: an ICE restart needs the new ice-ufrag and ice-pwd")
+		return ICEParams{}, ErrBadRestart
 	}
-	for _, c := range cands {
-		v := strings.TrimPrefix(c.Candidate, "candidate:")
-		if v == "" {
-			continue
-		}
-		// As pion's AddICECandidate: unknown types and networks are
-		// skipped, not refused.
-		if _, err := ice.UnmarshalCandidate(v); err != nil &&
-			!errors.Is(err, ice.ErrUnknownCandidateTyp) && !errors.Is(err, ice.ErrDetermineNetworkType) {
-			return ICEParams{}, fmt.Errorf("%w %q: %w", ErrBadCandidate, c.Candidate, err)
-		}
+	if err := checkCandidates(cands); err != nil {
+		return ICEParams{}, err
 	}
 	var pc *webrtc.PeerConnection
 	if p.viewer {
@@ -424,78 +339,4 @@ func (p *Peer) RestartICE(ufrag, pwd string, cands []webrtc.ICECandidateInit) (I
 	}
 	p.log.Info("ICE restarted by the client", "candidates", len(local.Candidates))
 	return local, nil
-}
-
-// withICE is offer with ufrag and pwd as its ICE credentials, wherever it
-// had them (session level, each m-section), without its candidates, which
-// belonged to the old ICE session, and with the next session version.
-func withICE(offer, ufrag, pwd string) (string, error) {
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(offer); err != nil {
-		return "", fmt.Errorf("media: ICE restart: the last offer: %w", err)
-	}
-	replace := func(attrs []sdp.Attribute) []sdp.Attribute {
-		out := make([]sdp.Attribute, 0, len(attrs))
-		for _, a := range attrs {
-			switch a.Key {
-			case "ice-ufrag":
-				a.Value = ufrag
-			case "ice-pwd":
-				a.Value = pwd
-			case "candidate", "end-of-candidates":
-				continue
-			}
-			out = append(out, a)
-		}
-		return out
-	}
-	sd.Attributes = replace(sd.Attributes)
-	for _, m := range sd.MediaDescriptions {
-		m.Attributes = replace(m.Attributes)
-	}
-	sd.Origin.SessionVersion++ // RFC 3264 §8: a new offer
-	b, err := sd.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("media: ICE restart: offer: %w", err)
-	}
-	return string(b), nil
-}
-
-// iceParams reads a local description's ICE session: pion puts its
-// credentials in every m-section and its candidates in the first.
-func iceParams(local string) (ICEParams, error) {
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(local); err != nil {
-		return ICEParams{}, err
-	}
-	if len(sd.MediaDescriptions) == 0 {
-		return ICEParams{}, errors.New("no m-section")
-	}
-	var ip ICEParams
-	ip.Ufrag, _ = sd.Attribute("ice-ufrag")
-	ip.Pwd, _ = sd.Attribute("ice-pwd")
-	ip.Group, _ = sd.Attribute("group")
-	m := sd.MediaDescriptions[0]
-	ip.Mid, _ = m.Attribute("mid")
-	ip.Media = m.MediaName.String()
-	for _, a := range m.Attributes {
-		switch a.Key {
-		case "ice-ufrag":
-			if ip.Ufrag == "" {
-				ip.Ufrag = a.Value
-			}
-		case "ice-pwd":
-			if ip.Pwd == "" {
-				ip.Pwd = a.Value
-			}
-		case "candidate":
-			ip.Candidates = append(ip.Candidates, "candidate:"+a.Value)
-		case "end-of-candidates":
-			ip.Complete = true
-		}
-	}
-	if ip.Ufrag == "" || ip.Pwd == "" {
-		return ICEParams{}, errors.New("no ICE credentials")
-	}
-	return ip, nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
-	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/signal"
 )
 
@@ -24,8 +23,10 @@ const writeTimeout = 10 * time.Second
 // is closed: a buggy client gets told, a flooding one gets cut off.
 const abuseLimit = 500
 
-// client is one WebSocket. Its goroutines (reader, writer, heartbeat) share
-// only the out queue and the close signal; p belongs to the room goroutine.
+// client is one WebSocket (or, with a nil conn, a WHIP publisher). Its
+// goroutines (reader, writer, heartbeat, SFU worker) share only the out
+// queue, the SFU queue and the close signal; p, peer and iceAt belong to
+// the room goroutine.
 type client struct {
 	conn *websocket.Conn
 	user signal.User
@@ -42,9 +43,12 @@ type client struct {
 	p     *signal.Participant // owned by the room goroutine
 	host  string              // the host name the socket reached us at
 	iceAt time.Time           // when it was last given ICE servers (room goroutine)
-	// media is the participant's SFU connections while the call uses the
-	// SFU: set and cleared by the room goroutine, used by the reader.
-	media atomic.Pointer[media.Peer]
+	// peer is the participant's SFU connections while the call uses the
+	// SFU (room goroutine; setPeer also hands it to the SFU worker).
+	peer MediaPeer
+	// sfu queues the messages for the SFU, in order, for the socket's SFU
+	// worker (sfuworker.go); nil for a WHIP participant, which has no socket.
+	sfu *sfuQueue
 }
 
 func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Logger) *client {
@@ -55,6 +59,7 @@ func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Log
 		log:     log,
 		out:     make(chan []byte, cfg.SendQueue),
 		closing: make(chan struct{}),
+		sfu:     newSFUQueue(conn != nil),
 	}
 }
 
@@ -68,14 +73,18 @@ func (c *client) serve(ctx context.Context, r *room, postChat PostChat) {
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writeLoop(ctx) }()
 	go c.heartbeat(ctx)
+	sfuCtx, stopSFU := context.WithCancel(ctx)
+	defer stopSFU()
+	sfuDone := make(chan struct{})
+	go func() { defer close(sfuDone); c.sfuLoop(sfuCtx, r) }()
 
-	r.events <- event{kind: evAttach, c: c}
+	r.post(func() { r.attach(c) })
 	err := c.readLoop(ctx, r, postChat)
 	reason := signal.ReasonDisconnected
 	if c.timedOut.Load() {
 		reason = signal.ReasonTimeout
 	}
-	r.events <- event{kind: evDetach, c: c, reason: reason}
+	r.post(func() { r.detach(c, reason) })
 
 	switch status := websocket.CloseStatus(err); {
 	case errors.Is(err, websocket.ErrMessageTooBig):
@@ -86,6 +95,8 @@ func (c *client) serve(ctx context.Context, r *room, postChat PostChat) {
 		c.log.Debug("socket closed", "err", err, "reason", reason)
 		c.close(websocket.StatusNormalClosure, "")
 	}
+	stopSFU()
+	<-sfuDone // it may be negotiating: what it sends goes before the close
 	<-writerDone
 }
 
@@ -135,15 +146,15 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 				c.refuse(signal.CodeInternal, m.Type, "your message could not be saved; try again")
 				continue
 			}
-			r.events <- event{kind: evChat, chat: msg}
+			r.post(func() { r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &msg}) })
 		case signal.TypeLayout:
-			c.handleSFU(r, m, false)
+			c.toSFU(m)
 		default:
 			if m.To == signal.SFU {
-				c.handleSFU(r, m, false)
+				c.toSFU(m)
 				continue
 			}
-			r.events <- event{kind: evMessage, c: c, msg: m}
+			r.post(func() { r.handle(c, m) })
 		}
 	}
 }

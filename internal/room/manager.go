@@ -3,9 +3,11 @@
 // and chat fan-out, and the relay of negotiation messages between
 // participants (docs/protocol.md).
 //
-// Each room's state is owned by one goroutine fed by an event queue; each
-// socket has its own reader, writer and heartbeat goroutines that talk to
-// the room only through that queue.
+// Each room's state is owned by one goroutine fed by a queue of closures
+// (room.post); each socket has its own reader, writer, heartbeat and SFU
+// worker goroutines (client.go, sfuworker.go) that talk to the room only
+// through that queue. The media server is reached through the Media
+// interface (media.go), so a room can be tested alone against a fake.
 package room
 
 import (
@@ -22,7 +24,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/signal"
 )
 
@@ -49,9 +50,10 @@ type Config struct {
 	// SendQueue is how many messages may wait for a slow socket before it
 	// is closed.
 	SendQueue int
-	// SFU forwards media for calls beyond P2PMax participants; nil keeps
-	// every call in the mesh.
-	SFU *media.SFU
+	// Media forwards media for calls beyond P2PMax participants
+	// (SFUMedia of the server's media.SFU); nil keeps every call in the
+	// mesh.
+	Media Media
 	// P2PMax is the largest call kept peer-to-peer (default 2).
 	P2PMax int
 	// ResumeKey signs the resume tokens given in joined; nil: a random
@@ -336,27 +338,29 @@ func (m *Manager) acquire(channelID, mode string) *room {
 	return r
 }
 
-// release drops the caller's count; the last one out stops the room. Every
-// event a socket sends is sent before its release, so closing the queue
-// here cannot race with a send.
+// release drops the caller's count; the last one out stops the room.
+// Every reference posts its last message before its release, so the room
+// runs them all before it stops (room.run).
 func (m *Manager) release(r *room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.refs--
 	if r.refs == 0 {
 		delete(m.rooms, r.channelID)
-		close(r.events)
+		close(r.quit)
 	}
 }
 
-// tell sends an event to a running room, if there is one. Holding m.mu
-// keeps the room from being stopped mid-send; the room goroutine never
-// takes m.mu, so the send cannot deadlock.
-func (m *Manager) tell(channelID string, ev event) {
+// tell runs f on channelID's room, if one is running. The lock is only
+// held to find the room, never while posting: a room with a full queue
+// must not stall every other room's sockets and the Manager's callers.
+// A room that stops meanwhile drops f, which then has nothing to act on.
+func (m *Manager) tell(channelID string, f func(r *room)) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r := m.rooms[channelID]; r != nil {
-		r.events <- ev
+	r := m.rooms[channelID]
+	m.mu.Unlock()
+	if r != nil {
+		r.post(func() { f(r) })
 	}
 }
 
@@ -403,18 +407,18 @@ func (m *Manager) endMembership(channelID, userID string, code websocket.StatusC
 // those whose membership check raced the removal.
 func (m *Manager) Kick(channelID, userID string) {
 	m.endMembership(channelID, userID, CloseRemoved, removedReason)
-	m.tell(channelID, event{kind: evKick, userID: userID})
+	m.tell(channelID, func(r *room) { r.kick(userID) })
 }
 
 // SetMode tells a running call that its channel's media mode changed.
 func (m *Manager) SetMode(channelID, mode string) {
-	m.tell(channelID, event{kind: evMode, mode: mode})
+	m.tell(channelID, func(r *room) { r.setMode(mode) })
 }
 
 // CloseRoom disconnects everyone from channelID (after it was deleted).
 func (m *Manager) CloseRoom(channelID string) {
 	m.endMembership(channelID, "", CloseDeleted, deletedReason)
-	m.tell(channelID, event{kind: evClose, code: CloseDeleted, reason: deletedReason})
+	m.tell(channelID, func(r *room) { r.closeAll(CloseDeleted, deletedReason) })
 }
 
 // Shutdown closes every socket with "going away" and waits until they are
@@ -422,10 +426,16 @@ func (m *Manager) CloseRoom(channelID string) {
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.shutting = true
+	rooms := make([]*room, 0, len(m.rooms))
 	for _, r := range m.rooms {
-		r.events <- event{kind: evClose, code: websocket.StatusGoingAway, reason: "server is restarting"}
+		rooms = append(rooms, r)
 	}
 	m.mu.Unlock()
+	for _, r := range rooms {
+		// A room whose queue is full must not hold up the others, nor
+		// Shutdown past ctx.
+		go r.post(func() { r.closeAll(websocket.StatusGoingAway, "server is restarting") })
+	}
 	done := make(chan struct{})
 	go func() { m.sockets.Wait(); close(done) }()
 	select {

@@ -8,48 +8,18 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/signal"
 )
 
-type eventKind int
-
-const (
-	evAttach  eventKind = iota // a socket opened
-	evDetach                   // a socket closed
-	evMessage                  // a validated client message for the room
-	evChat                     // a stored chat message to broadcast
-	evKick                     // close the sockets of userID
-	evClose                    // close every socket
-	evMode                     // the channel's mode changed
-	evSFULate                  // an SFU message that came before the client's SFU connections
-	evWHIP                     // a WHIP publisher joins (whip.go); answered on reply
-	evWHIPEnd                  // a WHIP publisher ended
-	evWHEP                     // a WHEP viewer started
-	evWHEPEnd                  // a WHEP viewer ended
-)
-
-type event struct {
-	kind   eventKind
-	c      *client
-	msg    signal.Message
-	chat   signal.ChatMessage
-	userID string
-	code   websocket.StatusCode
-	reason string
-	mode   string
-	ingest *Ingest
-	viewer *Viewer
-	reply  chan error // buffered: the room never waits on it
-}
-
-// room is the state of one channel's call. Only run touches its fields
-// (refs belongs to the Manager's lock).
+// room is the state of one channel's call, an actor: only its goroutine
+// (run) touches its fields, and everyone else hands it closures through
+// post (refs and sessions belong to the Manager's lock).
 type room struct {
 	channelID string
 	cfg       Config
 	log       *slog.Logger
-	events    chan event
+	inbox     chan func()   // run on the room goroutine, in order
+	quit      chan struct{} // closed by the Manager once refs is 0
 	refs      int
 	sessions  int          // of refs, WHIP/WHEP sessions (Manager's lock too)
 	joined    atomic.Int32 // len(participants), readable by the Manager
@@ -60,8 +30,8 @@ type room struct {
 	topology     string // what the call uses now
 	retiring     []retired
 	ingests      map[*Ingest]struct{} // WHIP publishers, also in participants
-	viewers      map[*Viewer]struct{} // WHEP viewers, not participants
-	closing      bool                 // evClose was handled: no new sessions
+	viewers      map[*Player]struct{} // WHEP players, not participants
+	closing      bool                 // closeAll ran: no new sessions
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
 	speaker chan string
@@ -73,7 +43,7 @@ type room struct {
 // retired is an SFU connection kept for a while after the room went back
 // to the mesh, so clients can switch without a gap.
 type retired struct {
-	peer  *media.Peer
+	peer  MediaPeer
 	until time.Time
 }
 
@@ -85,15 +55,30 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		channelID:    channelID,
 		cfg:          cfg,
 		log:          log,
-		events:       make(chan event, 64),
+		inbox:        make(chan func(), 64),
+		quit:         make(chan struct{}),
 		clients:      map[*client]struct{}{},
 		participants: map[string]*client{},
 		ingests:      map[*Ingest]struct{}{},
-		viewers:      map[*Viewer]struct{}{},
+		viewers:      map[*Player]struct{}{},
 		mode:         mode,
 		topology:     signal.TopologyMesh,
 		speaker:      make(chan string, 1),
 		mediaEnded:   make(chan endedMedia, 64),
+	}
+}
+
+// post runs f on the room goroutine, after everything posted before it.
+// It blocks while the queue is full; it drops f (false) once the room has
+// stopped, which cannot happen while the caller holds a reference (a
+// socket or a WHIP/WHEP session), only for the Manager's own messages.
+// The Manager never calls it with its lock held.
+func (r *room) post(f func()) bool {
+	select {
+	case r.inbox <- f:
+		return true
+	case <-r.quit:
+		return false
 	}
 }
 
@@ -102,12 +87,20 @@ func (r *room) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case ev, ok := <-r.events:
-			if !ok {
-				r.stopMedia()
-				return
+		case f := <-r.inbox:
+			f()
+		case <-r.quit:
+			// Every reference posted its last message before it was
+			// dropped: run what is still queued, then stop.
+			for {
+				select {
+				case f := <-r.inbox:
+					f()
+				default:
+					r.stopMedia()
+					return
+				}
 			}
-			r.dispatch(ev)
 		case id := <-r.speaker:
 			r.broadcastJoined(signal.Message{Type: signal.TypeSpeaker, ID: id})
 		case e := <-r.mediaEnded:
@@ -119,63 +112,54 @@ func (r *room) run() {
 	}
 }
 
-func (r *room) dispatch(ev event) {
-	{
-		switch ev.kind {
-		case evAttach:
-			r.clients[ev.c] = struct{}{}
-			ev.c.iceAt = time.Now()
-			ev.c.sendMsg(signal.Message{
-				Type:         signal.TypeHello,
-				Version:      signal.Version,
-				User:         &ev.c.user,
-				Participants: r.roster(nil),
-				IceServers:   r.cfg.ICEServers(ev.c.user.UserID, ev.c.host),
-			})
-		case evDetach:
-			delete(r.clients, ev.c)
-			r.removeParticipant(ev.c, ev.reason)
-		case evMessage:
-			r.handle(ev.c, ev.msg)
-		case evChat:
-			r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &ev.chat})
-		case evKick:
-			r.stopSessions(ev.userID)
-			for c := range r.clients {
-				if c.user.UserID == ev.userID {
-					r.removeParticipant(c, signal.ReasonLeft)
-					c.close(CloseRemoved, removedReason)
-				}
-			}
-		case evClose:
-			r.closing = true
-			r.stopSessions("")
-			for c := range r.clients {
-				c.close(ev.code, ev.reason)
-			}
-		case evSFULate:
-			// Everything the room did before (join, a topology switch) is
-			// done now; negotiation still runs off the room goroutine.
-			go ev.c.handleSFU(r, ev.msg, true)
-		case evMode:
-			r.mode = ev.mode
-			if r.mode == ModeP2P {
-				r.stopIngests() // their media cannot go peer-to-peer
-			}
-			r.updateTopology()
-		case evWHIP:
-			ev.reply <- r.startIngest(ev.ingest)
-		case evWHIPEnd:
-			r.endIngest(ev.ingest, ev.reason)
-		case evWHEP:
-			if r.closing {
-				ev.viewer.requestStop()
-			}
-			r.viewers[ev.viewer] = struct{}{}
-		case evWHEPEnd:
-			delete(r.viewers, ev.viewer)
+// attach takes in a socket that opened: it gets hello.
+func (r *room) attach(c *client) {
+	r.clients[c] = struct{}{}
+	c.iceAt = time.Now()
+	c.sendMsg(signal.Message{
+		Type:         signal.TypeHello,
+		Version:      signal.Version,
+		User:         &c.user,
+		Participants: r.roster(nil),
+		IceServers:   r.cfg.ICEServers(c.user.UserID, c.host),
+	})
+}
+
+// detach forgets a socket that closed, and its participant.
+func (r *room) detach(c *client, reason string) {
+	delete(r.clients, c)
+	r.removeParticipant(c, reason)
+}
+
+// kick ends everything userID has in the call: sockets, WHIP publishers,
+// WHEP viewers.
+func (r *room) kick(userID string) {
+	r.stopSessions(userID)
+	for c := range r.clients {
+		if c.user.UserID == userID {
+			r.removeParticipant(c, signal.ReasonLeft)
+			c.close(CloseRemoved, removedReason)
 		}
 	}
+}
+
+// closeAll closes every socket and session; the room takes no new
+// sessions after it.
+func (r *room) closeAll(code websocket.StatusCode, reason string) {
+	r.closing = true
+	r.stopSessions("")
+	for c := range r.clients {
+		c.close(code, reason)
+	}
+}
+
+// setMode applies a change of the channel's media mode.
+func (r *room) setMode(mode string) {
+	r.mode = mode
+	if r.mode == ModeP2P {
+		r.stopIngests() // their media cannot go peer-to-peer
+	}
+	r.updateTopology()
 }
 
 // handle applies one message from c. Messages that need no room state
@@ -192,7 +176,7 @@ func (r *room) handle(c *client, m signal.Message) {
 	switch m.Type {
 	case signal.TypeUpdate:
 		c.p.State = *m.State
-		if peer := c.media.Load(); peer != nil {
+		if peer := c.peer; peer != nil {
 			peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
 		}
 		p := *c.p

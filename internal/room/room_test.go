@@ -40,6 +40,11 @@ func dial(t *testing.T, s *servertest.Server, c *http.Client, channelID string) 
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
+	return newPeer(t, conn)
+}
+
+// newPeer reads conn's messages into the peer's queue.
+func newPeer(t *testing.T, conn *websocket.Conn) *peer {
 	p := &peer{t: t, conn: conn, msgs: make(chan signal.Message, 256), done: make(chan error, 1)}
 	go func() {
 		for {

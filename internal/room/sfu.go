@@ -22,7 +22,7 @@ const (
 // the server has no SFU).
 func (r *room) wantTopology() string {
 	switch {
-	case r.cfg.SFU == nil || r.mode == ModeP2P:
+	case r.cfg.Media == nil || r.mode == ModeP2P:
 		return signal.TopologyMesh
 	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0:
 		return signal.TopologySFU
@@ -43,7 +43,8 @@ func (r *room) updateTopology() {
 			// keep the server side up for a grace period.
 			until := time.Now().Add(retireGrace)
 			for _, c := range r.participants {
-				if peer := c.media.Swap(nil); peer != nil {
+				if peer := c.peer; peer != nil {
+					c.setPeer(nil)
 					r.retiring = append(r.retiring, retired{peer: peer, until: until})
 				}
 			}
@@ -59,12 +60,12 @@ func (r *room) updateTopology() {
 
 // ensureMedia gives a joined participant its SFU connections.
 func (r *room) ensureMedia(c *client) {
-	if c.media.Load() != nil {
+	if c.peer != nil {
 		return
 	}
 	// The callbacks run on media goroutines: they only queue on the
 	// socket (non-blocking) or hand the latest speaker over.
-	peer, err := r.cfg.SFU.Join(r.channelID, c.p.ID, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
+	peer, err := r.cfg.Media.Join(r.channelID, c.p.ID, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
 		Offer: func(sdp string) {
 			c.sendMsg(signal.Message{Type: signal.TypeOffer, From: signal.SFU, PC: signal.PCSubscribe, SDP: sdp})
 		},
@@ -87,7 +88,7 @@ func (r *room) ensureMedia(c *client) {
 		return
 	}
 	peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
-	c.media.Store(peer)
+	c.setPeer(peer)
 	// A peer whose connection failed (a network outage longer than the ICE
 	// timeout) closes by itself; the room then gives the participant new
 	// ones (mediaEnded).
@@ -103,7 +104,7 @@ func (r *room) ensureMedia(c *client) {
 // endedMedia is a participant's SFU peer that has closed.
 type endedMedia struct {
 	c    *client
-	peer *media.Peer
+	peer MediaPeer
 }
 
 // restoreMedia replaces SFU connections that closed by themselves while
@@ -112,10 +113,10 @@ type endedMedia struct {
 // the room closed on purpose (leave, the switch to the mesh) are no longer
 // the participant's, and are ignored.
 func (r *room) restoreMedia(e endedMedia) {
-	if e.c.media.Load() != e.peer || e.c.p == nil {
+	if e.c.peer != e.peer || e.c.p == nil {
 		return
 	}
-	e.c.media.Store(nil)
+	e.c.setPeer(nil)
 	if r.topology != signal.TopologySFU {
 		return
 	}
@@ -129,7 +130,8 @@ func (r *room) restoreMedia(e endedMedia) {
 // dropMedia closes a participant's SFU connections, off the room goroutine
 // (closing peer connections takes a while).
 func (r *room) dropMedia(c *client) {
-	if peer := c.media.Swap(nil); peer != nil {
+	if peer := c.peer; peer != nil {
+		c.setPeer(nil)
 		go peer.Close()
 	}
 }
@@ -168,55 +170,5 @@ func (r *room) setSpeaker(id string) {
 		case <-r.speaker: // drop the stale value
 		default:
 		}
-	}
-}
-
-// handleSFU applies a client's message to its SFU connections. It runs on
-// the client's reader goroutine: negotiation takes milliseconds, and no
-// other participant should wait for it. A message that finds no SFU
-// connections goes through the room's queue instead (late), because the
-// client may have answered joined or topology before the room goroutine
-// made them.
-func (c *client) handleSFU(r *room, m signal.Message, late bool) {
-	peer := c.media.Load()
-	if peer == nil {
-		if !late {
-			r.events <- event{kind: evSFULate, c: c, msg: m}
-			return
-		}
-		if m.Type == signal.TypeCandidate || m.Type == signal.TypeLayout {
-			return // late candidates or layout after a switch back to the mesh
-		}
-		c.refuse(signal.CodeInvalid, m.Type, "the call is not using the media server right now (topology is mesh)")
-		return
-	}
-	switch m.Type {
-	case signal.TypeOffer:
-		answer, err := peer.Publish(m.SDP, m.Sources)
-		if err != nil {
-			c.log.Info("publish offer refused", "err", err)
-			c.refuse(signal.CodeInvalid, m.Type, "the media server could not use your offer: %v", err)
-			return
-		}
-		c.sendMsg(signal.Message{Type: signal.TypeAnswer, From: signal.SFU, PC: signal.PCPublish, SDP: answer})
-	case signal.TypeAnswer:
-		if err := peer.AnswerSubscriber(m.SDP); err != nil {
-			c.log.Info("subscriber answer refused", "err", err)
-			c.refuse(signal.CodeInvalid, m.Type, "the media server could not use your answer: %v", err)
-		}
-	case signal.TypeCandidate:
-		if m.EndOfICE {
-			return
-		}
-		ci := webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex, UsernameFragment: m.Candidate.UsernameFragment}
-		if err := peer.AddCandidate(m.PC, ci); err != nil {
-			c.log.Debug("candidate refused", "err", err)
-		}
-	case signal.TypeLayout:
-		tiles := make([]media.Tile, len(m.Tiles))
-		for i, t := range m.Tiles {
-			tiles[i] = media.Tile{Participant: t.Participant, Source: t.Source, Width: t.Width, Height: t.Height}
-		}
-		peer.SetLayout(tiles)
 	}
 }

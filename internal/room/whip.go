@@ -17,24 +17,26 @@ package room
 // goroutine, watch, that waits for the session's end (HTTP DELETE, the
 // connection failing, the room ending it), tells the room through its
 // queue, closes the media and releases the room.
+//
+// What the sessions' SDP says, their trickle ICE and ICE restarts, and
+// the errors about them belong to media (sdp.go, trickle.go): the room
+// only has "a participant without a socket joins or leaves".
 
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/signal"
 )
 
-// Errors of Publish, View, Trickle and RestartICE, for the HTTP edge to
-// turn into status codes.
+// Errors of Publish and View (besides media's about the offer:
+// media.ErrBadOffer, media.ErrNoPublisher), for the HTTP edge to turn
+// into status codes.
 var (
 	// ErrNoSFU: the server runs without a media server.
 	ErrNoSFU = errors.New("room: this server has no media server (SFU)")
@@ -44,63 +46,15 @@ var (
 	// ErrClosing: the server is shutting down, or the channel's call is
 	// being closed.
 	ErrClosing = errors.New("room: the call is closing")
-	// ErrBadOffer: the SDP offer does not parse or cannot be used.
-	ErrBadOffer = errors.New("room: unusable SDP offer")
-	// ErrNoPublisher: nobody (or not the participant asked for) sends
-	// media through the server in this call.
-	ErrNoPublisher = errors.New("room: nobody in the call sends media through the server")
-	// ErrICERestart: a trickle fragment carries new ICE credentials: it
-	// asks for an ICE restart, which RestartICE does.
-	ErrICERestart = errors.New("room: the fragment restarts ICE")
-	// ErrStaleICE: a fragment names an ICE session (ice-ufrag) that an
-	// ICE restart already replaced.
-	ErrStaleICE = errors.New("room: the fragment is for an earlier ICE session")
-	// ErrBadRestart: an ICE restart without both a new ice-ufrag and an
-	// ice-pwd.
-	ErrBadRestart = errors.New("room: an ICE restart needs a new ice-ufrag and its ice-pwd")
-	// ErrBadCandidate: a trickled ICE candidate does not parse.
-	ErrBadCandidate = errors.New("room: bad ICE candidate")
 )
 
-// Candidate is one ICE candidate a WHIP or WHEP client trickled: the
-// value of an a=candidate line ("candidate:…") and the mid of the m-line
-// it was listed under ("" if none).
-type Candidate struct {
-	Candidate string
-	Mid       string
-}
-
-// ICESession is the server's side of a new ICE session, as RestartICE
-// returns it for the answer to an ICE restart (RFC 9725 §4.3.2).
-type ICESession struct {
-	Ufrag, Pwd string
-	// Candidates are a=candidate values ("candidate:…").
-	Candidates []string
-	// Complete: gathering finished (a=end-of-candidates).
-	Complete bool
-	// Mid is the m-section the candidates belong to, Media its m= line
-	// ("audio 9 UDP/TLS/RTP/SAVPF 111"), Group the a=group value.
-	Mid, Media, Group string
-}
-
-// maxRetired bounds the earlier ICE sessions a session remembers to
-// refuse late fragments of.
-const maxRetired = 16
-
 // session is what WHIP and WHEP sessions share: the room reference, the
-// end signals, trickle ICE and ICE restarts.
+// end signals and the ICE state.
 type session struct {
-	m       *Manager
-	r       *room
-	userID  string
-	add     func(webrtc.ICECandidateInit) error
-	restart func(ufrag, pwd string, cands []webrtc.ICECandidateInit) (media.ICEParams, error)
-
-	// iceMu serializes Trickle and RestartICE (HTTP requests may
-	// overlap), so candidates go to the ICE session they were sent for.
-	iceMu   sync.Mutex
-	ufrag   string   // the client's current ICE username fragment
-	retired []string // its earlier ones, newest last
+	m      *Manager
+	r      *room
+	userID string
+	ice    *media.ICESession
 
 	stop     chan struct{} // closed to end the session
 	stopOnce sync.Once
@@ -110,9 +64,13 @@ type session struct {
 	unregister func()
 }
 
-func newSession(m *Manager, r *room, userID, ufrag string) *session {
-	return &session{m: m, r: r, userID: userID, ufrag: ufrag, stop: make(chan struct{}), done: make(chan struct{})}
+func newSession(m *Manager, r *room, userID string) *session {
+	return &session{m: m, r: r, userID: userID, stop: make(chan struct{}), done: make(chan struct{})}
 }
+
+// ICE is the session's ICE state: trickle ICE and ICE restarts (PATCH)
+// and the ETag naming the current ICE session.
+func (s *session) ICE() *media.ICESession { return s.ice }
 
 // requestStop asks watch to end the session; it never blocks, so the
 // room goroutine may call it.
@@ -128,98 +86,6 @@ func (s *session) Close() {
 // Done is closed once the session has ended, for whatever reason, and
 // everything it held is released.
 func (s *session) Done() <-chan struct{} { return s.done }
-
-// Trickle adds the ICE candidates of a trickle fragment (RFC 8840).
-// ufrag is the fragment's a=ice-ufrag ("" if it has none); one of an ICE
-// session that a restart replaced yields ErrStaleICE, and a new one
-// ErrICERestart: the fragment is for RestartICE.
-func (s *session) Trickle(ufrag string, cands []Candidate) error {
-	s.iceMu.Lock()
-	defer s.iceMu.Unlock()
-	if err := s.checkUfrag(ufrag); err != nil {
-		return err
-	}
-	select {
-	case <-s.done:
-		return ErrClosing
-	default:
-	}
-	for _, c := range cands {
-		if err := s.add(c.init()); err != nil {
-			if errors.Is(err, media.ErrClosed) {
-				return ErrClosing
-			}
-			return fmt.Errorf("%w %q: %w", ErrBadCandidate, c.Candidate, err)
-		}
-	}
-	return nil
-}
-
-// checkUfrag sorts a fragment's ufrag: nil for the current ICE session
-// (or none), ErrStaleICE, or ErrICERestart. Called with iceMu held.
-func (s *session) checkUfrag(ufrag string) error {
-	switch {
-	case ufrag == "" || ufrag == s.ufrag:
-		return nil
-	case slices.Contains(s.retired, ufrag):
-		return ErrStaleICE
-	}
-	return ErrICERestart
-}
-
-// RestartICE restarts ICE with the client's new credentials and
-// candidates (a trickle fragment with a new a=ice-ufrag, RFC 9725
-// §4.3.2) and returns the server's new ICE session; the media keeps
-// flowing on the same tracks once the client applied it. Errors wrap
-// ErrBadRestart (no pwd, or the current or an earlier ufrag: see
-// ErrStaleICE), ErrBadCandidate or ErrClosing.
-func (s *session) RestartICE(ufrag, pwd string, cands []Candidate) (ICESession, error) {
-	s.iceMu.Lock()
-	defer s.iceMu.Unlock()
-	if ufrag == "" || pwd == "" {
-		return ICESession{}, ErrBadRestart
-	}
-	if err := s.checkUfrag(ufrag); !errors.Is(err, ErrICERestart) {
-		if err == nil {
-			return ICESession{}, fmt.Errorf("%w: %q is the current ice-ufrag", ErrBadRestart, ufrag)
-		}
-		return ICESession{}, err
-	}
-	select {
-	case <-s.done:
-		return ICESession{}, ErrClosing
-	default:
-	}
-	inits := make([]webrtc.ICECandidateInit, len(cands))
-	for i, c := range cands {
-		inits[i] = c.init()
-	}
-	local, err := s.restart(ufrag, pwd, inits)
-	switch {
-	case errors.Is(err, media.ErrClosed):
-		return ICESession{}, ErrClosing
-	case errors.Is(err, media.ErrBadCandidate):
-		return ICESession{}, fmt.Errorf("%w%s", ErrBadCandidate, strings.TrimPrefix(err.Error(), media.ErrBadCandidate.Error()))
-	case err != nil:
-		return ICESession{}, fmt.Errorf("room: ICE restart: %w", err)
-	}
-	s.retired = append(s.retired, s.ufrag)
-	if len(s.retired) > maxRetired {
-		s.retired = s.retired[1:]
-	}
-	s.ufrag = ufrag
-	return ICESession(local), nil
-}
-
-// init is c as pion takes it.
-func (c Candidate) init() webrtc.ICECandidateInit {
-	ci := webrtc.ICECandidateInit{Candidate: c.Candidate}
-	if c.Mid != "" {
-		mid := c.Mid
-		ci.SDPMid = &mid
-	}
-	return ci
-}
 
 // acquireSession is acquire for an HTTP session: counted as a room
 // reference, and for Shutdown, but not as a socket in Counts.
@@ -242,13 +108,13 @@ func (m *Manager) releaseSession(r *room) {
 }
 
 // Ingest is a WHIP publisher in a channel's call (see the top of this
-// file). Its media is published with media.Peer.Publish; it receives
+// file). Its media is published with MediaPeer.Publish; it receives
 // nothing.
 type Ingest struct {
 	*session
 	c    *client // the participant, with no socket
 	id   string
-	peer *media.Peer
+	peer MediaPeer
 	st   signal.State
 }
 
@@ -272,16 +138,16 @@ func (m *Manager) registerSession(s *session, auth Auth) error {
 // "<name> (WHIP)" and stays until Close, until its connection fails, or
 // until the room ends it (the user removed, the channel deleted or pinned
 // to p2p, the server shutting down, auth's credential ended: EndAuth).
-// Errors wrap ErrNoSFU, ErrP2POnly, ErrClosing, ErrBadOffer, ErrRevoked or
-// ErrRemoved.
-func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, offer string) (*Ingest, string, error) {
-	if m.cfg.SFU == nil {
+// Errors wrap ErrNoSFU, ErrP2POnly, ErrClosing, media.ErrBadOffer,
+// ErrRevoked or ErrRemoved.
+func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, sdp string) (*Ingest, string, error) {
+	if m.cfg.Media == nil {
 		return nil, "", ErrNoSFU
 	}
 	if mode == ModeP2P {
 		return nil, "", ErrP2POnly
 	}
-	info, err := parseOffer(offer, true)
+	offer, err := media.ParseOffer(sdp, media.Sends)
 	if err != nil {
 		return nil, "", err
 	}
@@ -291,7 +157,7 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, o
 	}
 	id := newParticipantID()
 	log := m.log.With("channel", channelID, "user", user.UserID, "participant", id)
-	peer, err := m.cfg.SFU.JoinPublisher(channelID, id, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
+	peer, err := m.cfg.Media.JoinPublisher(channelID, id, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
 		// The SFU closes a failed connection by itself; watch sees it.
 		State: func(_ string, s webrtc.PeerConnectionState) { log.Debug("whip connection state", "state", s.String()) },
 	})
@@ -299,27 +165,25 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, o
 		m.releaseSession(r)
 		return nil, "", fmt.Errorf("room: whip publisher: %w", err)
 	}
-	answer, err := peer.Publish(offer, info.sources)
+	answer, err := peer.Publish(sdp, offer.Sources)
+	st := signal.State{}
 	if err == nil {
-		// The SFU rejects (port 0) each m-line whose codecs it does not
-		// forward; with none left the publisher would only linger as a
+		// With no m-line accepted the publisher would only linger as a
 		// participant nobody can hear or see until ICE gives up.
-		info.audio, info.video = acceptedMedia(answer)
-		if !info.audio && !info.video {
-			err = fmt.Errorf("%w: %s", ErrBadOffer, noCodecMessage)
-		}
+		st.Audio, st.Video, err = media.AcceptedMedia(answer)
 	}
 	if err != nil {
 		peer.Close()
 		m.releaseSession(r)
-		return nil, "", offerError(err)
+		if errors.Is(err, media.ErrClosed) {
+			return nil, "", ErrClosing
+		}
+		return nil, "", fmt.Errorf("room: whip offer: %w", media.OfferError(err))
 	}
 	c := newClient(nil, signal.User{UserID: user.UserID, Name: user.Name + " (WHIP)", Username: user.Username}, m.cfg, log)
-	c.media.Store(peer)
-	in := &Ingest{session: newSession(m, r, user.UserID, info.ufrag), c: c, id: id, peer: peer,
-		st: signal.State{Audio: info.audio, Video: info.video}} // what the answer accepted
-	in.add = func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signal.PCPublish, ci) }
-	in.restart = peer.RestartICE
+	c.peer = peer // before the room has c, which then owns it
+	in := &Ingest{session: newSession(m, r, user.UserID), c: c, id: id, peer: peer, st: st}
+	in.ice = media.NewICESession(offer.Ufrag, func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signal.PCPublish, ci) }, peer.RestartICE)
 	if err := m.registerSession(in.session, auth); err != nil {
 		peer.Close()
 		m.releaseSession(r)
@@ -328,7 +192,9 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, o
 	// The answer is only handed out once the room has the participant,
 	// so everyone hears of it before its media can arrive.
 	reply := make(chan error, 1)
-	r.events <- event{kind: evWHIP, ingest: in, reply: reply}
+	if !r.post(func() { reply <- r.startIngest(in) }) {
+		reply <- ErrClosing // cannot happen while we hold a reference
+	}
 	if err := <-reply; err != nil {
 		in.unregister()
 		peer.Close()
@@ -351,7 +217,7 @@ func (in *Ingest) watch() {
 	case <-in.stop:
 	}
 	in.unregister()
-	in.r.events <- event{kind: evWHIPEnd, ingest: in, reason: reason}
+	in.r.post(func() { in.r.endIngest(in, reason) })
 	in.peer.Close()
 	in.m.releaseSession(in.r)
 }
@@ -408,15 +274,15 @@ func (r *room) stopIngests() {
 	}
 }
 
-// Viewer is a WHEP player of one participant of a channel's call. It is
+// Player is a WHEP player of one participant of a channel's call. It is
 // not a participant: nobody in the call sees it.
-type Viewer struct {
+type Player struct {
 	*session
-	mv *media.Viewer
+	mv MediaViewer
 }
 
 // ParticipantID is the id of the participant watched.
-func (v *Viewer) ParticipantID() string { return v.mv.Participant() }
+func (v *Player) ParticipantID() string { return v.mv.Participant() }
 
 // View starts a WHEP viewer for user of participantID in channelID's call
 // (participantID "" = the active speaker, else the first participant
@@ -424,16 +290,17 @@ func (v *Viewer) ParticipantID() string { return v.mv.Participant() }
 // has checked membership; mode is the channel's. The choice is fixed
 // for the viewer's life; it ends when that participant stops sending, on
 // Close, when its connection fails, or when the room ends it. Errors
-// wrap ErrNoSFU, ErrP2POnly, ErrClosing, ErrBadOffer, ErrNoPublisher or
-// ErrRevoked; auth's credential ending (EndAuth) ends the viewer.
-func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, participantID, offer string) (*Viewer, string, error) {
-	if m.cfg.SFU == nil {
+// wrap ErrNoSFU, ErrP2POnly, ErrClosing, media.ErrBadOffer,
+// media.ErrNoPublisher or ErrRevoked; auth's credential ending (EndAuth)
+// ends the viewer.
+func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, participantID, sdp string) (*Player, string, error) {
+	if m.cfg.Media == nil {
 		return nil, "", ErrNoSFU
 	}
 	if mode == ModeP2P {
 		return nil, "", ErrP2POnly
 	}
-	info, err := parseOffer(offer, false)
+	offer, err := media.ParseOffer(sdp, media.Receives)
 	if err != nil {
 		return nil, "", err
 	}
@@ -441,35 +308,38 @@ func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, part
 	if r == nil {
 		return nil, "", ErrClosing
 	}
-	mv, answer, err := m.cfg.SFU.View(channelID, participantID, offer)
+	mv, answer, err := m.cfg.Media.View(channelID, participantID, sdp)
 	if err != nil {
 		m.releaseSession(r)
-		switch {
-		case errors.Is(err, media.ErrNoPublisher):
-			return nil, "", fmt.Errorf("%w: %w", ErrNoPublisher, err)
-		case errors.Is(err, media.ErrBadOffer):
-			return nil, "", offerError(err)
-		case errors.Is(err, media.ErrClosed):
+		if errors.Is(err, media.ErrClosed) {
 			return nil, "", ErrClosing
 		}
 		return nil, "", fmt.Errorf("room: whep viewer: %w", err)
 	}
-	v := &Viewer{session: newSession(m, r, user.UserID, info.ufrag), mv: mv}
-	v.add = mv.AddCandidate
-	v.restart = mv.RestartICE
+	v := &Player{session: newSession(m, r, user.UserID), mv: mv}
+	v.ice = media.NewICESession(offer.Ufrag, mv.AddCandidate, mv.RestartICE)
 	if err := m.registerSession(v.session, auth); err != nil {
 		mv.Close()
 		m.releaseSession(r)
 		return nil, "", err
 	}
-	r.events <- event{kind: evWHEP, viewer: v}
+	r.post(func() { r.startPlayer(v) })
 	go v.watch()
 	m.log.Info("whep viewer started", "channel", channelID, "user", user.UserID, "participant", mv.Participant())
 	return v, answer, nil
 }
 
+// startPlayer keeps a WHEP viewer so the room can end it (room
+// goroutine).
+func (r *room) startPlayer(v *Player) {
+	if r.closing {
+		v.requestStop()
+	}
+	r.viewers[v] = struct{}{}
+}
+
 // watch waits for the viewer's end, then releases it.
-func (v *Viewer) watch() {
+func (v *Player) watch() {
 	defer close(v.done)
 	select {
 	case <-v.mv.Done():
@@ -477,142 +347,6 @@ func (v *Viewer) watch() {
 	}
 	v.unregister()
 	v.mv.Close()
-	v.r.events <- event{kind: evWHEPEnd, viewer: v}
+	v.r.post(func() { delete(v.r.viewers, v) })
 	v.m.releaseSession(v.r)
-}
-
-// offerError wraps a media error about an offer in ErrBadOffer, with
-// media's own wording taken off so the message reads well to whoever sent
-// the offer.
-func offerError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), media.ErrBadOffer.Error()+": ")
-	return fmt.Errorf("%w: %s", ErrBadOffer, strings.TrimPrefix(msg, "media: "))
-}
-
-// offerInfo is what the room needs from a WHIP or WHEP offer.
-type offerInfo struct {
-	ufrag        string
-	audio, video bool              // WHIP: it sends audio, video
-	sources      map[string]string // WHIP: track id → source
-}
-
-// parseOffer checks that offer is SDP with ICE credentials and at least
-// one audio or video m-line that sends (WHIP: send) or receives (WHEP),
-// so the common mistakes get a clear answer before any connection is
-// made.
-func parseOffer(offer string, send bool) (offerInfo, error) {
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(offer); err != nil {
-		return offerInfo{}, fmt.Errorf("%w: it is not valid SDP (%w)", ErrBadOffer, err)
-	}
-	info := offerInfo{sources: map[string]string{}}
-	info.ufrag, _ = sd.Attribute("ice-ufrag")
-	sessionDir := "sendrecv"
-	for _, a := range sd.Attributes {
-		if isDirection(a.Key) {
-			sessionDir = a.Key
-		}
-	}
-	usable := 0
-	for _, md := range sd.MediaDescriptions {
-		kind := md.MediaName.Media
-		if (kind != "audio" && kind != "video") || md.MediaName.Port.Value == 0 {
-			continue
-		}
-		if info.ufrag == "" {
-			info.ufrag, _ = md.Attribute("ice-ufrag")
-		}
-		dir := sessionDir
-		for _, a := range md.Attributes {
-			if isDirection(a.Key) {
-				dir = a.Key
-			}
-		}
-		if send && dir != "sendonly" && dir != "sendrecv" || !send && dir != "recvonly" && dir != "sendrecv" {
-			continue
-		}
-		usable++
-		if !send {
-			continue
-		}
-		// Sources: the first audio is the microphone, the first video
-		// the camera; media guesses the rest the same way.
-		source := signal.SourceCamera
-		if kind == "audio" {
-			source = signal.SourceMicrophone
-		}
-		if kind == "audio" && !info.audio || kind == "video" && !info.video {
-			if id := trackID(md); id != "" {
-				info.sources[id] = source
-			}
-		}
-		info.audio = info.audio || kind == "audio"
-		info.video = info.video || kind == "video"
-	}
-	switch {
-	case usable == 0 && send:
-		return offerInfo{}, fmt.Errorf("%w: it sends neither audio nor video (WHIP needs sendonly audio or video m-lines)", ErrBadOffer)
-	case usable == 0:
-		return offerInfo{}, fmt.Errorf("%w: it receives neither audio nor video (WHEP needs recvonly audio or video m-lines)", ErrBadOffer)
-	case info.ufrag == "":
-		return offerInfo{}, fmt.Errorf("%w: it has no a=ice-ufrag (ICE credentials)", ErrBadOffer)
-	}
-	return info, nil
-}
-
-// noCodecMessage says what a WHIP offer whose every m-line was rejected
-// lacks.
-const noCodecMessage = "none of its audio or video codecs is one this server forwards (Opus audio; VP8 or H.264 video)"
-
-// acceptedMedia reports which kinds of media an SDP answer accepts: an
-// audio or video m-line with a port other than 0 that is not inactive.
-func acceptedMedia(answer string) (audio, video bool) {
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(answer); err != nil {
-		return false, false
-	}
-	for _, md := range sd.MediaDescriptions {
-		if md.MediaName.Port.Value == 0 {
-			continue
-		}
-		if _, inactive := md.Attribute("inactive"); inactive {
-			continue
-		}
-		switch md.MediaName.Media {
-		case "audio":
-			audio = true
-		case "video":
-			video = true
-		}
-	}
-	return audio, video
-}
-
-func isDirection(key string) bool {
-	switch key {
-	case "sendrecv", "sendonly", "recvonly", "inactive":
-		return true
-	}
-	return false
-}
-
-// trackID is the track id of an m-line, as pion reports it for the track
-// received on it: from a=msid, else from an a=ssrc … msid: line.
-func trackID(md *sdp.MediaDescription) string {
-	if v, ok := md.Attribute("msid"); ok {
-		if _, id, ok := strings.Cut(v, " "); ok {
-			return id
-		}
-	}
-	for _, a := range md.Attributes {
-		if a.Key != "ssrc" {
-			continue
-		}
-		if _, rest, ok := strings.Cut(a.Value, " msid:"); ok {
-			if _, id, ok := strings.Cut(rest, " "); ok {
-				return id
-			}
-		}
-	}
-	return ""
 }

@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		ICERefresh:   iceRefresh(cfg),
 		PingInterval: cfg.PingInterval,
 		PingTimeout:  cfg.PingTimeout,
-		SFU:          s.sfu,
+		Media:        room.SFUMedia(s.sfu),
 		P2PMax:       cfg.P2PMax,
 	}, log.With("part", "room"), s.postChat)
 	s.rooms.Register(reg)

@@ -4,10 +4,11 @@ package web
 // (draft-ietf-wish-whep) at /whep/{channel}: encoders such as OBS publish
 // into a channel's call, players watch one of its participants, with a
 // personal access token (or the session cookie) and plain HTTP instead of
-// the signaling socket. The media side lives in room (whip.go) and media
-// (whep.go); this file is the HTTP contract: status codes, headers,
-// resources, and the trickle ICE fragments (RFC 8840) of PATCH, which
-// trickle candidates or restart ICE.
+// the signaling socket. The call side lives in room (whip.go); the SDP,
+// the trickle ICE fragments (RFC 8840) of PATCH, the ICE session state
+// (with its ETag) and the errors about them in media (sdp.go,
+// trickle.go). This file is the HTTP contract: methods, status codes,
+// headers and resources.
 
 import (
 	"crypto/rand"
@@ -21,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
@@ -32,17 +34,12 @@ const (
 	// maxSDPBody bounds offers and trickle fragments, as the signaling
 	// protocol bounds SDP.
 	maxSDPBody = signal.MaxSDPBytes
-	// maxFragCandidates bounds the candidates of one PATCH.
-	maxFragCandidates = 64
-	// maxCandidateLen bounds one candidate, as the signaling protocol does.
-	maxCandidateLen = 1024
 )
 
-// mediaSession is a room.Ingest or room.Viewer, as the resource handlers
+// mediaSession is a room.Ingest or room.Player, as the resource handlers
 // drive them.
 type mediaSession interface {
-	Trickle(ufrag string, cands []room.Candidate) error
-	RestartICE(ufrag, pwd string, cands []room.Candidate) (room.ICESession, error)
+	ICE() *media.ICESession
 	Close()
 	Done() <-chan struct{}
 }
@@ -55,11 +52,6 @@ type whipResource struct {
 	channel string
 	userID  string
 	sess    mediaSession
-
-	// mu serializes PATCH requests, which may overlap (RFC 9725 §4.3.2),
-	// so If-Match is checked against the ICE session the request acts on.
-	mu   sync.Mutex
-	etag string // names the current ICE session; a restart makes a new one
 }
 
 // whipResources are the live sessions. An entry goes when its session
@@ -222,7 +214,7 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 		in, answer, err = s.rooms.Publish(ch.ID, ch.Mode, user, auth, body)
 		sess = in
 	} else {
-		var v *room.Viewer
+		var v *room.Player
 		v, answer, err = s.rooms.View(ch.ID, ch.Mode, user, auth, participant, body)
 		sess = v
 	}
@@ -231,16 +223,15 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 		return
 	}
 	id := newResourceID()
-	// The ETag names the ICE session (RFC 9725 §4.3); an ICE restart
-	// replaces it.
-	etag := newETag()
-	s.whip.add(id, &whipResource{kind: kind, channel: ch.ID, userID: u.ID, etag: etag, sess: sess})
+	s.whip.add(id, &whipResource{kind: kind, channel: ch.ID, userID: u.ID, sess: sess})
 	started = true
 	go func() { <-sess.Done(); release() }()
 	h := w.Header()
 	h.Set("Content-Type", sdpType)
 	h.Set("Location", "/"+kind+"/"+ch.ID+"/"+id)
-	h.Set("ETag", etag)
+	// The ETag names the ICE session (RFC 9725 §4.3); an ICE restart
+	// replaces it.
+	h.Set("ETag", sess.ICE().ETag())
 	h.Set("Cache-Control", "no-store")
 	for _, ice := range s.cfg.ICEServers {
 		// RFC 9725 §4.6: ICE servers the client may use. Parley's own
@@ -255,13 +246,13 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 func (s *Server) whipError(kind, participant string, w http.ResponseWriter, err error) {
 	name := strings.ToUpper(kind)
 	switch {
-	case errors.Is(err, room.ErrBadOffer):
-		http.Error(w, "unusable SDP offer: "+userDetail(err, room.ErrBadOffer)+". Send the offer your WebRTC stack created, unchanged", http.StatusBadRequest)
+	case errors.Is(err, media.ErrBadOffer):
+		http.Error(w, "unusable SDP offer: "+media.Detail(err)+". Send the offer your WebRTC stack created, unchanged", http.StatusBadRequest)
 	case errors.Is(err, room.ErrP2POnly):
 		http.Error(w, fmt.Sprintf("this channel's calls are pinned to peer-to-peer mode, but %s needs the server's media path: ask the channel's owner to set the call mode to auto or sfu", name), http.StatusConflict)
-	case errors.Is(err, room.ErrNoPublisher) && participant != "":
+	case errors.Is(err, media.ErrNoPublisher) && participant != "":
 		http.Error(w, fmt.Sprintf("participant %q is not sending media through the server: check the id (participant ids look like p_…), or leave ?participant out to watch the active speaker", participant), http.StatusNotFound)
-	case errors.Is(err, room.ErrNoPublisher):
+	case errors.Is(err, media.ErrNoPublisher):
 		http.Error(w, "nothing to play: nobody in this channel's call is sending camera video or a microphone through the server right now (a two-person call is peer-to-peer unless the call mode is sfu); try again once someone is", http.StatusConflict)
 	case errors.Is(err, room.ErrNoSFU):
 		http.Error(w, fmt.Sprintf("this server runs without its media server (SFU), which %s needs: ask the operator to enable it", name), http.StatusServiceUnavailable)
@@ -281,7 +272,9 @@ func (s *Server) whipError(kind, participant string, w http.ResponseWriter, err 
 
 // whipTrickle applies a PATCH: trickled candidates (204), or, for a
 // fragment with a new a=ice-ufrag, an ICE restart (200 with the server's
-// new fragment and ETag).
+// new fragment and ETag). "*" is what RFC 9725 §4.3.2 has an ICE restart
+// send as If-Match; trickle sends the current ETag. Parley also takes no
+// If-Match at all.
 func (s *Server) whipTrickle(res *whipResource, w http.ResponseWriter, r *http.Request) {
 	if !hasType(r, sdpFragType) {
 		w.Header().Set("Accept-Patch", sdpFragType)
@@ -292,76 +285,45 @@ func (s *Server) whipTrickle(res *whipResource, w http.ResponseWriter, r *http.R
 	if !ok {
 		return
 	}
-	res.mu.Lock()
-	defer res.mu.Unlock()
-	// "*" is what RFC 9725 §4.3.2 has an ICE restart send; trickle sends
-	// the current ETag. Parley also takes no If-Match at all.
-	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != res.etag {
-		http.Error(w, "If-Match does not name this session's current ICE session: its ETag is "+res.etag+" (each ICE restart gives a new one)", http.StatusPreconditionFailed)
-		return
-	}
-	frag, err := parseSDPFrag(body)
-	if err != nil {
-		http.Error(w, "bad trickle ICE fragment: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	err = res.sess.Trickle(frag.ufrag, frag.candidates)
+	restarted, err := res.sess.ICE().Patch(r.Header.Get("If-Match"), body)
 	switch {
-	case err == nil:
+	case err == nil && restarted == nil:
 		w.WriteHeader(http.StatusNoContent)
-	case errors.Is(err, room.ErrICERestart):
-		s.whipRestart(res, frag, w)
-	case errors.Is(err, room.ErrStaleICE):
-		http.Error(w, "the fragment's a=ice-ufrag is of an earlier ICE session, which an ICE restart replaced: send the current one (see the last PATCH answer)", http.StatusPreconditionFailed)
-	case errors.Is(err, room.ErrBadCandidate):
-		http.Error(w, "bad ICE candidate "+userDetail(err, room.ErrBadCandidate), http.StatusBadRequest)
-	case errors.Is(err, room.ErrClosing):
-		http.Error(w, "this session has ended: POST a new offer", http.StatusNotFound)
-	default:
-		s.log.Error("trickle", "err", err)
-		http.Error(w, "the candidates could not be added; try again", http.StatusInternalServerError)
-	}
-}
-
-// whipRestart restarts ICE with the fragment's new credentials and
-// candidates (RFC 9725 §4.3.2) and answers with the server's new ICE
-// session: its fragment and a new ETag. Called with res.mu held.
-func (s *Server) whipRestart(res *whipResource, frag sdpFrag, w http.ResponseWriter) {
-	if frag.pwd == "" {
-		http.Error(w, "bad ICE restart: the fragment has a new a=ice-ufrag but no a=ice-pwd; send both (a restart changes both)", http.StatusBadRequest)
 		return
-	}
-	ice, err := res.sess.RestartICE(frag.ufrag, frag.pwd, frag.candidates)
-	switch {
 	case err == nil:
-	case errors.Is(err, room.ErrStaleICE):
-		http.Error(w, "the fragment's a=ice-ufrag is of an earlier ICE session: an ICE restart needs a new one", http.StatusPreconditionFailed)
+	case errors.Is(err, media.ErrETag):
+		http.Error(w, "If-Match does not name this session's current ICE session: "+media.Detail(err)+" (each ICE restart gives a new one)", http.StatusPreconditionFailed)
 		return
-	case errors.Is(err, room.ErrBadRestart):
-		why := userDetail(err, room.ErrBadRestart)
+	case errors.Is(err, media.ErrBadFragment):
+		http.Error(w, "bad trickle ICE fragment: "+media.Detail(err), http.StatusBadRequest)
+		return
+	case errors.Is(err, media.ErrStaleICE):
+		http.Error(w, "the fragment's a=ice-ufrag is of an earlier ICE session, which an ICE restart replaced: send the current one (see the last PATCH answer)", http.StatusPreconditionFailed)
+		return
+	case errors.Is(err, media.ErrBadRestart):
+		why := media.Detail(err)
 		if why == "" {
 			why = "it needs a new a=ice-ufrag and its a=ice-pwd"
 		}
 		http.Error(w, "bad ICE restart: "+why, http.StatusBadRequest)
 		return
-	case errors.Is(err, room.ErrBadCandidate):
-		http.Error(w, "bad ICE candidate "+userDetail(err, room.ErrBadCandidate), http.StatusBadRequest)
+	case errors.Is(err, media.ErrBadCandidate):
+		http.Error(w, "bad ICE candidate "+media.Detail(err), http.StatusBadRequest)
 		return
-	case errors.Is(err, room.ErrClosing):
+	case errors.Is(err, media.ErrClosed):
 		http.Error(w, "this session has ended: POST a new offer", http.StatusNotFound)
 		return
 	default:
-		s.log.Error(res.kind+" ICE restart", "err", err)
-		http.Error(w, "the ICE restart failed; try again, or DELETE this session and POST a new offer", http.StatusInternalServerError)
+		s.log.Error(res.kind+" trickle or ICE restart", "err", err)
+		http.Error(w, "the candidates could not be added or ICE restarted; try again, or DELETE this session and POST a new offer", http.StatusInternalServerError)
 		return
 	}
-	res.etag = newETag()
 	h := w.Header()
 	h.Set("Content-Type", sdpFragType)
-	h.Set("ETag", res.etag)
+	h.Set("ETag", restarted.ETag)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, iceFragment(ice))
+	io.WriteString(w, restarted.Local.Fragment())
 }
 
 // hasType reports whether the request's Content-Type is want (parameters
@@ -394,129 +356,10 @@ func readSDPBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return string(b), true
 }
 
-// userDetail is what err adds to sentinel (which the caller words for
-// people itself).
-func userDetail(err, sentinel error) string {
-	return strings.TrimLeft(strings.TrimPrefix(err.Error(), sentinel.Error()), ": ")
-}
-
 // newResourceID returns 128 random bits in hex: resource URLs must not be
 // guessable.
 func newResourceID() string {
 	b := make([]byte, 16)
 	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b)
-}
-
-// newETag returns a fresh strong entity-tag for an ICE session.
-func newETag() string { return `"` + newResourceID()[:16] + `"` }
-
-// iceFragment writes the server's side of an ICE session as a trickle
-// ICE fragment (RFC 8840), laid out as RFC 9725 §4.3.2's answer to an
-// ICE restart: credentials, the bundle group, the m-line the candidates
-// belong to with its mid, the candidates and, when gathering finished,
-// a=end-of-candidates. Empty values are left out.
-func iceFragment(ice room.ICESession) string {
-	var b strings.Builder
-	line := func(prefix, v string) {
-		if v != "" {
-			b.WriteString(prefix + v + "\r\n")
-		}
-	}
-	line("a=ice-ufrag:", ice.Ufrag)
-	line("a=ice-pwd:", ice.Pwd)
-	line("a=group:", ice.Group)
-	line("m=", ice.Media)
-	line("a=mid:", ice.Mid)
-	for _, c := range ice.Candidates {
-		line("a=", c)
-	}
-	if ice.Complete {
-		b.WriteString("a=end-of-candidates\r\n")
-	}
-	return b.String()
-}
-
-// sdpFrag is what Parley uses of a trickle ICE fragment (RFC 8840).
-type sdpFrag struct {
-	ufrag, pwd string
-	candidates []room.Candidate
-	end        bool // a=end-of-candidates
-}
-
-// parseSDPFrag reads a trickle ICE SDP fragment: a=ice-ufrag,
-// a=ice-pwd, a=mid (which m-line the candidates that follow belong to),
-// a=candidate and a=end-of-candidates lines; other lines are ignored.
-// Lines end in CRLF or LF.
-func parseSDPFrag(body string) (sdpFrag, error) {
-	var f sdpFrag
-	mid := ""
-	for n, line := range strings.Split(body, "\n") {
-		line = strings.TrimSuffix(line, "\r")
-		if line == "" {
-			continue
-		}
-		if len(line) < 2 || line[1] != '=' {
-			return sdpFrag{}, fmt.Errorf("line %d is not an SDP line (x=value)", n+1)
-		}
-		for _, c := range line {
-			if c < 0x20 || c == 0x7f {
-				return sdpFrag{}, fmt.Errorf("line %d has a control character", n+1)
-			}
-		}
-		switch line[0] {
-		case 'm':
-			mid = "" // a new media section: its a=mid follows
-			continue
-		case 'a':
-		default:
-			continue
-		}
-		key, val, _ := strings.Cut(line[2:], ":")
-		switch key {
-		case "mid":
-			mid = val
-		case "ice-ufrag":
-			if !validICEChars(val, 4) {
-				return sdpFrag{}, fmt.Errorf("line %d: ice-ufrag must be 4 to 256 letters, digits, + or /", n+1)
-			}
-			if f.ufrag != "" && f.ufrag != val {
-				return sdpFrag{}, fmt.Errorf("line %d: a second, different ice-ufrag", n+1)
-			}
-			f.ufrag = val
-		case "ice-pwd":
-			if !validICEChars(val, 22) {
-				return sdpFrag{}, fmt.Errorf("line %d: ice-pwd must be 22 to 256 letters, digits, + or /", n+1)
-			}
-			f.pwd = val
-		case "candidate":
-			if val == "" || len(val) > maxCandidateLen {
-				return sdpFrag{}, fmt.Errorf("line %d: a candidate must have 1 to %d characters", n+1, maxCandidateLen)
-			}
-			if len(f.candidates) == maxFragCandidates {
-				return sdpFrag{}, fmt.Errorf("more than %d candidates in one fragment", maxFragCandidates)
-			}
-			f.candidates = append(f.candidates, room.Candidate{Candidate: "candidate:" + val, Mid: mid})
-		case "end-of-candidates":
-			f.end = true
-		}
-	}
-	if f.pwd != "" && f.ufrag == "" {
-		return sdpFrag{}, errors.New("ice-pwd without ice-ufrag")
-	}
-	return f, nil
-}
-
-// validICEChars checks an ice-ufrag or ice-pwd (RFC 8839: ice-char =
-// ALPHA / DIGIT / "+" / "/", at least minLen and at most 256 of them).
-func validICEChars(s string, minLen int) bool {
-	if len(s) < minLen || len(s) > 256 {
-		return false
-	}
-	for _, c := range s {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/') {
-			return false
-		}
-	}
-	return true
 }
