@@ -474,7 +474,7 @@ func (s *SFU) join(roomID, participantID string, re RoomEvents, pe PeerEvents, p
 	}
 	r := s.roomLocked(roomID, re)
 	p.room = r
-	p.log = s.log.With("room", roomID, "participant", participantID)
+	p.log = s.log.With("channel_id", roomID, "participant_id", participantID)
 	old, err := r.addPeer(p)
 	if old != nil {
 		s.wg.Add(1) // SFU.Close waits for the replaced peer's Close

@@ -144,7 +144,7 @@ func (s *SFU) addViewer(roomID, participantID string, pc *webrtc.PeerConnection,
 	p := newPeer(s, pub, nil, pc, PeerEvents{})
 	p.viewer = true
 	p.room = r
-	p.log = s.log.With("room", roomID, "viewer-of", pub)
+	p.log = s.log.With("channel_id", roomID, "viewer_of", pub)
 	t := viewerTile
 	t.Participant = pub
 	p.SetLayout([]Tile{t})

@@ -206,7 +206,7 @@ func (m *Manager) Reserve(userID string, max int) (release func(), ok bool) {
 // the client reached the server at (for TURN URLs). When auth's
 // credential ends (EndAuth), the socket is closed with CloseRevoked.
 func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth) {
-	c := newClient(conn, user, m.cfg, m.log.With("channel", channelID, "user", user.UserID))
+	c := newClient(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
 	c.host = host
 	unregister, err := m.register(channelID, auth, c.close)
 	switch {
@@ -315,7 +315,7 @@ func (m *Manager) EndAuth(userID, credential, why string) {
 		}
 	}
 	if n > 0 {
-		m.log.Info("connections ended: their credential was ended", "user", userID, "connections", n, "why", why)
+		m.log.Info("connections ended: their credential was ended", "user_id", userID, "connections", n, "why", why)
 	}
 }
 
@@ -329,7 +329,7 @@ func (m *Manager) acquire(channelID, mode string) *room {
 	}
 	r := m.rooms[channelID]
 	if r == nil {
-		r = newRoom(channelID, mode, m.cfg, m.log.With("channel", channelID))
+		r = newRoom(channelID, mode, m.cfg, m.log.With("channel_id", channelID))
 		m.rooms[channelID] = r
 		go r.run()
 	}

@@ -204,7 +204,7 @@ func (r *room) join(c *client, m signal.Message) {
 	if id != "" && !r.resumeTokenOK(c, id, m.ResumeToken) {
 		// Not proven to be the same participant: a newcomer, not an error,
 		// so a client with a stale token still gets into the call.
-		r.log.Info("resume refused: wrong token or user", "participant", id, "user", c.user.UserID)
+		r.log.Info("resume refused: wrong token or user", "participant_id", id, "user_id", c.user.UserID)
 		id = ""
 	}
 	// A WHIP publisher's id (no socket) is never taken over by a socket.
@@ -232,7 +232,7 @@ func (r *room) join(c *client, m signal.Message) {
 	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID)})
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
 	r.updateTopology()
-	r.log.Info("participant joined", "participant", id, "user", c.user.UserID, "resumed", id == m.Resume)
+	r.log.Info("participant joined", "participant_id", id, "user_id", c.user.UserID, "resumed", id == m.Resume)
 }
 
 func (r *room) removeParticipant(c *client, reason string) {
@@ -248,7 +248,7 @@ func (r *room) removeParticipant(c *client, reason string) {
 	r.joined.Store(int32(len(r.participants)))
 	r.dropMedia(c)
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
-	r.log.Info("participant left", "participant", id, "reason", reason)
+	r.log.Info("participant left", "participant_id", id, "reason", reason)
 	r.updateTopology()
 }
 

@@ -83,7 +83,7 @@ func (r *room) ensureMedia(c *client) {
 		},
 	})
 	if err != nil {
-		r.log.Error("sfu join", "participant", c.p.ID, "err", err)
+		r.log.Error("sfu join", "participant_id", c.p.ID, "err", err)
 		c.refuse(signal.CodeInternal, signal.TypeJoin, "the media server could not take you in; leave and join again")
 		return
 	}
@@ -120,7 +120,7 @@ func (r *room) restoreMedia(e endedMedia) {
 	if r.topology != signal.TopologySFU {
 		return
 	}
-	r.log.Info("sfu connections failed: starting them again", "participant", e.c.p.ID)
+	r.log.Info("sfu connections failed: starting them again", "participant_id", e.c.p.ID)
 	// Before the new peer exists: its first offer must reach the client
 	// after the client has dropped its old connections.
 	e.c.sendMsg(signal.Message{Type: signal.TypeSFURestart})

@@ -156,7 +156,7 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, s
 		return nil, "", ErrClosing
 	}
 	id := newParticipantID()
-	log := m.log.With("channel", channelID, "user", user.UserID, "participant", id)
+	log := m.log.With("channel_id", channelID, "user_id", user.UserID, "participant_id", id)
 	peer, err := m.cfg.Media.JoinPublisher(channelID, id, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
 		// The SFU closes a failed connection by itself; watch sees it.
 		State: func(_ string, s webrtc.PeerConnectionState) { log.Debug("whip connection state", "state", s.String()) },
@@ -240,7 +240,7 @@ func (r *room) startIngest(in *Ingest) error {
 	r.updateTopology()
 	you := p
 	r.broadcast(nil, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
-	r.log.Info("whip participant joined", "participant", p.ID, "user", p.UserID)
+	r.log.Info("whip participant joined", "participant_id", p.ID, "user_id", p.UserID)
 	return nil
 }
 
@@ -325,7 +325,7 @@ func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, part
 	}
 	r.post(func() { r.startPlayer(v) })
 	go v.watch()
-	m.log.Info("whep viewer started", "channel", channelID, "user", user.UserID, "participant", mv.Participant())
+	m.log.Info("whep viewer started", "channel_id", channelID, "user_id", user.UserID, "participant_id", mv.Participant())
 	return v, answer, nil
 }
 

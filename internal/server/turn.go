@@ -244,7 +244,7 @@ func (s *Server) memberOf(userID string, fresh bool) bool {
 	cs, err := s.accounts.Channels(ctx, store.User{ID: userID})
 	member := err != nil || len(cs) > 0
 	if err != nil {
-		s.log.Warn("turn: could not check the user's channels; allowing", "user", userID, "err", err)
+		s.log.Warn("turn: could not check the user's channels; allowing", "user_id", userID, "err", err)
 	}
 	c.mu.Lock()
 	if c.version == v && s.accounts.MembershipVersion() == v { // no removal raced the query

@@ -268,7 +268,7 @@ func (s *Server) auth(h turn.AuthHandler) turn.AuthHandler {
 		}
 		if s.cfg.Allowed != nil && !s.cfg.Allowed(user) {
 			s.m.refused.WithLabelValues("not_allowed").Inc()
-			s.log.Info("turn: user may no longer use the relay", "from", ra.SrcAddr, "user", user)
+			s.log.Info("turn: user may no longer use the relay", "from", ra.SrcAddr, "user_id", user)
 			return "", nil, false
 		}
 		return user, key, ok
@@ -297,7 +297,7 @@ func (s *Server) quota(username, _ string, src net.Addr) bool {
 	s.mu.Unlock()
 	if n >= s.userCap {
 		s.m.refused.WithLabelValues("quota").Inc()
-		s.log.Warn("turn: allocation quota reached", "user", user, "from", src, "allocations", n)
+		s.log.Warn("turn: allocation quota reached", "user_id", user, "from", src, "allocations", n)
 		return false
 	}
 	return true
@@ -320,7 +320,7 @@ func (s *Server) reserve(user string) (release func(), err error) {
 		return nil, errUserCap
 	case s.inUse >= s.cfg.MaxAllocations:
 		s.m.refused.WithLabelValues("capacity").Inc()
-		s.log.Warn("turn: every relay port is taken", "user", user, "in_use", s.inUse)
+		s.log.Warn("turn: every relay port is taken", "user_id", user, "in_use", s.inUse)
 		return nil, errPoolFull
 	}
 	s.ports[user]++
