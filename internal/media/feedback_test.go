@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // TestNACK: the subscriber's socket drops every 7th video packet
@@ -89,7 +91,7 @@ func TestKeyframeRequests(t *testing.T) {
 	for range 10 {
 		d.keyframeRequested()
 	}
-	waitFor(t, 5*time.Second, "PLI at the publisher", func() bool { return v.layers[0].pli.Load() })
+	testtool.Eventually(t, 5*time.Second, func() bool { return v.layers[0].pli.Load() }, "PLI at the publisher")
 	if n := s.Stats().PLIs - before; n != 1 {
 		t.Errorf("10 keyframe requests within the interval sent %d PLIs, want 1", n)
 	}
@@ -217,8 +219,8 @@ func TestBandwidthEstimate(t *testing.T) {
 		}
 		return int(rt.pkts[len(rt.pkts)-1].layer)
 	}
-	waitFor(t, 15*time.Second, "the f layer for a large tile", func() bool { return lastLayer() == 2 })
-	waitFor(t, 5*time.Second, "the screen share", func() bool { return count("PUB:screen") > 10 })
+	testtool.Eventually(t, 15*time.Second, func() bool { return lastLayer() == 2 }, "the f layer for a large tile")
+	testtool.Eventually(t, 5*time.Second, func() bool { return count("PUB:screen") > 10 }, "the screen share")
 
 	// The subscriber's browser estimates 100 kbit/s: less than the
 	// screen share alone (about 290 kbit/s here).
@@ -251,14 +253,14 @@ func TestBandwidthEstimate(t *testing.T) {
 		<-rembDone
 	}()
 
-	waitFor(t, 10*time.Second, "the camera lowered to q", func() bool { return lastLayer() == 0 })
-	waitFor(t, 10*time.Second, "the camera paused", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool { return lastLayer() == 0 }, "the camera lowered to q")
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		n := count("PUB:camera")
 		time.Sleep(400 * time.Millisecond)
 		return count("PUB:camera") == n
-	})
+	}, "the camera paused")
 	n := count("PUB:screen")
-	waitFor(t, 5*time.Second, "the screen share still flowing", func() bool { return count("PUB:screen") > n+20 })
+	testtool.Eventually(t, 5*time.Second, func() bool { return count("PUB:screen") > n+20 }, "the screen share still flowing")
 	if st := s.Stats(); st.REMBs == 0 || st.BandwidthLimits < 3 {
 		t.Errorf("stats: %d REMBs, %d bandwidth limits; want REMBs counted and 3 steps (f→h→q→paused)", st.REMBs, st.BandwidthLimits)
 	}
@@ -266,8 +268,8 @@ func TestBandwidthEstimate(t *testing.T) {
 	// The estimate recovers: the camera comes back, a layer at a time.
 	rate.Store(50_000_000)
 	n = count("PUB:camera")
-	waitFor(t, 10*time.Second, "the camera back", func() bool { return count("PUB:camera") > n+20 })
-	waitFor(t, 15*time.Second, "the camera back on f", func() bool { return lastLayer() == 2 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return count("PUB:camera") > n+20 }, "the camera back")
+	testtool.Eventually(t, 15*time.Second, func() bool { return lastLayer() == 2 }, "the camera back on f")
 	sub.checkErrs()
 	pub.checkErrs()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley/parley/internal/pionlog"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // testLog shows errors on stderr (pion's teardown warnings are noise
@@ -48,18 +49,6 @@ func newTestSFU(t testing.TB, mod func(*Config)) *SFU {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // lossyConn wraps a client's UDP socket. It can drop every n-th incoming
@@ -648,9 +637,9 @@ func (c *testClient) publish(sources map[string]string) {
 
 func (c *testClient) waitConnected(timeout time.Duration) {
 	c.t.Helper()
-	waitFor(c.t, timeout, c.id+" publish connection", func() bool {
+	testtool.Eventually(c.t, timeout, func() bool {
 		return c.pub.ConnectionState() == webrtc.PeerConnectionStateConnected
-	})
+	}, c.id+" publish connection")
 }
 
 // goroutineDump is printed when goroutines leak.

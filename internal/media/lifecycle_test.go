@@ -10,6 +10,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // TestPeerVanishes: a client whose network disappears (no DTLS close) is
@@ -36,18 +38,18 @@ func TestPeerVanishes(t *testing.T) {
 	// The network goes: sockets closed under the client's connections.
 	_ = pub.pubConn.Close()
 	_ = pub.conn.Close()
-	waitFor(t, 10*time.Second, "the vanished peer cleaned up", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		st := s.Stats()
 		return st.Peers == 1 && st.PublishedTracks == 0 && st.ForwardedTracks == 0
-	})
+	}, "the vanished peer cleaned up")
 	mu.Lock()
 	if states["pub"] != webrtc.PeerConnectionStateFailed {
 		t.Errorf("publish connection state reported %v, want failed", states["pub"])
 	}
 	mu.Unlock()
-	waitFor(t, 10*time.Second, "S renegotiated without PUB", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		return !strings.Contains(sub.lastOffer(), "PUB:camera") && s.Stats().SubscriberOffersOutstanding == 0
-	})
+	}, "S renegotiated without PUB")
 }
 
 // TestScreenShare: a publisher renegotiates to add a screen share (its own
@@ -76,10 +78,10 @@ func TestScreenShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.publish(nil)
-	waitFor(t, 10*time.Second, "screen unpublished", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		return s.Stats().PublishedTracks == 1 && !strings.Contains(sub.lastOffer(), "PUB:screen") &&
 			s.Stats().SubscriberOffersOutstanding == 0
-	})
+	}, "screen unpublished")
 	// The camera still flows.
 	n := len(sub.track("PUB:camera").pkts)
 	warmUp(t, "camera after the screen left", cam, nil, func() bool { return len(sub.track("PUB:camera").pkts) > n+5 })
@@ -282,10 +284,10 @@ func TestClientCloses(t *testing.T) {
 	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
 	_ = pub.pub.GracefulClose()
 	_ = pub.sub.GracefulClose()
-	waitFor(t, 5*time.Second, "the departed peer cleaned up", func() bool {
+	testtool.Eventually(t, 5*time.Second, func() bool {
 		st := s.Stats()
 		return st.Peers == 1 && st.PublishedTracks == 0
-	})
+	}, "the departed peer cleaned up")
 }
 
 // TestRejoinReplaces: joining again with a participant id in use replaces
@@ -306,7 +308,7 @@ func TestRejoinReplaces(t *testing.T) {
 	v2 := again.addVideo("cam2", "y")
 	again.publish(map[string]string{"cam2": "camera"})
 	v2.negotiated()
-	waitFor(t, 5*time.Second, "the old peer closed", func() bool { return old.peer.isClosed() })
+	testtool.Eventually(t, 5*time.Second, func() bool { return old.peer.isClosed() }, "the old peer closed")
 	warmUp(t, "S receiving the new PUB", v2, nil, func() bool {
 		rt := sub.track("PUB:camera")
 		return rt != nil && len(rt.pkts) >= 5

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 const (
@@ -85,10 +87,10 @@ func TestFanOut(t *testing.T) {
 	}
 
 	for _, c := range subs {
-		waitFor(t, 10*time.Second, c.id+" receiving every packet", func() bool {
+		testtool.Eventually(t, 10*time.Second, func() bool {
 			return countTags(c.track("PUB:camera"), videoTag) == frames*perFrame &&
 				countTags(c.track("PUB:microphone"), audioTag) == frames
-		})
+		}, c.id+" receiving every packet")
 		video, audio := c.track("PUB:camera"), c.track("PUB:microphone")
 		if video.streamID != "PUB:camera" || audio.streamID != "PUB:camera" {
 			t.Errorf("%s: stream ids %q, %q; want PUB:camera", c.id, video.streamID, audio.streamID)
@@ -182,10 +184,10 @@ func TestRenegotiation(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 15*time.Second, "S receiving B and C", func() bool {
+	testtool.Eventually(t, 15*time.Second, func() bool {
 		return sub.track("B:camera") != nil && sub.track("C:camera") != nil &&
 			sub.track("B:microphone") != nil && sub.track("C:microphone") != nil
-	})
+	}, "S receiving B and C")
 	offer := sub.lastOffer()
 	for _, want := range []string{"a=msid:B:camera B:camera", "a=msid:B:camera B:microphone", "a=msid:C:camera C:camera"} {
 		if !strings.Contains(offer, want) {
@@ -196,12 +198,12 @@ func TestRenegotiation(t *testing.T) {
 	// B leaves: S gets an offer without B's tracks.
 	n := len(sub.offers)
 	clients[0].close()
-	waitFor(t, 10*time.Second, "offer without B", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
 		return len(sub.offers) > n && !strings.Contains(sub.offers[len(sub.offers)-1], "B:camera")
-	})
-	waitFor(t, 10*time.Second, "answer applied", func() bool { return s.Stats().SubscriberOffersOutstanding == 0 })
+	}, "offer without B")
+	testtool.Eventually(t, 10*time.Second, func() bool { return s.Stats().SubscriberOffersOutstanding == 0 }, "answer applied")
 
 	sub.mu.Lock()
 	maxOut, offers := sub.maxOutstanding, len(sub.offers)

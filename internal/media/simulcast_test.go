@@ -3,6 +3,8 @@ package media
 import (
 	"testing"
 	"time"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // sendSimulcast sends 30 frames a second on every layer of v (two packets
@@ -61,7 +63,7 @@ func TestSimulcast(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 15*time.Second, "q layer at the small tile", func() bool { return countLayer(0) >= 30 })
+	testtool.Eventually(t, 15*time.Second, func() bool { return countLayer(0) >= 30 }, "q layer at the small tile")
 	before := sub.track("PUB:camera")
 	for _, p := range before.pkts[len(before.pkts)-20:] {
 		if p.layer != 0 {
@@ -71,7 +73,7 @@ func TestSimulcast(t *testing.T) {
 	switches := s.Stats().LayerSwitches
 
 	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 1280, Height: 720}})
-	waitFor(t, 10*time.Second, "f layer at the large tile", func() bool { return countLayer(2) >= 30 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return countLayer(2) >= 30 }, "f layer at the large tile")
 
 	rt := sub.track("PUB:camera")
 	if s.Stats().LayerSwitches <= switches {
@@ -134,7 +136,7 @@ func TestSimulcastHidden(t *testing.T) {
 		}
 		return 0
 	}
-	waitFor(t, 15*time.Second, "video before hiding", func() bool { return count() >= 20 })
+	testtool.Eventually(t, 15*time.Second, func() bool { return count() >= 20 }, "video before hiding")
 	sub.peer.SetLayout(nil) // nothing listed: hidden
 	time.Sleep(200 * time.Millisecond)
 	n := count()
@@ -143,7 +145,7 @@ func TestSimulcastHidden(t *testing.T) {
 		t.Fatalf("hidden tile still received %d packets", m-n)
 	}
 	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 640, Height: 360}})
-	waitFor(t, 10*time.Second, "video after showing", func() bool { return count() >= n+20 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return count() >= n+20 }, "video after showing")
 	rt := sub.track("PUB:camera")
 	if p, prev := rt.pkts[n], rt.pkts[n-1]; p.seq != prev.seq+1 || !p.kf || p.layer != 1 {
 		t.Fatalf("resumed with seq %d after %d, keyframe %v, layer %d (want h)", p.seq, prev.seq, p.kf, p.layer)
