@@ -51,7 +51,7 @@ func benchForward(b *testing.B, n int) {
 			b.Fatalf("subscribers not ready: %+v", s.Stats())
 		}
 		_ = v.sendFrame(v.layers[0], false, 1, nil)
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing media
 	}
 	for _, c := range subs {
 		c.conn.sink.Store(true)

@@ -91,33 +91,28 @@ func TestScreenShare(t *testing.T) {
 // TestMute: a muted source is not forwarded; unmuted, video resumes at a
 // keyframe and sequence numbers continue without a gap.
 func TestMute(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v, a := pub.addVideo("cam", "x"), pub.addAudio("mic", "x")
-	pub.publish(map[string]string{"cam": "camera", "mic": "microphone"})
-	v.negotiated()
-	a.negotiated()
-	warmUp(t, "S receiving", v, a, func() bool {
-		return sub.track("PUB:camera") != nil && sub.track("PUB:microphone") != nil
-	})
+	c := newCall(t, callOpts{mic: true})
+	c.receiving(t)
+	s, sub, pub, v, a := c.s, c.sub, c.pub, c.cam, c.mic
 	count := func(id string) int { return len(sub.track(id).pkts) }
+	// sendMuted sends 10 frames of two video packets and 10 audio
+	// packets, paced like media, and waits until the SFU has dropped
+	// them all as muted: then both tracks' readers are past the mute.
+	sendMuted := func() {
+		from := s.Stats().Dropped["muted"]
+		for range 10 {
+			_ = v.sendFrame(v.layers[0], false, 2, nil)
+			_ = a.send(0)
+			time.Sleep(10 * time.Millisecond) // pacing media
+		}
+		testtool.Eventually(t, 10*time.Second, func() bool { return s.Stats().Dropped["muted"] >= from+30 },
+			"the SFU dropping 30 muted packets")
+	}
 
 	pub.peer.SetSending(false, false, false)
-	time.Sleep(100 * time.Millisecond)
+	sendMuted()
+	sub.silence(t, sendMuted, "PUB:camera", "PUB:microphone")
 	nv, na := count("PUB:camera"), count("PUB:microphone")
-	for range 10 {
-		_ = v.sendFrame(v.layers[0], false, 2, nil)
-		_ = a.send(0)
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if count("PUB:camera") != nv || count("PUB:microphone") != na {
-		t.Fatalf("muted sources still forwarded")
-	}
-	if s.Stats().Dropped["muted"] == 0 {
-		t.Errorf("muted drops not counted")
-	}
 
 	pub.peer.SetSending(true, true, false)
 	warmUp(t, "media after unmute", v, a, func() bool {
@@ -275,13 +270,9 @@ func (l *fakeListener) Accept() (net.Conn, error) { return <-l.conns, nil }
 // TestClientCloses: a client that closes its connections (DTLS
 // close_notify) is cleaned up without the room calling Close.
 func TestClientCloses(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v := pub.addVideo("cam", "x")
-	pub.publish(map[string]string{"cam": "camera"})
-	v.negotiated()
-	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
+	c := newCall(t, callOpts{})
+	c.receiving(t)
+	s, pub := c.s, c.pub
 	_ = pub.pub.GracefulClose()
 	_ = pub.sub.GracefulClose()
 	testtool.Eventually(t, 5*time.Second, func() bool {

@@ -36,7 +36,7 @@ func warmUp(t *testing.T, what string, v *pubVideo, a *pubAudio, cond func() boo
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing media
 	}
 }
 
@@ -83,7 +83,7 @@ func TestFanOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		at++
-		time.Sleep(4 * time.Millisecond)
+		time.Sleep(4 * time.Millisecond) // pacing media
 	}
 
 	for _, c := range subs {
@@ -153,14 +153,32 @@ func checkContiguous(t *testing.T, what string, rt *recvTrack, kind uint32) {
 func TestRenegotiation(t *testing.T) {
 	s := newTestSFU(t, nil)
 	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	sub.answerDelay = 300 * time.Millisecond
-
 	a := newTestClient(t, s, "room", "A", RoomEvents{})
 	av, aa := a.addVideo("cam", "x"), a.addAudio("mic", "x")
 	a.publish(map[string]string{"cam": "camera", "mic": "microphone"})
 	av.negotiated()
 	aa.negotiated()
 	warmUp(t, "S receives A", av, aa, func() bool { return sub.track("A:camera") != nil })
+
+	// S answers an offer only once the SFU has queued a change behind it
+	// (or the publishers are all set up): every join then lands while an
+	// offer is outstanding, which is what coalescing is for.
+	release := make(chan struct{})
+	sub.mu.Lock()
+	sub.holdAnswer = func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for s.Stats().PeersWithPendingNegotiation == 0 {
+			select {
+			case <-release:
+				return
+			case <-sub.done:
+				return
+			case <-tick.C:
+			}
+		}
+	}
+	sub.mu.Unlock()
 
 	// Two more publishers join in quick succession, each with two tracks.
 	var clients []*testClient
@@ -180,10 +198,11 @@ func TestRenegotiation(t *testing.T) {
 				}
 				_ = v.sendFrame(v.layers[0], false, 1, nil)
 				_ = au.send(0)
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // pacing media
 			}
 		}()
 	}
+	close(release)
 	testtool.Eventually(t, 15*time.Second, func() bool {
 		return sub.track("B:camera") != nil && sub.track("C:camera") != nil &&
 			sub.track("B:microphone") != nil && sub.track("C:microphone") != nil
@@ -254,14 +273,15 @@ func TestCleanup(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > baseline || mediaGoroutines() != "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines, baseline %d; the SFU's:\n%s\nall:\n%s", runtime.NumGoroutine(), baseline,
+	defer func() {
+		if t.Failed() {
+			t.Logf("%d goroutines, baseline %d; the SFU's:\n%s\nall:\n%s", runtime.NumGoroutine(), baseline,
 				mediaGoroutines(), goroutineDump())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		return runtime.NumGoroutine() <= baseline && mediaGoroutines() == ""
+	}, "the SFU's goroutines to end")
 }
 
 // mediaGoroutines returns the stacks of goroutines running SFU code.
