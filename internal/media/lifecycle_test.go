@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -225,39 +226,44 @@ func TestBadAnswer(t *testing.T) {
 // does not read return at once; what does not fit the queue is dropped
 // and counted.
 func TestQueuedConnNeverBlocks(t *testing.T) {
-	a, b := net.Pipe() // synchronous: a write blocks until read
-	defer b.Close()
-	m := newMetrics()
-	l := &fakeListener{conns: make(chan net.Conn, 1)}
-	l.conns <- a
-	c, err := tcpListener{Listener: l, m: m}.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range tcpQueueLen + 100 {
-			if _, err := c.Write(make([]byte, 1000)); err != nil {
-				t.Error(err)
-				return
-			}
+	// In a bubble, "at once" is exact: the fake clock cannot reach the
+	// 5 s timeout unless every goroutine is blocked, which a blocking
+	// write would be.
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe() // synchronous: a write blocks until read
+		defer b.Close()
+		m := newMetrics()
+		l := &fakeListener{conns: make(chan net.Conn, 1)}
+		l.conns <- a
+		c, err := tcpListener{Listener: l, m: m}.Accept()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("writes blocked")
-	}
-	if m.dropped[dropTCPQueueFull].Load() == 0 {
-		t.Error("no drops counted")
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write([]byte{1}); err == nil {
-		t.Error("write after close succeeded")
-	}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range tcpQueueLen + 100 {
+				if _, err := c.Write(make([]byte, 1000)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("writes blocked")
+		}
+		if m.dropped[dropTCPQueueFull].Load() == 0 {
+			t.Error("no drops counted")
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte{1}); err == nil {
+			t.Error("write after close succeeded")
+		}
+	})
 }
 
 type fakeListener struct {
