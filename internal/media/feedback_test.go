@@ -71,8 +71,12 @@ func TestNACKUpstream(t *testing.T) {
 func TestKeyframeRequests(t *testing.T) {
 	// An interval no test outlasts: the only way past it is the clock
 	// step below, so no keyframe request of the SFU's own (a new
-	// subscriber, a layer switch) can slip into the count.
-	c := newCall(t, callOpts{cfg: func(c *Config) { c.PLIInterval = time.Hour }})
+	// subscriber, a layer switch) can slip into the count. The layer must
+	// outlive the step, or it would count as gone quiet.
+	c := newCall(t, callOpts{cfg: func(c *Config) {
+		c.PLIInterval = time.Hour
+		c.LayerTimeout = 3 * time.Hour
+	}})
 	c.receiving(t)
 	s, sub, v := c.s, c.sub, c.cam
 	// Step past the interval that began with the SFU's keyframe request
