@@ -187,6 +187,20 @@ type Config struct {
 	// the caller can end the connections it authenticated. It must not
 	// block.
 	Revoked func(Revocation)
+	// MemberRemoved, if set, is told when the owner removed userID from
+	// channelID (RemoveMember), once the store no longer counts them a
+	// member, so the caller can end that user's connections to the
+	// channel's call whichever path removed them (a form, an API, an admin
+	// command). It must not block.
+	MemberRemoved func(channelID, userID string)
+	// ChannelDeleted, if set, is told when channelID was deleted
+	// (DeleteChannel), once it is gone from the store, so the caller can
+	// end its call. It must not block.
+	ChannelDeleted func(channelID string)
+	// ModeChanged, if set, is told when channelID's media mode was set
+	// (SetChannelMode), once stored, so a running call can move. It must
+	// not block.
+	ModeChanged func(channelID, mode string)
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.

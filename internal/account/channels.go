@@ -170,6 +170,9 @@ func (s *Service) RemoveMember(ctx context.Context, actor store.User, channelID,
 	}
 	s.membershipLost()
 	s.log.Info("member removed", "channel_id", channelID, "user_id", userID, "by", actor.ID)
+	if s.cfg.MemberRemoved != nil {
+		s.cfg.MemberRemoved(channelID, userID)
+	}
 	return nil
 }
 
@@ -218,6 +221,9 @@ func (s *Service) DeleteChannel(ctx context.Context, actor store.User, channelID
 	}
 	s.membershipLost()
 	s.log.Info("channel deleted", "channel_id", channelID, "by", actor.ID)
+	if s.cfg.ChannelDeleted != nil {
+		s.cfg.ChannelDeleted(channelID)
+	}
 	return nil
 }
 
@@ -281,5 +287,8 @@ func (s *Service) SetChannelMode(ctx context.Context, actor store.User, channelI
 		return store.Channel{}, fmt.Errorf("account: set mode: %w", err)
 	}
 	c.Mode = mode
+	if s.cfg.ModeChanged != nil {
+		s.cfg.ModeChanged(c.ID, mode)
+	}
 	return c, nil
 }

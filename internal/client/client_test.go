@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley/parley/internal/client"
 	"github.com/parley/parley/internal/servertest"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // fakeSource sends 20 ms "Opus" samples (the SFU forwards without
@@ -143,17 +144,6 @@ func (r *running) leave(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestMeshAndSFU: two native clients talk peer to peer, each receiving the
 // other's audio and video; a third joins, the call moves to the SFU, and
 // all three receive both tracks of both others.
@@ -172,22 +162,22 @@ func TestMeshAndSFU(t *testing.T) {
 	cfg := client.Config{Audio: opus, Video: vp8, OnEvent: func(e string) { events.Add(1); t.Log(e) }}
 	a := start(t, s, ch, "ada", cfg)
 	b := start(t, s, ch, "bob", cfg)
-	waitFor(t, "ada and bob receiving each other's audio and video (mesh)", 20*time.Second, func() bool {
+	testtool.Eventually(t, 20*time.Second, func() bool {
 		return a.got.kinds(nil) == 2 && b.got.kinds(nil) == 2
-	})
+	}, "ada and bob receiving each other's audio and video (mesh)")
 	if st := a.c.Stats(); st.Connections != 1 || st.PacketsSent == 0 || st.PacketsRecv == 0 {
 		t.Errorf("ada's mesh stats: %+v, want one connection sending and receiving", st)
 	}
 
 	c := start(t, s, ch, "cyd", cfg)
 	for _, r := range []*running{a, b} {
-		waitFor(t, "the switch to the SFU", 10*time.Second, func() bool { return r.c.Stats().Connections == 2 })
+		testtool.Eventually(t, 10*time.Second, func() bool { return r.c.Stats().Connections == 2 }, "the switch to the SFU")
 	}
 	base := []map[string]int{a.got.snapshot(), b.got.snapshot(), nil}
 	for i, r := range []*running{a, b, c} {
-		waitFor(t, "everyone receiving both others' audio and video through the SFU", 30*time.Second, func() bool {
+		testtool.Eventually(t, 30*time.Second, func() bool {
 			return r.got.kinds(base[i]) == 4
-		})
+		}, "everyone receiving both others' audio and video through the SFU")
 	}
 	if st := c.c.Stats(); st.Connections != 2 || st.FirstMedia <= 0 {
 		t.Errorf("cyd's SFU stats: %+v, want two connections and a first-media time", st)
@@ -261,20 +251,20 @@ func TestSignalingReconnects(t *testing.T) {
 	}}
 	a := start(t, s, ch, "ada", cfg)
 	b := start(t, s, ch, "bob", cfg)
-	waitFor(t, "a peer-to-peer call", 20*time.Second, func() bool { return a.got.kinds(nil) == 2 && b.got.kinds(nil) == 2 })
+	testtool.Eventually(t, 20*time.Second, func() bool { return a.got.kinds(nil) == 2 && b.got.kinds(nil) == 2 }, "a peer-to-peer call")
 
 	s.Stop()
-	waitFor(t, "both clients noticing", 20*time.Second, func() bool { return lost.Load() == 2 })
+	testtool.Eventually(t, 20*time.Second, func() bool { return lost.Load() == 2 }, "both clients noticing")
 	base := []map[string]int{a.got.snapshot(), b.got.snapshot()}
-	waitFor(t, "media still flowing peer to peer with the server down", 10*time.Second, func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		return a.got.kinds(base[0]) == 2 && b.got.kinds(base[1]) == 2
-	})
+	}, "media still flowing peer to peer with the server down")
 	s.Restart()
-	waitFor(t, "both clients back", 30*time.Second, func() bool { return back.Load() == 2 })
+	testtool.Eventually(t, 30*time.Second, func() bool { return back.Load() == 2 }, "both clients back")
 	base = []map[string]int{a.got.snapshot(), b.got.snapshot()}
-	waitFor(t, "media still flowing after the rejoin", 10*time.Second, func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		return a.got.kinds(base[0]) == 2 && b.got.kinds(base[1]) == 2
-	})
+	}, "media still flowing after the rejoin")
 	if st := a.c.Stats(); st.Connections != 1 {
 		t.Errorf("ada has %d connections after the rejoin, want the one she kept", st.Connections)
 	}

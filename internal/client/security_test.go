@@ -15,6 +15,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
 	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // TestForgedSFUMessagesRefused: in an SFU call of two native clients, a
@@ -33,9 +34,9 @@ func TestForgedSFUMessagesRefused(t *testing.T) {
 	cfg := client.Config{Audio: opus, Video: vp8}
 	a := start(t, s, ch, "ada", cfg)
 	b := start(t, s, ch, "bob", cfg)
-	waitFor(t, "an SFU call with media both ways", 30*time.Second, func() bool {
+	testtool.Eventually(t, 30*time.Second, func() bool {
 		return a.got.kinds(nil) == 2 && b.got.kinds(nil) == 2 && b.c.Stats().Connections == 2
-	})
+	}, "an SFU call with media both ways")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -89,9 +90,9 @@ func TestForgedSFUMessagesRefused(t *testing.T) {
 			t.Errorf("forged %s: got %+v, want an %q error", b, e, signal.CodeInvalid)
 		}
 	}
-	waitFor(t, "bob still receiving ada's audio and video", 10*time.Second, func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		return b.got.kinds(base) == 2
-	})
+	}, "bob still receiving ada's audio and video")
 	if st := b.c.Stats(); st.Connections != 2 {
 		t.Errorf("bob has %d connections, want his two with the SFU", st.Connections)
 	}

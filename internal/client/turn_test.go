@@ -32,9 +32,9 @@ func relayCall(t *testing.T, s *servertest.Server) {
 	cfg := client.Config{Audio: opus, Video: vp8, RelayOnly: true}
 	a := start(t, s, ch, "ada", cfg)
 	b := start(t, s, ch, "bob", cfg)
-	waitFor(t, "audio and video both ways through the relay", 30*time.Second, func() bool {
+	testtool.Eventually(t, 30*time.Second, func() bool {
 		return a.got.kinds(nil) == 2 && b.got.kinds(nil) == 2
-	})
+	}, "audio and video both ways through the relay")
 	for name, r := range map[string]*running{"ada": a, "bob": b} {
 		if st := r.c.Stats(); st.Relayed != 1 {
 			t.Errorf("%s: %d of %d connections relayed, want the one", name, st.Relayed, st.Connections)

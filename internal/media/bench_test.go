@@ -12,6 +12,8 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // BenchmarkForward measures the forwarding path for real subscribers: a
@@ -49,7 +51,7 @@ func benchForward(b *testing.B, n int) {
 			b.Fatalf("subscribers not ready: %+v", s.Stats())
 		}
 		_ = v.sendFrame(v.layers[0], false, 1, nil)
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing media
 	}
 	for _, c := range subs {
 		c.conn.sink.Store(true)
@@ -189,14 +191,14 @@ func BenchmarkSubscriberMemory(b *testing.B) {
 		for i := range n {
 			subs = append(subs, newTestClient(b, s, "mem", fmt.Sprintf("s%d", i), RoomEvents{}))
 		}
-		waitFor(b, 60*time.Second, "every subscriber receiving", func() bool {
+		testtool.Eventually(b, 60*time.Second, func() bool {
 			for _, c := range subs {
 				if c.track("PUB:camera") == nil || c.track("PUB:microphone") == nil {
 					return false
 				}
 			}
 			return true
-		})
+		}, "every subscriber receiving")
 		// The clients keep every received packet for the tests' checks:
 		// drop them, so only connection state is measured.
 		for _, c := range subs {

@@ -12,7 +12,8 @@
 // sequence number and timestamp offsets, so layer switches and unmutes are
 // seamless) and written through the subscriber's interceptors and SRTP,
 // with no goroutine hop and no allocation per packet. Video packets are
-// kept in one cache per layer, from which subscribers' NACKs are answered.
+// kept in one cache per layer (internal/packetcache), from which
+// subscribers' NACKs are answered.
 //
 // # Driving it from the room
 //

@@ -417,7 +417,7 @@ func (d *downTrack) resend(out uint16, buf []byte, pkt *rtp.Packet) {
 		return
 	}
 	in := out - e.seqOff
-	n := e.l.cache.get(in, buf)
+	n := e.l.cache.Get(in, buf)
 	if n == 0 || pkt.Unmarshal(buf[:n]) != nil || pkt.SequenceNumber != in {
 		return
 	}

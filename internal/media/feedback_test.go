@@ -6,19 +6,17 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // TestNACK: the subscriber's socket drops every 7th video packet
 // (retransmissions included); its NACKs are answered from the SFU's cache
 // until it has every packet.
 func TestNACK(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v := pub.addVideo("cam", "x")
-	pub.publish(map[string]string{"cam": "camera"})
-	v.negotiated()
-	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
+	c := newCall(t, callOpts{})
+	c.receiving(t)
+	s, sub, v := c.s, c.sub, c.cam
 
 	sub.conn.dropEvery.Store(7)
 	const frames, perFrame = 100, 3
@@ -28,7 +26,7 @@ func TestNACK(t *testing.T) {
 		if err := v.sendFrame(l, false, perFrame, func() uint32 { tag++; return videoTag | (tag - 1) }); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing media
 	}
 	// Keep the stream going: a loss at the very end is only noticed when
 	// a later packet arrives.
@@ -46,13 +44,9 @@ func TestNACK(t *testing.T) {
 // TestNACKUpstream: packets lost between the publisher and the SFU are
 // NACKed by the SFU, retransmitted by the publisher and forwarded.
 func TestNACKUpstream(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v := pub.addVideo("cam", "x")
-	pub.publish(map[string]string{"cam": "camera"})
-	v.negotiated()
-	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
+	c := newCall(t, callOpts{})
+	c.receiving(t)
+	sub, pub, v := c.sub, c.pub, c.cam
 
 	pub.pubConn.dropEveryWrite.Store(9)
 	const frames, perFrame = 60, 3
@@ -61,7 +55,7 @@ func TestNACKUpstream(t *testing.T) {
 		if err := v.sendFrame(v.layers[0], false, perFrame, func() uint32 { tag++; return videoTag | (tag - 1) }); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing media
 	}
 	warmUp(t, "every packet despite the uplink loss", v, nil, func() bool {
 		return countTags(sub.track("PUB:camera"), videoTag) == frames*perFrame
@@ -75,21 +69,27 @@ func TestNACKUpstream(t *testing.T) {
 // TestKeyframeRequests: a subscriber's PLI reaches the publisher, and
 // bursts of them are rate limited.
 func TestKeyframeRequests(t *testing.T) {
-	s := newTestSFU(t, func(c *Config) { c.PLIInterval = time.Second })
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v := pub.addVideo("cam", "x")
-	pub.publish(map[string]string{"cam": "camera"})
-	v.negotiated()
-	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
-	time.Sleep(1100 * time.Millisecond)
+	// An interval no test outlasts: the only way past it is the clock
+	// step below, so no keyframe request of the SFU's own (a new
+	// subscriber, a layer switch) can slip into the count. The layer must
+	// outlive the step, or it would count as gone quiet.
+	c := newCall(t, callOpts{cfg: func(c *Config) {
+		c.PLIInterval = time.Hour
+		c.LayerTimeout = 3 * time.Hour
+	}})
+	c.receiving(t)
+	s, sub, v := c.s, c.sub, c.cam
+	// Step past the interval that began with the SFU's keyframe request
+	// for S: the next request goes out, later ones within the interval
+	// do not.
+	s.skew.Add(int64(time.Hour))
 	before := s.Stats().PLIs
 	v.layers[0].pli.Store(false)
 	d := sub.downFor("PUB:camera")
 	for range 10 {
 		d.keyframeRequested()
 	}
-	waitFor(t, 5*time.Second, "PLI at the publisher", func() bool { return v.layers[0].pli.Load() })
+	testtool.Eventually(t, 5*time.Second, func() bool { return v.layers[0].pli.Load() }, "PLI at the publisher")
 	if n := s.Stats().PLIs - before; n != 1 {
 		t.Errorf("10 keyframe requests within the interval sent %d PLIs, want 1", n)
 	}
@@ -217,8 +217,8 @@ func TestBandwidthEstimate(t *testing.T) {
 		}
 		return int(rt.pkts[len(rt.pkts)-1].layer)
 	}
-	waitFor(t, 15*time.Second, "the f layer for a large tile", func() bool { return lastLayer() == 2 })
-	waitFor(t, 5*time.Second, "the screen share", func() bool { return count("PUB:screen") > 10 })
+	testtool.Eventually(t, 15*time.Second, func() bool { return lastLayer() == 2 }, "the f layer for a large tile")
+	testtool.Eventually(t, 5*time.Second, func() bool { return count("PUB:screen") > 10 }, "the screen share")
 
 	// The subscriber's browser estimates 100 kbit/s: less than the
 	// screen share alone (about 290 kbit/s here).
@@ -251,23 +251,27 @@ func TestBandwidthEstimate(t *testing.T) {
 		<-rembDone
 	}()
 
-	waitFor(t, 10*time.Second, "the camera lowered to q", func() bool { return lastLayer() == 0 })
-	waitFor(t, 10*time.Second, "the camera paused", func() bool {
-		n := count("PUB:camera")
-		time.Sleep(400 * time.Millisecond)
-		return count("PUB:camera") == n
-	})
-	n := count("PUB:screen")
-	waitFor(t, 5*time.Second, "the screen share still flowing", func() bool { return count("PUB:screen") > n+20 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return lastLayer() == 0 }, "the camera lowered to q")
+	camDown := sub.downFor("PUB:camera")
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		cur, target, bwMax := camDown.state()
+		return bwMax < 0 && target < 0 && cur < 0
+	}, "the camera paused for bandwidth")
+	// Paused: not one more camera packet while the screen share (sent
+	// alongside the camera's layers) keeps flowing.
+	sub.silence(t, func() {
+		n := count("PUB:screen")
+		testtool.Eventually(t, 5*time.Second, func() bool { return count("PUB:screen") > n+20 }, "the screen share still flowing")
+	}, "PUB:camera")
 	if st := s.Stats(); st.REMBs == 0 || st.BandwidthLimits < 3 {
 		t.Errorf("stats: %d REMBs, %d bandwidth limits; want REMBs counted and 3 steps (f→h→q→paused)", st.REMBs, st.BandwidthLimits)
 	}
 
 	// The estimate recovers: the camera comes back, a layer at a time.
 	rate.Store(50_000_000)
-	n = count("PUB:camera")
-	waitFor(t, 10*time.Second, "the camera back", func() bool { return count("PUB:camera") > n+20 })
-	waitFor(t, 15*time.Second, "the camera back on f", func() bool { return lastLayer() == 2 })
+	n := count("PUB:camera")
+	testtool.Eventually(t, 10*time.Second, func() bool { return count("PUB:camera") > n+20 }, "the camera back")
+	testtool.Eventually(t, 15*time.Second, func() bool { return lastLayer() == 2 }, "the camera back on f")
 	sub.checkErrs()
 	pub.checkErrs()
 }

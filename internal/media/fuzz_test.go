@@ -8,6 +8,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/packetcache"
 )
 
 // discardWriter stands in for a subscriber's bound sender in the fuzz
@@ -38,7 +40,7 @@ func fuzzFixture(t testing.TB, kind webrtc.RTPCodecType) (*upTrack, *layer, *dow
 	sub := newPeer(s, "S", pc, pc, PeerEvents{})
 	u := &upTrack{pub: pub, kind: kind, tile: sourceCamera, source: sourceCamera, clock: 90000,
 		codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, ck: codecVP8}
-	l := &layer{up: u, cache: &packetCache{}}
+	l := &layer{up: u, cache: &packetcache.Cache{}}
 	if kind == webrtc.RTPCodecTypeAudio {
 		u.source, u.clock, u.ck = sourceMicrophone, 48000, codecOther
 		u.codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}

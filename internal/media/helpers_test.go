@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley/parley/internal/pionlog"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // testLog shows errors on stderr (pion's teardown warnings are noise
@@ -48,18 +49,6 @@ func newTestSFU(t testing.TB, mod func(*Config)) *SFU {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // lossyConn wraps a client's UDP socket. It can drop every n-th incoming
@@ -189,8 +178,10 @@ type testClient struct {
 	done  chan struct{}
 	wg    sync.WaitGroup
 
-	answerDelay time.Duration
-	badAnswers  atomic.Int32 // answer this many offers with garbage first
+	// holdAnswer, if set (under mu), runs before each answer: the test
+	// decides when the client answers (a slow browser, without a sleep).
+	holdAnswer func()
+	badAnswers atomic.Int32 // answer this many offers with garbage first
 
 	mu             sync.Mutex
 	offers         []string
@@ -316,8 +307,11 @@ func (c *testClient) fail(err error) {
 }
 
 func (c *testClient) answer(offer string) {
-	if c.answerDelay > 0 {
-		time.Sleep(c.answerDelay)
+	c.mu.Lock()
+	hold := c.holdAnswer
+	c.mu.Unlock()
+	if hold != nil {
+		hold()
 	}
 	if c.badAnswers.Add(-1) >= 0 {
 		c.mu.Lock()
@@ -648,13 +642,141 @@ func (c *testClient) publish(sources map[string]string) {
 
 func (c *testClient) waitConnected(timeout time.Duration) {
 	c.t.Helper()
-	waitFor(c.t, timeout, c.id+" publish connection", func() bool {
+	testtool.Eventually(c.t, timeout, func() bool {
 		return c.pub.ConnectionState() == webrtc.PeerConnectionStateConnected
-	})
+	}, c.id+" publish connection")
 }
 
 // goroutineDump is printed when goroutines leak.
 func goroutineDump() string {
 	buf := make([]byte, 1<<20)
 	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// call is the set-up most tests share: an SFU with a subscriber S and a
+// publisher PUB in one room, PUB's camera (and microphone) published and
+// negotiated.
+type call struct {
+	s        *SFU
+	sub, pub *testClient
+	cam      *pubVideo
+	mic      *pubAudio // nil unless callOpts.mic
+}
+
+type callOpts struct {
+	cfg    func(*Config) // changes to the SFU's configuration
+	rids   []string      // the camera's simulcast layers; none: one layer
+	mic    bool          // publish a microphone too
+	layout []Tile        // S's layout, set before PUB joins
+}
+
+// newCall sets up a call. Nothing flows yet: tests that want S receiving
+// first call receiving, simulcast tests start their own sender.
+func newCall(t *testing.T, o callOpts) *call {
+	t.Helper()
+	c := &call{s: newTestSFU(t, o.cfg)}
+	c.sub = newTestClient(t, c.s, "room", "S", RoomEvents{})
+	if o.layout != nil {
+		c.sub.peer.SetLayout(o.layout)
+	}
+	c.pub = newTestClient(t, c.s, "room", "PUB", RoomEvents{})
+	c.cam = c.pub.addVideo("cam", "x", o.rids...)
+	sources := map[string]string{"cam": "camera"}
+	if o.mic {
+		c.mic = c.pub.addAudio("mic", "x")
+		sources["mic"] = "microphone"
+	}
+	c.pub.publish(sources)
+	c.cam.negotiated()
+	if c.mic != nil {
+		c.mic.negotiated()
+	}
+	return c
+}
+
+// receiving sends media until S receives every track PUB published.
+func (c *call) receiving(t *testing.T) {
+	t.Helper()
+	warmUp(t, "S receiving", c.cam, c.mic, func() bool {
+		return c.sub.track("PUB:camera") != nil && (c.mic == nil || c.sub.track("PUB:microphone") != nil)
+	})
+}
+
+// received reports whether c got the packet the SFU numbered seq on
+// trackID.
+func (c *testClient) received(trackID string, seq uint16) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rt := c.tracks[trackID]; rt != nil {
+		for i := len(rt.pkts) - 1; i >= 0; i-- {
+			if rt.pkts[i].seq == seq {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// silence proves, without sleeping, that the SFU forwards nothing more to
+// c on trackIDs while media keeps arriving. The caller has made sure
+// forwarding stopped (the SFU's state says so). silence waits until c has
+// received the newest packet the SFU sent on each track, notes what c
+// has, runs more (which must return only once the SFU has read fresh
+// media from the publisher), and fails t if the SFU sent anything on
+// those tracks meanwhile or c received anything.
+func (c *testClient) silence(t *testing.T, more func(), trackIDs ...string) {
+	t.Helper()
+	type mark struct {
+		d       *downTrack
+		last    uint16
+		started bool
+		n       int
+	}
+	marks := map[string]*mark{}
+	for _, id := range trackIDs {
+		d := c.downFor(id)
+		d.mu.Lock()
+		m := &mark{d: d, last: d.lastSeq, started: d.started}
+		d.mu.Unlock()
+		if m.started {
+			testtool.Eventually(t, 10*time.Second, func() bool { return c.received(id, m.last) },
+				c.id+" receiving the last packet the SFU sent on "+id)
+		}
+		if rt := c.track(id); rt != nil {
+			m.n = len(rt.pkts)
+		}
+		marks[id] = m
+	}
+	more()
+	for id, m := range marks {
+		m.d.mu.Lock()
+		last, started := m.d.lastSeq, m.d.started
+		m.d.mu.Unlock()
+		if started != m.started || last != m.last {
+			t.Errorf("%s: the SFU sent up to %d (started %v) after %d (started %v); want nothing", id, last, started, m.last, m.started)
+		}
+		n := 0
+		if rt := c.track(id); rt != nil {
+			n = len(rt.pkts)
+		}
+		if n != m.n {
+			t.Errorf("%s: %s received %d packets, want none", c.id, id, n-m.n)
+		}
+	}
+}
+
+// packetsIn waits until the SFU has read n more packets from publishers
+// (sent by a sender the test runs).
+func packetsIn(t *testing.T, s *SFU, n uint64) {
+	t.Helper()
+	from := s.Stats().PacketsIn
+	testtool.Eventually(t, 10*time.Second, func() bool { return s.Stats().PacketsIn >= from+n },
+		fmt.Sprintf("%d more packets in", n))
+}
+
+// downState reads a downTrack's layer state under its lock.
+func (d *downTrack) state() (cur, target, bwMax int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur, d.target, d.bwMax
 }

@@ -6,10 +6,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // TestPeerVanishes: a client whose network disappears (no DTLS close) is
@@ -36,18 +39,18 @@ func TestPeerVanishes(t *testing.T) {
 	// The network goes: sockets closed under the client's connections.
 	_ = pub.pubConn.Close()
 	_ = pub.conn.Close()
-	waitFor(t, 10*time.Second, "the vanished peer cleaned up", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		st := s.Stats()
 		return st.Peers == 1 && st.PublishedTracks == 0 && st.ForwardedTracks == 0
-	})
+	}, "the vanished peer cleaned up")
 	mu.Lock()
 	if states["pub"] != webrtc.PeerConnectionStateFailed {
 		t.Errorf("publish connection state reported %v, want failed", states["pub"])
 	}
 	mu.Unlock()
-	waitFor(t, 10*time.Second, "S renegotiated without PUB", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		return !strings.Contains(sub.lastOffer(), "PUB:camera") && s.Stats().SubscriberOffersOutstanding == 0
-	})
+	}, "S renegotiated without PUB")
 }
 
 // TestScreenShare: a publisher renegotiates to add a screen share (its own
@@ -76,10 +79,10 @@ func TestScreenShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.publish(nil)
-	waitFor(t, 10*time.Second, "screen unpublished", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		return s.Stats().PublishedTracks == 1 && !strings.Contains(sub.lastOffer(), "PUB:screen") &&
 			s.Stats().SubscriberOffersOutstanding == 0
-	})
+	}, "screen unpublished")
 	// The camera still flows.
 	n := len(sub.track("PUB:camera").pkts)
 	warmUp(t, "camera after the screen left", cam, nil, func() bool { return len(sub.track("PUB:camera").pkts) > n+5 })
@@ -89,33 +92,28 @@ func TestScreenShare(t *testing.T) {
 // TestMute: a muted source is not forwarded; unmuted, video resumes at a
 // keyframe and sequence numbers continue without a gap.
 func TestMute(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v, a := pub.addVideo("cam", "x"), pub.addAudio("mic", "x")
-	pub.publish(map[string]string{"cam": "camera", "mic": "microphone"})
-	v.negotiated()
-	a.negotiated()
-	warmUp(t, "S receiving", v, a, func() bool {
-		return sub.track("PUB:camera") != nil && sub.track("PUB:microphone") != nil
-	})
+	c := newCall(t, callOpts{mic: true})
+	c.receiving(t)
+	s, sub, pub, v, a := c.s, c.sub, c.pub, c.cam, c.mic
 	count := func(id string) int { return len(sub.track(id).pkts) }
+	// sendMuted sends 10 frames of two video packets and 10 audio
+	// packets, paced like media, and waits until the SFU has dropped
+	// them all as muted: then both tracks' readers are past the mute.
+	sendMuted := func() {
+		from := s.Stats().Dropped["muted"]
+		for range 10 {
+			_ = v.sendFrame(v.layers[0], false, 2, nil)
+			_ = a.send(0)
+			time.Sleep(10 * time.Millisecond) // pacing media
+		}
+		testtool.Eventually(t, 10*time.Second, func() bool { return s.Stats().Dropped["muted"] >= from+30 },
+			"the SFU dropping 30 muted packets")
+	}
 
 	pub.peer.SetSending(false, false, false)
-	time.Sleep(100 * time.Millisecond)
+	sendMuted()
+	sub.silence(t, sendMuted, "PUB:camera", "PUB:microphone")
 	nv, na := count("PUB:camera"), count("PUB:microphone")
-	for range 10 {
-		_ = v.sendFrame(v.layers[0], false, 2, nil)
-		_ = a.send(0)
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if count("PUB:camera") != nv || count("PUB:microphone") != na {
-		t.Fatalf("muted sources still forwarded")
-	}
-	if s.Stats().Dropped["muted"] == 0 {
-		t.Errorf("muted drops not counted")
-	}
 
 	pub.peer.SetSending(true, true, false)
 	warmUp(t, "media after unmute", v, a, func() bool {
@@ -228,39 +226,44 @@ func TestBadAnswer(t *testing.T) {
 // does not read return at once; what does not fit the queue is dropped
 // and counted.
 func TestQueuedConnNeverBlocks(t *testing.T) {
-	a, b := net.Pipe() // synchronous: a write blocks until read
-	defer b.Close()
-	m := newMetrics()
-	l := &fakeListener{conns: make(chan net.Conn, 1)}
-	l.conns <- a
-	c, err := tcpListener{Listener: l, m: m}.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range tcpQueueLen + 100 {
-			if _, err := c.Write(make([]byte, 1000)); err != nil {
-				t.Error(err)
-				return
-			}
+	// In a bubble, "at once" is exact: the fake clock cannot reach the
+	// 5 s timeout unless every goroutine is blocked, which a blocking
+	// write would be.
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe() // synchronous: a write blocks until read
+		defer b.Close()
+		m := newMetrics()
+		l := &fakeListener{conns: make(chan net.Conn, 1)}
+		l.conns <- a
+		c, err := tcpListener{Listener: l, m: m}.Accept()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("writes blocked")
-	}
-	if m.dropped[dropTCPQueueFull].Load() == 0 {
-		t.Error("no drops counted")
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write([]byte{1}); err == nil {
-		t.Error("write after close succeeded")
-	}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range tcpQueueLen + 100 {
+				if _, err := c.Write(make([]byte, 1000)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("writes blocked")
+		}
+		if m.dropped[dropTCPQueueFull].Load() == 0 {
+			t.Error("no drops counted")
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte{1}); err == nil {
+			t.Error("write after close succeeded")
+		}
+	})
 }
 
 type fakeListener struct {
@@ -273,19 +276,15 @@ func (l *fakeListener) Accept() (net.Conn, error) { return <-l.conns, nil }
 // TestClientCloses: a client that closes its connections (DTLS
 // close_notify) is cleaned up without the room calling Close.
 func TestClientCloses(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v := pub.addVideo("cam", "x")
-	pub.publish(map[string]string{"cam": "camera"})
-	v.negotiated()
-	warmUp(t, "S receiving", v, nil, func() bool { return sub.track("PUB:camera") != nil })
+	c := newCall(t, callOpts{})
+	c.receiving(t)
+	s, pub := c.s, c.pub
 	_ = pub.pub.GracefulClose()
 	_ = pub.sub.GracefulClose()
-	waitFor(t, 5*time.Second, "the departed peer cleaned up", func() bool {
+	testtool.Eventually(t, 5*time.Second, func() bool {
 		st := s.Stats()
 		return st.Peers == 1 && st.PublishedTracks == 0
-	})
+	}, "the departed peer cleaned up")
 }
 
 // TestRejoinReplaces: joining again with a participant id in use replaces
@@ -306,7 +305,7 @@ func TestRejoinReplaces(t *testing.T) {
 	v2 := again.addVideo("cam2", "y")
 	again.publish(map[string]string{"cam2": "camera"})
 	v2.negotiated()
-	waitFor(t, 5*time.Second, "the old peer closed", func() bool { return old.peer.isClosed() })
+	testtool.Eventually(t, 5*time.Second, func() bool { return old.peer.isClosed() }, "the old peer closed")
 	warmUp(t, "S receiving the new PUB", v2, nil, func() bool {
 		rt := sub.track("PUB:camera")
 		return rt != nil && len(rt.pkts) >= 5

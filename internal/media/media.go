@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -105,6 +106,9 @@ type SFU struct {
 	api     *webrtc.API
 	metrics *metrics
 	epoch   time.Time // monotonic time base for the forwarding path
+	// skew moves now() forward: tests step past an interval (PLI, probe)
+	// at once instead of sleeping through it. Always 0 in production.
+	skew atomic.Int64
 
 	udpMux  ice.UDPMux
 	tcpMux  ice.TCPMux
@@ -403,7 +407,7 @@ func (s *SFU) allPeers() []*Peer {
 }
 
 // now is the forwarding path's clock: monotonic nanoseconds since New.
-func (s *SFU) now() int64 { return int64(time.Since(s.epoch)) }
+func (s *SFU) now() int64 { return int64(time.Since(s.epoch)) + s.skew.Load() }
 
 // RoomEvents reach the room package for room-wide happenings.
 type RoomEvents struct {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 const (
@@ -34,7 +36,7 @@ func warmUp(t *testing.T, what string, v *pubVideo, a *pubAudio, cond func() boo
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing media
 	}
 }
 
@@ -81,14 +83,14 @@ func TestFanOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		at++
-		time.Sleep(4 * time.Millisecond)
+		time.Sleep(4 * time.Millisecond) // pacing media
 	}
 
 	for _, c := range subs {
-		waitFor(t, 10*time.Second, c.id+" receiving every packet", func() bool {
+		testtool.Eventually(t, 10*time.Second, func() bool {
 			return countTags(c.track("PUB:camera"), videoTag) == frames*perFrame &&
 				countTags(c.track("PUB:microphone"), audioTag) == frames
-		})
+		}, c.id+" receiving every packet")
 		video, audio := c.track("PUB:camera"), c.track("PUB:microphone")
 		if video.streamID != "PUB:camera" || audio.streamID != "PUB:camera" {
 			t.Errorf("%s: stream ids %q, %q; want PUB:camera", c.id, video.streamID, audio.streamID)
@@ -151,14 +153,32 @@ func checkContiguous(t *testing.T, what string, rt *recvTrack, kind uint32) {
 func TestRenegotiation(t *testing.T) {
 	s := newTestSFU(t, nil)
 	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	sub.answerDelay = 300 * time.Millisecond
-
 	a := newTestClient(t, s, "room", "A", RoomEvents{})
 	av, aa := a.addVideo("cam", "x"), a.addAudio("mic", "x")
 	a.publish(map[string]string{"cam": "camera", "mic": "microphone"})
 	av.negotiated()
 	aa.negotiated()
 	warmUp(t, "S receives A", av, aa, func() bool { return sub.track("A:camera") != nil })
+
+	// S answers an offer only once the SFU has queued a change behind it
+	// (or the publishers are all set up): every join then lands while an
+	// offer is outstanding, which is what coalescing is for.
+	release := make(chan struct{})
+	sub.mu.Lock()
+	sub.holdAnswer = func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for s.Stats().PeersWithPendingNegotiation == 0 {
+			select {
+			case <-release:
+				return
+			case <-sub.done:
+				return
+			case <-tick.C:
+			}
+		}
+	}
+	sub.mu.Unlock()
 
 	// Two more publishers join in quick succession, each with two tracks.
 	var clients []*testClient
@@ -178,14 +198,15 @@ func TestRenegotiation(t *testing.T) {
 				}
 				_ = v.sendFrame(v.layers[0], false, 1, nil)
 				_ = au.send(0)
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // pacing media
 			}
 		}()
 	}
-	waitFor(t, 15*time.Second, "S receiving B and C", func() bool {
+	close(release)
+	testtool.Eventually(t, 15*time.Second, func() bool {
 		return sub.track("B:camera") != nil && sub.track("C:camera") != nil &&
 			sub.track("B:microphone") != nil && sub.track("C:microphone") != nil
-	})
+	}, "S receiving B and C")
 	offer := sub.lastOffer()
 	for _, want := range []string{"a=msid:B:camera B:camera", "a=msid:B:camera B:microphone", "a=msid:C:camera C:camera"} {
 		if !strings.Contains(offer, want) {
@@ -196,12 +217,12 @@ func TestRenegotiation(t *testing.T) {
 	// B leaves: S gets an offer without B's tracks.
 	n := len(sub.offers)
 	clients[0].close()
-	waitFor(t, 10*time.Second, "offer without B", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
 		return len(sub.offers) > n && !strings.Contains(sub.offers[len(sub.offers)-1], "B:camera")
-	})
-	waitFor(t, 10*time.Second, "answer applied", func() bool { return s.Stats().SubscriberOffersOutstanding == 0 })
+	}, "offer without B")
+	testtool.Eventually(t, 10*time.Second, func() bool { return s.Stats().SubscriberOffersOutstanding == 0 }, "answer applied")
 
 	sub.mu.Lock()
 	maxOut, offers := sub.maxOutstanding, len(sub.offers)
@@ -252,14 +273,15 @@ func TestCleanup(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > baseline || mediaGoroutines() != "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines, baseline %d; the SFU's:\n%s\nall:\n%s", runtime.NumGoroutine(), baseline,
+	defer func() {
+		if t.Failed() {
+			t.Logf("%d goroutines, baseline %d; the SFU's:\n%s\nall:\n%s", runtime.NumGoroutine(), baseline,
 				mediaGoroutines(), goroutineDump())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		return runtime.NumGoroutine() <= baseline && mediaGoroutines() == ""
+	}, "the SFU's goroutines to end")
 }
 
 // mediaGoroutines returns the stacks of goroutines running SFU code.

@@ -3,6 +3,8 @@ package media
 import (
 	"testing"
 	"time"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // sendSimulcast sends 30 frames a second on every layer of v (two packets
@@ -33,13 +35,9 @@ func sendSimulcast(v *pubVideo, stop <-chan struct{}) <-chan struct{} {
 // at an f keyframe, with one SSRC, continuous sequence numbers and
 // monotonic timestamps throughout.
 func TestSimulcast(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 320, Height: 180}})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v := pub.addVideo("cam", "x", "q", "h", "f")
-	pub.publish(map[string]string{"cam": "camera"})
-	v.negotiated()
+	c := newCall(t, callOpts{rids: []string{"q", "h", "f"},
+		layout: []Tile{{Participant: "PUB", Source: "camera", Width: 320, Height: 180}}})
+	s, sub, pub, v := c.s, c.sub, c.pub, c.cam
 
 	stop := make(chan struct{})
 	done := sendSimulcast(v, stop)
@@ -61,7 +59,7 @@ func TestSimulcast(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 15*time.Second, "q layer at the small tile", func() bool { return countLayer(0) >= 30 })
+	testtool.Eventually(t, 15*time.Second, func() bool { return countLayer(0) >= 30 }, "q layer at the small tile")
 	before := sub.track("PUB:camera")
 	for _, p := range before.pkts[len(before.pkts)-20:] {
 		if p.layer != 0 {
@@ -71,7 +69,7 @@ func TestSimulcast(t *testing.T) {
 	switches := s.Stats().LayerSwitches
 
 	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 1280, Height: 720}})
-	waitFor(t, 10*time.Second, "f layer at the large tile", func() bool { return countLayer(2) >= 30 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return countLayer(2) >= 30 }, "f layer at the large tile")
 
 	rt := sub.track("PUB:camera")
 	if s.Stats().LayerSwitches <= switches {
@@ -116,12 +114,8 @@ func TestSimulcast(t *testing.T) {
 // TestSimulcastHidden: a hidden tile gets no video; showing it resumes at
 // a keyframe with continuous sequence numbers.
 func TestSimulcastHidden(t *testing.T) {
-	s := newTestSFU(t, nil)
-	sub := newTestClient(t, s, "room", "S", RoomEvents{})
-	pub := newTestClient(t, s, "room", "PUB", RoomEvents{})
-	v := pub.addVideo("cam", "x", "q", "h", "f")
-	pub.publish(map[string]string{"cam": "camera"})
-	v.negotiated()
+	c := newCall(t, callOpts{rids: []string{"q", "h", "f"}})
+	s, sub, v := c.s, c.sub, c.cam
 	stop := make(chan struct{})
 	done := sendSimulcast(v, stop)
 	defer func() {
@@ -134,16 +128,18 @@ func TestSimulcastHidden(t *testing.T) {
 		}
 		return 0
 	}
-	waitFor(t, 15*time.Second, "video before hiding", func() bool { return count() >= 20 })
+	testtool.Eventually(t, 15*time.Second, func() bool { return count() >= 20 }, "video before hiding")
 	sub.peer.SetLayout(nil) // nothing listed: hidden
-	time.Sleep(200 * time.Millisecond)
+	down := sub.downFor("PUB:camera")
+	testtool.Eventually(t, 5*time.Second, func() bool {
+		cur, target, _ := down.state()
+		return cur < 0 && target < 0
+	}, "the SFU to stop the hidden tile's video")
+	// Not one more packet while 30 frames of every layer come in.
+	sub.silence(t, func() { packetsIn(t, s, 3*2*30) }, "PUB:camera")
 	n := count()
-	time.Sleep(500 * time.Millisecond)
-	if m := count(); m != n {
-		t.Fatalf("hidden tile still received %d packets", m-n)
-	}
 	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 640, Height: 360}})
-	waitFor(t, 10*time.Second, "video after showing", func() bool { return count() >= n+20 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return count() >= n+20 }, "video after showing")
 	rt := sub.track("PUB:camera")
 	if p, prev := rt.pkts[n], rt.pkts[n-1]; p.seq != prev.seq+1 || !p.kf || p.layer != 1 {
 		t.Fatalf("resumed with seq %d after %d, keyframe %v, layer %d (want h)", p.seq, prev.seq, p.kf, p.layer)

@@ -14,6 +14,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/packetcache"
 )
 
 // Sources a publisher's tracks come from (the values of Publish's sources).
@@ -131,7 +133,7 @@ func (u *upTrack) addLayer(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) *la
 	}
 	l := &layer{up: u, idx: idx, rid: tr.RID(), track: tr, recv: recv, ssrc: uint32(tr.SSRC())}
 	if u.kind == webrtc.RTPCodecTypeVideo {
-		l.cache = &packetCache{}
+		l.cache = &packetcache.Cache{}
 	}
 	for _, h := range recv.GetParameters().HeaderExtensions {
 		if h.URI == sdp.AudioLevelURI {
@@ -337,7 +339,7 @@ func (u *upTrack) handleRTP(l *layer, b []byte, pkt *rtp.Packet) {
 			l.width.Store(int32(w))
 			l.height.Store(int32(h))
 		}
-		l.cache.put(pkt.SequenceNumber, b)
+		l.cache.Store(pkt.SequenceNumber, b)
 	}
 	if !u.pub.sending(u.source) {
 		m.drop(dropMuted)
@@ -364,8 +366,8 @@ type layer struct {
 	track *webrtc.TrackRemote
 	recv  *webrtc.RTPReceiver
 	ssrc  uint32
-	alID  uint8        // audio level extension id on the publisher's connection
-	cache *packetCache // video only
+	alID  uint8              // audio level extension id on the publisher's connection
+	cache *packetcache.Cache // video only
 
 	ended      atomic.Bool
 	lastPLI    atomic.Int64
@@ -432,45 +434,4 @@ func (l *layer) requestKeyframe() {
 	if err != nil && !isClosedErr(err) {
 		l.up.pub.log.Debug("pli", "err", err)
 	}
-}
-
-// cacheSize is the number of packets kept per video layer for
-// retransmission: about a second of 2 Mbit/s video.
-const cacheSize = 512
-
-// packetCache keeps the last cacheSize packets of a layer, indexed by
-// sequence number. Slot buffers are reused, so storing does not allocate
-// once they have grown.
-type packetCache struct {
-	mu    sync.Mutex
-	slots [cacheSize]cacheSlot
-}
-
-type cacheSlot struct {
-	seq   uint16
-	valid bool
-	buf   []byte
-}
-
-func (c *packetCache) put(seq uint16, b []byte) {
-	c.mu.Lock()
-	s := &c.slots[seq%cacheSize]
-	if cap(s.buf) < len(b) {
-		s.buf = make([]byte, len(b), max(len(b), 1200))
-	}
-	s.buf = s.buf[:len(b)]
-	copy(s.buf, b)
-	s.seq, s.valid = seq, true
-	c.mu.Unlock()
-}
-
-// get copies packet seq into dst and returns its length, 0 if not cached.
-func (c *packetCache) get(seq uint16, dst []byte) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := &c.slots[seq%cacheSize]
-	if !s.valid || s.seq != seq {
-		return 0
-	}
-	return copy(dst, s.buf)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/testtool"
 )
 
 // loopbackPC is a client peer connection on its own loopback socket.
@@ -103,7 +105,7 @@ func TestWHIPPublisherAndViewer(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); sending.Wait() }()
-	waitFor(t, 10*time.Second, "WHIP tracks published", func() bool { return s.Stats().PublishedTracks == 2 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return s.Stats().PublishedTracks == 2 }, "WHIP tracks published")
 
 	if _, _, err := s.View("room", "", pubOffer); !errors.Is(err, ErrBadOffer) {
 		t.Errorf("sendonly offer to View: %v, want ErrBadOffer", err)
@@ -162,7 +164,7 @@ func TestWHIPPublisherAndViewer(t *testing.T) {
 	if err := viewerPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: viewAnswer}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "media at the viewer", func() bool { return videoPkts.Load() > 30 && audioPkts.Load() > 30 })
+	testtool.Eventually(t, 10*time.Second, func() bool { return videoPkts.Load() > 30 && audioPkts.Load() > 30 }, "media at the viewer")
 	for range 2 {
 		if got := <-streams; got != "WHIP:camera WHIP:camera" && got != "WHIP:camera WHIP:microphone" {
 			t.Errorf("viewer got track %q", got)
@@ -192,6 +194,6 @@ func TestWHIPPublisherAndViewer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the viewer did not end with its publisher")
 	}
-	waitFor(t, 5*time.Second, "viewer gone from stats", func() bool { return s.Stats().Viewers == 0 })
+	testtool.Eventually(t, 5*time.Second, func() bool { return s.Stats().Viewers == 0 }, "viewer gone from stats")
 	v.Close() // idempotent after it ended by itself
 }

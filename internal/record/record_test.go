@@ -130,14 +130,14 @@ func TestRecordVP8AndOpus(t *testing.T) {
 		}
 	}
 	// The sources are done; wait (bounded) for the last packets to land.
-	waitFor(t, "the last packets", 5*time.Second, func() bool {
+	testtool.Eventually(t, 5*time.Second, func() bool {
 		for _, r := range got {
 			if time.Since(r.Stats().Last) < 300*time.Millisecond {
 				return false
 			}
 		}
 		return true
-	})
+	}, "the last packets")
 	for _, r := range got {
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
@@ -193,18 +193,6 @@ func probe(t *testing.T, ffprobe, path string) (codec string, frames int, dur fl
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	return testtool.Find(t, "ffmpeg", name)
-}
-
-// waitFor polls cond until it holds.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // loopbackAPI is pion with default codecs and interceptors, restricted to

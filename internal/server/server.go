@@ -54,20 +54,34 @@ type Server struct {
 }
 
 // New opens the database (running migrations) and builds every part. The
-// caller must Shutdown it.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.Config) (*Server, error) {
+// caller must Shutdown it. On error, everything New opened (database,
+// media and TURN sockets) is closed again, so a failed start leaves no
+// port bound and can simply be retried.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// undo closes what was opened so far, newest first, if New fails.
+	var undo []func() error
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				if cerr := undo[i](); cerr != nil {
+					log.Warn("close after a failed start", "err", cerr)
+				}
+			}
+		}
+	}()
 	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir, log.With("part", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	undo = append(undo, db.Close)
 	s := &Server{cfg: cfg, log: log, db: db}
 	if acfg.SessionTTL == 0 {
 		acfg.SessionTTL = cfg.SessionTTL
 	}
-	acfg.Revoked = s.revoked(acfg.Revoked)
+	s.wireAccount(&acfg)
 	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
 
 	reg := prometheus.NewRegistry()
@@ -88,15 +102,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		LoopbackOnly: cfg.RTCLoopbackOnly,
 	}, log.With("part", "media"), reg)
 	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("start the media server: %w", err)
 	}
+	undo = append(undo, s.sfu.Close)
 	// Resume tokens must outlive a restart, as the clients' ids do: key
 	// them with the secret kept in the data directory.
 	secret, err := s.turnSecret()
 	if err != nil {
-		s.sfu.Close()
-		db.Close()
 		return nil, err
 	}
 	s.rooms = room.NewManager(room.Config{
@@ -112,8 +124,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 
 	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if err != nil {
-		s.sfu.Close()
-		db.Close()
 		return nil, err
 	}
 	s.http = &http.Server{
@@ -139,22 +149,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	case "files":
 		c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			db.Close()
 			return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
 	case "self-signed":
 		c, err := selfSignedCert(cfg.DataDir, log)
 		if err != nil {
-			db.Close()
 			return nil, err
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
 	}
 
 	if err := s.startTURN(reg); err != nil {
-		s.sfu.Close()
-		db.Close()
 		return nil, err
 	}
 
@@ -179,14 +185,35 @@ func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text st
 	return web.ChatMessage(m), nil
 }
 
-// revoked is account's Revoked: it ends the connections an ended
-// credential authenticated (then calls next, the caller's own, if any).
-// s.rooms is set before any request can revoke anything.
-func (s *Server) revoked(next func(account.Revocation)) func(account.Revocation) {
-	return func(rv account.Revocation) {
+// wireAccount makes the account service's reports end and move
+// connections, chaining to the caller's own callbacks, if any: whatever
+// path removes a member, deletes a channel or changes its mode (a form,
+// an API, an admin command), the call follows. s.rooms is set before any
+// request or command can reach the service.
+func (s *Server) wireAccount(acfg *account.Config) {
+	revoked, removed, deleted, mode := acfg.Revoked, acfg.MemberRemoved, acfg.ChannelDeleted, acfg.ModeChanged
+	acfg.Revoked = func(rv account.Revocation) {
 		s.rooms.EndAuth(rv.UserID, rv.Key, rv.Why)
-		if next != nil {
-			next(rv)
+		if revoked != nil {
+			revoked(rv)
+		}
+	}
+	acfg.MemberRemoved = func(channelID, userID string) {
+		s.rooms.Kick(channelID, userID)
+		if removed != nil {
+			removed(channelID, userID)
+		}
+	}
+	acfg.ChannelDeleted = func(channelID string) {
+		s.rooms.CloseRoom(channelID)
+		if deleted != nil {
+			deleted(channelID)
+		}
+	}
+	acfg.ModeChanged = func(channelID, m string) {
+		s.rooms.SetMode(channelID, m)
+		if mode != nil {
+			mode(channelID, m)
 		}
 	}
 }

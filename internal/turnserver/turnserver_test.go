@@ -2,6 +2,7 @@ package turnserver_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"regexp"
@@ -415,13 +416,10 @@ func TestAbandonedAllocationFreesPort(t *testing.T) {
 // on its own timers, which the test cannot await otherwise.
 func portsHeld(t *testing.T, s *turnserver.Server, want int, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for n, _ := s.PortsInUse(); n != want; n, _ = s.PortsInUse() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d relay ports held after %v, want %d", n, within, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testtool.Eventually(t, within, func() bool {
+		n, _ := s.PortsInUse()
+		return n == want
+	}, fmt.Sprintf("the relay to hold %d ports", want))
 }
 
 // TestAllowed: a user Config.Allowed refuses (no longer in any channel)

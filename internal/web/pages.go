@@ -375,7 +375,6 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 		s.channelError(w, r, err)
 		return
 	}
-	s.rooms.Kick(id, userID)
 	http.Redirect(w, r, "/c/"+id+"?done=removed", http.StatusSeeOther)
 }
 
@@ -385,7 +384,6 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
 		s.channelError(w, r, err)
 		return
 	}
-	s.rooms.CloseRoom(id)
 	http.Redirect(w, r, "/channels", http.StatusSeeOther)
 }
 
@@ -394,7 +392,7 @@ func (s *Server) setMode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	ch, err := s.accounts.SetChannelMode(r.Context(), mustUser(r), id, r.PostFormValue("mode"))
+	_, err := s.accounts.SetChannelMode(r.Context(), mustUser(r), id, r.PostFormValue("mode"))
 	if fields, ok := fieldErrors(err); ok {
 		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: fields})
 		return
@@ -403,7 +401,6 @@ func (s *Server) setMode(w http.ResponseWriter, r *http.Request) {
 		s.channelError(w, r, err)
 		return
 	}
-	s.rooms.SetMode(ch.ID, ch.Mode)
 	http.Redirect(w, r, "/c/"+id+"?done=mode", http.StatusSeeOther)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
+	"github.com/parley/parley/internal/testtool"
 )
 
 func TestSignUpValidationKeepsInput(t *testing.T) {
@@ -500,16 +501,11 @@ func TestConnectionLimitPerUser(t *testing.T) {
 		t.Fatalf("third socket: status %d, want 429", status)
 	}
 	first.Close(websocket.StatusNormalClosure, "")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testtool.Eventually(t, 5*time.Second, func() bool {
 		c, _ := dial()
 		if c != nil {
 			c.CloseNow()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("a closed socket did not free its place")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return c != nil
+	}, "the closed socket to free its place")
 }

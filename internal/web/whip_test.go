@@ -23,6 +23,7 @@ import (
 
 	"github.com/parley/parley/internal/servertest"
 	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // This file holds a minimal WHIP (RFC 9725) / WHEP client written from the
@@ -419,17 +420,6 @@ func (l *lobby) expect(typ string) signal.Message {
 	}
 }
 
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // play starts a WHEP player of endpoint, retrying while there is nothing
 // to play yet (409: the publisher's tracks appear once its media flows).
 func play(t testing.TB, endpoint, auth string) *whipSession {
@@ -503,9 +493,9 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 
 	// Bob watches with WHEP (no ?participant: the only one sending video).
 	player := play(t, s.URL+"/whep/"+ch, bobTok)
-	waitUntil(t, 15*time.Second, "RTP at the WHEP player", func() bool {
+	testtool.Eventually(t, 15*time.Second, func() bool {
 		return player.videoPkts.Load() > 50 && player.audioPkts.Load() > 20
-	})
+	}, "RTP at the WHEP player")
 	if got := player.streamID.Load(); got != joined.ID+":camera" {
 		t.Errorf("player got stream %v, want %s:camera", got, joined.ID)
 	}
@@ -518,7 +508,7 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 
 	// A player may also name the participant.
 	named := play(t, s.URL+"/whep/"+ch+"?participant="+joined.ID, bobTok)
-	waitUntil(t, 15*time.Second, "RTP at the second player", func() bool { return named.videoPkts.Load() > 10 })
+	testtool.Eventually(t, 15*time.Second, func() bool { return named.videoPkts.Load() > 10 }, "RTP at the second player")
 
 	if resp, body := request(t, http.MethodDelete, player.location, bobTok, "", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("WHEP DELETE: %d %s", resp.StatusCode, body)
@@ -533,10 +523,10 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 		t.Errorf("second DELETE: %d, want 404", resp.StatusCode)
 	}
 	// The named player's publisher is gone: the server ended it too.
-	waitUntil(t, 10*time.Second, "the second player's session to end", func() bool {
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		resp, _ := request(t, http.MethodDelete, named.location, bobTok, "", "")
 		return resp.StatusCode == http.StatusNotFound
-	})
+	}, "the second player's session to end")
 	if v := metric(t, s, "parley_sfu_viewers"); v != "0" {
 		t.Errorf("parley_sfu_viewers = %q after the players ended, want 0", v)
 	}
@@ -560,9 +550,9 @@ func TestWHIPICERestart(t *testing.T) {
 	pub.trickle(tok)
 	pub.send()
 	player := play(t, s.URL+"/whep/"+ch, tok)
-	waitUntil(t, 15*time.Second, "RTP at the player", func() bool {
+	testtool.Eventually(t, 15*time.Second, func() bool {
 		return player.videoPkts.Load() > 20 && player.audioPkts.Load() > 20
-	})
+	}, "RTP at the player")
 
 	for _, side := range []struct {
 		name    string
@@ -602,16 +592,16 @@ func TestWHIPICERestart(t *testing.T) {
 			t.Errorf("%s ICE restart answer (server ufrag was %q):\n%s", side.name, oldUfrag, body)
 		}
 		// ICE started over and connected again.
-		waitUntil(t, 15*time.Second, side.name+" ICE to connect again", func() bool {
+		testtool.Eventually(t, 15*time.Second, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			checking := slices.Index(states, webrtc.ICEConnectionStateChecking)
 			return checking >= 0 && slices.Contains(states[checking:], webrtc.ICEConnectionStateConnected)
-		})
+		}, side.name+" ICE to connect again")
 		v, a := player.videoPkts.Load(), player.audioPkts.Load()
-		waitUntil(t, 15*time.Second, "RTP at the player after the "+side.name+" ICE restart", func() bool {
+		testtool.Eventually(t, 15*time.Second, func() bool {
 			return player.videoPkts.Load() > v+50 && player.audioPkts.Load() > a+50
-		})
+		}, "RTP at the player after the "+side.name+" ICE restart")
 		if got := w.pc.ConnectionState(); got != webrtc.PeerConnectionStateConnected {
 			t.Errorf("%s connection %s after the restart", side.name, got)
 		}
@@ -739,10 +729,10 @@ func TestWHIPErrors(t *testing.T) {
 	if resp, _ := s.PostForm(ann, "/c/"+ch+"/members/"+bobUser.ID+"/remove", nil); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("remove Bob: %d", resp.StatusCode)
 	}
-	waitUntil(t, 5*time.Second, "the removed member's WHIP session to end", func() bool {
+	testtool.Eventually(t, 5*time.Second, func() bool {
 		resp, _ := request(t, http.MethodDelete, bobs.location, bobTok, "", "")
 		return resp.StatusCode == http.StatusNotFound
-	})
+	}, "the removed member's WHIP session to end")
 	s.AddMember(ann, ch, "bob")
 
 	// Pinning the channel to p2p ends a WHIP session, and refuses new ones.
@@ -756,10 +746,10 @@ func TestWHIPErrors(t *testing.T) {
 		t.Fatalf("set mode: %d", resp.StatusCode)
 	}
 	sock.expect(signal.TypeParticipantLeft)
-	waitUntil(t, 5*time.Second, "the WHIP session to end", func() bool {
+	testtool.Eventually(t, 5*time.Second, func() bool {
 		resp, _ := request(t, http.MethodDelete, live.location, annTok, "", "")
 		return resp.StatusCode == http.StatusNotFound
-	})
+	}, "the WHIP session to end")
 	resp, body := request(t, http.MethodPost, whip, annTok, "application/sdp", offer)
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "peer-to-peer") {
 		t.Errorf("p2p channel: %d %q, want 409", resp.StatusCode, body)
@@ -812,13 +802,13 @@ func whipRound(t *testing.T, round int) {
 		pub.trickle(tok)
 		pub.send()
 		player := play(t, s.URL+"/whep/"+ch, tok)
-		waitUntil(t, 15*time.Second, "RTP at the player", func() bool { return player.videoPkts.Load() > 10 })
+		testtool.Eventually(t, 15*time.Second, func() bool { return player.videoPkts.Load() > 10 }, "RTP at the player")
 		// The player goes without DELETE: the server notices its
 		// connection closing and ends the session by itself.
 		player.close()
-		waitUntil(t, 10*time.Second, "the closed player's session to end", func() bool {
+		testtool.Eventually(t, 10*time.Second, func() bool {
 			return metric(t, s, "parley_sfu_viewers") == "0"
-		})
+		}, "the closed player's session to end")
 		if resp, _ := request(t, http.MethodDelete, pub.location, tok, "", ""); resp.StatusCode != http.StatusOK {
 			t.Errorf("DELETE: %d", resp.StatusCode)
 		}
@@ -828,16 +818,16 @@ func whipRound(t *testing.T, round int) {
 			t.Fatalf("WHIP POST: %d %s", resp.StatusCode, body)
 		}
 		gone.trickle(tok)
-		waitUntil(t, 10*time.Second, "the publisher to connect", func() bool {
+		testtool.Eventually(t, 10*time.Second, func() bool {
 			return gone.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
-		})
+		}, "the publisher to connect")
 		if v := metric(t, s, "parley_participants"); v != "1" {
 			t.Errorf("parley_participants = %q with one publisher, want 1", v)
 		}
 		gone.close()
-		waitUntil(t, 10*time.Second, "the closed publisher to leave the call", func() bool {
+		testtool.Eventually(t, 10*time.Second, func() bool {
 			return metric(t, s, "parley_participants") == "0"
-		})
+		}, "the closed publisher to leave the call")
 		// A last publisher is still live when the server stops.
 		open := newPublisher(t)
 		if resp, body := open.post(s.URL+"/whip/"+ch, tok, open.offer()); resp.StatusCode != http.StatusCreated {
