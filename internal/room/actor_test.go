@@ -25,6 +25,7 @@ import (
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // pipeListener hands the server ends of net.Pipe pairs to an http.Server.
@@ -388,7 +389,7 @@ func TestManagerDoesNotPostUnderLock(t *testing.T) {
 		}
 	}()
 	// Once 64 have returned the queue is full: the next SetMode waits.
-	eventually(t, 5*time.Second, "SetMode to fill the room's queue", func() bool { return posted.Load() >= 64 })
+	testtool.Eventually(t, 5*time.Second, func() bool { return posted.Load() >= 64 }, "SetMode to fill the room's queue")
 	counted := make(chan struct{})
 	go func() { a.m.Counts(); close(counted) }()
 	select {
@@ -401,20 +402,4 @@ func TestManagerDoesNotPostUnderLock(t *testing.T) {
 	}
 	fm.open()
 	fm.next(t)
-}
-
-// eventually fails t unless cond holds within d, checking it every
-// millisecond.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(d)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("no %s within %v", what, d)
-		}
-	}
 }
