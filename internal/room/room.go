@@ -27,6 +27,7 @@ const (
 	evWHIPEnd                  // a WHIP publisher ended
 	evWHEP                     // a WHEP viewer started
 	evWHEPEnd                  // a WHEP viewer ended
+	evNotify                   // a server message (msg) for every socket (Manager.Notify)
 )
 
 type event struct {
@@ -139,6 +140,8 @@ func (r *room) dispatch(ev event) {
 			r.handle(ev.c, ev.msg)
 		case evChat:
 			r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &ev.chat})
+		case evNotify:
+			r.broadcast(nil, ev.msg)
 		case evKick:
 			r.stopSessions(ev.userID)
 			for c := range r.clients {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
+	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/turnserver"
 	"github.com/parley/parley/internal/web"
 )
@@ -47,6 +49,7 @@ type Server struct {
 	turnPorts       turnPorts
 	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
+	studio          *studio.Service
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
@@ -109,8 +112,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}, log.With("part", "room"), s.postChat)
 	s.rooms.Register(reg)
 
-	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// The studio tells the channel's open pages of each change through
+	// the room's sockets.
+	s.studio, err = studio.New(ctx, studio.Config{Dir: filepath.Join(cfg.DataDir, "recordings"), Quota: cfg.StudioQuota, Idle: cfg.StudioIdle},
+		log.With("part", "studio"), db, func(channelID string, ev signal.StudioEvent) {
+			s.rooms.Notify(channelID, signal.Message{Type: signal.TypeStudio, Studio: &ev})
+		})
 	if err != nil {
+		s.sfu.Close()
+		db.Close()
+		return nil, err
+	}
+	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), s.studio)
+	if err != nil {
+		s.studio.Close()
 		s.sfu.Close()
 		db.Close()
 		return nil, err
@@ -240,6 +255,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.janitorDone.Wait()
 	errSFU := s.sfu.Close()
 	errTURN := s.closeTURN()
+	s.studio.Close()
 	errDB := s.db.Close()
 	return errors.Join(errHTTP, errRooms, errSFU, errTURN, errDB)
 }
@@ -252,6 +268,7 @@ func (s *Server) Close() error {
 	s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.studio.Close()
 	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())
 }
 
