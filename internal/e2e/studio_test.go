@@ -1,0 +1,273 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/servertest"
+)
+
+// The studio's browser tests (issue 11). Each page has its own fake
+// microphone playing a known tone (440 Hz for Ann, 660 Hz for Bob), so an
+// analyser on a listening page tells whose take it hears.
+
+// studioToneWAV writes a 48 kHz mono 16-bit WAV of a sine at hz (Chromium loops
+// it as the fake microphone) and returns its path.
+func studioToneWAV(t *testing.T, hz float64) string {
+	t.Helper()
+	const rate, secs = 48000, 4
+	n := rate * secs
+	b := make([]byte, 44+2*n)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[22:], 1)
+	binary.LittleEndian.PutUint32(b[24:], rate)
+	binary.LittleEndian.PutUint32(b[28:], rate*2)
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
+	for i := range n {
+		v := int16(0.5 * 32767 * math.Sin(2*math.Pi*hz*float64(i)/rate))
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(v))
+	}
+	p := filepath.Join(t.TempDir(), fmt.Sprintf("tone-%.0f.wav", hz))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// toneBrowser is a Chromium whose microphone plays a tone of hz, and
+// which plays audio without a click first.
+func toneBrowser(t *testing.T, hz float64) context.Context {
+	t.Helper()
+	return newBrowserWith(t,
+		chromedp.Flag("use-file-for-fake-audio-capture", studioToneWAV(t, hz)),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
+}
+
+// openStudio opens the channel's studio and waits for it to load.
+func (u *user) openStudio(channelID string) {
+	u.t.Helper()
+	u.do(chromedp.Navigate(u.s.URL + "/c/" + channelID + "/studio"))
+	u.waitFor("the studio to load", `window.parleyStudio && window.parleyStudio.ready`, 20*time.Second)
+}
+
+// addSongAndTracks makes a song with the named tracks through the page.
+func (u *user) addSongAndTracks(song string, tracks ...string) {
+	u.t.Helper()
+	u.do(fill("#new-song-name", song), chromedp.Click(chromedp.CSS("#new-song-btn")))
+	u.waitFor("the song", fmt.Sprintf(`[...document.querySelectorAll('#song-select option')].some(o => o.selected && o.textContent.startsWith(%q))`, song), 10*time.Second)
+	for i, tr := range tracks {
+		u.do(fill("#new-track-name", tr), chromedp.Click(chromedp.CSS("#new-track-btn")))
+		u.waitFor("track "+tr, fmt.Sprintf(`document.querySelectorAll('#tracks .track').length === %d`, i+1), 10*time.Second)
+	}
+}
+
+// trackID is the id of the page's n-th track (0-based).
+func (u *user) trackID(n int) string {
+	return eval[string](u, fmt.Sprintf(`document.querySelectorAll('#tracks .track')[%d].dataset.trackId`, n))
+}
+
+// startRecording clicks a track's record button and waits until the
+// recorder runs; it returns the take's id.
+func (u *user) startRecording(trackID string) string {
+	u.t.Helper()
+	u.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.track[data-track-id=%q] .record-btn`, trackID))))
+	u.waitFor("the recorder to start", `window.parleyStudio.state.rec && window.parleyStudio.state.rec.recorder.startedAt > 0`, 20*time.Second)
+	return eval[string](u, `window.parleyStudio.state.rec.take.id`)
+}
+
+// stopRecording clicks stop and waits until the take is saved.
+func (u *user) stopRecording(trackID string) {
+	u.t.Helper()
+	u.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.track[data-track-id=%q] .record-btn`, trackID))))
+	u.waitFor("the take to be saved", `window.parleyStudio.state.rec === null`, 30*time.Second)
+}
+
+// takeState is a take's state as the page knows it.
+func (u *user) takeState(take string) string {
+	return eval[string](u, fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state || ""`, take))
+}
+
+// waitHears waits until the page's player output is dominated by hz.
+func (u *user) waitHears(hz float64, timeout time.Duration) {
+	u.t.Helper()
+	u.waitFor(fmt.Sprintf("%.0f Hz on the player's analyser", hz),
+		fmt.Sprintf(`(() => { const f = window.parleyStudio.dominantFrequency(); return Math.abs(f.hz - %f) < 12 && f.db > -70; })()`, hz), timeout)
+	u.t.Logf("%s hears %s", u.name, eval[string](u, `JSON.stringify(window.parleyStudio.dominantFrequency())`))
+}
+
+// probeTake returns a take file's codec and its packets' times (ffprobe):
+// MediaRecorder's WebM has no duration in its header, so the length is
+// the last packet's end.
+func probeTake(t *testing.T, path string) (codec string, pts []float64) {
+	t.Helper()
+	ffprobe := requireTool(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name:packet=pts_time",
+		"-of", "default=noprint_wrappers=1", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "codec_name="); ok {
+			codec = v
+		}
+		if v, ok := strings.CutPrefix(line, "pts_time="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				pts = append(pts, f)
+			}
+		}
+	}
+	if len(pts) == 0 {
+		t.Fatalf("ffprobe %s: no packets\n%s", path, out)
+	}
+	return codec, pts
+}
+
+// takeSeconds is the audio a take file holds: its last packet's time plus
+// one Opus frame (20 ms).
+func takeSeconds(pts []float64) float64 { return pts[len(pts)-1] - pts[0] + 0.02 }
+
+func takePath(s *servertest.Server, channelID, take string) string {
+	return filepath.Join(s.Config.DataDir, "recordings", channelID, take)
+}
+
+// bandOf starts a server and two members in their own browsers, Ann (440
+// Hz, the owner) and Bob (660 Hz), with the channel's id.
+func bandOf(t *testing.T, opts ...servertest.Option) (s *servertest.Server, ann, bob *user, ch string) {
+	t.Helper()
+	s = servertest.Start(t, opts...)
+	ann = newUser(t, toneBrowser(t, 440), s, "ann")
+	ann.signUp("ann", "Ann")
+	ch = ann.createChannel("band")
+	bob = newUser(t, toneBrowser(t, 660), s, "bob")
+	bob.signUp("bob", "Bob")
+	ann.addMember(ch, "bob")
+	return s, ann, bob, ch
+}
+
+// TestStudioRecordAndPlay (issue 11, test 1): Ann records a 10 s take;
+// the file on disk is Opus, 10 s ± 0.5 s long; Bob's page plays it and
+// its analyser finds Ann's 440 Hz.
+func TestStudioRecordAndPlay(t *testing.T) {
+	s, ann, bob, ch := bandOf(t)
+	ann.openStudio(ch)
+	ann.addSongAndTracks("Tune", "Vocals")
+	bob.openStudio(ch)
+	track := ann.trackID(0)
+	take := ann.startRecording(track)
+	bob.waitFor("Ann's take to appear as recording", fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "recording"`, take), 10*time.Second)
+	time.Sleep(10 * time.Second) // the take's length, not a synchronisation
+	ann.stopRecording(track)
+	bob.waitFor("Ann's take to be done", fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "done"`, take), 10*time.Second)
+
+	codec, pts := probeTake(t, takePath(s, ch, take))
+	if codec != "opus" {
+		t.Errorf("take codec %q, want opus", codec)
+	}
+	t.Logf("take: %s, %.2f s, %d packets", codec, takeSeconds(pts), len(pts))
+	if d := takeSeconds(pts); math.Abs(d-10) > 0.5 {
+		t.Errorf("take holds %.2f s of audio, want 10 ± 0.5 s", d)
+	}
+	bob.do(chromedp.Click(chromedp.CSS("#play-btn")))
+	bob.waitHears(440, 15*time.Second)
+}
+
+// TestStudioPageClosedMidTake (issue 11, test 3): Ann's page is closed in
+// the middle of a take; the take is kept, marked interrupted, with at
+// least (elapsed − 1 s) of audio.
+func TestStudioPageClosedMidTake(t *testing.T) {
+	s, ann, bob, ch := bandOf(t, servertest.WithConfig(func(c *config.Config) { c.StudioIdle = 2 * time.Second }))
+	ann.openStudio(ch)
+	ann.addSongAndTracks("Tune", "Guitar")
+	bob.openStudio(ch)
+	take := ann.startRecording(ann.trackID(0))
+	started := time.Now()
+	bob.waitFor("Ann's take to grow past 4 s", fmt.Sprintf(`(window.parleyStudio.state.liveSeen.get(%q)?.ms || 0) >= 4000`, take), 20*time.Second)
+	// The page's own count of what it recorded, taken just before closing
+	// (the test's clock, from before the click returned, is the floor).
+	elapsed := max(eval[float64](ann, `window.parleyStudio.state.rec.recorder.elapsedMs()`)/1000, time.Since(started).Seconds())
+	if err := chromedp.Cancel(ann.ctx); err != nil { // closes Ann's tab
+		t.Fatalf("close Ann's page: %v", err)
+	}
+	bob.waitFor("the take to be marked interrupted", fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "interrupted"`, take), 20*time.Second)
+	_, pts := probeTake(t, takePath(s, ch, take))
+	t.Logf("page recorded for %.2f s; the interrupted take holds %.2f s", elapsed, takeSeconds(pts))
+	if d := takeSeconds(pts); d < elapsed-1 {
+		t.Errorf("interrupted take holds %.2f s of audio; the page recorded for %.2f s, so want at least %.2f s", d, elapsed, elapsed-1)
+	}
+}
+
+// TestStudioMembership (issue 11, test 5), from real pages: a logged-in
+// non-member gets 403 from every studio route and upload; a member cannot
+// delete another's take, the owner can.
+func TestStudioMembership(t *testing.T) {
+	s := servertest.Start(t)
+	browser := newBrowser(t)
+	ann := newUser(t, browser, s, "ann")
+	ann.signUp("ann", "Ann")
+	ch := ann.createChannel("band")
+	bob := newUser(t, browser, s, "bob")
+	bob.signUp("bob", "Bob")
+	eve := newUser(t, browser, s, "eve")
+	eve.signUp("eve", "Eve")
+	ann.addMember(ch, "bob")
+	ann.openStudio(ch)
+	ann.addSongAndTracks("Tune", "Bass")
+	bob.openStudio(ch)
+	track := ann.trackID(0)
+	song := eval[string](ann, `window.parleyStudio.state.songId`)
+	annTake := evalAsync[string](ann, fmt.Sprintf(`window.parleyStudio.api.createTake(%q, 0, 0).then(k => k.id)`, track))
+	bobTake := evalAsync[string](bob, fmt.Sprintf(`window.parleyStudio.api.createTake(%q, 1000, 0).then(k => k.id)`, track))
+
+	// Eve's page, on the site but not in the channel, tries every route.
+	eve.do(chromedp.Navigate(s.URL + "/channels"))
+	base := "/api/channels/" + ch + "/studio"
+	routes := [][2]string{
+		{"GET", base}, {"POST", base + "/songs"}, {"PATCH", base + "/songs/" + song}, {"DELETE", base + "/songs/" + song},
+		{"POST", base + "/songs/" + song + "/tracks"}, {"PATCH", base + "/tracks/" + track}, {"DELETE", base + "/tracks/" + track},
+		{"PUT", base + "/tracks/" + track + "/chosen"}, {"POST", base + "/tracks/" + track + "/takes"},
+		{"PUT", base + "/takes/" + annTake + "/chunks/0"}, {"POST", base + "/takes/" + annTake + "/finish"},
+		{"GET", base + "/takes/" + annTake + "/audio"}, {"DELETE", base + "/takes/" + annTake},
+		{"GET", "/c/" + ch + "/studio"},
+	}
+	for _, r := range routes {
+		body := "null"
+		if r[0] != "GET" {
+			body = `"{\"name\":\"x\"}"`
+		}
+		st := evalAsync[int](eve, fmt.Sprintf(`fetch(%q, {method: %q, body: %s}).then(r => r.status)`, r[1], r[0], body))
+		if st != 403 {
+			t.Errorf("non-member %s %s: %d, want 403", r[0], r[1], st)
+		}
+	}
+	del := func(u *user, take string) int {
+		return evalAsync[int](u, fmt.Sprintf(`fetch(%q, {method: "DELETE"}).then(r => r.status)`, base+"/takes/"+take))
+	}
+	if st := del(bob, annTake); st != 403 {
+		t.Errorf("Bob deletes Ann's take: %d, want 403", st)
+	}
+	if st := del(ann, bobTake); st != 204 {
+		t.Errorf("Ann (owner) deletes Bob's take: %d, want 204", st)
+	}
+	if st := del(bob, annTake); st != 403 {
+		t.Errorf("Bob deletes Ann's take again: %d, want 403", st)
+	}
+}
