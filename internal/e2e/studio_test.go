@@ -69,14 +69,23 @@ func (u *user) openStudio(channelID string) {
 	u.waitFor("the studio to load", `window.parleyStudio && window.parleyStudio.ready`, 20*time.Second)
 }
 
+// waitForStudio is waitFor with the studio's status line in the failure.
+func (u *user) waitForStudio(what, expr string, timeout time.Duration) {
+	u.t.Helper()
+	if err := u.tryWaitFor(expr, timeout); err != nil {
+		u.t.Fatalf("%s: waited %s for %s (%s): %v\nstudio: %s", u.name, timeout, what, expr, err,
+			eval[string](u, `JSON.stringify({status: document.querySelector('#studio-status')?.textContent, songs: [...document.querySelectorAll('#song-select option')].map(o => o.textContent + (o.selected ? " (selected)" : "")), songId: window.parleyStudio?.state.songId})`))
+	}
+}
+
 // addSongAndTracks makes a song with the named tracks through the page.
 func (u *user) addSongAndTracks(song string, tracks ...string) {
 	u.t.Helper()
 	u.do(fill("#new-song-name", song), chromedp.Click(chromedp.CSS("#new-song-btn")))
-	u.waitFor("the song", fmt.Sprintf(`[...document.querySelectorAll('#song-select option')].some(o => o.selected && o.textContent.startsWith(%q))`, song), 10*time.Second)
+	u.waitForStudio("the song", fmt.Sprintf(`[...document.querySelectorAll('#song-select option')].some(o => o.selected && o.textContent.startsWith(%q))`, song), 10*time.Second)
 	for i, tr := range tracks {
 		u.do(fill("#new-track-name", tr), chromedp.Click(chromedp.CSS("#new-track-btn")))
-		u.waitFor("track "+tr, fmt.Sprintf(`document.querySelectorAll('#tracks .track').length === %d`, i+1), 10*time.Second)
+		u.waitForStudio("track "+tr, fmt.Sprintf(`document.querySelectorAll('#tracks .track').length === %d`, i+1), 10*time.Second)
 	}
 }
 
@@ -269,5 +278,86 @@ func TestStudioMembership(t *testing.T) {
 	}
 	if st := del(bob, annTake); st != 403 {
 		t.Errorf("Bob deletes Ann's take again: %d, want 403", st)
+	}
+}
+
+// takeOffset is a take's offset on the timeline, in ms, as the page knows it.
+func (u *user) takeOffset(take string) float64 {
+	return eval[float64](u, fmt.Sprintf(`(() => { for (const s of window.parleyStudio.state.view.songs) for (const t of s.tracks) for (const k of t.takes) if (k.id === %q) return k.offsetMs; return -1; })()`, take))
+}
+
+// TestStudioLiveOverdub (issue 11, test 2): Ann starts recording; 3 s
+// later Bob starts an overdub on another track; while Ann still records,
+// Bob's page plays Ann's take (440 Hz on its analyser, the take still
+// marked recording); after both stop, the offsets differ by 3 s ± 0.2 s
+// and a mixdown holds both tones.
+func TestStudioLiveOverdub(t *testing.T) {
+	_, ann, bob, ch := bandOf(t)
+	ann.openStudio(ch)
+	ann.addSongAndTracks("Tune", "Guitar", "Vocals")
+	bob.openStudio(ch)
+	guitar, vocals := ann.trackID(0), ann.trackID(1)
+	annTake := ann.startRecording(guitar)
+	annStarted := time.Now()
+	bob.waitFor("Ann's take to appear", fmt.Sprintf(`!!document.querySelector('li.take[data-take-id=%q]')`, annTake), 10*time.Second)
+	time.Sleep(time.Until(annStarted.Add(3 * time.Second))) // the 3 s the test is about
+	bobTake := bob.startRecording(vocals)
+	bob.waitHears(440, 10*time.Second)
+	if st := bob.takeState(annTake); st != "recording" {
+		t.Errorf("while Bob hears Ann, her take is %q on his page, want recording", st)
+	}
+	time.Sleep(3 * time.Second) // Bob's part
+	bob.stopRecording(vocals)
+	ann.stopRecording(guitar)
+	bob.waitFor("both takes done on Bob's page", fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "done" && document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "done"`, annTake, bobTake), 15*time.Second)
+	diff := (bob.takeOffset(bobTake) - bob.takeOffset(annTake)) / 1000
+	t.Logf("offsets: Ann %.0f ms, Bob %.0f ms", bob.takeOffset(annTake), bob.takeOffset(bobTake))
+	if math.Abs(diff-3) > 0.2 {
+		t.Errorf("Bob's take starts %.2f s after Ann's, want 3 ± 0.2 s", diff)
+	}
+	type mixdown struct {
+		Seconds float64            `json:"seconds"`
+		Tones   map[string]float64 `json:"tones"`
+	}
+	ctx, cancel := context.WithTimeout(bob.ctx, 60*time.Second)
+	defer cancel()
+	mix, err := chromedp.Run(ctx, chromedp.Evaluate[mixdown](`window.parleyStudio.mixdown()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("mixdown: %v", err)
+	}
+	t.Logf("mixdown: %.2f s, tone amplitudes %v", mix.Seconds, mix.Tones)
+	if mix.Tones["440"] < 0.02 || mix.Tones["660"] < 0.02 {
+		t.Errorf("mixdown tones %v: want both 440 and 660 Hz", mix.Tones)
+	}
+	if !eval[bool](bob, `!document.querySelector('#mixdown-link').hidden && document.querySelector('#mixdown-link').href.startsWith("blob:")`) {
+		t.Error("no mixdown download offered")
+	}
+}
+
+// TestStudioServerRestartMidTake (issue 11, test 4): the server restarts in
+// the middle of a take; the page resends what was not acknowledged, and
+// the finished take has no gap longer than one chunk.
+func TestStudioServerRestartMidTake(t *testing.T) {
+	s, ann, _, ch := bandOf(t)
+	ann.openStudio(ch)
+	ann.addSongAndTracks("Tune", "Drums")
+	track := ann.trackID(0)
+	take := ann.startRecording(track)
+	ann.waitFor("a few chunks acknowledged", `window.parleyStudio.state.rec.uploader.acked >= 8`, 15*time.Second)
+	s.Restart()
+	ann.waitFor("chunks acknowledged by the new server", `window.parleyStudio.state.rec.uploader.acked >= 20 && window.parleyStudio.state.rec.uploader.pending <= 1`, 30*time.Second)
+	recorded := eval[float64](ann, `window.parleyStudio.state.rec.recorder.elapsedMs()`) / 1000
+	ann.stopRecording(track)
+	_, pts := probeTake(t, takePath(s, ch, take))
+	gap := 0.0
+	for i := 1; i < len(pts); i++ {
+		gap = max(gap, pts[i]-pts[i-1])
+	}
+	t.Logf("take: %.2f s in %d packets, largest gap %.3f s; the page recorded %.2f s before stop", takeSeconds(pts), len(pts), gap, recorded)
+	if gap > 0.25+0.06 { // one chunk (250 ms) plus one packet
+		t.Errorf("the take has a gap of %.3f s, longer than one chunk", gap)
+	}
+	if takeSeconds(pts) < recorded-0.5 {
+		t.Errorf("the take holds %.2f s; the page had recorded %.2f s before stopping", takeSeconds(pts), recorded)
 	}
 }
