@@ -22,6 +22,7 @@ fuzz:
 	go test ./internal/source -run '^$$' -fuzz FuzzIVF -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzForwardRTP -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzHandleRTCP -fuzztime 20s
+	go test ./internal/studio -run '^$$' -fuzz FuzzSniff -fuzztime 20s
 
 # Regenerates docs/images/call.png from the three-person browser test.
 screenshot:
