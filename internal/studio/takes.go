@@ -309,3 +309,30 @@ func (s *Service) ChooseTake(ctx context.Context, channelID, trackID, takeID str
 	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTakeChosen, Song: t.SongID, Track: trackID, Take: takeID, By: m.UserID})
 	return nil
 }
+
+// ChannelDeleted removes the take files of a deleted channel (its rows
+// went with the channel) and forgets its takes in progress.
+func (s *Service) ChannelDeleted(channelID string) {
+	if !safeID.MatchString(channelID) {
+		return
+	}
+	s.mu.Lock()
+	var gone []*liveTake
+	for _, lt := range s.live {
+		if lt.take.ChannelID == channelID {
+			gone = append(gone, lt)
+		}
+	}
+	delete(s.usage, channelID)
+	s.mu.Unlock()
+	for _, lt := range gone {
+		lt.mu.Lock()
+		if !lt.ended {
+			s.endLive(lt)
+		}
+		lt.mu.Unlock()
+	}
+	if err := os.RemoveAll(filepath.Join(s.cfg.Dir, channelID)); err != nil {
+		s.log.Error("remove a deleted channel's take files", "channel", channelID, "err", err)
+	}
+}

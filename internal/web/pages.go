@@ -393,6 +393,9 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.rooms.CloseRoom(id)
+	if s.studio != nil {
+		s.studio.ChannelDeleted(id)
+	}
 	http.Redirect(w, r, "/channels", http.StatusSeeOther)
 }
 

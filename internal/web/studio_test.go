@@ -406,3 +406,26 @@ func TestStudioInterruptedAndResumed(t *testing.T) {
 		t.Errorf("resumed take %+v", got)
 	}
 }
+
+// TestStudioChannelDeleted: deleting a channel removes its take files and
+// its studio rows.
+func TestStudioChannelDeleted(t *testing.T) {
+	f := newStudioFixture(t)
+	k := f.newTake(t, f.ann, 0)
+	if st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/0", webmStart); st != http.StatusOK {
+		t.Fatalf("chunk: %d %s", st, body)
+	}
+	dir := filepath.Join(f.s.Config.DataDir, "recordings", f.ann.ch)
+	if _, err := os.Stat(filepath.Join(dir, k.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := f.s.PostForm(f.ann.c, "/c/"+f.ann.ch+"/delete", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete channel: %d", resp.StatusCode)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("take files of a deleted channel: %v, want gone", err)
+	}
+	if st, _ := f.ann.do("GET", "", nil); st != http.StatusNotFound {
+		t.Errorf("studio of a deleted channel: %d, want 404", st)
+	}
+}
