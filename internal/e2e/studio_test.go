@@ -294,7 +294,7 @@ func (u *user) takeOffset(take string) float64 {
 func TestStudioLiveOverdub(t *testing.T) {
 	_, ann, bob, ch := bandOf(t)
 	ann.openStudio(ch)
-	ann.addSongAndTracks("Tune", "Guitar", "Vocals")
+	ann.addSongAndTracks("Tune", "Guitar", "Vocals", "Drums")
 	bob.openStudio(ch)
 	guitar, vocals := ann.trackID(0), ann.trackID(1)
 	annTake := ann.startRecording(guitar)
@@ -331,6 +331,24 @@ func TestStudioLiveOverdub(t *testing.T) {
 	}
 	if !eval[bool](bob, `!document.querySelector('#mixdown-link').hidden && document.querySelector('#mixdown-link').href.startsWith("blob:")`) {
 		t.Error("no mixdown download offered")
+	}
+	if *updateScreenshot {
+		// docs/studio.md's picture: three tracks, each with a take.
+		drums := ann.trackID(2)
+		ann.do(chromedp.Click(chromedp.CSS("#rewind-btn")))
+		ann.startRecording(drums)
+		time.Sleep(4 * time.Second)
+		ann.stopRecording(drums)
+		bob.waitFor("three takes drawn", `document.querySelectorAll('canvas.wave[data-drawn]').length >= 3`, 20*time.Second)
+		png, err := chromedp.Run(bob.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		path := filepath.Join("..", "..", "docs", "images", "studio.png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", path)
 	}
 }
 

@@ -70,7 +70,7 @@ root.append(
     el("div", { className: "row transport" }, [
       el("button", { id: "play-btn", className: "btn", type: "button", onclick: () => play() }, ["▶ Play"]),
       el("button", { id: "stop-btn", className: "btn", type: "button", onclick: () => player.stop() }, ["■ Stop"]),
-      el("button", { id: "rewind-btn", className: "btn", type: "button", onclick: () => player.seek(0) }, ["⏮"]),
+      el("button", { id: "rewind-btn", className: "btn", type: "button", attrs: { "aria-label": "Back to the start" }, onclick: () => player.seek(0) }, ["|◀ Start"]),
       seek, timeEl,
       el("button", { id: "mixdown-btn", className: "btn", type: "button", onclick: () => mixdown().catch(show) }, ["Mixdown (WAV)"]),
       mixLink,
@@ -184,7 +184,11 @@ function drawTake(k, canvas) {
   }
   const key = k.id + ":" + k.bytes;
   const p = state.peaks.get(key);
-  if (p) return drawPeaks(canvas, p, COLORS[k.state] || COLORS.done);
+  if (p) {
+    drawPeaks(canvas, p, COLORS[k.state] || COLORS.done);
+    canvas.dataset.drawn = "1";
+    return;
+  }
   player.buffer(k).then((buf) => {
     const pk = peaks(buf, 300);
     state.peaks.set(key, pk);

@@ -99,8 +99,11 @@ export function renderTracks(container, song, a, drawTake) {
           el("span", { className: "take-label" }, [takeLabel(k)]),
         ]),
         el("div", { className: "lane" }, [canvas]),
-        k.state === "recording" ? null : el("a", { className: "btn btn-small download", href: a.downloadURL(k), download: "" }, ["Download"]),
-        mayDelete ? el("button", { className: "btn btn-small btn-danger delete-take", type: "button", onclick: () => a.onDeleteTake(k) }, ["Delete"]) : null,
+        // A fixed-width box, so every lane of the song has the same scale.
+        el("span", { className: "take-actions" }, [
+          k.state === "recording" ? null : el("a", { className: "btn btn-small download", href: a.downloadURL(k), download: "" }, ["Download"]),
+          mayDelete ? el("button", { className: "btn btn-small btn-danger delete-take", type: "button", onclick: () => a.onDeleteTake(k) }, ["Delete"]) : null,
+        ]),
       ]));
       drawTake(k, canvas);
     }
