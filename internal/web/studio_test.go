@@ -274,7 +274,10 @@ func TestStudioNonMembers(t *testing.T) {
 // chunk as it is acknowledged and the end when it is finished; the
 // channel's sockets hear of the take's start, progress and end.
 func TestStudioLiveTake(t *testing.T) {
-	f := newStudioFixture(t)
+	// The take streams for longer than the server's read timeout, which
+	// must not end the stream (net/http clears the read deadline once the
+	// request is read; this guards that).
+	f := newStudioFixture(t, servertest.WithConfig(func(c *config.Config) { c.ReadTimeout = 700 * time.Millisecond }))
 	sock := dialAs(t, f.s, f.ann.ch, cookieHeader(f.s, f.bob.c))
 	k := f.newTake(t, f.ann, 0)
 	wantStudioEvent(t, sock, signal.StudioTakeAdded, k.ID)
@@ -334,6 +337,7 @@ func TestStudioLiveTake(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "audio/webm" || resp.Header.Get("X-Take-State") != "recording" {
 		t.Errorf("live headers %v", resp.Header)
 	}
+	time.Sleep(1200 * time.Millisecond) // past the read timeout: what is tested, not a synchronisation
 	c1 := []byte("more audio")
 	if st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/1?durationMs=500", c1); st != http.StatusOK {
 		t.Fatalf("chunk 1: %d %s", st, body)
