@@ -41,6 +41,9 @@ export class ChunkUploader {
     this.bytes = 0;
     this.sending = false;
     this.failures = 0;
+    /** Sends that failed and were retried, and 409s that moved the count: for the page and tests. */
+    this.retries = 0;
+    this.conflicts = 0;
     /** @type {Error|null} a refusal that stops the upload */
     this.error = null;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
@@ -114,6 +117,7 @@ export class ChunkUploader {
       if (err instanceof ApiError && err.status === 409 && typeof err.body?.expected === "number") {
         // The server has `expected` chunks: those before are safe, the
         // rest are sent (again) from there.
+        this.conflicts++;
         this.ackUpTo(err.body.expected, this.bytes);
         if (this.queue.length > 0 && this.queue[0].seq > err.body.expected) {
           this.fail(new Error("the server lost chunks this page no longer has; stop and record a new take"));
@@ -123,6 +127,7 @@ export class ChunkUploader {
       } else {
         // Network failure or a server error: keep the chunk and retry.
         this.failures++;
+        this.retries++;
         this.retryTimer = this.setTimeout(() => {
           this.retryTimer = undefined;
           this.pump();
