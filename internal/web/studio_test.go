@@ -433,3 +433,67 @@ func TestStudioChannelDeleted(t *testing.T) {
 		t.Errorf("studio of a deleted channel: %d, want 404", st)
 	}
 }
+
+// TestStudioTracksAndChosenTake: tracks are renamed, reordered and
+// deleted (only with the right over every take they hold), a track's
+// chosen take is set and cleared, and a take downloads as a file.
+func TestStudioTracksAndChosenTake(t *testing.T) {
+	f := newStudioFixture(t)
+	var drums idOnly
+	if st := f.bob.json("POST", "/songs/"+f.song+"/tracks", map[string]string{"name": "Drums"}, &drums); st != http.StatusCreated {
+		t.Fatalf("bob adds a track: %d", st)
+	}
+	k := f.newTake(t, f.ann, 0)
+	if st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/0", webmStart); st != http.StatusOK {
+		t.Fatalf("chunk: %d %s", st, body)
+	}
+	if st := f.bob.json("PATCH", "/tracks/"+f.track, map[string]any{"name": "Lead vocals", "position": 5}, nil); st != http.StatusNoContent {
+		t.Errorf("rename and move: %d", st)
+	}
+	st, body := f.bob.do("PATCH", "/tracks/"+f.track, []byte(`{"name":"   "}`))
+	wantJSONError(t, "empty track name", st, body, http.StatusBadRequest, "give the track a name")
+	if st := f.bob.json("PUT", "/tracks/"+f.track+"/chosen", map[string]string{"take": k.ID}, nil); st != http.StatusNoContent {
+		t.Errorf("choose: %d", st)
+	}
+	st, body = f.bob.do("PUT", "/tracks/"+drums.ID+"/chosen", []byte(`{"take":"`+k.ID+`"}`))
+	wantJSONError(t, "choose another track's take", st, body, http.StatusNotFound, "no such")
+	var v struct {
+		Songs []struct {
+			Tracks []struct {
+				ID         string `json:"id"`
+				Name       string `json:"name"`
+				Position   int    `json:"position"`
+				ChosenTake string `json:"chosenTake"`
+			} `json:"tracks"`
+		} `json:"songs"`
+	}
+	f.ann.json("GET", "", nil, &v)
+	tr := v.Songs[0].Tracks
+	if len(tr) != 2 || tr[1].ID != f.track || tr[1].Name != "Lead vocals" || tr[1].Position != 5 || tr[1].ChosenTake != k.ID {
+		t.Errorf("tracks = %+v", tr)
+	}
+	resp, err := f.bob.c.Get(f.s.URL + "/api/channels/" + f.ann.ch + "/studio/takes/" + k.ID + "/audio?download=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") || !strings.HasSuffix(cd, `.webm"`) {
+		t.Errorf("download Content-Disposition %q", cd)
+	}
+	// Bob may not delete the track holding Ann's take; Ann (owner) may,
+	// and the take's file goes with it.
+	st, body = f.bob.do("DELETE", "/tracks/"+f.track, nil)
+	wantJSONError(t, "bob deletes a track with ann's take", st, body, http.StatusForbidden, "only the member who recorded it")
+	if st, _ := f.bob.do("DELETE", "/tracks/"+drums.ID, nil); st != http.StatusNoContent {
+		t.Errorf("bob deletes his empty track: %d", st)
+	}
+	if st, _ := f.ann.do("DELETE", "/tracks/"+f.track, nil); st != http.StatusNoContent {
+		t.Errorf("owner deletes the track: %d", st)
+	}
+	if _, err := os.Stat(filepath.Join(f.s.Config.DataDir, "recordings", f.ann.ch, k.ID)); !os.IsNotExist(err) {
+		t.Errorf("take file after its track was deleted: %v", err)
+	}
+	if st, _ := f.ann.do("DELETE", "/songs/"+f.song, nil); st != http.StatusNoContent {
+		t.Errorf("delete song: %d", st)
+	}
+}
