@@ -23,6 +23,7 @@ fuzz:
 	go test ./internal/media -run '^$$' -fuzz FuzzForwardRTP -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzHandleRTCP -fuzztime 20s
 	go test ./internal/studio -run '^$$' -fuzz FuzzSniff -fuzztime 20s
+	go test ./internal/studio -run '^$$' -fuzz FuzzParseLevels -fuzztime 20s
 
 # Regenerates docs/images/call.png and studio.png from the browser tests.
 screenshot:

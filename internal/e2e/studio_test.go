@@ -185,8 +185,11 @@ func TestStudioRecordAndPlay(t *testing.T) {
 	bob.openStudio(ch)
 	track := ann.trackID(0)
 	take := ann.startRecording(track)
+	started := time.Now()
 	bob.waitFor("Ann's take to appear as recording", fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "recording"`, take), 10*time.Second)
-	time.Sleep(10 * time.Second) // the take's length, not a synchronisation
+	// Bob's page draws the growing take from the levels Ann's page sends.
+	bob.waitFor("Ann's live levels on Bob's page", fmt.Sprintf(`(window.parleyStudio.state.liveLevels.get(%q) || []).filter(v => v > 0.2).length >= 8`, take), 10*time.Second)
+	time.Sleep(time.Until(started.Add(10 * time.Second))) // the take's length, not a synchronisation
 	ann.stopRecording(track)
 	bob.waitFor("Ann's take to be done", fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "done"`, take), 10*time.Second)
 

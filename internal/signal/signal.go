@@ -247,6 +247,9 @@ type StudioEvent struct {
 	DurationMS int64  `json:"durationMs,omitzero"`
 	Bytes      int64  `json:"bytes,omitzero"`
 	Chunks     int64  `json:"chunks,omitzero"`
+	// Levels (take-progress) is the input's loudness over the new chunk,
+	// 0–1, as its recorder measured it: the growing take's waveform.
+	Levels []float64 `json:"levels,omitzero"`
 }
 
 // wire adds the fields whose JSON shape differs from the Go shape: the

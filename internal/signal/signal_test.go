@@ -39,7 +39,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeLayout, Tiles: []Tile{{Participant: p.ID, Source: SourceCamera, Width: 640, Height: 360}}},
 		{Type: TypeOffer, To: SFU, PC: PCPublish, SDP: "v=0\r\n", Sources: map[string]string{"t1": SourceCamera}},
 		{Type: TypeAnswer, From: SFU, PC: PCPublish, SDP: "v=0\r\n"},
-		{Type: TypeStudio, Studio: &StudioEvent{Event: StudioTakeProgress, Song: "s1", Track: "t1", Take: "k1", By: "u_1", State: "recording", DurationMS: 1500, Bytes: 9000, Chunks: 6}},
+		{Type: TypeStudio, Studio: &StudioEvent{Event: StudioTakeProgress, Song: "s1", Track: "t1", Take: "k1", By: "u_1", State: "recording", DurationMS: 1500, Bytes: 9000, Chunks: 6, Levels: []float64{0.1, 0.5}}},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)

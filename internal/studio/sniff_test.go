@@ -2,6 +2,7 @@ package studio
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -58,6 +59,45 @@ func FuzzSniff(f *testing.F) {
 			}
 		default:
 			t.Fatalf("unknown type %q", mime)
+		}
+	})
+}
+
+func TestParseLevels(t *testing.T) {
+	got, err := ParseLevels("0,0.123,1")
+	if err != nil || len(got) != 3 || got[1] != 0.12 || got[2] != 1 {
+		t.Errorf("ParseLevels = %v, %v", got, err)
+	}
+	if got, err := ParseLevels(""); err != nil || got != nil {
+		t.Errorf("empty: %v, %v", got, err)
+	}
+	for _, bad := range []string{"x", "1.5", "-0.1", "NaN", "0,,1", strings.Repeat("0,", 64) + "0", "Inf"} {
+		if _, err := ParseLevels(bad); !errors.Is(err, ErrLevels) {
+			t.Errorf("ParseLevels(%q) = %v, want ErrLevels", bad, err)
+		}
+	}
+}
+
+// FuzzParseLevels: any text gives at most MaxLevels values in [0, 1] or
+// ErrLevels, never a panic.
+func FuzzParseLevels(f *testing.F) {
+	f.Add("0.1,0.5,1")
+	f.Add("1e-3,0")
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseLevels(s)
+		if err != nil {
+			if !errors.Is(err, ErrLevels) {
+				t.Fatalf("error %v does not wrap ErrLevels", err)
+			}
+			return
+		}
+		if len(v) > MaxLevels {
+			t.Fatalf("%d levels", len(v))
+		}
+		for _, x := range v {
+			if !(x >= 0 && x <= 1) {
+				t.Fatalf("level %v out of range", x)
+			}
 		}
 	})
 }

@@ -97,10 +97,11 @@ type Ack struct {
 // Chunk stores chunk number seq of a take m records. It is acknowledged
 // (a nil error) only once the bytes are on disk (fsync) and counted in the
 // database. durationMS is how long the take is so far, by the recorder's
-// clock. Errors: ErrNotFound, ErrNotRecorder, ErrFinished, ErrEmptyChunk,
+// clock; levels (from ParseLevels) are passed on to the channel's pages
+// with the progress. Errors: ErrNotFound, ErrNotRecorder, ErrFinished, ErrEmptyChunk,
 // *OrderError, *TooLargeError, *QuotaError, ErrUnsupported (first chunk).
 // A refused chunk leaves what was stored before untouched.
-func (s *Service) Chunk(ctx context.Context, channelID, takeID string, m Member, seq int64, data []byte, durationMS int64) (Ack, error) {
+func (s *Service) Chunk(ctx context.Context, channelID, takeID string, m Member, seq int64, data []byte, durationMS int64, levels []float64) (Ack, error) {
 	if int64(len(data)) > s.cfg.MaxChunk {
 		return Ack{}, &TooLargeError{What: "chunk", Limit: s.cfg.MaxChunk}
 	}
@@ -118,7 +119,7 @@ func (s *Service) Chunk(ctx context.Context, channelID, takeID string, m Member,
 		s.notify(channelID, ev)
 	}
 	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTakeProgress, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID,
-		State: store.TakeRecording, DurationMS: lt.progressDuration(), Bytes: ack.Bytes, Chunks: ack.Chunks})
+		State: store.TakeRecording, DurationMS: lt.progressDuration(), Bytes: ack.Bytes, Chunks: ack.Chunks, Levels: levels})
 	return ack, nil
 }
 

@@ -243,6 +243,11 @@ func (s *Server) studioChunk(w http.ResponseWriter, r *http.Request, ch store.Ch
 			return
 		}
 	}
+	levels, err := studio.ParseLevels(r.URL.Query().Get("levels"))
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	limit := s.studio.MaxChunk()
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -254,7 +259,7 @@ func (s *Server) studioChunk(w http.ResponseWriter, r *http.Request, ch store.Ch
 		writeJSONError(w, http.StatusBadRequest, "the chunk could not be read: send it again")
 		return
 	}
-	ack, err := s.studio.Chunk(r.Context(), ch.ID, r.PathValue("take"), m, seq, data, dur)
+	ack, err := s.studio.Chunk(r.Context(), ch.ID, r.PathValue("take"), m, seq, data, dur, levels)
 	if err != nil {
 		s.studioError(w, r, err)
 		return

@@ -324,13 +324,15 @@ func TestStudioLiveTake(t *testing.T) {
 		return b
 	}
 	c0 := append(append([]byte{}, webmStart...), 7, 7, 7)
-	if st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/0?durationMs=250", c0); st != http.StatusOK {
+	st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/0?durationMs=250&levels=2", c0)
+	wantJSONError(t, "a level above 1", st, body, http.StatusBadRequest, "levels must be")
+	if st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/0?durationMs=250&levels=0.25,0.5", c0); st != http.StatusOK {
 		t.Fatalf("chunk 0: %d %s", st, body)
 	}
 	if b := read(len(c0)); !bytes.Equal(b, c0) {
 		t.Fatalf("first bytes %x", b)
 	}
-	if ev := wantStudioEvent(t, sock, signal.StudioTakeProgress, k.ID); ev.DurationMS != 250 || ev.Chunks != 1 {
+	if ev := wantStudioEvent(t, sock, signal.StudioTakeProgress, k.ID); ev.DurationMS != 250 || ev.Chunks != 1 || len(ev.Levels) != 2 || ev.Levels[1] != 0.5 {
 		t.Errorf("progress event %+v", ev)
 	}
 	resp := <-respc

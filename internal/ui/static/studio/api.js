@@ -100,10 +100,12 @@ export class StudioAPI {
   }
   /**
    * @param {string} takeId @param {number} seq @param {Blob} data @param {number} durationMs
+   * @param {number[]} [levels] the input's loudness over the chunk (0–1), drawn live by other pages
    * @returns {Promise<Ack>}
    */
-  putChunk(takeId, seq, data, durationMs) {
-    return this.req("PUT", "/takes/" + takeId + "/chunks/" + seq + "?durationMs=" + Math.max(0, Math.round(durationMs)), data);
+  putChunk(takeId, seq, data, durationMs, levels) {
+    const lv = levels && levels.length ? "&levels=" + levels.slice(0, 64).map((v) => Math.min(1, Math.max(0, v)).toFixed(2)).join(",") : "";
+    return this.req("PUT", "/takes/" + takeId + "/chunks/" + seq + "?durationMs=" + Math.max(0, Math.round(durationMs)) + lv, data);
   }
   /** @param {string} takeId @param {number} durationMs @returns {Promise<Take>} */
   finish(takeId, durationMs) { return this.req("POST", "/takes/" + takeId + "/finish", { durationMs: Math.max(0, Math.round(durationMs)) }); }

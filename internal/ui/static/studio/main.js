@@ -19,7 +19,7 @@ import { renderTracks, drawLive, placeOnLane, takeLabel, songLength, COLORS } fr
  * @typedef {import("./api.js").Song} Song
  * @typedef {import("./api.js").StudioView} StudioView
  * @typedef {import("./live.js").StudioEvent} StudioEvent
- * @typedef {{take: Take, trackId: string, recorder: TakeRecorder, uploader: ChunkUploader, levels: number[]}} Recording
+ * @typedef {{take: Take, trackId: string, recorder: TakeRecorder, uploader: ChunkUploader, levels: number[], sent: number}} Recording
  */
 
 const root = /** @type {HTMLElement} */ (document.getElementById("studio-app"));
@@ -40,6 +40,8 @@ const state = {
   /** when this page last learnt each live take's length: take id → {ms, at (performance.now())} */
   /** @type {Map<string, {ms: number, at: number}>} */ liveSeen: new Map(),
   /** @type {Map<string, Float32Array>} */ peaks: new Map(),
+  /** levels of takes recorded elsewhere, from their progress messages */
+  /** @type {Map<string, number[]>} */ liveLevels: new Map(),
   connected: false,
   loaded: false,
 };
@@ -138,6 +140,11 @@ function onEvent(ev) {
   if (ev.event === "take-added" && ev.take) state.liveSeen.set(ev.take, { ms: 0, at: performance.now() });
   if (ev.event === "take-progress" && ev.take) {
     state.liveSeen.set(ev.take, { ms: ev.durationMs || 0, at: performance.now() });
+    if (ev.levels?.length) {
+      const lv = state.liveLevels.get(ev.take) || [];
+      lv.push(...ev.levels);
+      state.liveLevels.set(ev.take, lv);
+    }
     const k = findTake(ev.take);
     if (k) {
       k.durationMs = ev.durationMs || k.durationMs;
@@ -179,7 +186,7 @@ function updateTakeRow(k) {
  */
 function drawTake(k, canvas) {
   if (k.state === "recording") {
-    drawLive(canvas, state.rec?.take.id === k.id ? state.rec.levels : null);
+    drawLive(canvas, state.rec?.take.id === k.id ? state.rec.levels : state.liveLevels.get(k.id) || null);
     return;
   }
   const key = k.id + ":" + k.bytes;
@@ -325,8 +332,8 @@ async function record(trackId) {
     onPending: (n) => { root.dataset.pending = String(n); },
     onError: (err) => show(err),
   });
-  const recorder = new TakeRecorder(mic, (blob, ms) => uploader.push(blob, ms));
-  state.rec = { take, trackId, recorder, uploader, levels: [] };
+  const recorder = new TakeRecorder(mic, (blob, ms) => uploader.push(blob, ms, chunkLevels()));
+  state.rec = { take, trackId, recorder, uploader, levels: [], sent: 0 };
   render();
   await player.play(at, playable(currentSong(), take.id).filter((k) => k.trackId !== trackId || k.state === "recording"));
   // The backing starts at the scheduled context time; the recorder starts
@@ -335,6 +342,26 @@ async function record(trackId) {
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   await recorder.start();
   info("Recording… chunks are uploaded as you play.");
+}
+
+/**
+ * The levels measured since the last chunk, as at most 8 peaks: what
+ * other pages draw of this take while it grows.
+ * @returns {number[]}
+ */
+function chunkLevels() {
+  const rec = state.rec;
+  if (!rec) return [];
+  const fresh = rec.levels.slice(rec.sent);
+  rec.sent = rec.levels.length;
+  const n = Math.min(8, fresh.length);
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const from = Math.floor((i * fresh.length) / n);
+    const to = Math.max(from + 1, Math.floor(((i + 1) * fresh.length) / n));
+    out.push(Math.max(...fresh.slice(from, to)));
+  }
+  return out;
 }
 
 async function stopRecording() {

@@ -13,8 +13,8 @@ export const RETRY_MIN_MS = 250;
 export const RETRY_MAX_MS = 4000;
 
 /**
- * @typedef {{seq: number, data: Blob, durationMs: number}} Chunk
- * @typedef {{putChunk: (take: string, seq: number, data: Blob, durationMs: number) => Promise<{chunks: number, bytes: number}>,
+ * @typedef {{seq: number, data: Blob, durationMs: number, levels: number[]}} Chunk
+ * @typedef {{putChunk: (take: string, seq: number, data: Blob, durationMs: number, levels?: number[]) => Promise<{chunks: number, bytes: number}>,
  *   finish: (take: string, durationMs: number) => Promise<any>}} ChunkAPI
  * @typedef {{onAck?: (chunks: number, bytes: number) => void, onPending?: (n: number) => void,
  *   onError?: (err: Error) => void, setTimeout?: typeof setTimeout}} UploaderOptions
@@ -60,10 +60,11 @@ export class ChunkUploader {
    * Queues the next chunk (MediaRecorder's dataavailable).
    * @param {Blob} data
    * @param {number} durationMs the take's length so far
+   * @param {number[]} [levels] the input's loudness over the chunk
    */
-  push(data, durationMs) {
+  push(data, durationMs, levels = []) {
     if (this.error || data.size === 0) return;
-    this.queue.push({ seq: this.next++, data, durationMs });
+    this.queue.push({ seq: this.next++, data, durationMs, levels });
     this.opts.onPending?.(this.queue.length);
     this.pump();
   }
@@ -110,7 +111,7 @@ export class ChunkUploader {
     }
     this.sending = true;
     try {
-      const ack = await this.api.putChunk(this.takeId, c.seq, c.data, c.durationMs);
+      const ack = await this.api.putChunk(this.takeId, c.seq, c.data, c.durationMs, c.levels);
       this.failures = 0;
       this.ackUpTo(ack.chunks, ack.bytes);
     } catch (err) {
