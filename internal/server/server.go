@@ -153,6 +153,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	case "files":
 		c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
+			s.studio.Close()
 			db.Close()
 			return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
 		}
@@ -160,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	case "self-signed":
 		c, err := selfSignedCert(cfg.DataDir, log)
 		if err != nil {
+			s.studio.Close()
 			db.Close()
 			return nil, err
 		}
@@ -167,6 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 
 	if err := s.startTURN(reg); err != nil {
+		s.studio.Close()
 		s.sfu.Close()
 		db.Close()
 		return nil, err

@@ -272,15 +272,24 @@ func (s *Service) removeTakes(ctx context.Context, channelID string, takes []sto
 	if err := del(); err != nil {
 		return err
 	}
+	// Give the bytes back: a held take's own count is current (its uploads
+	// wait on its lock); the others' rows were read before and take no
+	// uploads.
+	freed := map[string]int64{}
+	for _, k := range takes {
+		freed[k.ID] = k.Bytes
+	}
 	for _, lt := range held {
+		freed[lt.take.ID] = lt.take.Bytes
 		if !lt.ended {
 			s.endLive(lt)
 		}
 	}
-	// The rows are gone, so the bytes are counted again from the database.
-	s.mu.Lock()
-	delete(s.usage, channelID)
-	s.mu.Unlock()
+	var n int64
+	for _, b := range freed {
+		n += b
+	}
+	s.unreserve(channelID, n)
 	var errs []error
 	for _, k := range takes {
 		p, err := s.path(channelID, k.ID)

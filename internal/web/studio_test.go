@@ -499,3 +499,23 @@ func TestStudioTracksAndChosenTake(t *testing.T) {
 		t.Errorf("delete song: %d", st)
 	}
 }
+
+// TestStudioQuotaFreedByDelete: deleting a take gives its bytes back to
+// the channel's quota at once.
+func TestStudioQuotaFreedByDelete(t *testing.T) {
+	f := newStudioFixture(t, servertest.WithConfig(func(c *config.Config) { c.StudioQuota = 1000 }))
+	a, b := f.newTake(t, f.ann, 0), f.newTake(t, f.bob, 0)
+	big := append(append([]byte{}, webmStart...), make([]byte, 600-len(webmStart))...)
+	if st, body := f.ann.do("PUT", "/takes/"+a.ID+"/chunks/0", big); st != http.StatusOK {
+		t.Fatalf("ann's 600 bytes: %d %s", st, body)
+	}
+	half := append(append([]byte{}, webmStart...), make([]byte, 500-len(webmStart))...)
+	st, body := f.bob.do("PUT", "/takes/"+b.ID+"/chunks/0", half)
+	wantJSONError(t, "bob's 500 bytes with 600 of 1000 used", st, body, http.StatusInsufficientStorage, "600 of 1000 bytes used")
+	if st, _ := f.ann.do("DELETE", "/takes/"+a.ID, nil); st != http.StatusNoContent {
+		t.Fatalf("delete: %d", st)
+	}
+	if st, body := f.bob.do("PUT", "/takes/"+b.ID+"/chunks/0", half); st != http.StatusOK {
+		t.Errorf("bob's 500 bytes after the delete: %d %s", st, body)
+	}
+}
