@@ -393,3 +393,27 @@ func TestStudioServerRestartMidTake(t *testing.T) {
 		t.Errorf("the take holds %.2f s; the page had recorded %.2f s before stopping", takeSeconds(pts), recorded)
 	}
 }
+
+// TestStudioQuotaFullWhileRecording: when the channel's storage fills up
+// mid-take, the page stops recording and shows the server's message, and
+// the take keeps what the server stored.
+func TestStudioQuotaFullWhileRecording(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.StudioQuota = 24 << 10 }))
+	ann := newUser(t, toneBrowser(t, 440), s, "ann")
+	ann.signUp("ann", "Ann")
+	ch := ann.createChannel("band")
+	ann.openStudio(ch)
+	ann.addSongAndTracks("Tune", "Keys")
+	track := ann.trackID(0)
+	take := ann.startRecording(track)
+	ann.waitFor("recording to stop at the quota", `window.parleyStudio.state.rec === null`, 30*time.Second)
+	if msg := eval[string](ann, `document.querySelector('#studio-status').textContent`); !strings.Contains(msg, "storage is full") {
+		t.Errorf("status %q, want the server's quota message", msg)
+	}
+	ann.waitFor("the take kept as done", fmt.Sprintf(`document.querySelector('li.take[data-take-id=%q]')?.dataset.state === "done"`, take), 10*time.Second)
+	_, pts := probeTake(t, takePath(s, ch, take))
+	t.Logf("the take keeps %.2f s", takeSeconds(pts))
+	if takeSeconds(pts) < 0.5 {
+		t.Errorf("the take keeps %.2f s, want what was stored before the quota", takeSeconds(pts))
+	}
+}

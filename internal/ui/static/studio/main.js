@@ -19,7 +19,7 @@ import { renderTracks, drawLive, placeOnLane, takeLabel, songLength, COLORS } fr
  * @typedef {import("./api.js").Song} Song
  * @typedef {import("./api.js").StudioView} StudioView
  * @typedef {import("./live.js").StudioEvent} StudioEvent
- * @typedef {{take: Take, trackId: string, recorder: TakeRecorder, uploader: ChunkUploader, levels: number[], sent: number}} Recording
+ * @typedef {{take: Take, trackId: string, recorder: TakeRecorder, uploader: ChunkUploader, levels: number[], sent: number, stopping?: boolean}} Recording
  */
 
 const root = /** @type {HTMLElement} */ (document.getElementById("studio-app"));
@@ -330,10 +330,12 @@ async function record(trackId) {
   const take = await api.createTake(trackId, at * 1000, estimateLatencyMs(ctx, mic));
   const uploader = new ChunkUploader(api, take.id, {
     onPending: (n) => { root.dataset.pending = String(n); },
-    onError: (err) => show(err),
+    // A refusal (storage full, take deleted) will not pass on a resend:
+    // stop, keeping what the server stored.
+    onError: (err) => { show(err); stopRecording().catch(() => {}); },
   });
   const recorder = new TakeRecorder(mic, (blob, ms) => uploader.push(blob, ms, chunkLevels()));
-  state.rec = { take, trackId, recorder, uploader, levels: [], sent: 0 };
+  state.rec = { take, trackId, recorder, uploader, levels: [], sent: 0, stopping: false };
   render();
   await player.play(at, playable(currentSong(), take.id).filter((k) => k.trackId !== trackId || k.state === "recording"));
   // The backing starts at the scheduled context time; the recorder starts
@@ -366,13 +368,18 @@ function chunkLevels() {
 
 async function stopRecording() {
   const rec = state.rec;
-  if (!rec) return;
+  if (!rec || rec.stopping) return;
+  rec.stopping = true;
   await rec.recorder.stop();
   player.stop();
   info("Saving the last chunks…");
   try {
     await rec.uploader.finish(rec.recorder.elapsedMs());
     info("Take saved.");
+  } catch (err) {
+    show(new Error((err instanceof Error ? err.message : String(err)) + " The take keeps what the server stored."));
+    // Duration 0: the server keeps the length of what it acknowledged.
+    await api.finish(rec.take.id, 0).catch(() => { /* deleted, or gone with the channel */ });
   } finally {
     state.rec = null;
     await refresh();
