@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/parley/parley/internal/store"
 )
@@ -57,9 +58,12 @@ func (s *Service) ServeAudio(w http.ResponseWriter, r *http.Request, channelID, 
 	w.Header().Set("Content-Type", contentType(k.MIME))
 	w.Header().Set("X-Take-State", k.State)
 	w.Header().Set("Cache-Control", "private, no-cache")
+	// The length names the content: an interrupted take that resumes
+	// grows, so a cached copy must not be revalidated by time.
+	w.Header().Set("ETag", fmt.Sprintf(`"%s-%d-%s"`, k.ID, k.Bytes, k.State))
 	// Only acknowledged bytes: anything past them is an unacknowledged
 	// write that a resent chunk will replace.
-	http.ServeContent(w, r, "", k.CreatedAt, io.NewSectionReader(f, 0, k.Bytes))
+	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(f, 0, k.Bytes))
 	return nil
 }
 

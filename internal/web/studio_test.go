@@ -387,8 +387,9 @@ func TestStudioInterruptedAndResumed(t *testing.T) {
 	if ev.Bytes != int64(len(c0)) || ev.State != "interrupted" {
 		t.Errorf("interrupted event %+v", ev)
 	}
-	if st, b, hdr := f.audio(t, f.bob, k.ID); st != http.StatusOK || !bytes.Equal(b, c0) || hdr.Get("X-Take-State") != "interrupted" {
-		t.Errorf("interrupted take's audio: %d %d bytes, state %q", st, len(b), hdr.Get("X-Take-State"))
+	st0, b0, hdr0 := f.audio(t, f.bob, k.ID)
+	if st0 != http.StatusOK || !bytes.Equal(b0, c0) || hdr0.Get("X-Take-State") != "interrupted" || hdr0.Get("ETag") == "" {
+		t.Errorf("interrupted take's audio: %d %d bytes, state %q, ETag %q", st0, len(b0), hdr0.Get("X-Take-State"), hdr0.Get("ETag"))
 	}
 
 	f.s.Restart()
@@ -406,6 +407,15 @@ func TestStudioInterruptedAndResumed(t *testing.T) {
 	}
 	if st := f.bob.json("GET", "", nil, &v); st != http.StatusOK {
 		t.Fatalf("view: %d", st)
+	}
+	// A copy cached while the take was interrupted is stale now.
+	req, _ := http.NewRequest("GET", f.s.URL+"/api/channels/"+f.ann.ch+"/studio/takes/"+k.ID+"/audio", nil)
+	req.Header.Set("If-None-Match", hdr0.Get("ETag"))
+	if st := f.ann.json("POST", "/takes/"+k.ID+"/finish", map[string]int64{"durationMs": 0}, nil); st != http.StatusOK {
+		t.Fatalf("finish: %d", st)
+	}
+	if resp, body := f.s.Do(f.bob.c, req); resp.StatusCode != http.StatusOK || body != string(c0)+"resumed" {
+		t.Errorf("revalidating the interrupted copy: %d %q, want 200 with the resumed take", resp.StatusCode, body)
 	}
 	got := v.Songs[0].Tracks[0].Takes[0]
 	if got.State != "recording" || got.Chunks != 2 || got.Bytes != int64(len(c0)+len("resumed")) || got.MIME != "audio/webm" {
