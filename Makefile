@@ -23,7 +23,9 @@ fuzz:
 	go test ./internal/source -run '^$$' -fuzz FuzzIVF -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzForwardRTP -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzHandleRTCP -fuzztime 20s
+	go test ./internal/studio -run '^$$' -fuzz FuzzSniff -fuzztime 20s
+	go test ./internal/studio -run '^$$' -fuzz FuzzParseLevels -fuzztime 20s
 
-# Regenerates docs/images/call.png from the three-person browser test.
+# Regenerates docs/images/call.png and studio.png from the browser tests.
 screenshot:
-	go test ./internal/e2e -run TestThreePersonCall -count=1 -update-screenshot
+	go test ./internal/e2e -run 'TestThreePersonCall|TestStudioLiveOverdub' -count=1 -update-screenshot

@@ -31,6 +31,8 @@ func loadTest(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Simulcast, "simulcast", false, "send video as three simulcast layers (q 320×180, h 640×360, f 1280×720), as browsers do")
 	fs.BoolVar(&cfg.InsecureTLS, "insecure", false, "accept any TLS certificate (self-signed servers)")
 	fs.BoolVar(&cfg.LoopbackOnly, "loopback", false, "use loopback ICE candidates only (server on this machine)")
+	recorders := 0
+	f.int(&recorders, "recorders", "PARLEY_LOADTEST_RECORDERS", "studio load instead of a call: this many members recording takes at once in one channel (chunks of 4 kB every 250 ms)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: parley loadtest --url URL --token TOKEN [flags]\n\nJoins synthetic publishers and subscribers and reports join and first-media\ntimes, loss, jitter, bitrates and the server's CPU and memory (from /metrics).\n\nFlags:\n")
@@ -41,6 +43,9 @@ func loadTest(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if recorders > 0 {
+		return recorderLoad(loadtest.RecorderConfig{URL: cfg.URL, Token: cfg.Token, Recorders: recorders, Duration: cfg.Duration, InsecureTLS: cfg.InsecureTLS}, *asJSON, stdout, stderr)
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parley loadtest:\n%v\n", err)
@@ -88,4 +93,41 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	} else {
 		fmt.Fprintln(w, "server: /metrics not reachable, no CPU or memory figures")
 	}
+}
+
+// recorderLoad runs `parley loadtest --recorders N`: studio uploads.
+func recorderLoad(cfg loadtest.RecorderConfig, asJSON bool, stdout, stderr io.Writer) int {
+	if cfg.URL == "" || cfg.Token == "" {
+		fmt.Fprintln(stderr, "parley loadtest: --url and --token are needed")
+		return 2
+	}
+	cfg.Progress = func(line string) { fmt.Fprintln(stderr, line) }
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := loadtest.RunRecorders(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "parley loadtest: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		fmt.Fprintf(stdout, "%d recorders for %.0f s: %d chunks (%.1f MB) acknowledged, %d failed\n", rep.Recorders, rep.WallSeconds, rep.Chunks, rep.MegaBytes, rep.Failed)
+		for _, e := range rep.Errors {
+			fmt.Fprintf(stdout, "  error: %s\n", e)
+		}
+		fmt.Fprintf(stdout, "chunk acknowledgement        p50 %8.1f  p95 %8.1f  p99 %8.1f ms (n=%d)\n", rep.AckMs.P50, rep.AckMs.P95, rep.AckMs.P99, rep.AckMs.N)
+		if u := rep.Server; u.Available {
+			fmt.Fprintf(stdout, "server: %.2f CPU seconds (%.1f%% of one core); resident %.1f MB (%.1f MB before)\n",
+				u.CPUSeconds, 100*u.CPUSeconds/rep.WallSeconds, u.ResidentMB, u.ResidentMBAtStart)
+		} else {
+			fmt.Fprintln(stdout, "server: /metrics not reachable, no CPU or memory figures")
+		}
+	}
+	if rep.Failed > 0 {
+		return 1
+	}
+	return 0
 }

@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -166,6 +168,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.renamed("turn-url", "PARLEY_TURN_URLS")
 	f.bool(&cfg.TURNAllowPrivate, "turn-allow-private", "PARLEY_TURN_ALLOW_PRIVATE", "let the relay reach private and loopback addresses (LAN-only deployments)")
 	f.duration(&cfg.TURNCredentialTTL, "turn-credential-ttl", "PARLEY_TURN_CREDENTIAL_TTL", "how long the TURN credentials handed to each participant last")
+	studioQuota := "2GiB"
+	f.string(&studioQuota, "studio-quota", "PARLEY_STUDIO_QUOTA", "storage each channel's studio may use for recorded takes, e.g. 500MiB or 10GiB (uploads past it are refused)")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (go tool pprof) to this file until the server stops")
 	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")
@@ -189,6 +193,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	cfg.RTCInterfaces = splitList(interfaces)
 	cfg.TURNURLs = splitList(turnURLs)
 	cfg.TrustedProxies = splitList(trustedProxies)
+	quota, err := parseSize(studioQuota)
+	if err != nil {
+		fmt.Fprintf(stderr, "parley serve: --studio-quota %q: %v\n", studioQuota, err)
+		return 2
+	}
+	cfg.StudioQuota = quota
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "parley serve: bad configuration:\n%v\n", err)
 		return 2
@@ -264,6 +274,30 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// sizeUnits are the suffixes parseSize knows, longest first so "MiB" is
+// not read as "B".
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+
+// parseSize reads a byte count such as 500MiB, 2GB or 1048576.
+func parseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if num, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, errors.New("use a size in bytes such as 500MiB, 2GiB or 1048576")
+	}
+	return n * mult, nil
 }
 
 // displayAddr names a wildcard listen address by something a browser can open.

@@ -189,3 +189,15 @@ func TestServeRenamedEnvStillWorks(t *testing.T) {
 		})
 	}
 }
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "500MiB": 500 << 20, "2GiB": 2 << 30, "2 GB": 2e9, "10KB": 10e3, "7B": 7} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1MiB", "1.5GiB", "99999999999TiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}

@@ -102,6 +102,13 @@ type Config struct {
 	TURNAllowPrivate bool
 	// TURNCredentialTTL is how long handed-out credentials last.
 	TURNCredentialTTL time.Duration
+
+	// StudioQuota bounds the bytes of recorded takes one channel's studio
+	// may hold (uploads past it get 507).
+	StudioQuota int64
+	// StudioIdle is how long a take in progress may go without a chunk
+	// before it is marked interrupted (0: the studio's default, 15 s).
+	StudioIdle time.Duration
 }
 
 // Default returns the settings `parley serve` uses when told nothing.
@@ -127,6 +134,8 @@ func Default() Config {
 		TURNAddr:          ":3478",
 		TURNRelayPorts:    "49152-65535",
 		TURNCredentialTTL: 24 * time.Hour,
+
+		StudioQuota: 2 << 30,
 	}
 }
 
@@ -183,6 +192,9 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "turn:") && !strings.HasPrefix(s, "turns:") {
 			errs = append(errs, fmt.Errorf("--ice-server %q must start with stun:, turn: or turns:", s))
 		}
+	}
+	if c.StudioQuota < 0 {
+		errs = append(errs, fmt.Errorf("--studio-quota %d: use a size of 0 or more bytes (0 = the default, 2GiB)", c.StudioQuota))
 	}
 	if c.P2PMax < 1 {
 		errs = append(errs, fmt.Errorf("--p2p-max %d: use 1 or more (2 keeps two-person calls peer-to-peer)", c.P2PMax))

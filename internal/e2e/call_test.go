@@ -17,7 +17,7 @@ import (
 	"github.com/parley/parley/internal/servertest"
 )
 
-var updateScreenshot = flag.Bool("update-screenshot", false, "write docs/images/call.png from TestThreePersonCall")
+var updateScreenshot = flag.Bool("update-screenshot", false, "write docs/images/call.png from TestThreePersonCall and docs/images/studio.png from TestStudioLiveOverdub")
 
 // call is three people in one channel's call, each in their own window.
 type call struct {

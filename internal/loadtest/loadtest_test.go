@@ -124,3 +124,17 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// TestRunRecorders drives the studio load against a real server: every
+// recorder's chunks are acknowledged and the report counts them.
+func TestRunRecorders(t *testing.T) {
+	s := servertest.Start(t)
+	s.SignUp("loader", "Loader")
+	rep, err := loadtest.RunRecorders(context.Background(), loadtest.RecorderConfig{URL: s.URL, Token: s.Token("loader"), Recorders: 3, Duration: 1200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 0 || rep.Chunks < 3*4 || rep.AckMs.N != rep.Chunks || !rep.Server.Available {
+		t.Errorf("report %+v", rep)
+	}
+}

@@ -410,6 +410,14 @@ func (m *Manager) Kick(channelID, userID string) {
 	m.tell(channelID, func(r *room) { r.kick(userID) })
 }
 
+// Notify sends msg to every socket open on channelID (members with the
+// channel open, in the call or not), as the room's own broadcast: the
+// studio tells pages of its changes this way. A channel with no open
+// socket has no one to tell, and msg is dropped.
+func (m *Manager) Notify(channelID string, msg signal.Message) {
+	m.tell(channelID, func(r *room) { r.broadcast(nil, msg) })
+}
+
 // SetMode tells a running call that its channel's media mode changed.
 func (m *Manager) SetMode(channelID, mode string) {
 	m.tell(channelID, func(r *room) { r.setMode(mode) })

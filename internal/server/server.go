@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
+	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/turnserver"
 	"github.com/parley/parley/internal/web"
 )
@@ -48,6 +50,7 @@ type Server struct {
 	turnPorts       turnPorts
 	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
+	studio          *studio.Service
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
@@ -122,7 +125,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}, log.With("part", "room"), s.postChat)
 	s.rooms.Register(reg)
 
-	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// The studio tells the channel's open pages of each change through
+	// the room's sockets.
+	s.studio, err = studio.New(ctx, studio.Config{Dir: filepath.Join(cfg.DataDir, "recordings"), Quota: cfg.StudioQuota, Idle: cfg.StudioIdle},
+		log.With("part", "studio"), db, func(channelID string, ev signal.StudioEvent) {
+			s.rooms.Notify(channelID, signal.Message{Type: signal.TypeStudio, Studio: &ev})
+		})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { s.studio.Close(); return nil })
+	h, err := web.New(cfg, log.With("part", "web"), s.accounts, s.rooms, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), s.studio)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +219,9 @@ func (s *Server) wireAccount(acfg *account.Config) {
 	}
 	acfg.ChannelDeleted = func(channelID string) {
 		s.rooms.CloseRoom(channelID)
+		if s.studio != nil { // its takes' files
+			s.studio.ChannelDeleted(channelID)
+		}
 		if deleted != nil {
 			deleted(channelID)
 		}
@@ -261,6 +277,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.janitorDone.Wait()
 	errSFU := s.sfu.Close()
 	errTURN := s.closeTURN()
+	s.studio.Close()
 	errDB := s.db.Close()
 	return errors.Join(errHTTP, errRooms, errSFU, errTURN, errDB)
 }
@@ -273,6 +290,7 @@ func (s *Server) Close() error {
 	s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.studio.Close()
 	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())
 }
 

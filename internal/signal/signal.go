@@ -55,6 +55,9 @@ const (
 	TypeLayout             = "layout"
 	TypeIceServers         = "ice-servers"
 	TypeSFURestart         = "sfu-restart"
+	// TypeStudio (server → client) says the channel's studio changed
+	// (docs/protocol.md, docs/studio.md).
+	TypeStudio = "studio"
 )
 
 // Reasons carried by participant-left.
@@ -208,6 +211,45 @@ type Message struct {
 	Human string       `json:"-"`
 	Ref   string       `json:"ref,omitzero"`
 	TS    float64      `json:"ts,omitzero"`
+	// Studio is the change a studio message reports.
+	Studio *StudioEvent `json:"studio,omitzero"`
+}
+
+// Studio event kinds (StudioEvent.Event).
+const (
+	StudioSongAdded       = "song-added"
+	StudioSongChanged     = "song-changed"
+	StudioSongDeleted     = "song-deleted"
+	StudioTrackAdded      = "track-added"
+	StudioTrackChanged    = "track-changed"
+	StudioTrackDeleted    = "track-deleted"
+	StudioTakeAdded       = "take-added"
+	StudioTakeProgress    = "take-progress"
+	StudioTakeFinished    = "take-finished"
+	StudioTakeInterrupted = "take-interrupted"
+	StudioTakeDeleted     = "take-deleted"
+	StudioTakeChosen      = "take-chosen"
+)
+
+// StudioEvent is one change of a channel's studio: what happened and to
+// which song, track and take. A page refetches what it needs
+// (GET /api/channels/{id}/studio); progress carries the growing take's
+// figures so that a live take's length can be drawn without a fetch.
+type StudioEvent struct {
+	Event string `json:"event"`
+	Song  string `json:"song,omitzero"`
+	Track string `json:"track,omitzero"`
+	Take  string `json:"take,omitzero"`
+	// By is the user whose action it was ("" for the server's own, such
+	// as marking a take interrupted).
+	By         string `json:"by,omitzero"`
+	State      string `json:"state,omitzero"`
+	DurationMS int64  `json:"durationMs,omitzero"`
+	Bytes      int64  `json:"bytes,omitzero"`
+	Chunks     int64  `json:"chunks,omitzero"`
+	// Levels (take-progress) is the input's loudness over the new chunk,
+	// 0–1, as its recorder measured it: the growing take's waveform.
+	Levels []float64 `json:"levels,omitzero"`
 }
 
 // wire adds the fields whose JSON shape differs from the Go shape: the

@@ -39,6 +39,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeLayout, Tiles: []Tile{{Participant: p.ID, Source: SourceCamera, Width: 640, Height: 360}}},
 		{Type: TypeOffer, To: SFU, PC: PCPublish, SDP: "v=0\r\n", Sources: map[string]string{"t1": SourceCamera}},
 		{Type: TypeAnswer, From: SFU, PC: PCPublish, SDP: "v=0\r\n"},
+		{Type: TypeStudio, Studio: &StudioEvent{Event: StudioTakeProgress, Song: "s1", Track: "t1", Take: "k1", By: "u_1", State: "recording", DurationMS: 1500, Bytes: 9000, Chunks: 6, Levels: []float64{0.1, 0.5}}},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m)
@@ -69,6 +70,12 @@ func TestWireShape(t *testing.T) {
 		{Message{Type: TypeParticipantJoined, Participant: &Participant{ID: "p_abcdefgh12", UserID: "u_1", Name: "Ann", Username: "ann"}},
 			`{"type":"participant-joined","participant":{"id":"p_abcdefgh12","userId":"u_1","name":"Ann","username":"ann","state":{"audio":false,"video":false,"screen":false,"hand":false}}}`},
 	}
+	// The studio notification (issue 11).
+	cases = append(cases, struct {
+		m    Message
+		want string
+	}{Message{Type: TypeStudio, Studio: &StudioEvent{Event: StudioTakeAdded, Song: "s1", Track: "t1", Take: "k1", By: "u_1"}},
+		`{"type":"studio","studio":{"event":"take-added","song":"s1","track":"t1","take":"k1","by":"u_1"}}`})
 	for _, c := range cases {
 		b, err := Encode(c.m)
 		if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
+	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/ui"
 )
 
@@ -48,13 +49,15 @@ type Server struct {
 	handler  http.Handler
 	whip     *whipResources // WHIP/WHEP sessions (whip.go)
 	proxies  clientip.Proxies
+	studio   *studio.Service // nil: no studio routes
 }
 
 // New builds the handler. Templates are parsed here so a broken template
 // fails start-up, not a request.
-// metrics serves /metrics (Prometheus text format).
-func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager, metrics http.Handler) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}}
+// metrics serves /metrics (Prometheus text format); studios serves the
+// channels' studios (nil: none).
+func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager, metrics http.Handler, studios *studio.Service) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}, studio: studios}
 	proxies, err := clientip.ParseProxies(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
@@ -92,7 +95,8 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
 	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
 	mux.HandleFunc("GET /ws/c/{id}", s.websocket)
-	s.routeWHIP(mux) // /whip/{channel}, /whep/{channel} and their sessions
+	s.routeWHIP(mux)   // /whip/{channel}, /whep/{channel} and their sessions
+	s.routeStudio(mux) // /c/{id}/studio, /api/channels/{id}/studio...
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})

@@ -99,9 +99,16 @@
  * @property {"speaker"} type
  * @property {string} id  "" when nobody speaks
  *
+ * @typedef {{event: string, song?: string, track?: string, take?: string, by?: string,
+ *   state?: string, durationMs?: number, bytes?: number, chunks?: number, levels?: number[]}} StudioEvent
+ *
+ * @typedef {object} StudioMessage  a change of the channel's studio (docs/studio.md)
+ * @property {"studio"} type
+ * @property {StudioEvent} studio
+ *
  * @typedef {HelloMessage|JoinedMessage|ParticipantJoinedMessage|ParticipantLeftMessage|ParticipantUpdatedMessage|
  *   OfferMessage|AnswerMessage|CandidateMessage|ChatEventMessage|ErrorMessage|PongMessage|SfuRestartMessage|
- *   IceServersMessage|TopologyMessage|SpeakerMessage} ServerMessage
+ *   IceServersMessage|TopologyMessage|SpeakerMessage|StudioMessage} ServerMessage
  */
 
 // ------------------------------------------------------ client → server
