@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -50,7 +51,7 @@ func TestJavaScriptChecks(t *testing.T) {
 // jsconfig.json's checkJs, and an editor without it would not) and every
 // import embedded, so a module split cannot leave a file unserved.
 func TestModulesAreChecked(t *testing.T) {
-	imp := regexp.MustCompile(`(?m)^(?:import|export) [^"]*"\./([a-z]+\.js)";`)
+	imp := regexp.MustCompile(`(?m)^(?:import|export) [^"]*"(\.{1,2}/[a-z/]+\.js)";`)
 	err := fs.WalkDir(Static(), ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(name, ".js") {
 			return err
@@ -66,7 +67,7 @@ func TestModulesAreChecked(t *testing.T) {
 			t.Errorf("static/%s has %d lines: split it (modules of a few hundred lines, one job each)", name, n)
 		}
 		for _, m := range imp.FindAllStringSubmatch(string(b), -1) {
-			if _, err := fs.Stat(Static(), m[1]); err != nil {
+			if _, err := fs.Stat(Static(), path.Join(path.Dir(name), m[1])); err != nil {
 				t.Errorf("static/%s imports %s, which is not embedded: %v", name, m[1], err)
 			}
 		}
