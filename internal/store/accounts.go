@@ -342,3 +342,16 @@ func (db *DB) DeleteAccount(ctx context.Context, userID string) (AccountDeletion
 	}
 	return out, nil
 }
+
+// ChannelHeir returns who would own channelID if exceptUserID left it:
+// its longest-standing other member (as DeleteAccount picks), or an error
+// wrapping ErrNotFound when there is none.
+func (db *DB) ChannelHeir(ctx context.Context, channelID, exceptUserID string) (User, error) {
+	u, err := scanUser(db.sql.QueryRowContext(ctx, db.q(`SELECT u.id, u.username, u.display_name, u.email, u.password_hash, u.created_at, u.email_verified_at
+		FROM channel_members m JOIN users u ON u.id = m.user_id
+		WHERE m.channel_id = ? AND m.user_id <> ? ORDER BY m.joined_at, m.user_id LIMIT 1`), channelID, exceptUserID))
+	if err != nil {
+		return User{}, fmt.Errorf("store: heir of %q: %w", channelID, mapErr(err))
+	}
+	return u, nil
+}
