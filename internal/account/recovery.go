@@ -211,15 +211,15 @@ func (s *Service) CheckResetLink(ctx context.Context, token string) (store.User,
 // ResetPassword uses a reset link to set a new password. It ends every
 // session and access token of the user, and through Config.Revoked every
 // connection they opened: whoever knew the old password is out. A bad new
-// password yields a *ValidationError for "password" and leaves the link
-// usable; a used, unknown or expired link the errors of CheckResetLink.
+// password yields a *ValidationError for "password" (with the user, to
+// show the form again) and leaves the link usable; a used, unknown or expired link the errors of CheckResetLink.
 func (s *Service) ResetPassword(ctx context.Context, token, password string) (store.User, error) {
 	u, err := s.CheckResetLink(ctx, token)
 	if err != nil {
 		return store.User{}, err
 	}
 	if msg := checkPassword(password, u.Username); msg != "" {
-		return store.User{}, invalid("password", msg)
+		return u, invalid("password", msg) // u: the form is shown again
 	}
 	var hash string
 	if err := s.hasher.do(ctx, func() int {

@@ -23,6 +23,7 @@ import (
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/mail"
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
@@ -68,6 +69,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		acfg.SessionTTL = cfg.SessionTTL
 	}
 	acfg.Revoked = s.revoked(acfg.Revoked)
+	if cfg.SMTPURL != "" && acfg.Mailer == nil {
+		sender, err := mail.New(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		acfg.Mailer = sender
+	} else if cfg.SMTPURL == "" {
+		log.Info("no mail server configured (--smtp-url): password reset links will be written to this log for you to pass on, and email addresses are not verified")
+	}
 	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
 
 	reg := prometheus.NewRegistry()
@@ -202,6 +213,11 @@ func (s *Server) janitor(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("deleted expired sessions", "count", n)
 		}
+		if n, err := s.accounts.PruneLinks(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete expired reset and verification links", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted expired reset and verification links", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -232,6 +248,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errRooms := s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.accounts.Flush() // mails being sent still need the database
 	errSFU := s.sfu.Close()
 	errTURN := s.closeTURN()
 	errDB := s.db.Close()
