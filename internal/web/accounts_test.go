@@ -11,6 +11,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/mail/mailtest"
 	"github.com/parley/parley/internal/servertest"
+	"github.com/parley/parley/internal/signal"
 )
 
 // This file: forgotten passwords, email verification and the account page
@@ -78,12 +79,23 @@ func path(t *testing.T, s *servertest.Server, link string) string {
 // TestPasswordResetOverSMTP: the forgotten-password form answers the same
 // for an unknown name as for a known one (and mails nothing for it); the
 // mailed link, sent over a real SMTP conversation, sets a new password
-// once, ends every session of the user and closes their sockets (4001).
+// once, ends every session and access token of the user, closes their
+// sockets (4001) and ends their WHIP publisher.
 func TestPasswordResetOverSMTP(t *testing.T) {
 	s, smtp, _ := startWithMail(t)
 	ann := signUpMailed(t, s, smtp, "ann", "Ann")
+	bob := signUpMailed(t, s, smtp, "bob", "Bob")
 	ch := s.CreateChannel(ann, "Standup")
+	s.AddMember(ann, ch, "bob")
 	sock := dialAs(t, s, ch, cookieHeader(s, ann))
+	tok := token(t, s, ann, "obs")
+	watcher := dialLobby(t, s, bob, ch)
+	watcher.expect(signal.TypeHello)
+	pub := newPublisher(t)
+	if resp, body := pub.post(s.URL+"/whip/"+ch, tok, pub.offer()); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, body)
+	}
+	whip := watcher.expect(signal.TypeParticipantJoined).Participant
 
 	anon := s.Client()
 	if resp, body := s.Get(anon, "/login"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `href="/forgot"`) {
@@ -121,6 +133,21 @@ func TestPasswordResetOverSMTP(t *testing.T) {
 	}
 	if code, reason := sock.closedWithin(time.Second, start); code != 4001 || !strings.Contains(reason, "password was reset") {
 		t.Errorf("the old session's socket closed with %d %q, want 4001 saying the password was reset", code, reason)
+	}
+	deadline := time.After(time.Until(start.Add(time.Second)))
+	for gone := false; !gone; {
+		select {
+		case m, ok := <-watcher.msgs:
+			if !ok {
+				t.Fatal("the watching member's socket closed")
+			}
+			gone = m.Type == signal.TypeParticipantLeft && m.ID == whip.ID
+		case <-deadline:
+			t.Fatal("ann's WHIP publisher is still in the call 1s after the reset")
+		}
+	}
+	if resp, _ := request(t, http.MethodGet, s.URL+"/api/channels/"+ch+"/messages", tok, "", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("ann's access token after the reset: %d, want 401", resp.StatusCode)
 	}
 	if resp, _ := s.Get(ann, "/channels"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("old session still logged in: %d", resp.StatusCode)
