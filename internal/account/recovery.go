@@ -151,7 +151,7 @@ func (s *Service) sendResets(ctx context.Context, ident, base string) error {
 				"To choose a new password, open this link within %s:\n\n%s\n\n"+
 				"The link works once. Setting a new password logs you out everywhere else.\n"+
 				"If you did not ask for this, ignore this mail: your password stays as it is.\n",
-				u.DisplayName, u.Username, humanTTL(s.cfg.ResetTTL), link),
+				u.DisplayName, u.Username, HumanTTL(s.cfg.ResetTTL), link),
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reset mail for %s: %w", u.ID, err))
@@ -162,8 +162,11 @@ func (s *Service) sendResets(ctx context.Context, ident, base string) error {
 	return errors.Join(errs...)
 }
 
-// humanTTL says a link's lifetime in words.
-func humanTTL(d time.Duration) string {
+// ResetTTL is how long a password reset link works, for pages to say.
+func (s *Service) ResetTTL() time.Duration { return s.cfg.ResetTTL }
+
+// HumanTTL says a link's lifetime in words ("1 hour", "24 hours").
+func HumanTTL(d time.Duration) string {
 	switch {
 	case d%(24*time.Hour) == 0 && d >= 24*time.Hour:
 		if d == 24*time.Hour {
@@ -266,7 +269,7 @@ func (s *Service) requestVerification(u store.User, email, base string) error {
 			To:      email,
 			Subject: "Confirm your email address for Parley",
 			Text: fmt.Sprintf("Hello %s,\n\nto confirm that %s is the email address of your Parley account %q, open this link within %s:\n\n%s\n\n"+
-				"If you did not ask for this, ignore this mail.\n", u.DisplayName, email, u.Username, humanTTL(s.cfg.VerifyTTL), link),
+				"If you did not ask for this, ignore this mail.\n", u.DisplayName, email, u.Username, HumanTTL(s.cfg.VerifyTTL), link),
 		})
 		if err != nil {
 			return fmt.Errorf("verification mail for %s: %w", u.ID, err)

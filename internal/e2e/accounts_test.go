@@ -57,7 +57,9 @@ func (u *user) logIn(username, password string) {
 	)
 }
 
-func (u *user) heading() string { return eval[string](u, `document.querySelector('h1')?.textContent || ""`) }
+func (u *user) heading() string {
+	return eval[string](u, `document.querySelector('h1')?.textContent || ""`)
+}
 
 // TestPasswordResetInBrowser is issue 13's first test: in Chromium, with a
 // real SMTP conversation, a reset asked for on the log-in page arrives by
@@ -142,5 +144,56 @@ func TestPasswordResetInBrowser(t *testing.T) {
 	}
 	if n := eval[int](other, `document.querySelectorAll('#reset-submit').length`); n != 0 {
 		t.Error(fmt.Sprintf("the expired link still offers a form (%d buttons)", n))
+	}
+}
+
+// TestAccountPageInBrowser: in Chromium, the address is confirmed through
+// the mailed link; then deleting the account from the account page (which
+// first says what happens to each channel) hands the shared channel to
+// its other member, deletes the channel no one else is in, and signs out
+// the user's open call.
+func TestAccountPageInBrowser(t *testing.T) {
+	smtp := mailtest.Start(t)
+	s := servertest.Start(t, servertest.WithMail(smtp.URL()))
+	browser := newBrowser(t)
+
+	ann := newUser(t, browser, s, "ann")
+	ann.signUp("ann", "Ann")
+	verify := smtp.Next(15 * time.Second).Link("/verify/")
+	bob := newUser(t, browser, s, "bob")
+	bob.signUp("bob", "Bob")
+	smtp.Next(15 * time.Second)
+
+	ann.do(chromedp.Navigate(verify), chromedp.Click(chromedp.CSS("#verify-submit")))
+	ann.waitFor("the confirmation", `!!document.querySelector('#verify-done')`, 15*time.Second)
+	ann.do(chromedp.Navigate(s.URL + "/account"))
+	ann.waitFor("the account page to say the address is confirmed", `document.querySelector('#email-status')?.textContent === "(confirmed)"`, 15*time.Second)
+
+	shared := ann.createChannel("Shared")
+	ann.addMember(shared, "bob")
+	alone := ann.createChannel("Alone")
+	inCall := newUser(t, browser, s, "ann in a call")
+	inCall.logIn("ann", servertest.Password)
+	inCall.waitFor("the channels page", `location.pathname === "/channels"`, 15*time.Second)
+	inCall.joinCall(shared)
+
+	ann.do(chromedp.Navigate(s.URL + "/account"))
+	plan := eval[string](ann, `(document.querySelector('#deletion-plan')?.textContent || "").replace(/\s+/g, " ")`)
+	if !strings.Contains(plan, "Shared goes to Bob (@bob)") || !strings.Contains(plan, "Alone is deleted") {
+		t.Fatalf("the page does not explain what happens to the channels:\n%s", plan)
+	}
+	ann.do(
+		fill("#password", servertest.Password),
+		chromedp.Click(chromedp.CSS("#delete-account-btn")),
+	)
+	ann.waitFor("the log-in page saying the account is gone", `location.pathname === "/login" && document.body.innerText.includes("Your account was deleted")`, 15*time.Second)
+	inCall.waitFor("ann's call to be signed out", `document.querySelector('#signal-status')?.dataset.state !== "connected" && document.body.innerText.includes("signed out")`, 10*time.Second)
+
+	bob.do(chromedp.Navigate(s.URL + "/c/" + shared))
+	bob.waitFor("bob to own the shared channel (its delete button)", `!!document.querySelector('form[action$="/delete"]')`, 15*time.Second)
+	bob.do(chromedp.Navigate(s.URL + "/c/" + alone))
+	bob.waitFor("the lone channel's page", `!!document.querySelector('h1')`, 15*time.Second)
+	if h := bob.heading(); !strings.Contains(h, "not found") {
+		t.Errorf("the channel no one else was in shows %q, want it gone", h)
 	}
 }

@@ -85,7 +85,7 @@ func (s *Server) forgot(w http.ResponseWriter, r *http.Request) {
 	var rl *account.RateLimitedError
 	switch {
 	case err == nil:
-		p.Data = forgotData{Sent: true, MailConfigured: s.accounts.MailConfigured(), TTL: "1 hour"}
+		p.Data = forgotData{Sent: true, MailConfigured: s.accounts.MailConfigured(), TTL: account.HumanTTL(s.accounts.ResetTTL())}
 		s.render(w, r, http.StatusOK, "forgot", p)
 	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", fmt.Sprint(account.RetryAfterSeconds(rl.RetryAfter)))
@@ -116,7 +116,9 @@ func (s *Server) linkError(w http.ResponseWriter, r *http.Request, what string, 
 		w.Header().Set("Retry-After", fmt.Sprint(account.RetryAfterSeconds(account.BusyRetryAfter)))
 		s.errorPage(w, r, http.StatusServiceUnavailable, "Parley is busy", "Parley is busy checking other passwords right now. Go back and send the form again in a few seconds.")
 	default:
-		s.internalError(w, r, err)
+		// Not internalError: the path holds the link's secret.
+		s.log.Error("request failed", "method", r.Method, "path", "/"+strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0]+"/…", "err", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Parley could not finish this request. Try again; if it keeps happening, tell the server's operator.")
 	}
 }
 
