@@ -84,3 +84,43 @@ func TestSendOverSMTP(t *testing.T) {
 		t.Error("bad --mail-from accepted")
 	}
 }
+
+// TestSendUsesTLS: smtp:// upgrades with STARTTLS when the server offers
+// it, smtps:// speaks TLS from the start; a certificate that does not
+// verify stops the send rather than falling back to clear text.
+func TestSendUsesTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode mailtest.Mode
+	}{{"starttls", mailtest.StartTLS}, {"implicit", mailtest.ImplicitTLS}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := mailtest.StartMode(t, tc.mode)
+			s, err := mail.New(srv.URL(), "parley@example.org")
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := mail.Message{To: "ann@example.org", Subject: "hi", Text: "hello"}
+			if err := s.Send(context.Background(), msg); err == nil {
+				t.Fatal("sent to a server whose certificate does not verify")
+			}
+			s.RootCAs = srv.CertPool()
+			if err := s.Send(context.Background(), msg); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			if m := srv.Next(10 * time.Second); !m.TLS || strings.TrimSpace(m.Text) != "hello" {
+				t.Errorf("received TLS=%v text %q, want hello over TLS", m.TLS, m.Text)
+			}
+			if n := srv.Pending(); n != 0 {
+				t.Errorf("%d more messages: the unverified attempt was delivered", n)
+			}
+		})
+	}
+	plain := mailtest.Start(t)
+	s, _ := mail.New(plain.URL(), "parley@example.org")
+	if err := s.Send(context.Background(), mail.Message{To: "ann@example.org", Subject: "hi", Text: "hello"}); err != nil {
+		t.Fatalf("a server without STARTTLS: %v", err)
+	}
+	if m := plain.Next(10 * time.Second); m.TLS {
+		t.Error("plain server reports TLS")
+	}
+}

@@ -1,14 +1,22 @@
 // Package mailtest is a tiny SMTP server for tests: it accepts every
-// message (EHLO/HELO, MAIL FROM, RCPT TO, DATA, RSET, NOOP, QUIT; no TLS,
-// no authentication) and hands it to the test. It stands in for the mail
+// message (EHLO/HELO, MAIL FROM, RCPT TO, DATA, RSET, NOOP, QUIT, and
+// STARTTLS or implicit TLS when started so; no authentication) and hands
+// it to the test. It stands in for the mail
 // provider a real deployment talks to, so that tests exercise the real
 // SMTP client end to end.
 package mailtest
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"io"
+	"math/big"
 	"mime/quotedprintable"
 	"net"
 	netmail "net/mail"
@@ -28,6 +36,9 @@ type Message struct {
 	Header netmail.Header
 	// Text is the body, with its transfer encoding undone.
 	Text string
+	// TLS reports whether the message came over TLS (STARTTLS or
+	// implicit).
+	TLS bool
 }
 
 // Link returns the first URL in the text whose path starts with prefix
@@ -54,16 +65,39 @@ type Server struct {
 	ln   net.Listener
 	msgs chan Message
 	wg   sync.WaitGroup
+	mode Mode
+	tls  *tls.Config
+	pool *x509.CertPool
 }
 
-// Start starts a server on 127.0.0.1 and stops it when the test ends.
-func Start(t testing.TB) *Server {
+// Mode is how a Server uses TLS.
+type Mode int
+
+// Modes of a Server.
+const (
+	// Plain offers no TLS.
+	Plain Mode = iota
+	// StartTLS offers STARTTLS after EHLO.
+	StartTLS
+	// ImplicitTLS speaks TLS from the first byte (smtps://).
+	ImplicitTLS
+)
+
+// Start starts a plain server on 127.0.0.1 and stops it when the test ends.
+func Start(t testing.TB) *Server { return StartMode(t, Plain) }
+
+// StartMode is Start with TLS as mode says, with a certificate for
+// 127.0.0.1 that chains to CertPool.
+func StartMode(t testing.TB, mode Mode) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("mailtest: listen: %v", err)
 	}
-	s := &Server{Addr: ln.Addr().String(), t: t, ln: ln, msgs: make(chan Message, 100)}
+	s := &Server{Addr: ln.Addr().String(), t: t, ln: ln, msgs: make(chan Message, 100), mode: mode}
+	if mode != Plain {
+		s.tls, s.pool = selfSigned(t)
+	}
 	s.wg.Add(1)
 	go s.accept()
 	t.Cleanup(func() {
@@ -73,8 +107,48 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// URL is the --smtp-url of the server (plain SMTP, no credentials).
-func (s *Server) URL() string { return "smtp://" + s.Addr }
+// URL is the --smtp-url of the server (no credentials): smtps:// for
+// ImplicitTLS, smtp:// otherwise.
+func (s *Server) URL() string {
+	if s.mode == ImplicitTLS {
+		return "smtps://" + s.Addr
+	}
+	return "smtp://" + s.Addr
+}
+
+// CertPool holds the certificate of a TLS server; nil for a plain one.
+func (s *Server) CertPool() *x509.CertPool { return s.pool }
+
+// selfSigned makes a certificate for 127.0.0.1.
+func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mailtest"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, pool
+}
 
 // Next waits up to timeout for the next message and fails the test if
 // none comes.
@@ -104,6 +178,9 @@ func (s *Server) accept() {
 			defer s.wg.Done()
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(time.Minute))
+			if s.mode == ImplicitTLS {
+				c = tls.Server(c, s.tls)
+			}
 			s.serve(c)
 		}()
 	}
@@ -112,6 +189,7 @@ func (s *Server) accept() {
 // serve speaks just enough SMTP (RFC 5321) to receive messages.
 func (s *Server) serve(c net.Conn) {
 	r := bufio.NewReader(c)
+	secure := s.mode == ImplicitTLS
 	reply := func(line string) bool {
 		_, err := io.WriteString(c, line+"\r\n")
 		return err == nil
@@ -131,7 +209,20 @@ func (s *Server) serve(c net.Conn) {
 		switch {
 		case strings.HasPrefix(verb, "EHLO"):
 			reply("250-mailtest greets you")
+			if s.mode == StartTLS && !secure {
+				reply("250-STARTTLS")
+			}
 			reply("250 8BITMIME")
+		case verb == "STARTTLS" && s.mode == StartTLS && !secure:
+			if !reply("220 go ahead") {
+				return
+			}
+			tc := tls.Server(c, s.tls)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			// RFC 3207: everything said before is forgotten.
+			c, r, secure, from, to = tc, bufio.NewReader(tc), true, "", nil
 		case strings.HasPrefix(verb, "HELO"):
 			reply("250 mailtest")
 		case strings.HasPrefix(verb, "MAIL FROM:"):
@@ -155,6 +246,7 @@ func (s *Server) serve(c net.Conn) {
 				reply("554 unreadable message: " + err.Error())
 				continue
 			}
+			m.TLS = secure
 			s.msgs <- m
 			from, to = "", nil
 			reply("250 OK queued")
