@@ -7,6 +7,9 @@
 -- every address on a server without mail).
 ALTER TABLE users ADD COLUMN email_verified_at BIGINT NOT NULL DEFAULT 0;
 
+-- "Forgot your password?" finds accounts by address, ignoring case.
+CREATE INDEX users_email_lower ON users(LOWER(email));
+
 -- Password reset links. A row is deleted when its link is used (single
 -- use) and with every other row of the user when the password changes.
 CREATE TABLE password_resets (
