@@ -170,6 +170,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.duration(&cfg.TURNCredentialTTL, "turn-credential-ttl", "PARLEY_TURN_CREDENTIAL_TTL", "how long the TURN credentials handed to each participant last")
 	studioQuota := "2GiB"
 	f.string(&studioQuota, "studio-quota", "PARLEY_STUDIO_QUOTA", "storage each channel's studio may use for recorded takes, e.g. 500MiB or 10GiB (uploads past it are refused)")
+	f.string(&cfg.SMTPURL, "smtp-url", "PARLEY_SMTP_URL", "mail server for password reset and verification links: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465; empty logs reset links instead")
+	f.string(&cfg.MailFrom, "mail-from", "PARLEY_MAIL_FROM", `sender of those mails, e.g. "Parley <parley@example.org>"`)
+	f.string(&cfg.PublicURL, "public-url", "PARLEY_PUBLIC_URL", "the address users open Parley at, e.g. https://meet.example.org; links in mails start with it (required with --smtp-url)")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (go tool pprof) to this file until the server stops")
 	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")

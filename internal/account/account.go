@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,14 +89,20 @@ type RateLimitedError struct {
 	RetryAfter time.Duration
 	// SignUp is set when the sign-up limit refused the attempt.
 	SignUp bool
+	// Mail is set when the limit on password reset or verification mails
+	// refused the request.
+	Mail bool
 }
 
 // Error says what was limited and how long to wait, rounded up to whole
 // seconds.
 func (e *RateLimitedError) Error() string {
 	what := "too many failed logins"
-	if e.SignUp {
+	switch {
+	case e.SignUp:
 		what = "too many sign-ups from this address"
+	case e.Mail:
+		what = "too many emails asked for"
 	}
 	return fmt.Sprintf("%s; try again in %s", what, time.Duration(RetryAfterSeconds(e.RetryAfter))*time.Second)
 }
@@ -182,6 +189,27 @@ type Config struct {
 	HashQueueWait time.Duration
 	// Argon2 sets the cost of new password hashes. Default DefaultArgon2().
 	Argon2 Argon2Params
+	// Mailer sends password reset and verification links; nil means no
+	// mail server is configured: reset links are written to the log (with
+	// a warning) for the operator to pass on, and addresses are not
+	// verified.
+	Mailer Mailer
+	// ResetTTL is how long a password reset link works. Default 1 hour.
+	ResetTTL time.Duration
+	// VerifyTTL is how long an email verification link works. Default
+	// 24 hours.
+	VerifyTTL time.Duration
+	// MaxMailsPerIP is how many password reset requests one client
+	// address may make within MailWindow; MaxMailsPerAccount how many
+	// reset or verification mails one account (or one username or address
+	// typed into the form) may be sent. Defaults 10 and 3 per hour;
+	// negative disables a limit.
+	MaxMailsPerIP      int
+	MaxMailsPerAccount int
+	MailWindow         time.Duration
+	// Clock, if set, is the time source when New is given none: tests of
+	// a whole server use it to expire links without waiting.
+	Clock func() time.Time
 	// Revoked, if set, is told of every credential that stops working
 	// (logout, a revoked token), once the store no longer accepts it, so
 	// the caller can end the connections it authenticated. It must not
@@ -217,6 +245,11 @@ func DefaultConfig() Config {
 		MaxConcurrentHashes:   2 * runtime.GOMAXPROCS(0),
 		HashQueueWait:         2 * time.Second,
 		Argon2:                DefaultArgon2(),
+		ResetTTL:              time.Hour,
+		VerifyTTL:             24 * time.Hour,
+		MaxMailsPerIP:         10,
+		MaxMailsPerAccount:    3,
+		MailWindow:            time.Hour,
 	}
 }
 
@@ -263,6 +296,21 @@ func (c Config) withDefaults() Config {
 	if c.Argon2.Threads == 0 {
 		c.Argon2.Threads = d.Argon2.Threads
 	}
+	if c.ResetTTL <= 0 {
+		c.ResetTTL = d.ResetTTL
+	}
+	if c.VerifyTTL <= 0 {
+		c.VerifyTTL = d.VerifyTTL
+	}
+	if c.MaxMailsPerIP == 0 {
+		c.MaxMailsPerIP = d.MaxMailsPerIP
+	}
+	if c.MaxMailsPerAccount == 0 {
+		c.MaxMailsPerAccount = d.MaxMailsPerAccount
+	}
+	if c.MailWindow <= 0 {
+		c.MailWindow = d.MailWindow
+	}
 	// argon2 needs at least 8 KiB per thread.
 	c.Argon2.MemoryKiB = max(c.Argon2.MemoryKiB, 8*uint32(c.Argon2.Threads))
 	return c
@@ -277,7 +325,13 @@ type Service struct {
 	now     func() time.Time
 	limiter *limiter // failed logins
 	signups *limiter // sign-ups per address
+	mails   *limiter // reset and verification mails
 	hasher  *hasher
+	// background runs mail jobs (recovery.go) off the request, so a
+	// reset request for a known account takes as long as for an unknown
+	// one; slots bounds how many run at once.
+	background sync.WaitGroup
+	slots      chan struct{}
 	// lost counts memberships lost (MembershipVersion).
 	lost atomic.Uint64
 }
@@ -287,6 +341,9 @@ type Service struct {
 // without sleeping. A nil log discards log output.
 func New(cfg Config, db *store.DB, log *slog.Logger, now func() time.Time) *Service {
 	cfg = cfg.withDefaults()
+	if now == nil {
+		now = cfg.Clock
+	}
 	if now == nil {
 		now = time.Now
 	}
@@ -300,6 +357,8 @@ func New(cfg Config, db *store.DB, log *slog.Logger, now func() time.Time) *Serv
 		now:     now,
 		limiter: newLimiter(cfg.FailureWindow, cfg.SlowDownDelay, cfg.MaxSlowDownDelay),
 		signups: newLimiter(cfg.SignUpWindow, 0, 0),
+		mails:   newLimiter(cfg.MailWindow, 0, 0),
+		slots:   make(chan struct{}, maxMailJobs),
 		hasher:  newHasher(cfg.MaxConcurrentHashes, cfg.HashQueueWait),
 	}
 }

@@ -52,7 +52,7 @@ func signUp(t *testing.T, s *account.Service, username string) store.User {
 	t.Helper()
 	u, err := s.SignUp(context.Background(), account.SignUpInput{
 		Username: username, DisplayName: strings.ToUpper(username[:1]) + username[1:],
-		Email: username + "@example.com", Password: goodPassword,
+		Email: username + "@example.com", Password: goodPassword, LinkBase: "https://meet.example.org",
 	})
 	if err != nil {
 		t.Fatalf("SignUp(%s): %v", username, err)

@@ -18,6 +18,9 @@ type SignUpInput struct {
 	// IP is the client address sign-ups are counted against (see
 	// Config.MaxSignUpsPerIP); empty skips the limit.
 	IP string
+	// LinkBase starts the email verification link mailed when a mail
+	// server is configured, e.g. https://meet.example.org.
+	LinkBase string
 }
 
 // SignUp creates an account. Bad input, including a username that is taken,
@@ -81,6 +84,10 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) (store.User, error
 		return store.User{}, fmt.Errorf("account: sign up: %w", err)
 	}
 	s.log.Info("user signed up", "user_id", u.ID, "username", u.Username)
+	if err := s.requestVerification(u, u.Email, in.LinkBase); err != nil {
+		// The account exists; the user can ask again from their account page.
+		s.log.Warn("verification mail not sent", "user_id", u.ID, "err", err)
+	}
 	return u, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/clientip"
+	"github.com/parley/parley/internal/mail"
 )
 
 // Config is everything `parley serve` can be told.
@@ -109,6 +110,18 @@ type Config struct {
 	// StudioIdle is how long a take in progress may go without a chunk
 	// before it is marked interrupted (0: the studio's default, 15 s).
 	StudioIdle time.Duration
+	// SMTPURL names the mail server for password reset and verification
+	// links: smtp://user:pass@host:587 (STARTTLS when offered) or
+	// smtps://user:pass@host:465 (implicit TLS). Empty: no mail; reset
+	// links are written to the log for the operator.
+	SMTPURL string
+	// MailFrom is the sender of those mails, e.g. "Parley <parley@example.org>".
+	MailFrom string
+	// PublicURL is the address users reach Parley at
+	// (https://meet.example.org), which links in mails start with. It is
+	// required with SMTPURL: taken from the request's Host header, a link
+	// could be pointed at another site by whoever asks for the mail.
+	PublicURL string
 }
 
 // Default returns the settings `parley serve` uses when told nothing.
@@ -265,6 +278,31 @@ func (c *Config) Validate() error {
 	}
 	if _, err := clientip.ParseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+	}
+	if c.SMTPURL != "" {
+		if _, err := mail.ParseURL(c.SMTPURL); err != nil {
+			errs = append(errs, fmt.Errorf("--smtp-url: %w", err))
+		}
+		if c.MailFrom == "" {
+			errs = append(errs, errors.New("--smtp-url needs --mail-from: the sender address, e.g. \"Parley <parley@example.org>\""))
+		}
+		if c.PublicURL == "" {
+			errs = append(errs, errors.New("--smtp-url needs --public-url: the address users open Parley at (e.g. https://meet.example.org), which links in mails start with"))
+		}
+	}
+	if c.MailFrom != "" {
+		if c.SMTPURL == "" {
+			errs = append(errs, errors.New("--mail-from needs --smtp-url: the mail server to send through"))
+		}
+		if err := mail.ParseFrom(c.MailFrom); err != nil {
+			errs = append(errs, fmt.Errorf("--mail-from: %w", err))
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("--public-url %q: use the scheme and host users open Parley at, like https://meet.example.org", c.PublicURL))
+		}
 	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--session-ttl %s is too short: use at least 1m", c.SessionTTL))

@@ -47,3 +47,40 @@ func TestTLSFiles(t *testing.T) {
 		t.Errorf("cert and key: %v tls=%q", err, c.TLS)
 	}
 }
+
+func TestValidateMail(t *testing.T) {
+	for _, tc := range []struct {
+		smtp, from, public string
+		want               []string // "" = valid
+	}{
+		{smtp: "smtp://u:p@mail.example.org:587", from: "Parley <parley@example.org>", public: "https://meet.example.org"},
+		{smtp: "smtps://mail.example.org", from: "parley@example.org", public: "http://10.0.0.5:8080/"},
+		{smtp: "smtp://mail.example.org", want: []string{"--mail-from", "--public-url"}},
+		{smtp: "imap://u:secret@mail.example.org", from: "x@example.org", public: "https://meet.example.org", want: []string{"--smtp-url"}},
+		{from: "parley@example.org", want: []string{"needs --smtp-url"}},
+		{smtp: "smtp://h", from: "not an address", public: "https://meet.example.org", want: []string{"--mail-from"}},
+		{smtp: "smtp://h", from: "a@b.org", public: "https://meet.example.org/parley?x", want: []string{"--public-url"}},
+	} {
+		c := Default()
+		c.SMTPURL, c.MailFrom, c.PublicURL = tc.smtp, tc.from, tc.public
+		err := c.Validate()
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%+v: %v", tc, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%+v: no error", tc)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%+v: error does not mention %s: %v", tc, w, err)
+			}
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("error quotes the SMTP password: %v", err)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/mail"
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
@@ -85,6 +86,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		acfg.SessionTTL = cfg.SessionTTL
 	}
 	s.wireAccount(&acfg)
+	if cfg.SMTPURL != "" && acfg.Mailer == nil {
+		sender, err := mail.New(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, err
+		}
+		acfg.Mailer = sender
+	} else if cfg.SMTPURL == "" {
+		log.Info("no mail server configured (--smtp-url): password reset links will be written to this log for you to pass on, and email addresses are not verified")
+	}
 	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
 
 	reg := prometheus.NewRegistry()
@@ -245,6 +255,11 @@ func (s *Server) janitor(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("deleted expired sessions", "count", n)
 		}
+		if n, err := s.accounts.PruneLinks(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete expired reset and verification links", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted expired reset and verification links", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -275,6 +290,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errRooms := s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.accounts.Flush() // mails being sent still need the database
 	errSFU := s.sfu.Close()
 	errTURN := s.closeTURN()
 	s.studio.Close()

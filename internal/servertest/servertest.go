@@ -48,6 +48,7 @@ type options struct {
 	turn     bool
 	mutate   func(*config.Config)
 	account  func(*account.Config)
+	smtpURL  string
 }
 
 // WithPostgres runs the server on PostgreSQL (a fresh schema) instead of
@@ -65,6 +66,15 @@ func WithConfig(f func(*config.Config)) Option { return func(o *options) { o.mut
 // WithAccountConfig lets a test change the account settings (login and
 // sign-up limits, password hashing) before start.
 func WithAccountConfig(f func(*account.Config)) Option { return func(o *options) { o.account = f } }
+
+// WithMail sends mail through the SMTP server at smtpURL (a
+// mailtest.Server's URL) as parley@example.org, with links to the test
+// server's own address (--public-url).
+func WithMail(smtpURL string) Option { return func(o *options) { o.smtpURL = smtpURL } }
+
+// ownAddress stands for the test server's address in --public-url until
+// it is known.
+const ownAddress = "http://own-address.invalid"
 
 // Start starts a server and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -92,6 +102,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if o.postgres {
 		cfg.DatabaseURL = storetest.PostgresDSN(t)
 	}
+	if o.smtpURL != "" {
+		cfg.SMTPURL, cfg.MailFrom = o.smtpURL, "Parley <parley@example.org>"
+		cfg.PublicURL = ownAddress // replaced by the real address once listening (start)
+	}
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
@@ -115,20 +129,28 @@ func (s *Server) start() {
 	t := s.t
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(s.logw, &slog.HandlerOptions{Level: logLevel()}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := server.New(ctx, s.Config, log, s.acfg)
-	if err != nil {
-		t.Fatalf("servertest: start: %v", err)
-	}
 	addr := s.Addr
 	if addr == "" {
 		addr = s.Config.Addr
 	}
+	// Listen first: links in mails need the address (--public-url).
 	ln, err := listen(addr)
 	if err != nil {
-		srv.Close()
 		t.Fatalf("servertest: listen %s: %v", addr, err)
+	}
+	if s.Config.PublicURL == ownAddress {
+		scheme := "http"
+		if s.Config.TLS != "" || s.Config.TLSCert != "" {
+			scheme = "https"
+		}
+		s.Config.PublicURL = scheme + "://" + ln.Addr().String()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := server.New(ctx, s.Config, log, s.acfg)
+	if err != nil {
+		ln.Close()
+		t.Fatalf("servertest: start: %v", err)
 	}
 	s.Addr = ln.Addr().String()
 	scheme := "http"

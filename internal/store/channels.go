@@ -162,7 +162,7 @@ func (db *DB) IsMember(ctx context.Context, channelID, userID string) (bool, err
 // case, then by username so the order is stable. It returns an empty,
 // non-nil slice for an unknown channel.
 func (db *DB) Members(ctx context.Context, channelID string) ([]User, error) {
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT u.id, u.username, u.display_name, u.email, u.password_hash, u.created_at
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT u.id, u.username, u.display_name, u.email, u.password_hash, u.created_at, u.email_verified_at
 		FROM users u JOIN channel_members m ON m.user_id = u.id
 		WHERE m.channel_id = ?`), channelID)
 	if err != nil {

@@ -74,8 +74,8 @@ func (db *DB) CreateSong(ctx context.Context, s Song) error {
 
 // Songs returns the channel's songs, oldest first.
 func (db *DB) Songs(ctx context.Context, channelID string) ([]Song, error) {
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT s.id, s.channel_id, s.name, s.created_by, u.display_name, s.created_at
-		FROM studio_songs s JOIN users u ON u.id = s.created_by WHERE s.channel_id = ? ORDER BY s.created_at, s.id`), channelID)
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT s.id, s.channel_id, s.name, COALESCE(s.created_by, ''), COALESCE(u.display_name, '`+DeletedAccountName+`'), s.created_at
+		FROM studio_songs s LEFT JOIN users u ON u.id = s.created_by WHERE s.channel_id = ? ORDER BY s.created_at, s.id`), channelID)
 	if err != nil {
 		return nil, fmt.Errorf("store: songs of %q: %w", channelID, err)
 	}
@@ -274,8 +274,12 @@ func (db *DB) CreateTake(ctx context.Context, tk Take) error {
 	})
 }
 
-const takeColumns = `k.id, k.track_id, t.song_id, k.channel_id, k.user_id, u.display_name, k.created_at, k.offset_ms, k.latency_ms, k.duration_ms, k.mime, k.state, k.chunks, k.bytes`
-const takeFrom = ` FROM studio_takes k JOIN studio_tracks t ON t.id = k.track_id JOIN users u ON u.id = k.user_id `
+// DeletedAccountName stands in for the name of a song's maker or a take's
+// recorder who deleted their account: what they made stays with the band.
+const DeletedAccountName = "a deleted account"
+
+const takeColumns = `k.id, k.track_id, t.song_id, k.channel_id, COALESCE(k.user_id, ''), COALESCE(u.display_name, '` + DeletedAccountName + `'), k.created_at, k.offset_ms, k.latency_ms, k.duration_ms, k.mime, k.state, k.chunks, k.bytes`
+const takeFrom = ` FROM studio_takes k JOIN studio_tracks t ON t.id = k.track_id LEFT JOIN users u ON u.id = k.user_id `
 
 func scanTake(s scanner) (Take, error) {
 	var k Take

@@ -88,3 +88,50 @@ func TestStudioRows(t *testing.T) {
 		}
 	})
 }
+
+// TestStudioOutlivesItsMaker: when a member deletes their account, the
+// songs they made and the takes they recorded in a channel that goes on
+// (handed to another member) stay, credited to a deleted account; the
+// band's other takes in those songs are untouched.
+func TestStudioOutlivesItsMaker(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		ann := mkUser(t, db, "ann", "Ann")
+		bob := mkUser(t, db, "bob", "Bob")
+		c := mkChannel(t, db, ann, "band", t0)
+		if err := db.AddMember(ctx, c.ID, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		song := store.Song{ID: newID("s"), ChannelID: c.ID, Name: "Tune", CreatedBy: ann.ID, CreatedAt: t0}
+		if err := db.CreateSong(ctx, song); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := db.CreateTrack(ctx, c.ID, store.Track{ID: newID("t"), SongID: song.ID, Name: "Drums", CreatedAt: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []store.User{ann, bob} {
+			if err := db.CreateTake(ctx, store.Take{ID: newID("k"), TrackID: tr.ID, ChannelID: c.ID, UserID: u.ID, CreatedAt: t0, State: store.TakeRecording}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.DeleteAccount(ctx, ann.ID); err != nil {
+			t.Fatal(err)
+		}
+		songs, err := db.Songs(ctx, c.ID)
+		if err != nil || len(songs) != 1 || songs[0].CreatedBy != "" || songs[0].CreatorName != store.DeletedAccountName {
+			t.Fatalf("songs after the maker left: %+v, %v", songs, err)
+		}
+		takes, err := db.Takes(ctx, c.ID)
+		if err != nil || len(takes) != 2 {
+			t.Fatalf("takes after the recorder left: %+v, %v", takes, err)
+		}
+		names := map[string]bool{}
+		for _, k := range takes {
+			names[k.UserName] = true
+		}
+		if !names["Bob"] || !names[store.DeletedAccountName] {
+			t.Errorf("takes credited to %v, want Bob and %q", names, store.DeletedAccountName)
+		}
+	})
+}

@@ -21,9 +21,12 @@ type User struct {
 	PasswordHash string
 	// CreatedAt is when the account was created (millisecond precision).
 	CreatedAt time.Time
+	// EmailVerifiedAt is when Email was proven to be the user's by a link
+	// sent to it; zero while it is not.
+	EmailVerifiedAt time.Time
 }
 
-const userColumns = "id, username, display_name, email, password_hash, created_at"
+const userColumns = "id, username, display_name, email, password_hash, created_at, email_verified_at"
 
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface {
@@ -32,19 +35,22 @@ type scanner interface {
 
 func scanUser(s scanner) (User, error) {
 	var u User
-	var created int64
-	if err := s.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Email, &u.PasswordHash, &created); err != nil {
+	var created, verified int64
+	if err := s.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Email, &u.PasswordHash, &created, &verified); err != nil {
 		return User{}, err
 	}
 	u.CreatedAt = fromMillis(created)
+	if verified != 0 {
+		u.EmailVerifiedAt = fromMillis(verified)
+	}
 	return u, nil
 }
 
 // CreateUser stores a new user. The username is stored lower-case, so names
 // differing only in case collide: that returns an error wrapping ErrConflict.
 func (db *DB) CreateUser(ctx context.Context, u User) error {
-	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?)`),
-		u.ID, strings.ToLower(u.Username), u.DisplayName, u.Email, u.PasswordHash, millis(u.CreatedAt))
+	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		u.ID, strings.ToLower(u.Username), u.DisplayName, u.Email, u.PasswordHash, millis(u.CreatedAt), optMillis(u.EmailVerifiedAt))
 	if err != nil {
 		return fmt.Errorf("store: create user %q: %w", u.Username, mapErr(err))
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ func (s *Server) parseTemplates(fsys fs.FS) error {
 	}
 	// missingkey=zero: templates look up .Form and .Errors by field name,
 	// and a field without an error must read as "", not fail.
-	for _, name := range pageNames {
+	for _, name := range slices.Concat(pageNames, accountPages) {
 		t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).ParseFS(fsys, "layout.html", name+".html")
 		if err != nil {
 			return fmt.Errorf("parse template %s: %w", name, err)
@@ -126,7 +127,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	form := formValues(r, "username", "display_name", "email", "password")
 	u, err := s.accounts.SignUp(r.Context(), account.SignUpInput{
 		Username: form["username"], DisplayName: form["display_name"], Email: form["email"], Password: form["password"],
-		IP: s.clientIP(r),
+		IP: s.clientIP(r), LinkBase: s.linkBase(r),
 	})
 	delete(form, "password") // never echo a password back into a page
 	var rl *account.RateLimitedError
@@ -175,7 +176,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, orDefault(next, "/channels"), http.StatusSeeOther)
 		return
 	}
-	s.render(w, r, http.StatusOK, "login", page{Title: "Log in", Next: next})
+	s.render(w, r, http.StatusOK, "login", page{Title: "Log in", Next: next, Flash: flash(r)})
 }
 
 func orDefault(a, b string) string {
@@ -343,7 +344,7 @@ func flash(r *http.Request) string {
 	case "invites-reset":
 		return "All invite links revoked; a new one is below."
 	}
-	return ""
+	return accountFlash(r.URL.Query().Get("done"))
 }
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
@@ -456,6 +457,12 @@ type accountData struct {
 	// NewToken is the secret of a token just created: shown once.
 	NewToken     string
 	NewTokenName string
+
+	// The profile, email and deletion sections (accounts.go).
+	PendingEmail   string
+	MailConfigured bool
+	EmailHint      string
+	Plan           []account.ChannelFate
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {
@@ -469,6 +476,10 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 		return
 	}
 	d.Tokens = tokens
+	if err := s.accountExtras(r, &d); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	p.Title, p.Data = "Your account", d
 	s.render(w, r, status, "account", p)
 }

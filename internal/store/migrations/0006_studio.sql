@@ -6,7 +6,8 @@ CREATE TABLE studio_songs (
     id          TEXT PRIMARY KEY,
     channel_id  TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
     name        TEXT NOT NULL,
-    created_by  TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    -- NULL once its maker deleted their account: the band keeps the song.
+    created_by  TEXT REFERENCES users(id) ON DELETE SET NULL,
     created_at  BIGINT NOT NULL
 );
 CREATE INDEX studio_songs_channel_id ON studio_songs(channel_id);
@@ -28,7 +29,9 @@ CREATE TABLE studio_takes (
     track_id    TEXT NOT NULL REFERENCES studio_tracks(id) ON DELETE CASCADE,
     -- Kept here too so the channel's storage is one indexed sum.
     channel_id  TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    -- NULL once the recorder deleted their account: the take stays in the
+    -- song (the channel owner may delete it).
+    user_id     TEXT REFERENCES users(id) ON DELETE SET NULL,
     created_at  BIGINT NOT NULL,
     -- Where the take starts on the song's timeline, in milliseconds.
     offset_ms   BIGINT NOT NULL DEFAULT 0,
