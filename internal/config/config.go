@@ -38,6 +38,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// P2PMax is the largest call kept peer-to-peer; larger calls use the SFU.
 	P2PMax int
+	// RecordingDir holds call recordings; empty: DataDir/recordings.
+	RecordingDir string
+	// RecordingQuotaMB bounds what all recordings may take, in MiB; a
+	// recording that reaches it stops (the call goes on). 0 = no limit.
+	RecordingQuotaMB int
+	// FFmpeg is the ffmpeg program for composites; empty: "ffmpeg" on
+	// PATH. Without one, composites are not offered.
+	FFmpeg string
 	// RTCUDPPort is the one UDP port of all SFU media (ICE UDP mux); 0
 	// picks a free port (tests).
 	RTCUDPPort int
@@ -183,6 +191,9 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "turn:") && !strings.HasPrefix(s, "turns:") {
 			errs = append(errs, fmt.Errorf("--ice-server %q must start with stun:, turn: or turns:", s))
 		}
+	}
+	if c.RecordingQuotaMB < 0 {
+		errs = append(errs, fmt.Errorf("--recording-quota %d: use 0 (no limit) or a size in MiB", c.RecordingQuotaMB))
 	}
 	if c.P2PMax < 1 {
 		errs = append(errs, fmt.Errorf("--p2p-max %d: use 1 or more (2 keeps two-person calls peer-to-peer)", c.P2PMax))

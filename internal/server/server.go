@@ -24,6 +24,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/media"
+	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
@@ -48,6 +49,9 @@ type Server struct {
 	turnPorts       turnPorts
 	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
+
+	recordings *recording.Service // call recordings (recording.go)
+	ffmpeg     string             // for composites; "" = none
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
@@ -111,7 +115,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	if err != nil {
 		return nil, err
 	}
+	if err := s.startRecordings(); err != nil {
+		return nil, err
+	}
 	s.rooms = room.NewManager(room.Config{
+		Recorder:     recorder{s.recordings},
+		MayRecord:    s.mayRecord,
 		ResumeKey:    derivedKey(secret, "parley resume tokens"),
 		ICEServers:   s.iceServers,
 		ICERefresh:   iceRefresh(cfg),
@@ -126,6 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	if err != nil {
 		return nil, err
 	}
+	h.SetRecordings(s.webRecordings())
 	s.http = &http.Server{
 		Handler: h,
 		// ReadTimeout bounds the whole request, body included: a client

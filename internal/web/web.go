@@ -47,7 +47,9 @@ type Server struct {
 	pages    map[string]*template.Template
 	handler  http.Handler
 	whip     *whipResources // WHIP/WHEP sessions (whip.go)
-	proxies  clientip.Proxies
+	// recordings is set by SetRecordings before serving (recordings.go)
+	recordings *Recordings
+	proxies    clientip.Proxies
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -93,6 +95,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
 	mux.HandleFunc("GET /ws/c/{id}", s.websocket)
 	s.routeWHIP(mux) // /whip/{channel}, /whep/{channel} and their sessions
+	s.routeRecordings(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})
