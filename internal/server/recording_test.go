@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -12,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/parley/parley/internal/client"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/servertest"
+	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/source"
 	"github.com/parley/parley/internal/testtool"
 )
@@ -157,6 +161,22 @@ func TestRecordingCall(t *testing.T) {
 		t.Errorf("stop without a recording: %d %s, want 409", code, b)
 	}
 
+	// Downloads: members only, with range requests (players seek).
+	s.SignUp("eve", "Eve")
+	file := "/api/channels/" + ch + "/recordings/" + id + "/files/" + m.Files[0].Name
+	if code, _ := api(t, s, s.Token("eve"), "GET", file, nil); code != http.StatusForbidden {
+		t.Errorf("non-member download: %d, want 403", code)
+	}
+	req, _ := http.NewRequest("GET", s.URL+file, nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token("bob"))
+	req.Header.Set("Range", "bytes=0-99")
+	if resp, body := s.Do(http.DefaultClient, req); resp.StatusCode != http.StatusPartialContent || len(body) != 100 {
+		t.Errorf("range request: %d, %d bytes; want 206, 100", resp.StatusCode, len(body))
+	}
+	if len(m.Participants) != 3 || m.DurationMS < total.Milliseconds()-1000 {
+		t.Errorf("manifest: %d participants, %d ms; want 3, about %v", len(m.Participants), m.DurationMS, total)
+	}
+
 	dir := filepath.Join(s.Config.DataDir, "recordings", ch, id)
 	byUser := map[string]map[string]recording.File{}
 	for _, f := range m.Files {
@@ -200,5 +220,174 @@ func TestRecordingCall(t *testing.T) {
 				t.Errorf("%s's %s starts at %v, want near 0", f.UserName, f.Name, start)
 			}
 		}
+	}
+}
+
+// socket is a raw signaling socket, for the protocol side of recording.
+type socket struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func openSocket(t *testing.T, s *servertest.Server, token, ch string) *socket {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+ch, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}, Subprotocols: []string{signal.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadLimit(1 << 20)
+	t.Cleanup(func() { conn.CloseNow() })
+	return &socket{t: t, conn: conn}
+}
+
+func (k *socket) send(m signal.Message) {
+	k.t.Helper()
+	b, _ := signal.Encode(m)
+	if err := k.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// await reads until a message of type typ (skipping the rest).
+func (k *socket) await(typ string) signal.Message {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, b, err := k.conn.Read(ctx)
+		if err != nil {
+			k.t.Fatalf("waiting for %q: %v", typ, err)
+		}
+		m, err := signal.Parse(b)
+		if err == nil && m.Type == typ {
+			return m
+		}
+	}
+}
+
+// TestRecordingAuthorization: who may start, stop, list, download and
+// delete recordings, and the bad cases (no call, a second start, a stop
+// with nothing running, a p2p-pinned channel), over the API and the
+// signaling socket; everyone in the channel sees who started it.
+func TestRecordingAuthorization(t *testing.T) {
+	s := servertest.Start(t)
+	owner := s.SignUp("ann", "Ann")
+	s.SignUp("bob", "Bob")
+	s.SignUp("eve", "Eve")
+	ch := s.CreateChannel(owner, "Rec")
+	s.AddMember(owner, ch, "bob")
+	ann, bob, eve := s.Token("ann"), s.Token("bob"), s.Token("eve")
+	start := map[string]string{"action": "start"}
+	stop := map[string]string{"action": "stop"}
+	base := "/api/channels/" + ch
+
+	for _, path := range []string{base + "/recordings", base + "/recording", base + "/recordings/x", base + "/recordings/x/files/y.ogg"} {
+		if code, b := api(t, s, eve, "GET", path, nil); code != http.StatusForbidden {
+			t.Errorf("non-member GET %s: %d %s, want 403", path, code, b)
+		}
+	}
+	if code, _ := api(t, s, eve, "POST", base+"/recording", start); code != http.StatusForbidden {
+		t.Errorf("non-member start: %d, want 403", code)
+	}
+	if code, _ := api(t, s, "", "GET", base+"/recordings", nil); code != http.StatusUnauthorized {
+		t.Errorf("anonymous list: %d, want 401", code)
+	}
+	if code, b := api(t, s, ann, "POST", base+"/recording", start); code != http.StatusConflict {
+		t.Errorf("start with nobody in the call: %d %s, want 409", code, b)
+	}
+	if code, b := api(t, s, ann, "POST", base+"/recording", map[string]string{"action": "pause"}); code != http.StatusBadRequest {
+		t.Errorf("bad action: %d %s, want 400", code, b)
+	}
+
+	bs := openSocket(t, s, bob, ch)
+	bs.await(signal.TypeHello)
+	bs.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{}})
+	bs.await(signal.TypeJoined)
+	as := openSocket(t, s, ann, ch)
+	as.await(signal.TypeHello)
+
+	// A member may not record unless the owner allows it.
+	bs.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
+	if e := bs.await(signal.TypeError); e.Code != signal.CodeForbidden || e.Ref != signal.TypeRecord {
+		t.Errorf("member's record over the socket: %+v, want forbidden", e)
+	}
+	if code, _ := api(t, s, bob, "POST", base+"/recording", start); code != http.StatusForbidden {
+		t.Errorf("member start: %d, want 403", code)
+	}
+	if code, _ := api(t, s, bob, "POST", base+"/recording-policy", map[string]bool{"membersMayRecord": true}); code != http.StatusForbidden {
+		t.Errorf("member changes the policy: %d, want 403", code)
+	}
+
+	// The owner starts over the socket: everyone hears who.
+	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
+	for _, k := range []*socket{as, bs} {
+		m := k.await(signal.TypeRecording)
+		if m.Recording == nil || !m.Recording.Active || m.Recording.By == nil || m.Recording.By.Name != "Ann" {
+			t.Fatalf("recording message %+v, want active, by Ann", m.Recording)
+		}
+	}
+	// Two starts: the second is refused.
+	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
+	if e := as.await(signal.TypeError); e.Code != signal.CodeConflict {
+		t.Errorf("second start: %+v, want conflict", e)
+	}
+	// A socket opened while recording hears it at once.
+	late := openSocket(t, s, bob, ch)
+	late.await(signal.TypeHello)
+	if m := late.await(signal.TypeRecording); m.Recording == nil || !m.Recording.Active {
+		t.Errorf("a new socket got %+v, want the running recording", m.Recording)
+	}
+
+	// Allowed, a member may stop it.
+	if code, b := api(t, s, ann, "POST", base+"/recording-policy", map[string]bool{"membersMayRecord": true}); code != 200 {
+		t.Fatalf("policy: %d %s", code, b)
+	}
+	if code, b := api(t, s, bob, "POST", base+"/recording", stop); code != 200 {
+		t.Fatalf("member stop once allowed: %d %s", code, b)
+	}
+	m := as.await(signal.TypeRecording)
+	if m.Recording == nil || m.Recording.Active || !strings.Contains(m.Recording.Reason, "Bob") {
+		t.Errorf("stop message %+v, want inactive, stopped by Bob", m.Recording)
+	}
+	id := m.Recording.ID
+	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStop})
+	if e := as.await(signal.TypeError); e.Code != signal.CodeConflict {
+		t.Errorf("stop without a recording: %+v, want conflict", e)
+	}
+
+	// Listed for members; deleted by the owner only.
+	var list struct{ Recordings []recording.Manifest }
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		_, b := api(t, s, bob, "GET", base+"/recordings", nil)
+		json.Unmarshal(b, &list)
+		return len(list.Recordings) == 1 && list.Recordings[0].State == recording.StateFinished
+	}, "the recording listed as finished")
+	if r := list.Recordings[0]; r.ID != id || r.StartedBy.Name != "Ann" || len(r.Participants) != 1 || r.Participants[0].Name != "Bob" {
+		t.Errorf("listed %+v", r)
+	}
+	if code, _ := api(t, s, bob, "DELETE", base+"/recordings/"+id, nil); code != http.StatusForbidden {
+		t.Errorf("member delete: %d, want 403", code)
+	}
+	if code, b := api(t, s, ann, "DELETE", base+"/recordings/"+id, nil); code != http.StatusNoContent {
+		t.Errorf("owner delete: %d %s, want 204", code, b)
+	}
+	if code, _ := api(t, s, ann, "GET", base+"/recordings/"+id, nil); code != http.StatusNotFound {
+		t.Errorf("deleted recording: %d, want 404", code)
+	}
+
+	// A p2p-pinned channel cannot be recorded.
+	if resp, _ := s.PostForm(owner, "/c/"+ch+"/mode", url.Values{"mode": {"p2p"}}); resp.StatusCode >= 400 {
+		t.Fatalf("set mode: %d", resp.StatusCode)
+	}
+	testtool.Eventually(t, 5*time.Second, func() bool {
+		code, _ := api(t, s, ann, "POST", base+"/recording", start)
+		return code == http.StatusBadRequest
+	}, "start refused in a p2p channel")
+	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
+	if e := as.await(signal.TypeError); e.Code != signal.CodeInvalid || !strings.Contains(e.Human, "peer-to-peer") {
+		t.Errorf("socket start in p2p channel: %+v", e)
 	}
 }

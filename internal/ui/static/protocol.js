@@ -99,9 +99,20 @@
  * @property {"speaker"} type
  * @property {string} id  "" when nobody speaks
  *
+ * @typedef {object} RecordingState  the call's recording (recording message)
+ * @property {boolean} active
+ * @property {string} [id]
+ * @property {User} [by]          who started it
+ * @property {string} [startedAt] ISO time
+ * @property {string} [reason]    why it stopped, when not active
+ *
+ * @typedef {object} RecordingMessage
+ * @property {"recording"} type
+ * @property {RecordingState} recording
+ *
  * @typedef {HelloMessage|JoinedMessage|ParticipantJoinedMessage|ParticipantLeftMessage|ParticipantUpdatedMessage|
  *   OfferMessage|AnswerMessage|CandidateMessage|ChatEventMessage|ErrorMessage|PongMessage|SfuRestartMessage|
- *   IceServersMessage|TopologyMessage|SpeakerMessage} ServerMessage
+ *   IceServersMessage|TopologyMessage|SpeakerMessage|RecordingMessage} ServerMessage
  */
 
 // ------------------------------------------------------ client → server
@@ -151,8 +162,12 @@
  * @property {"layout"} type
  * @property {LayoutTile[]} tiles
  *
+ * @typedef {object} RecordMessage  start or stop recording the call
+ * @property {"record"} type
+ * @property {"start"|"stop"} action
+ *
  * @typedef {JoinMessage|UpdateMessage|OfferOutMessage|AnswerOutMessage|CandidateOutMessage|ChatSendMessage|
- *   LeaveMessage|PingMessage|LayoutMessage} ClientMessage
+ *   LeaveMessage|PingMessage|LayoutMessage|RecordMessage} ClientMessage
  */
 
 /**
