@@ -68,6 +68,8 @@ type Config struct {
 	// QueuePackets is each file's queue, in packets (default 1024: about
 	// a second of 720p video). Beyond it packets are dropped and counted.
 	QueuePackets int
+	// Now is the clock (tests); nil = time.Now.
+	Now func() time.Time
 }
 
 // Person is someone in a recording.
@@ -136,6 +138,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.QueuePackets <= 0 {
 		cfg.QueuePackets = 1024
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -178,8 +183,8 @@ func (s *Service) Start(channelID string, by Person, onFail func(error)) (*Sessi
 	if !idRE.MatchString(channelID) {
 		return nil, ErrBadName
 	}
-	if s.cfg.Quota > 0 && s.used.Load() >= s.cfg.Quota {
-		return nil, ErrQuota
+	if s.cfg.Quota > 0 && s.cfg.Quota-s.used.Load() < min(1<<20, s.cfg.Quota/10) {
+		return nil, ErrQuota // not even room for a short recording
 	}
 	id := newID()
 	dir := filepath.Join(s.cfg.Dir, channelID, id)
@@ -189,7 +194,7 @@ func (s *Service) Start(channelID string, by Person, onFail func(error)) (*Sessi
 	ss := &Session{
 		svc: s, dir: dir, onFail: onFail, log: s.log.With("channel_id", channelID, "recording", id),
 		people: map[string]Person{}, names: map[string]int{}, empty: map[int]bool{},
-		m: Manifest{ID: id, ChannelID: channelID, StartedBy: by, StartedAt: time.Now(), State: StateRecording,
+		m: Manifest{ID: id, ChannelID: channelID, StartedBy: by, StartedAt: s.cfg.Now(), State: StateRecording,
 			Participants: []Person{}, Files: []File{}},
 	}
 	ss.mu.Lock()
@@ -454,7 +459,7 @@ func (ss *Session) Stop(state, reason string) Manifest {
 	ss.svc.mu.Unlock()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	now := time.Now()
+	now := ss.svc.cfg.Now()
 	ss.m.EndedAt = &now
 	ss.m.State = state
 	ss.m.StopReason = reason

@@ -5,13 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/at-wat/ebml-go"
-	"github.com/at-wat/ebml-go/mkvcore"
 	"github.com/at-wat/ebml-go/webm"
 )
 
@@ -153,17 +151,13 @@ func repairWebM(svc *Service, path string) (dur int64, err error) {
 		return 0, errors.New("no video track")
 	}
 	te := head.Segment.Tracks.TrackEntry[0]
-	if _, err := in.Seek(0, io.SeekStart); err != nil {
+	data, err := os.ReadFile(path)
+	if err != nil {
 		return 0, err
 	}
-	var fatal error
-	rs, err := mkvcore.NewSimpleBlockReader(in, mkvcore.WithOnFatalHandler(func(e error) { fatal = e }),
-		mkvcore.WithOnErrorHandler(func(error) {}))
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("read header: %w", err)
-	}
-	if len(rs) != 1 {
-		return 0, errors.New("no video track")
+	blocks := scanBlocks(data)
+	if len(blocks) == 0 {
+		return 0, errors.New("no complete frame")
 	}
 	tmp := path + ".repair"
 	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
@@ -177,26 +171,98 @@ func repairWebM(svc *Service, path string) (dur int64, err error) {
 		os.Remove(tmp)
 		return 0, err
 	}
-	blocks := 0
-	for {
-		b, kf, ts, err := rs[0].Read()
-		if err != nil {
-			break
-		}
-		wm.Write(kf, ts, b)
-		blocks++
-		dur = ts
+	for _, b := range blocks {
+		wm.Write(b.key, b.ts, b.data)
+		dur = b.ts
 	}
-	rs[0].Close()
 	wm.Close()
 	if err := cf.failed(); err != nil {
 		os.Remove(tmp)
 		return 0, err
 	}
-	_ = fatal // a truncated last element is what we are repairing
-	if blocks == 0 {
-		os.Remove(tmp)
-		return 0, errors.New("no complete frame")
-	}
 	return dur, os.Rename(tmp, path)
+}
+
+// block is one SimpleBlock of a WebM file.
+type block struct {
+	key  bool
+	ts   int64 // milliseconds
+	data []byte
+}
+
+// EBML ids walked by scanBlocks.
+const (
+	idSegment     = 0x18538067
+	idCluster     = 0x1F43B675
+	idTimecode    = 0xE7
+	idSimpleBlock = 0xA3
+)
+
+// scanBlocks reads the SimpleBlocks of a WebM file as far as it is
+// whole: a file cut short by a crash ends in the middle of an element,
+// which is where the scan stops. Segments and clusters of unknown size
+// (a live file) are entered; every other element is skipped by its size.
+func scanBlocks(b []byte) []block {
+	var out []block
+	var cluster int64
+	for off := 0; off < len(b); {
+		id, n := readVint(b[off:], true)
+		if n == 0 {
+			break
+		}
+		size, m := readVint(b[off+n:], false)
+		if m == 0 {
+			break
+		}
+		body := off + n + m
+		unknown := size == (1<<(7*uint(m)))-1
+		switch id {
+		case idSegment, idCluster:
+			off = body // enter
+			continue
+		}
+		if unknown || body+int(size) > len(b) || size < 0 {
+			break // truncated here
+		}
+		el := b[body : body+int(size)]
+		switch id {
+		case idTimecode:
+			cluster = 0
+			for _, x := range el {
+				cluster = cluster<<8 | int64(x)
+			}
+		case idSimpleBlock:
+			_, tn := readVint(el, false)
+			if tn == 0 || len(el) < tn+3 {
+				break
+			}
+			rel := int16(uint16(el[tn])<<8 | uint16(el[tn+1]))
+			out = append(out, block{key: el[tn+2]&0x80 != 0, ts: cluster + int64(rel), data: el[tn+3:]})
+		}
+		off = body + int(size)
+	}
+	return out
+}
+
+// readVint reads an EBML variable-length integer: an element id (the
+// length marker kept) or a size (marker removed). n is 0 if b is short.
+func readVint(b []byte, keepMarker bool) (v int64, n int) {
+	if len(b) == 0 || b[0] == 0 {
+		return 0, 0
+	}
+	n = 1
+	for mask := byte(0x80); b[0]&mask == 0; mask >>= 1 {
+		n++
+	}
+	if n > 8 || len(b) < n {
+		return 0, 0
+	}
+	v = int64(b[0])
+	if !keepMarker {
+		v &= int64(0xff >> n)
+	}
+	for _, x := range b[1:n] {
+		v = v<<8 | int64(x)
+	}
+	return v, n
 }

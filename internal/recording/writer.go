@@ -56,6 +56,7 @@ type trackWriter struct {
 	path  string
 	info  media.TrackInfo
 	idx   int // in the manifest's Files
+	now   func() time.Time
 	clock uint32
 	video bool
 	vp9   bool
@@ -94,7 +95,7 @@ func newTrackWriter(ss *Session, path string, t media.TrackInfo) (*trackWriter, 
 		ss: ss, path: path, info: t, clock: t.ClockRate,
 		video: t.Kind == "video", vp9: strings.EqualFold(t.MimeType, "video/vp9"),
 		free: make(chan *item, n), queue: make(chan *item, n+1), done: make(chan struct{}),
-		f: &countingFile{f: fh, svc: ss.svc}, layer: -1,
+		f: &countingFile{f: fh, svc: ss.svc}, layer: -1, now: ss.svc.cfg.Now,
 	}
 	if w.clock == 0 {
 		w.clock = 90000
@@ -127,7 +128,7 @@ func (w *trackWriter) WriteRTP(layer int, b []byte) {
 	}
 	select {
 	case it := <-w.free:
-		it.kind, it.layer, it.n, it.at = itemRTP, int8(layer), copy(it.buf[:], b), time.Now().UnixNano()
+		it.kind, it.layer, it.n, it.at = itemRTP, int8(layer), copy(it.buf[:], b), w.now().UnixNano()
 		w.queue <- it // room for every item: never blocks
 	default:
 		w.dropped.Add(1)
@@ -139,7 +140,7 @@ func (w *trackWriter) WriteRTP(layer int, b []byte) {
 func (w *trackWriter) SenderReport(layer int, rtpTime uint32, _ uint64) {
 	select {
 	case it := <-w.free:
-		it.kind, it.layer, it.rtpTime, it.at = itemSR, int8(layer), rtpTime, time.Now().UnixNano()
+		it.kind, it.layer, it.rtpTime, it.at = itemSR, int8(layer), rtpTime, w.now().UnixNano()
 		w.queue <- it
 	default:
 	}
@@ -285,9 +286,9 @@ func (w *trackWriter) frame(l int, data []byte, ts uint32) {
 }
 
 // cuesSpace is the room kept at the start of a WebM file for its cues
-// (the seek index, one entry per cluster, about 20 bytes each): enough
-// for hours.
-const cuesSpace = 256 << 10
+// (the seek index, one entry per cluster of at most 32 s, about 20 bytes
+// each): enough for days.
+const cuesSpace = 32 << 10
 
 // newWebM starts a WebM file with one track, written as it goes (a
 // segment of unknown size: a file cut short still plays); Close fills
