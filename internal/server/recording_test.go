@@ -203,7 +203,7 @@ func TestRecordingCall(t *testing.T) {
 			if f.Dropped != 0 {
 				t.Errorf("%s: %d packets dropped", f.Name, f.Dropped)
 			}
-			t.Logf("%s %s: start %d ms (%s), %v", who, f.Name, f.StartMS, f.Sync, got)
+			t.Logf("%s %s: start %d ms (%s), plays %v, manifest %d ms, %d packets", who, f.Name, f.StartMS, f.Sync, got, f.DurationMS, f.Packets)
 		}
 	}
 	// Ann and Bob were there from the start; Cat's files start when she
