@@ -301,6 +301,27 @@ func (s *Service) Delete(channelID, id string) error {
 	return nil
 }
 
+// DeleteChannel removes every recording of a deleted channel, stopping
+// one that is running.
+func (s *Service) DeleteChannel(channelID string) error {
+	if !idRE.MatchString(channelID) {
+		return ErrBadName
+	}
+	s.mu.Lock()
+	ss := s.active[channelID]
+	s.mu.Unlock()
+	if ss != nil {
+		ss.Stop(StateStopped, "the channel was deleted")
+	}
+	dir := filepath.Join(s.cfg.Dir, channelID)
+	n := dirSize(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("recording: delete channel: %w", err)
+	}
+	s.used.Add(-n)
+	return nil
+}
+
 func readManifest(dir string) (Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {

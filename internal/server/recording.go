@@ -42,6 +42,13 @@ func (s *Server) startRecordings() error {
 	return nil
 }
 
+// deleteRecordings removes a deleted channel's recordings.
+func (s *Server) deleteRecordings(channelID string) {
+	if err := s.recordings.DeleteChannel(channelID); err != nil {
+		s.log.Error("delete a deleted channel's recordings", "channel_id", channelID, "err", err)
+	}
+}
+
 // findFFmpeg resolves --ffmpeg ("" = ffmpeg on PATH, "none" = off).
 func findFFmpeg(name string) string {
 	if name == "none" {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -390,4 +393,31 @@ func TestRecordingAuthorization(t *testing.T) {
 	if e := as.await(signal.TypeError); e.Code != signal.CodeInvalid || !strings.Contains(e.Human, "peer-to-peer") {
 		t.Errorf("socket start in p2p channel: %+v", e)
 	}
+}
+
+// TestDeletedChannelLosesRecordings: deleting a channel deletes its
+// recordings' files too (nobody could reach them any more).
+func TestDeletedChannelLosesRecordings(t *testing.T) {
+	s := servertest.Start(t)
+	owner := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(owner, "Gone")
+	ann := s.Token("ann")
+	k := openSocket(t, s, ann, ch)
+	k.await(signal.TypeHello)
+	k.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{}})
+	k.await(signal.TypeJoined)
+	if code, b := api(t, s, ann, "POST", "/api/channels/"+ch+"/recording", map[string]string{"action": "start"}); code != 200 {
+		t.Fatalf("start: %d %s", code, b)
+	}
+	dir := filepath.Join(s.Config.DataDir, "recordings", ch)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("no recording directory: %v", err)
+	}
+	if resp, _ := s.PostForm(owner, "/c/"+ch+"/delete", url.Values{}); resp.StatusCode >= 400 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		_, err := os.Stat(dir)
+		return errors.Is(err, fs.ErrNotExist)
+	}, "the channel's recordings to be deleted")
 }

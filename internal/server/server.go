@@ -216,6 +216,7 @@ func (s *Server) wireAccount(acfg *account.Config) {
 	}
 	acfg.ChannelDeleted = func(channelID string) {
 		s.rooms.CloseRoom(channelID)
+		go s.deleteRecordings(channelID)
 		if deleted != nil {
 			deleted(channelID)
 		}

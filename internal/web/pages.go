@@ -17,7 +17,7 @@ import (
 )
 
 // pageNames are the templates under ui/templates rendered inside the layout.
-var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error"}
+var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "recordings"}
 
 // page is what every template gets.
 type page struct {

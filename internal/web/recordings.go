@@ -30,6 +30,7 @@ type Recordings struct {
 func (s *Server) SetRecordings(r *Recordings) { s.recordings = r }
 
 func (s *Server) routeRecordings(mux *http.ServeMux) {
+	mux.HandleFunc("GET /c/{id}/recordings", s.requirePage(s.recordingsPage))
 	mux.HandleFunc("GET /api/channels/{id}/recording", s.requireAPI(s.recordingMember(s.apiRecordingState)))
 	mux.HandleFunc("POST /api/channels/{id}/recording", s.requireAPI(s.recordingMember(s.apiRecord)))
 	mux.HandleFunc("POST /api/channels/{id}/recording-policy", s.requireAPI(s.recordingMember(s.apiRecordingPolicy)))
@@ -213,4 +214,20 @@ func (s *Server) apiRecordingFile(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "private, no-cache")
 	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+// recordingsPage is the channel's recordings list and player (members).
+func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
+	u := mustUser(r)
+	ch, err := s.accounts.Channel(r.Context(), u, r.PathValue("id"))
+	if err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	if s.recordings == nil {
+		s.errorPage(w, r, http.StatusNotFound, "Recording is off", "This server does not record calls.")
+		return
+	}
+	s.render(w, r, http.StatusOK, "recordings", page{Title: "Recordings of " + ch.Name,
+		Data: channelData{Channel: ch, IsOwner: ch.OwnerID == u.ID}})
 }
