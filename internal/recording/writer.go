@@ -151,9 +151,23 @@ func (w *trackWriter) Close() {
 	w.closeOnce.Do(func() { w.queue <- &item{kind: itemEnd} })
 }
 
+// pollInterval is how often the writer looks at its queue when it found
+// it empty. The writer never waits on the channel: a send to a goroutine
+// parked on it would wake that goroutine, a system call on the
+// forwarding path for every packet; a send into the buffer of a channel
+// nobody waits on is only a copy.
+const pollInterval = 10 * time.Millisecond
+
 func (w *trackWriter) run() {
 	defer close(w.done)
-	for it := range w.queue {
+	for {
+		var it *item
+		select {
+		case it = <-w.queue:
+		default:
+			time.Sleep(pollInterval)
+			continue
+		}
 		switch it.kind {
 		case itemEnd:
 			w.finish()
