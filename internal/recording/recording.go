@@ -118,6 +118,8 @@ type Manifest struct {
 	DurationMS   int64      `json:"duration_ms"`
 	Participants []Person   `json:"participants"`
 	Files        []File     `json:"files"`
+	// Composite is the composite file's state, once asked for.
+	Composite *Composite `json:"composite,omitempty"`
 }
 
 // Service keeps the recordings of every channel.
@@ -267,8 +269,15 @@ func (s *Service) Open(channelID, id, name string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	names := make([]string, 0, len(m.Files)+1)
 	for _, f := range m.Files {
-		if f.Name == name {
+		names = append(names, f.Name)
+	}
+	if m.Composite != nil && m.Composite.State == CompositeDone {
+		names = append(names, CompositeName)
+	}
+	for _, f := range names {
+		if f == name {
 			dir, _ := s.dir(channelID, id)
 			fh, err := os.Open(filepath.Join(dir, name))
 			if err != nil {

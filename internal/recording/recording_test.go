@@ -354,3 +354,62 @@ func TestBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestComposite: ffmpeg turns a recording of two participants (one who
+// joined a second late) into one MP4 with one video and one audio stream,
+// as long as the recording; progress reaches the end.
+func TestComposite(t *testing.T) {
+	ffmpeg := testtool.Find(t, "ffmpeg", "ffmpeg")
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := newService(t, Config{Now: c.now, QueuePackets: 1 << 16})
+	ss, _ := s.Start("chan1", Person{UserID: "u1"}, nil)
+	a, v := ss.Track(opusTrack), ss.Track(vp8Track)
+	feedOpus(t, a, 3*time.Second, nil, 0)
+	feedVP8(t, v, 90, nil)
+	c.add(time.Second)
+	late := func(ti media.TrackInfo) media.TrackInfo {
+		ti.Participant, ti.TrackID = "p_bbbbbbbbbb", "p_bbbbbbbbbb:"+ti.Source
+		return ti
+	}
+	a2, v2 := ss.Track(late(opusTrack)), ss.Track(late(vp8Track))
+	feedOpus(t, a2, 2*time.Second, nil, 0)
+	feedVP8(t, v2, 60, nil)
+	for _, w := range []media.TrackSink{a, v, a2, v2} {
+		w.Close()
+	}
+	c.add(2 * time.Second)
+	m := ss.Stop(StateFinished, "test")
+	if m.DurationMS != 3000 || m.Files[2].StartMS != 1000 {
+		t.Fatalf("recording %d ms, late start %d ms; want 3000, 1000", m.DurationMS, m.Files[2].StartMS)
+	}
+	comp := NewCompositor(s, ffmpeg)
+	defer comp.Close()
+	if _, err := comp.Request("chan1", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	var st *Composite
+	testtool.Eventually(t, 60*time.Second, func() bool {
+		got, _ := s.Get("chan1", m.ID)
+		st = comp.Status("chan1", m.ID, got)
+		return st != nil && (st.State == CompositeDone || st.State == CompositeFailed)
+	}, "the composite")
+	if st.State != CompositeDone || st.Progress != 1 {
+		t.Fatalf("composite %+v", st)
+	}
+	path := filepath.Join(s.cfg.Dir, "chan1", m.ID, CompositeName)
+	out, err := exec.Command(filepath.Join(filepath.Dir(ffmpeg), "ffprobe"), "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(out)); len(got) != 2 || !strings.Contains(string(out), "video") || !strings.Contains(string(out), "audio") {
+		t.Errorf("streams %q, want one video and one audio", got)
+	}
+	if d := ffprobeDuration(t, path); d < 2800*time.Millisecond || d > 3200*time.Millisecond {
+		t.Errorf("composite lasts %v, want 3s", d)
+	}
+	if f, err := s.Open("chan1", m.ID, CompositeName); err != nil {
+		t.Errorf("the composite cannot be downloaded: %v", err)
+	} else {
+		f.Close()
+	}
+}

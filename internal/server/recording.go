@@ -35,11 +35,20 @@ func (s *Server) startRecordings() error {
 		s.log.Warn("repaired recordings interrupted by the last stop", "count", len(ids))
 	}
 	s.recordings = svc
-	s.ffmpeg = findFFmpeg(s.cfg.FFmpeg)
-	if s.ffmpeg == "" {
+	if ffmpeg := findFFmpeg(s.cfg.FFmpeg); ffmpeg != "" {
+		s.composites = recording.NewCompositor(svc, ffmpeg)
+		s.log.Info("recording composites made with ffmpeg", "ffmpeg", ffmpeg)
+	} else {
 		s.log.Info("ffmpeg not found (--ffmpeg): recordings get no composite file, only one file per participant and track")
 	}
 	return nil
+}
+
+// stopComposites kills a running composite (made again on request).
+func (s *Server) stopComposites() {
+	if s.composites != nil {
+		s.composites.Close()
+	}
 }
 
 // deleteRecordings removes a deleted channel's recordings.
@@ -91,6 +100,7 @@ func (s *Server) mayRecord(ctx context.Context, u signal.User, channelID string)
 func (s *Server) webRecordings() *web.Recordings {
 	return &web.Recordings{
 		Service:             s.recordings,
+		Composites:          s.composites,
 		MayRecord:           s.mayRecord,
 		MembersMayRecord:    s.db.MembersMayRecord,
 		SetMembersMayRecord: s.db.SetMembersMayRecord,

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/client"
+	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/servertest"
 	"github.com/parley/parley/internal/signal"
@@ -209,6 +210,27 @@ func TestRecordingCall(t *testing.T) {
 			t.Logf("%s %s: start %d ms (%s), plays %v, manifest %d ms, %d packets", who, f.Name, f.StartMS, f.Sync, got, f.DurationMS, f.Packets)
 		}
 	}
+	// The composite: asked for by a member, made by ffmpeg, one video and
+	// one audio stream as long as the recording.
+	if code, b := api(t, s, s.Token("bob"), "POST", "/api/channels/"+ch+"/recordings/"+id+"/composite", nil); code != http.StatusAccepted {
+		t.Fatalf("composite: %d %s", code, b)
+	}
+	testtool.Eventually(t, 120*time.Second, func() bool {
+		m = manifest(t, s, ann, ch, id)
+		return m.Composite != nil && (m.Composite.State == recording.CompositeDone || m.Composite.State == recording.CompositeFailed)
+	}, "the composite")
+	if m.Composite.State != recording.CompositeDone {
+		t.Fatalf("composite: %+v", m.Composite)
+	}
+	comp := filepath.Join(dir, recording.CompositeName)
+	streams, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", comp).Output()
+	if err != nil || strings.Join(strings.Fields(string(streams)), ",") != "video,audio" {
+		t.Errorf("composite streams %q (%v), want video,audio", streams, err)
+	}
+	if d, want := probe(t, ffprobe, comp), time.Duration(m.DurationMS)*time.Millisecond; d < want-500*time.Millisecond || d > want+500*time.Millisecond {
+		t.Errorf("composite lasts %v, want %v", d, want)
+	}
+
 	// Ann and Bob were there from the start; Cat's files start when she
 	// joined (plus her connection's setup).
 	for _, f := range m.Files {
@@ -420,4 +442,21 @@ func TestDeletedChannelLosesRecordings(t *testing.T) {
 		_, err := os.Stat(dir)
 		return errors.Is(err, fs.ErrNotExist)
 	}, "the channel's recordings to be deleted")
+}
+
+// TestCompositeNotOffered: without ffmpeg (--ffmpeg none) the composite
+// is not offered: the state says so and asking for one is 404.
+func TestCompositeNotOffered(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.FFmpeg = "none" }))
+	owner := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(owner, "NoFF")
+	ann := s.Token("ann")
+	code, b := api(t, s, ann, "GET", "/api/channels/"+ch+"/recording", nil)
+	var st struct{ Composites bool }
+	if json.Unmarshal(b, &st); code != 200 || st.Composites {
+		t.Errorf("state: %d %s, want composites false", code, b)
+	}
+	if code, b := api(t, s, ann, "POST", "/api/channels/"+ch+"/recordings/x/composite", nil); code != http.StatusNotFound || !strings.Contains(string(b), "ffmpeg") {
+		t.Errorf("composite without ffmpeg: %d %s, want 404 naming ffmpeg", code, b)
+	}
 }

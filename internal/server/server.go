@@ -50,8 +50,8 @@ type Server struct {
 	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
 
-	recordings *recording.Service // call recordings (recording.go)
-	ffmpeg     string             // for composites; "" = none
+	recordings *recording.Service    // call recordings (recording.go)
+	composites *recording.Compositor // nil without ffmpeg
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
@@ -270,6 +270,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errRooms := s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.stopComposites()
 	errSFU := s.sfu.Close()
 	errTURN := s.closeTURN()
 	errDB := s.db.Close()

@@ -18,6 +18,8 @@ import (
 // with SetRecordings before serving; without it the routes answer 404.
 type Recordings struct {
 	Service *recording.Service
+	// Composites makes composite files; nil: not offered (no ffmpeg).
+	Composites *recording.Compositor
 	// MayRecord: nil if user may start/stop recording channelID, else
 	// an error wrapping room.ErrForbidden (or another error).
 	MayRecord func(ctx context.Context, user signal.User, channelID string) error
@@ -37,6 +39,7 @@ func (s *Server) routeRecordings(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/channels/{id}/recordings", s.requireAPI(s.recordingMember(s.apiRecordings)))
 	mux.HandleFunc("GET /api/channels/{id}/recordings/{rec}", s.requireAPI(s.recordingMember(s.apiRecordingGet)))
 	mux.HandleFunc("DELETE /api/channels/{id}/recordings/{rec}", s.requireAPI(s.recordingMember(s.apiRecordingDelete)))
+	mux.HandleFunc("POST /api/channels/{id}/recordings/{rec}/composite", s.requireAPI(s.recordingMember(s.apiComposite)))
 	mux.HandleFunc("GET /api/channels/{id}/recordings/{rec}/files/{name}", s.requireAPI(s.recordingMember(s.apiRecordingFile)))
 }
 
@@ -87,6 +90,7 @@ func (s *Server) apiRecordingState(w http.ResponseWriter, r *http.Request) {
 		"recording":        s.rooms.Recording(r.Context(), ch.ID),
 		"membersMayRecord": allowed,
 		"mayRecord":        s.recordings.MayRecord(r.Context(), signalUser(mustUser(r)), ch.ID) == nil,
+		"composites":       s.recordings.Composites != nil,
 	})
 }
 
@@ -150,20 +154,30 @@ func (s *Server) apiRecordingPolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiRecordings(w http.ResponseWriter, r *http.Request) {
-	list, err := s.recordings.Service.List(mustChannel(r).ID)
+	ch := mustChannel(r)
+	list, err := s.recordings.Service.List(ch.ID)
 	if err != nil {
 		s.log.Error("list recordings", "err", err)
 		writeJSONError(w, http.StatusInternalServerError, "could not list the recordings; try again")
 		return
 	}
+	if c := s.recordings.Composites; c != nil {
+		for i := range list {
+			list[i].Composite = c.Status(ch.ID, list[i].ID, list[i])
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"recordings": list})
 }
 
 func (s *Server) apiRecordingGet(w http.ResponseWriter, r *http.Request) {
-	m, err := s.recordings.Service.Get(mustChannel(r).ID, r.PathValue("rec"))
+	ch := mustChannel(r)
+	m, err := s.recordings.Service.Get(ch.ID, r.PathValue("rec"))
 	if err != nil {
 		writeJSONError(w, http.StatusNotFound, "no such recording")
 		return
+	}
+	if c := s.recordings.Composites; c != nil {
+		m.Composite = c.Status(ch.ID, m.ID, m)
 	}
 	writeJSON(w, http.StatusOK, m)
 }
@@ -188,6 +202,26 @@ func (s *Server) apiRecordingDelete(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// apiComposite asks for a recording's composite file (members): 202 with
+// its state; the recordings list shows its progress.
+func (s *Server) apiComposite(w http.ResponseWriter, r *http.Request) {
+	if s.recordings.Composites == nil {
+		writeJSONError(w, http.StatusNotFound, recording.ErrNoFFmpeg.Error())
+		return
+	}
+	st, err := s.recordings.Composites.Request(mustChannel(r).ID, r.PathValue("rec"))
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, map[string]any{"composite": st})
+	case errors.Is(err, recording.ErrNotFound):
+		writeJSONError(w, http.StatusNotFound, "no such recording")
+	case errors.Is(err, recording.ErrRecording):
+		writeJSONError(w, http.StatusConflict, err.Error())
+	default:
+		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
+	}
+}
+
 // apiRecordingFile serves one file, with range requests (seeking players,
 // resumed downloads).
 func (s *Server) apiRecordingFile(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +242,8 @@ func (s *Server) apiRecordingFile(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "audio/ogg")
 	case ".webm":
 		w.Header().Set("Content-Type", "video/webm")
+	case ".mp4":
+		w.Header().Set("Content-Type", "video/mp4")
 	}
 	if r.URL.Query().Has("download") {
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)

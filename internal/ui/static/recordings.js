@@ -13,7 +13,8 @@ import { SyncedPlayer } from "./player.js";
  * @typedef {{name: string, participant_id: string, user_name?: string, source: string, kind: string, codec: string,
  *   start_ms: number, duration_ms: number, dropped: number, bytes: number}} RecFile
  * @typedef {{id: string, started_by: Person, started_at: string, state: string, stop_reason?: string,
- *   duration_ms: number, participants: Person[], files: RecFile[]}} Recording
+ *   duration_ms: number, participants: Person[], files: RecFile[], composite?: Composite}} Recording
+ * @typedef {{state: string, progress: number, name?: string, error?: string}} Composite
  */
 
 /** @param {number} ms */
@@ -36,6 +37,9 @@ class RecordingsPage {
     this.playerBox = h("section", { id: "player", class: "card", hidden: true });
     /** @type {SyncedPlayer|null} */
     this.player = null;
+    this.composites = false; // the server has ffmpeg
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this.poll = undefined;
     const policy = h("label", { class: "inline" });
     this.policyBox = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", id: "members-may-record", onchange: () => this.setPolicy() }));
     policy.append(this.policyBox, " Members may start and stop recording");
@@ -51,8 +55,17 @@ class RecordingsPage {
       const body = await res.json();
       /** @type {Recording[]} */
       const recs = Array.isArray(body.recordings) ? body.recordings : [];
-      if (st.ok) this.policyBox.checked = (await st.json()).membersMayRecord === true;
+      if (st.ok) {
+        const state = await st.json();
+        this.policyBox.checked = state.membersMayRecord === true;
+        this.composites = state.composites === true;
+      }
       this.render(recs);
+      // Composites being made: show their progress as it goes.
+      clearTimeout(this.poll);
+      if (recs.some((r) => r.composite && ["queued", "running"].includes(r.composite.state))) {
+        this.poll = setTimeout(() => void this.load(), 1000);
+      }
       setText(this.status, recs.length ? "" : "No recordings yet. Start one from the call with the Record button.");
     } catch (e) {
       setText(this.status, `Could not load the recordings: ${e instanceof Error ? e.message : e}. Reload to try again.`);
@@ -88,7 +101,34 @@ class RecordingsPage {
     return h("li", { class: "recording", "data-recording-id": r.id },
       h("p", {}, h("strong", {}, when), ` · ${formatDuration(r.duration_ms)} · started by ${r.started_by.name || "someone"}${state}`),
       h("p", { class: "muted-text small" }, `In the call: ${people}`),
-      r.files.length ? play : "", del, files);
+      r.files.length ? play : "", del, this.compositeItem(r), files);
+  }
+
+  /**
+   * The composite: a button to make it, its progress, or its download.
+   * @param {Recording} r
+   */
+  compositeItem(r) {
+    const c = r.composite;
+    if (c && c.state === "done") {
+      return h("a", { class: "composite", href: `${this.base}/recordings/${encodeURIComponent(r.id)}/files/composite.mp4?download=1` },
+        "Download the composite (one video, everyone in a grid)");
+    }
+    if (c && (c.state === "queued" || c.state === "running")) {
+      return h("span", { class: "composite", role: "status" },
+        c.state === "queued" ? "Composite: waiting…" : `Composite: ${Math.round(c.progress * 100)}%`,
+        h("progress", { max: "1", value: String(c.progress || 0) }));
+    }
+    if (!this.composites || r.state === "recording" || !r.files.length) return null;
+    return h("button", { type: "button", class: "btn btn-small composite", onclick: () => this.compose(r) },
+      c && c.state === "failed" ? "Make the composite again" : "Make a composite");
+  }
+
+  /** @param {Recording} r */
+  async compose(r) {
+    const res = await fetch(`${this.base}/recordings/${encodeURIComponent(r.id)}/composite`, { method: "POST" });
+    if (!res.ok) setText(this.status, "Could not start the composite; try again.");
+    await this.load();
   }
 
   /** @param {Recording} r @param {RecFile} f */
