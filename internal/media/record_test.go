@@ -80,3 +80,52 @@ func BenchmarkRecordTap(b *testing.B) {
 		})
 	}
 }
+
+// TestRecordHighestLayer: a simulcast track records its highest sending
+// layer; when that layer stops the recording moves down a layer, and back
+// up when it returns, asking the publisher for a keyframe each time (a
+// file can only continue on a new layer from a keyframe).
+func TestRecordHighestLayer(t *testing.T) {
+	u, q, _ := fuzzFixture(t, webrtc.RTPCodecTypeVideo)
+	s := u.pub.sfu
+	q.rid, q.ssrc = "q", 1
+	now := s.now()
+	layers := []*layer{q}
+	for i, rid := range []string{"h", "f"} {
+		l := &layer{up: u, idx: i + 1, rid: rid, ssrc: uint32(i + 2)}
+		l.lastPLI.Store(-1 << 60)
+		layers = append(layers, l)
+		u.layers[i+1].Store(l)
+	}
+	q.lastPLI.Store(-1 << 60)
+	for _, l := range layers {
+		l.lastPacket.Store(now)
+	}
+	plis := func() uint64 { return s.metrics.plis.Load() }
+	sink := &copySink{}
+	u.tap(sink)
+	if got := u.rec.Load().layer.Load(); got != 2 {
+		t.Fatalf("recording layer %d, want 2 (f)", got)
+	}
+	if plis() != 1 {
+		t.Errorf("%d keyframe requests at the start, want 1", plis())
+	}
+	// f stops sending: the recording moves to h, with a keyframe request.
+	s.skew.Add(int64(2 * s.cfg.LayerTimeout))
+	now = s.now()
+	q.lastPacket.Store(now)
+	layers[1].lastPacket.Store(now)
+	u.tickRecord(now)
+	if got := u.rec.Load().layer.Load(); got != 1 || plis() != 2 {
+		t.Errorf("after f stopped: layer %d, %d keyframe requests; want 1, 2", got, plis())
+	}
+	u.tickRecord(now) // nothing changed: no new request
+	if plis() != 2 {
+		t.Errorf("a tick without a change asked for a keyframe")
+	}
+	layers[2].lastPacket.Store(now) // f is back
+	u.tickRecord(now)
+	if got := u.rec.Load().layer.Load(); got != 2 || plis() != 3 {
+		t.Errorf("after f came back: layer %d, %d keyframe requests; want 2, 3", got, plis())
+	}
+}

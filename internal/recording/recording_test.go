@@ -96,6 +96,14 @@ func feedOpus(t *testing.T, sink media.TrackSink, d time.Duration, _ *clock, ts0
 // feedVP8 sends n frames of testdata/pattern.ivf (30 fps) as RTP.
 func feedVP8(t *testing.T, sink media.TrackSink, frames int, c *clock) {
 	t.Helper()
+	feedVP8Layer(t, sink, 0, 0, frames, 1000, 0, c)
+}
+
+// feedVP8Layer sends frames [skip, skip+frames) of testdata/pattern.ivf
+// on a simulcast layer, its RTP timestamps from ts0 and sequence numbers
+// from seq0 (each layer has its own).
+func feedVP8Layer(t *testing.T, sink media.TrackSink, layer, skip, frames int, ts0 uint32, seq0 uint16, c *clock) (uint16, uint32) {
+	t.Helper()
 	f, err := os.Open(filepath.Join("..", "..", "testdata", "pattern.ivf"))
 	if err != nil {
 		t.Fatal(err)
@@ -106,8 +114,12 @@ func feedVP8(t *testing.T, sink media.TrackSink, frames int, c *clock) {
 		t.Fatal(err)
 	}
 	pay := &codecs.VP8Payloader{}
-	var seq uint16
-	var ts uint32 = 1000
+	seq, ts := seq0, ts0
+	for range skip {
+		if _, _, err := r.ParseNextFrame(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := 0; i < frames; i++ {
 		frame, _, err := r.ParseNextFrame()
 		if errors.Is(err, io.EOF) {
@@ -121,7 +133,7 @@ func feedVP8(t *testing.T, sink media.TrackSink, frames int, c *clock) {
 		}
 		parts := pay.Payload(1200, frame)
 		for j, p := range parts {
-			sink.WriteRTP(0, rtpBytes(t, seq, ts, j == len(parts)-1, p))
+			sink.WriteRTP(layer, rtpBytes(t, seq, ts, j == len(parts)-1, p))
 			seq++
 		}
 		ts += 3000
@@ -129,6 +141,7 @@ func feedVP8(t *testing.T, sink media.TrackSink, frames int, c *clock) {
 			c.add(time.Second / 30)
 		}
 	}
+	return seq, ts
 }
 
 func ffprobeDuration(t *testing.T, path string) time.Duration {
@@ -411,5 +424,37 @@ func TestComposite(t *testing.T) {
 		t.Errorf("the composite cannot be downloaded: %v", err)
 	} else {
 		f.Close()
+	}
+}
+
+// TestLayerSwitch: when the recorded simulcast layer changes, the file
+// skips the new layer's frames until its keyframe, then goes on with
+// time running forward (the new layer has its own RTP clock base).
+func TestLayerSwitch(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := newService(t, Config{Now: c.now, QueuePackets: 1 << 16})
+	ss, _ := s.Start("chan1", Person{UserID: "u1"}, nil)
+	v := ss.Track(vp8Track)
+	feedVP8Layer(t, v, 2, 0, 30, 1000, 0, nil) // a second of f
+	ss.Track(opusTrack).Close()
+	w := v.(*trackWriter)
+	for len(w.free) < cap(w.free) { // written
+		time.Sleep(time.Millisecond)
+	}
+	c.add(time.Second)
+	seq, ts := feedVP8Layer(t, v, 1, 1, 5, 777000, 5000, nil) // h from a delta frame: skipped
+	feedVP8Layer(t, v, 1, 0, 30, ts, seq, nil)                // h from its keyframe
+	v.Close()
+	m := ss.Stop(StateFinished, "test")
+	f := m.Files[0]
+	if f.LayerSwitches != 1 {
+		t.Errorf("%d layer switches, want 1", f.LayerSwitches)
+	}
+	// One second of f, then (after a second's gap) a second of h.
+	if f.DurationMS < 1900 || f.DurationMS > 2100 {
+		t.Errorf("the file lasts %d ms, want about 2000", f.DurationMS)
+	}
+	if d := ffprobeDuration(t, filepath.Join(s.cfg.Dir, "chan1", m.ID, f.Name)); d < 1900*time.Millisecond || d > 2100*time.Millisecond {
+		t.Errorf("plays %v, want about 2s", d)
 	}
 }
