@@ -458,3 +458,29 @@ func TestLayerSwitch(t *testing.T) {
 		t.Errorf("plays %v, want about 2s", d)
 	}
 }
+
+// TestDiskFullStopsRecording: a write that fails with "no space left"
+// (here: /dev/full) stops the recording by itself with ErrDiskFull.
+func TestDiskFullStopsRecording(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	s := newService(t, Config{})
+	failed := make(chan error, 1)
+	ss, _ := s.Start("chan1", Person{UserID: "u1"}, func(err error) { failed <- err })
+	w := ss.Track(opusTrack).(*trackWriter)
+	w.f.f.Close()
+	w.f.f = full // before the first packet: the writer has not touched it yet
+	feedOpus(t, w, time.Second, nil, 0)
+	select {
+	case err := <-failed:
+		if !errors.Is(err, ErrDiskFull) {
+			t.Errorf("failed with %v, want ErrDiskFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a full disk did not stop the recording")
+	}
+	w.Close()
+	ss.Stop(StateStopped, ErrDiskFull.Error())
+}

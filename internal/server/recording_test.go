@@ -460,3 +460,49 @@ func TestCompositeNotOffered(t *testing.T) {
 		t.Errorf("composite without ffmpeg: %d %s, want 404 naming ffmpeg", code, b)
 	}
 }
+
+// TestRecordingQuotaStopsRecordingNotCall: with --recording-quota 1 (MiB)
+// a recording of a call with video fills it within seconds: the
+// recording stops by itself, everyone is told why, whoever started it
+// gets an error saying so, and the call goes on.
+func TestRecordingQuotaStopsRecordingNotCall(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.RecordingQuotaMB = 1 }))
+	// Old recordings take all but 140 KB of the quota: a few seconds of
+	// the test pattern fill the rest.
+	if err := os.WriteFile(filepath.Join(s.Config.DataDir, "recordings", "old"), make([]byte, 1<<20-140<<10), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart() // the server counts what its recordings take at startup
+	owner := s.SignUp("ann", "Ann")
+	s.SignUp("bob", "Bob")
+	ch := s.CreateChannel(owner, "Full")
+	s.AddMember(owner, ch, "bob")
+	caller(t, s, ch, "bob")
+	as := openSocket(t, s, s.Token("ann"), ch)
+	as.await(signal.TypeHello)
+	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
+	if m := as.await(signal.TypeRecording); m.Recording == nil || !m.Recording.Active {
+		t.Fatalf("start: %+v", m.Recording)
+	}
+	m := as.await(signal.TypeRecording)
+	if m.Recording == nil || m.Recording.Active || !strings.Contains(m.Recording.Reason, "recording-quota") {
+		t.Fatalf("stop: %+v, want inactive, naming the quota", m.Recording)
+	}
+	if e := as.await(signal.TypeError); e.Ref != signal.TypeRecord || !strings.Contains(e.Human, "the call goes on") {
+		t.Errorf("the starter was told %+v", e)
+	}
+	// The call goes on: bob is still in it, and a new socket sees no recording.
+	k := openSocket(t, s, s.Token("bob"), ch)
+	if h := k.await(signal.TypeHello); len(h.Participants) != 1 {
+		t.Errorf("participants after the stop: %+v", h.Participants)
+	}
+	var list struct{ Recordings []recording.Manifest }
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		_, b := api(t, s, s.Token("ann"), "GET", "/api/channels/"+ch+"/recordings", nil)
+		json.Unmarshal(b, &list)
+		return len(list.Recordings) == 1 && list.Recordings[0].State == recording.StateStopped
+	}, "the recording listed as stopped")
+	if code, _ := api(t, s, s.Token("ann"), "POST", "/api/channels/"+ch+"/recording", map[string]string{"action": "start"}); code != http.StatusInsufficientStorage {
+		t.Errorf("a new start over the quota: %d, want 507", code)
+	}
+}
