@@ -310,6 +310,20 @@ func (s *Service) Delete(channelID, id string) error {
 	return nil
 }
 
+// StopAll stops every running recording (the server is stopping), so
+// their files and manifests are final before the process exits.
+func (s *Service) StopAll(reason string) {
+	s.mu.Lock()
+	var all []*Session
+	for _, ss := range s.active {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		ss.Stop(StateStopped, reason)
+	}
+}
+
 // DeleteChannel removes every recording of a deleted channel, stopping
 // one that is running.
 func (s *Service) DeleteChannel(channelID string) error {

@@ -484,3 +484,17 @@ func TestDiskFullStopsRecording(t *testing.T) {
 	w.Close()
 	ss.Stop(StateStopped, ErrDiskFull.Error())
 }
+
+// TestStopAll: a server stopping finishes its running recordings (files
+// final, state stopped) instead of leaving them to be repaired.
+func TestStopAll(t *testing.T) {
+	s := newService(t, Config{QueuePackets: 1 << 12})
+	ss, _ := s.Start("chan1", Person{UserID: "u1"}, nil)
+	w := ss.Track(opusTrack)
+	feedOpus(t, w, time.Second, nil, 0)
+	s.StopAll("the server was stopped")
+	m, err := s.Get("chan1", ss.ID())
+	if err != nil || m.State != StateStopped || len(m.Files) != 1 || m.Files[0].DurationMS < 900 {
+		t.Fatalf("after StopAll: %+v, %v", m, err)
+	}
+}

@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	if err := s.startRecordings(); err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() error { s.stopComposites(); return nil })
 	s.rooms = room.NewManager(room.Config{
 		Recorder:     recorder{s.recordings},
 		MayRecord:    s.mayRecord,
@@ -268,6 +269,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	errHTTP := s.http.Shutdown(ctx)
 	errRooms := s.rooms.Shutdown(ctx)
+	s.recordings.StopAll("the server was stopped")
 	s.stopJanitor()
 	s.janitorDone.Wait()
 	s.stopComposites()
@@ -285,6 +287,7 @@ func (s *Server) Close() error {
 	s.rooms.Shutdown(ctx)
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.stopComposites()
 	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())
 }
 
