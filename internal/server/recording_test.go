@@ -111,7 +111,7 @@ func probe(t *testing.T, ffprobe, path string) time.Duration {
 // the API (which moves it to the SFU), a third participant joins late,
 // and after the stop every participant has an Ogg and a WebM file that
 // ffprobe reads with the right duration, placed on the timeline at the
-// time they joined.
+// time they joined (5 s late, as the test asks).
 func TestRecordingCall(t *testing.T) {
 	ffprobe := testtool.Find(t, "ffmpeg", "ffprobe")
 	s := servertest.Start(t)
@@ -146,7 +146,7 @@ func TestRecordingCall(t *testing.T) {
 		t.Errorf("second start: %d %s, want 409", code, b)
 	}
 
-	const late = 3 * time.Second
+	const late = 5 * time.Second
 	time.Sleep(late) // the late joiner comes this much later (the time under test, not a wait for an event)
 	joinAt := time.Since(t0)
 	caller(t, s, ch, "cat")
@@ -231,13 +231,23 @@ func TestRecordingCall(t *testing.T) {
 		t.Errorf("composite lasts %v, want %v", d, want)
 	}
 
-	// Ann and Bob were there from the start; Cat's files start when she
-	// joined (plus her connection's setup).
+	// Ann and Bob were there from the start; Cat's audio starts when she
+	// joined, 5 s later (plus her connection's setup, tens of milliseconds
+	// on loopback; her video at its first keyframe).
+	var annAudio time.Duration
+	for _, f := range m.Files {
+		if f.UserName == "Ann" && f.Kind == "audio" {
+			annAudio = time.Duration(f.StartMS) * time.Millisecond
+		}
+	}
 	for _, f := range m.Files {
 		start := time.Duration(f.StartMS) * time.Millisecond
 		switch f.UserName {
 		case "Cat":
-			if start < joinAt-100*time.Millisecond || start > joinAt+2*time.Second {
+			if f.Kind == "audio" && (start-annAudio < joinAt-200*time.Millisecond || start-annAudio > joinAt+time.Second) {
+				t.Errorf("Cat's %s starts %v after Ann's audio; she joined %v after the start", f.Name, start-annAudio, joinAt)
+			}
+			if start < joinAt-200*time.Millisecond || start > joinAt+2*time.Second {
 				t.Errorf("Cat's %s starts at %v on the timeline; she joined at %v", f.Name, start, joinAt)
 			}
 		default:
