@@ -413,9 +413,17 @@ func TestRecordingAuthorization(t *testing.T) {
 		t.Errorf("deleted recording: %d, want 404", code)
 	}
 
-	// A p2p-pinned channel cannot be recorded.
+	// Pinning the channel to p2p stops a running recording; after that a
+	// p2p-pinned channel cannot be recorded.
+	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
+	if m := as.await(signal.TypeRecording); m.Recording == nil || !m.Recording.Active {
+		t.Fatalf("restart: %+v", m.Recording)
+	}
 	if resp, _ := s.PostForm(owner, "/c/"+ch+"/mode", url.Values{"mode": {"p2p"}}); resp.StatusCode >= 400 {
 		t.Fatalf("set mode: %d", resp.StatusCode)
+	}
+	if m := as.await(signal.TypeRecording); m.Recording == nil || m.Recording.Active || !strings.Contains(m.Recording.Reason, "peer-to-peer") {
+		t.Errorf("pinning to p2p: %+v, want the recording stopped", m.Recording)
 	}
 	testtool.Eventually(t, 5*time.Second, func() bool {
 		code, _ := api(t, s, ann, "POST", base+"/recording", start)
