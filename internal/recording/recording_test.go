@@ -498,3 +498,29 @@ func TestStopAll(t *testing.T) {
 		t.Fatalf("after StopAll: %+v, %v", m, err)
 	}
 }
+
+// TestConcurrentWebMFiles: several WebM files written at once (one per
+// participant's camera) share no state (run with -race).
+func TestConcurrentWebMFiles(t *testing.T) {
+	s := newService(t, Config{QueuePackets: 1 << 14})
+	ss, _ := s.Start("chan1", Person{UserID: "u1"}, nil)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		ti := vp8Track
+		ti.Participant = "p_" + strings.Repeat(string(rune('a'+i)), 10)
+		v := ss.Track(ti)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			feedVP8(t, v, 30, nil)
+			v.Close()
+		}()
+	}
+	wg.Wait()
+	m := ss.Stop(StateFinished, "test")
+	for _, f := range m.Files {
+		if d := ffprobeDuration(t, filepath.Join(s.cfg.Dir, "chan1", m.ID, f.Name)); d < 900*time.Millisecond || d > 1100*time.Millisecond {
+			t.Errorf("%s plays %v, want 1s", f.Name, d)
+		}
+	}
+}

@@ -310,7 +310,12 @@ const cuesSpace = 32 << 10
 // errors to the writer (the library stops for good on one, and blocks
 // its callers): the caller checks w.failed.
 func newWebM(w *countingFile, te webm.TrackEntry, log *slog.Logger) (webm.BlockWriteCloser, error) {
+	// A segment info of its own: the library's default is one shared
+	// value, which it writes the duration into (a data race between
+	// files). One track needs no block sorter (the default is shared too).
+	info := &webm.Info{TimecodeScale: 1000000, MuxingApp: "parley", WritingApp: "parley"}
 	ws, err := webm.NewSimpleBlockWriter(w, []webm.TrackEntry{te},
+		mkvcore.WithSegmentInfo(info), mkvcore.WithBlockInterceptor(nil),
 		mkvcore.WithSeekHead(true), mkvcore.WithCues(cuesSpace),
 		mkvcore.WithOnFatalHandler(func(err error) { log.Error("webm writer", "err", err) }),
 		mkvcore.WithOnErrorHandler(func(err error) { log.Debug("webm writer", "err", err) }))
