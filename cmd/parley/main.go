@@ -147,6 +147,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.duration(&cfg.SessionTTL, "session-ttl", "PARLEY_SESSION_TTL", "how long a login lasts")
 	var publicIPs, interfaces string
 	f.int(&cfg.P2PMax, "p2p-max", "PARLEY_P2P_MAX", "largest call kept peer-to-peer; larger calls go through the SFU")
+	f.string(&cfg.RecordingDir, "recording-dir", "PARLEY_RECORDING_DIR", "directory for call recordings (empty = recordings in --data-dir)")
+	f.int(&cfg.RecordingQuotaMB, "recording-quota", "PARLEY_RECORDING_QUOTA", "MiB all call recordings may take; a recording reaching it stops, the call goes on (0 = no limit)")
+	f.string(&cfg.FFmpeg, "ffmpeg", "PARLEY_FFMPEG", "ffmpeg program for recording composites (empty = ffmpeg on PATH; none = composites not offered)")
 	f.int(&cfg.RTCUDPPort, "rtc-udp-port", "PARLEY_RTC_UDP_PORT", "the one UDP port for all SFU media")
 	f.int(&cfg.RTCTCPPort, "rtc-tcp-port", "PARLEY_RTC_TCP_PORT", "TCP port for media when UDP is blocked (-1 = off)")
 	f.string(&cfg.RTCListenIP, "rtc-listen-ip", "PARLEY_RTC_LISTEN_IP", "bind the media ports to this address (empty = all)")

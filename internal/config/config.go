@@ -39,6 +39,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// P2PMax is the largest call kept peer-to-peer; larger calls use the SFU.
 	P2PMax int
+	// RecordingDir holds call recordings; empty: DataDir/recordings.
+	RecordingDir string
+	// RecordingQuotaMB bounds what all recordings may take, in MiB; a
+	// recording that reaches it stops (the call goes on). 0 = no limit.
+	RecordingQuotaMB int
+	// FFmpeg is the ffmpeg program for composites; empty: "ffmpeg" on
+	// PATH. Without one, composites are not offered.
+	FFmpeg string
 	// RTCUDPPort is the one UDP port of all SFU media (ICE UDP mux); 0
 	// picks a free port (tests).
 	RTCUDPPort int
@@ -208,6 +216,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StudioQuota < 0 {
 		errs = append(errs, fmt.Errorf("--studio-quota %d: use a size of 0 or more bytes (0 = the default, 2GiB)", c.StudioQuota))
+	}
+	if c.RecordingQuotaMB < 0 {
+		errs = append(errs, fmt.Errorf("--recording-quota %d: use 0 (no limit) or a size in MiB", c.RecordingQuotaMB))
 	}
 	if c.P2PMax < 1 {
 		errs = append(errs, fmt.Errorf("--p2p-max %d: use 1 or more (2 keeps two-person calls peer-to-peer)", c.P2PMax))

@@ -25,11 +25,12 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.TrustedProxies = []string{"10.0.0.0/8", "proxy.example.org"}
 	c.MaxConnectionsPerIP = -1
 	c.ReadTimeout = 0
+	c.RecordingQuotaMB = -5
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"--addr", "--database", "--tls", "--log-format", "--ice-server", "--trusted-proxies", "proxy.example.org", "--max-connections-per-ip", "--read-timeout"} {
+	for _, want := range []string{"--addr", "--database", "--tls", "--log-format", "--ice-server", "--trusted-proxies", "proxy.example.org", "--max-connections-per-ip", "--read-timeout", "--recording-quota"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}

@@ -118,10 +118,11 @@ type SFU struct {
 	certMu sync.Mutex
 	cert   *webrtc.Certificate
 
-	mu     sync.Mutex
-	rooms  map[string]*sfuRoom
-	closed bool
-	wg     sync.WaitGroup // room goroutines
+	mu        sync.Mutex
+	rooms     map[string]*sfuRoom
+	recorders map[string]Recorder // rooms being recorded (record.go)
+	closed    bool
+	wg        sync.WaitGroup // room goroutines
 }
 
 // New opens the SFU's sockets and prepares its webrtc.API. reg may be nil.

@@ -462,6 +462,9 @@ func (p *Peer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		}
 		return
 	}
+	if rec := p.sfu.recorder(p.room.id); rec != nil {
+		u.tap(rec) // a track published while the room records
+	}
 	if p.goAdd() {
 		go func() {
 			defer p.wg.Done()

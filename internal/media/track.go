@@ -59,6 +59,7 @@ type upTrack struct {
 
 	layers [maxLayers]atomic.Pointer[layer]
 	subs   atomic.Pointer[[]*downTrack]
+	rec    atomic.Pointer[recTap] // the recording's sink while the room records (record.go)
 
 	mu      sync.Mutex // guards changes to subs and the fields below
 	closed  bool
@@ -210,6 +211,7 @@ func (u *upTrack) close() {
 	u.subs.Store(&empty)
 	u.mu.Unlock()
 	u.pub.sfu.metrics.published.Add(-1)
+	u.untap()
 	for _, d := range subs {
 		d.markRemoved()
 		d.sub.queueRemove(d)
@@ -246,6 +248,7 @@ func (u *upTrack) tick(now int64) {
 		}
 		l.rateAt, l.rateBytes = now, b
 	}
+	u.tickRecord(now)
 	if u.kind != webrtc.RTPCodecTypeVideo {
 		return
 	}
@@ -286,10 +289,11 @@ func (u *upTrack) readRTCP(l *layer) {
 	fails := 0
 	for {
 		var err error
+		var n int
 		if l.rid != "" {
-			_, _, err = l.recv.ReadSimulcast(buf, l.rid)
+			n, _, err = l.recv.ReadSimulcast(buf, l.rid)
 		} else {
-			_, _, err = l.recv.Read(buf)
+			n, _, err = l.recv.Read(buf)
 		}
 		if err != nil {
 			if u.pub.isClosed() || l.ended.Load() || isClosedErr(err) {
@@ -302,6 +306,7 @@ func (u *upTrack) readRTCP(l *layer) {
 			continue
 		}
 		fails = 0
+		u.recordRTCP(l, buf[:n])
 	}
 }
 
@@ -345,6 +350,7 @@ func (u *upTrack) handleRTP(l *layer, b []byte, pkt *rtp.Packet) {
 		m.drop(dropMuted)
 		return
 	}
+	u.recordRTP(l, b)
 	var n, bytes uint64
 	for _, d := range *u.subs.Load() {
 		if d.forward(l, pkt, kf, level, now) {

@@ -149,6 +149,18 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 			r.post(func() { r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &msg}) })
 		case signal.TypeLayout:
 			c.toSFU(m)
+		case signal.TypeRecord:
+			// Authorized here, off the room goroutine (it may ask the
+			// database); applied by the room.
+			if err := c.mayRecord(ctx, r.channelID); err != nil {
+				c.sendMsg(recordError(m.Action, err).Msg())
+				continue
+			}
+			r.post(func() {
+				if _, err := r.record(c.user, m.Action); err != nil {
+					c.sendMsg(recordError(m.Action, err).Msg())
+				}
+			})
 		default:
 			if m.To == signal.SFU {
 				c.toSFU(m)
@@ -157,6 +169,14 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 			r.post(func() { r.handle(c, m) })
 		}
 	}
+}
+
+// mayRecord asks Config.MayRecord whether c's user may record.
+func (c *client) mayRecord(ctx context.Context, channelID string) error {
+	if c.cfg.MayRecord == nil {
+		return ErrForbidden
+	}
+	return c.cfg.MayRecord(ctx, c.user, channelID)
 }
 
 func (c *client) writeLoop(ctx context.Context) {

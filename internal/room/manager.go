@@ -56,6 +56,12 @@ type Config struct {
 	Media Media
 	// P2PMax is the largest call kept peer-to-peer (default 2).
 	P2PMax int
+	// Recorder records calls (record.go); nil: recording is refused.
+	Recorder Recorder
+	// MayRecord says whether user may start or stop recording channelID:
+	// nil, or an error wrapping ErrForbidden (or another error). It is
+	// called from the socket's reader goroutine; nil allows nobody.
+	MayRecord func(ctx context.Context, user signal.User, channelID string) error
 	// ResumeKey signs the resume tokens given in joined; nil: a random
 	// one, so tokens do not survive a restart (ids then start afresh).
 	ResumeKey []byte

@@ -77,3 +77,8 @@ func (m sfuMedia) View(channelID, participantID, offer string) (MediaViewer, str
 	}
 	return v, answer, nil
 }
+
+// Record taps channelID's tracks for a recording (media.SFU.Record).
+func (m sfuMedia) Record(channelID string, rec media.Recorder) (stop func()) {
+	return m.sfu.Record(channelID, rec)
+}

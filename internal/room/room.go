@@ -32,6 +32,7 @@ type room struct {
 	ingests      map[*Ingest]struct{} // WHIP publishers, also in participants
 	viewers      map[*Player]struct{} // WHEP players, not participants
 	closing      bool                 // closeAll ran: no new sessions
+	rec          *recState            // the running recording (record.go)
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
 	speaker chan string
@@ -97,6 +98,9 @@ func (r *room) run() {
 				case f := <-r.inbox:
 					f()
 				default:
+					if r.rec != nil {
+						r.stopRecording(true, "the call ended")
+					}
 					r.stopMedia()
 					return
 				}
@@ -123,6 +127,9 @@ func (r *room) attach(c *client) {
 		Participants: r.roster(nil),
 		IceServers:   r.cfg.ICEServers(c.user.UserID, c.host),
 	})
+	if m, ok := r.recordingMsg(); ok {
+		c.sendMsg(m)
+	}
 }
 
 // detach forgets a socket that closed, and its participant.
@@ -158,6 +165,9 @@ func (r *room) setMode(mode string) {
 	r.mode = mode
 	if r.mode == ModeP2P {
 		r.stopIngests() // their media cannot go peer-to-peer
+		if r.rec != nil {
+			r.stopRecording(true, "the channel was pinned to peer-to-peer, where media never reaches the server")
+		}
 	}
 	r.updateTopology()
 }
@@ -231,6 +241,9 @@ func (r *room) join(c *client, m signal.Message) {
 	topology := r.wantTopology()
 	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID)})
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
+	if r.rec != nil {
+		r.rec.s.Participant(id, c.user)
+	}
 	r.updateTopology()
 	r.log.Info("participant joined", "participant_id", id, "user_id", c.user.UserID, "resumed", id == m.Resume)
 }
@@ -249,6 +262,9 @@ func (r *room) removeParticipant(c *client, reason string) {
 	r.dropMedia(c)
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
 	r.log.Info("participant left", "participant_id", id, "reason", reason)
+	if r.rec != nil && len(r.participants) == 0 {
+		r.stopRecording(true, "everyone left the call")
+	}
 	r.updateTopology()
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/mail"
 	"github.com/parley/parley/internal/media"
+	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signal"
 	"github.com/parley/parley/internal/store"
@@ -52,6 +53,9 @@ type Server struct {
 	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
 	studio          *studio.Service
+
+	recordings *recording.Service    // call recordings (recording.go)
+	composites *recording.Compositor // nil without ffmpeg
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
@@ -124,7 +128,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	if err != nil {
 		return nil, err
 	}
+	if err := s.startRecordings(); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { s.stopComposites(); return nil })
 	s.rooms = room.NewManager(room.Config{
+		Recorder:     recorder{s.recordings},
+		MayRecord:    s.mayRecord,
 		ResumeKey:    derivedKey(secret, "parley resume tokens"),
 		ICEServers:   s.iceServers,
 		ICERefresh:   iceRefresh(cfg),
@@ -149,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	if err != nil {
 		return nil, err
 	}
+	h.SetRecordings(s.webRecordings())
 	s.http = &http.Server{
 		Handler: h,
 		// ReadTimeout bounds the whole request, body included: a client
@@ -232,6 +243,7 @@ func (s *Server) wireAccount(acfg *account.Config) {
 		if s.studio != nil { // its takes' files
 			s.studio.ChannelDeleted(channelID)
 		}
+		go s.deleteRecordings(channelID)
 		if deleted != nil {
 			deleted(channelID)
 		}
@@ -288,9 +300,11 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	errHTTP := s.http.Shutdown(ctx)
 	errRooms := s.rooms.Shutdown(ctx)
+	s.recordings.StopAll("the server was stopped")
 	s.stopJanitor()
 	s.janitorDone.Wait()
 	s.accounts.Flush() // mails being sent still need the database
+	s.stopComposites()
 	errSFU := s.sfu.Close()
 	errTURN := s.closeTURN()
 	s.studio.Close()
@@ -307,6 +321,7 @@ func (s *Server) Close() error {
 	s.stopJanitor()
 	s.janitorDone.Wait()
 	s.studio.Close()
+	s.stopComposites()
 	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())
 }
 

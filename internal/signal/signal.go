@@ -58,7 +58,32 @@ const (
 	// TypeStudio (server → client) says the channel's studio changed
 	// (docs/protocol.md, docs/studio.md).
 	TypeStudio = "studio"
+	// TypeRecord (client) starts or stops recording the call (Action);
+	// TypeRecording (server) tells everyone the recording state.
+	TypeRecord    = "record"
+	TypeRecording = "recording"
 )
+
+// Actions of a record message.
+const (
+	RecordStart = "start"
+	RecordStop  = "stop"
+)
+
+// Recording is the call's recording state (the recording message).
+type Recording struct {
+	// Active is true while the call is being recorded.
+	Active bool `json:"active"`
+	// ID names the recording (in the channel's recordings list).
+	ID string `json:"id,omitzero"`
+	// By is who started it.
+	By *User `json:"by,omitzero"`
+	// StartedAt is when it started.
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	// Reason says why it stopped (when Active is false): who stopped it,
+	// or what stopped it (the storage is full, everyone left).
+	Reason string `json:"reason,omitzero"`
+}
 
 // Reasons carried by participant-left.
 const (
@@ -78,6 +103,12 @@ const (
 	CodeUnknownPeer   = "unknown-peer"
 	CodeRateLimited   = "rate-limited"
 	CodeInternal      = "internal"
+	// CodeForbidden: the user may not do this (e.g. start recording
+	// when the owner has not allowed members to).
+	CodeForbidden = "forbidden"
+	// CodeConflict: the call's state does not allow it now (stop
+	// without a recording, a second start).
+	CodeConflict = "conflict"
 )
 
 // Topologies: in a mesh every pair of participants has its own peer
@@ -211,6 +242,10 @@ type Message struct {
 	Human string       `json:"-"`
 	Ref   string       `json:"ref,omitzero"`
 	TS    float64      `json:"ts,omitzero"`
+	// Action is a record message's "start" or "stop".
+	Action string `json:"action,omitzero"`
+	// Recording is the recording state of a recording message.
+	Recording *Recording `json:"recording,omitzero"`
 	// Studio is the change a studio message reports.
 	Studio *StudioEvent `json:"studio,omitzero"`
 }
@@ -517,6 +552,10 @@ func validateClient(m *Message) error {
 			if t.Width < 0 || t.Height < 0 || t.Width > MaxTileSide || t.Height > MaxTileSide {
 				return errf(CodeInvalid, m.Type, "tile sizes must be 0 to %d pixels", MaxTileSide)
 			}
+		}
+	case TypeRecord:
+		if m.Action != RecordStart && m.Action != RecordStop {
+			return errf(CodeInvalid, m.Type, "\"record\" needs \"action\": \"start\" or \"stop\"")
 		}
 	case TypeLeave, TypePing:
 	default:

@@ -18,7 +18,7 @@ import (
 )
 
 // pageNames are the templates under ui/templates rendered inside the layout.
-var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "studio"}
+var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "studio", "recordings"}
 
 // page is what every template gets.
 type page struct {

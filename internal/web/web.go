@@ -48,8 +48,10 @@ type Server struct {
 	pages    map[string]*template.Template
 	handler  http.Handler
 	whip     *whipResources // WHIP/WHEP sessions (whip.go)
-	proxies  clientip.Proxies
-	studio   *studio.Service // nil: no studio routes
+	// recordings is set by SetRecordings before serving (recordings.go)
+	recordings *Recordings
+	proxies    clientip.Proxies
+	studio     *studio.Service // nil: no studio routes
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -98,6 +100,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("GET /ws/c/{id}", s.websocket)
 	s.routeWHIP(mux)   // /whip/{channel}, /whep/{channel} and their sessions
 	s.routeStudio(mux) // /c/{id}/studio, /api/channels/{id}/studio...
+	s.routeRecordings(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})

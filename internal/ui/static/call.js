@@ -19,6 +19,7 @@ import { Chat } from "./chat.js";
 import { buildLayout, renderPeople, showToast, showNotice, setText, duplicateNames, nameKey } from "./ui.js";
 import { signalText, callSummary, lobbySummary, hasTurnServer } from "./status.js";
 import { installTestHook } from "./testhook.js";
+import { RecordControl } from "./record.js";
 import {
   asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, refusedUpgradeReason,
 } from "./protocol.js";
@@ -72,6 +73,7 @@ export class Call {
     });
     /** @type {Controls} */
     this.controls = new Controls(this);
+    this.record = new RecordControl(this.ui, { channelId: this.channelId, send: (msg) => this.sig.send(msg) });
     /** @type {MediaPaths} */
     this.topology = new MediaPaths({
       remotes: this.remotes,
@@ -124,6 +126,7 @@ export class Call {
       case "sfu-restart": return this.topology.restartSfu();
       case "chat": return this.chat.add(m.message);
       case "error": return this.onError(m);
+      case "recording": return this.record.update(m.recording);
       case "pong": return; // any message proves the server is alive
       default: return; // unknown types are ignored (protocol.md, Versioning)
     }

@@ -106,9 +106,20 @@
  * @property {"studio"} type
  * @property {StudioEvent} studio
  *
+ * @typedef {object} RecordingState  the call's recording (recording message)
+ * @property {boolean} active
+ * @property {string} [id]
+ * @property {User} [by]          who started it
+ * @property {string} [startedAt] ISO time
+ * @property {string} [reason]    why it stopped, when not active
+ *
+ * @typedef {object} RecordingMessage
+ * @property {"recording"} type
+ * @property {RecordingState} recording
+ *
  * @typedef {HelloMessage|JoinedMessage|ParticipantJoinedMessage|ParticipantLeftMessage|ParticipantUpdatedMessage|
  *   OfferMessage|AnswerMessage|CandidateMessage|ChatEventMessage|ErrorMessage|PongMessage|SfuRestartMessage|
- *   IceServersMessage|TopologyMessage|SpeakerMessage|StudioMessage} ServerMessage
+ *   IceServersMessage|TopologyMessage|SpeakerMessage|StudioMessage|RecordingMessage} ServerMessage
  */
 
 // ------------------------------------------------------ client → server
@@ -158,8 +169,12 @@
  * @property {"layout"} type
  * @property {LayoutTile[]} tiles
  *
+ * @typedef {object} RecordMessage  start or stop recording the call
+ * @property {"record"} type
+ * @property {"start"|"stop"} action
+ *
  * @typedef {JoinMessage|UpdateMessage|OfferOutMessage|AnswerOutMessage|CandidateOutMessage|ChatSendMessage|
- *   LeaveMessage|PingMessage|LayoutMessage} ClientMessage
+ *   LeaveMessage|PingMessage|LayoutMessage|RecordMessage} ClientMessage
  */
 
 /**
