@@ -158,7 +158,7 @@ func probeTake(t *testing.T, path string) (codec string, pts []float64) {
 func takeSeconds(pts []float64) float64 { return pts[len(pts)-1] - pts[0] + 0.02 }
 
 func takePath(s *servertest.Server, channelID, take string) string {
-	return filepath.Join(s.Config.DataDir, "recordings", channelID, take)
+	return filepath.Join(s.Config.DataDir, "studio", channelID, take)
 }
 
 // bandOf starts a server and two members in their own browsers, Ann (440

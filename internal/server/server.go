@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 
 	// The studio tells the channel's open pages of each change through
 	// the room's sockets.
-	s.studio, err = studio.New(ctx, studio.Config{Dir: filepath.Join(cfg.DataDir, "recordings"), Quota: cfg.StudioQuota, Idle: cfg.StudioIdle},
+	s.studio, err = studio.New(ctx, studio.Config{Dir: filepath.Join(cfg.DataDir, "studio"), Quota: cfg.StudioQuota, Idle: cfg.StudioIdle},
 		log.With("part", "studio"), db, func(channelID string, ev signal.StudioEvent) {
 			s.rooms.Notify(channelID, signal.Message{Type: signal.TypeStudio, Studio: &ev})
 		})

@@ -43,7 +43,8 @@ const (
 
 // Config tunes the studio.
 type Config struct {
-	// Dir holds the take files (the data directory's recordings/).
+	// Dir holds the take files (the data directory's studio/; call
+	// recordings live apart, in recordings/).
 	Dir string
 	// MaxChunk and MaxTake bound one chunk and one take, in bytes.
 	MaxChunk int64

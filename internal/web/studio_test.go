@@ -212,7 +212,7 @@ func testStudioBadUploads(t *testing.T, f studioFixture) {
 	if st, body := chunk(f.bob, kb.ID, 0, good0); st != http.StatusOK {
 		t.Fatalf("bob's chunk: %d %s", st, body)
 	}
-	file := filepath.Join(f.s.Config.DataDir, "recordings", f.ann.ch, kb.ID)
+	file := filepath.Join(f.s.Config.DataDir, "studio", f.ann.ch, kb.ID)
 	if _, err := os.Stat(file); err != nil {
 		t.Fatalf("take file: %v", err)
 	}
@@ -431,7 +431,7 @@ func TestStudioChannelDeleted(t *testing.T) {
 	if st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/0", webmStart); st != http.StatusOK {
 		t.Fatalf("chunk: %d %s", st, body)
 	}
-	dir := filepath.Join(f.s.Config.DataDir, "recordings", f.ann.ch)
+	dir := filepath.Join(f.s.Config.DataDir, "studio", f.ann.ch)
 	if _, err := os.Stat(filepath.Join(dir, k.ID)); err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +502,7 @@ func TestStudioTracksAndChosenTake(t *testing.T) {
 	if st, _ := f.ann.do("DELETE", "/tracks/"+f.track, nil); st != http.StatusNoContent {
 		t.Errorf("owner deletes the track: %d", st)
 	}
-	if _, err := os.Stat(filepath.Join(f.s.Config.DataDir, "recordings", f.ann.ch, k.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(f.s.Config.DataDir, "studio", f.ann.ch, k.ID)); !os.IsNotExist(err) {
 		t.Errorf("take file after its track was deleted: %v", err)
 	}
 	if st, _ := f.ann.do("DELETE", "/songs/"+f.song, nil); st != http.StatusNoContent {

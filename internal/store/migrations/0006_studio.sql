@@ -1,6 +1,6 @@
 -- The channel's studio (issue 11): songs, their tracks, and the takes
 -- members record on them. Take audio lives in files under the data
--- directory (recordings/<channel>/<take>); these rows say what each file is
+-- directory (studio/<channel>/<take>); these rows say what each file is
 -- and how much of it was acknowledged.
 CREATE TABLE studio_songs (
     id          TEXT PRIMARY KEY,
