@@ -18,15 +18,16 @@ type room struct {
 	channelID string
 	cfg       Config
 	log       *slog.Logger
-	inbox     chan func() // run on the room goroutine, in order
+	inbox     chan func()   // run on the room goroutine, in order
+	quit      chan struct{} // closed by the Manager once refs is 0
+	refs      int
+	sessions  int          // of refs, WHIP/WHEP sessions (Manager's lock too)
+	joined    atomic.Int32 // len(participants), readable by the Manager
+
 	// chatTurn (capacity 1) is held by a reader goroutine from before it
 	// stores a chat message until its broadcast is queued on inbox, so
 	// chat is broadcast in the order it was stored (see client.chat).
 	chatTurn chan struct{}
-	quit     chan struct{} // closed by the Manager once refs is 0
-	refs     int
-	sessions int          // of refs, WHIP/WHEP sessions (Manager's lock too)
-	joined   atomic.Int32 // len(participants), readable by the Manager
 
 	clients      map[*client]struct{}
 	participants map[string]*client
