@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -121,9 +122,12 @@ func chatKillRounds(t *testing.T, bin, dsn string, rounds int) {
 		for ci, c := range chans {
 			c.addRound(t, socks[ci*len(sessions)*killSocketsPerUser:(ci+1)*len(sessions)*killSocketsPerUser])
 		}
+		crashLog := srv.logs
 		srv.start()
 		for _, c := range chans {
-			c.check(t, round, srv.history(owner, c.id))
+			if !c.check(t, round, srv.history(owner, c.id)) {
+				c.diagnose(t, srv, crashLog)
+			}
 		}
 		if t.Failed() {
 			return
@@ -135,6 +139,15 @@ func chatKillRounds(t *testing.T, bin, dsn string, rounds int) {
 type chanLog struct {
 	id     string
 	rounds []roundLog
+
+	history []string  // read after the last restart
+	missing []missing // acknowledged messages check found missing
+}
+
+// missing is where an acknowledged, missing message was broadcast.
+type missing struct {
+	round, index int // its round and place in that round's broadcast order
+	after        int // how many messages check counted as possibly newer
 }
 
 // roundLog is one round on one channel: the order the server broadcast
@@ -211,8 +224,10 @@ func storedLate(stamps []time.Time, n int) int {
 // have followed must be there; a message counts as possibly later if it was
 // broadcast after it, written in the same round but never seen broadcast,
 // or written in a later round.
-func (c *chanLog) check(t *testing.T, round int, history []string) {
+func (c *chanLog) check(t *testing.T, round int, history []string) bool {
 	t.Helper()
+	c.history = history
+	ok := true
 	have := map[string]bool{}
 	for _, text := range history {
 		if have[text] {
@@ -222,6 +237,28 @@ func (c *chanLog) check(t *testing.T, round int, history []string) {
 	}
 	if len(history) > account.HistorySize {
 		t.Errorf("round %d: history holds %d messages, more than %d", round, len(history), account.HistorySize)
+	}
+	// The history is in the order of storing, which the live chat must
+	// follow (so "the newest 100" means the same on screen as in the
+	// database): what the clients saw of it, they saw in that order.
+	seen := map[string]int{}
+	for _, r := range c.rounds {
+		for _, text := range r.order {
+			seen[text] = len(seen)
+		}
+	}
+	prev, prevText := -1, ""
+	for _, text := range history {
+		at, known := seen[text]
+		if !known {
+			continue
+		}
+		if at < prev {
+			ok = false
+			t.Errorf("round %d, channel %s: history holds %q after %q, but they were broadcast the other way round", round, c.id, text, prevText)
+			break
+		}
+		prev, prevText = at, text
 	}
 	ackedTotal, later := 0, 0
 	for ri := len(c.rounds) - 1; ri >= 0; ri-- {
@@ -233,6 +270,8 @@ func (c *chanLog) check(t *testing.T, round int, history []string) {
 			ackedTotal++
 			after := later + r.unknown + len(r.order) - 1 - i
 			if after < account.HistorySize && !have[text] {
+				ok = false
+				c.missing = append(c.missing, missing{round: ri, index: i, after: after})
 				t.Errorf("round %d, channel %s: acknowledged message %q (at most %d newer) is missing after kill -9 (round %d: %d written, %d broadcast)",
 					round, c.id, text, after, ri, r.sent, len(r.order))
 			}
@@ -241,7 +280,9 @@ func (c *chanLog) check(t *testing.T, round int, history []string) {
 	}
 	if ackedTotal >= account.HistorySize && len(history) != account.HistorySize {
 		t.Errorf("round %d: %d messages acknowledged in all, yet the history holds %d, not %d", round, ackedTotal, len(history), account.HistorySize)
+		ok = false
 	}
+	return ok && !t.Failed()
 }
 
 // chatSocket is one signaling socket that posts chat and records every chat
@@ -528,4 +569,123 @@ func (l *logTail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
+}
+
+// diagnose logs what a failed check needs to be understood: for each
+// missing message, its neighbours in broadcast order with their seq (when
+// still stored), the kept messages that were broadcast before it (if
+// broadcast order were storage order there could be none), how many of its
+// round's messages were acknowledged after it; then how far the history's
+// order (seq) departs from the broadcast order, and the killed server's log
+// tail.
+func (c *chanLog) diagnose(t *testing.T, p *parleyProcess, crashLog *logTail) {
+	t.Helper()
+	seqs, last := p.storedSeqs(c.id)
+	seqOf := func(text string) string {
+		if s, ok := seqs[text]; ok {
+			return fmt.Sprint(s)
+		}
+		return "-"
+	}
+	type place struct{ round, index int }
+	pos := map[string]place{}
+	for ri, r := range c.rounds {
+		for i, text := range r.order {
+			pos[text] = place{ri, i}
+		}
+	}
+	before := func(a, b place) bool { return a.round < b.round || a.round == b.round && a.index < b.index }
+	var b strings.Builder
+	fmt.Fprintf(&b, "channel %s: last seq handed out %d; history holds %d\n", c.id, last, len(c.history))
+	inHistory := map[string]bool{}
+	for _, text := range c.history {
+		inHistory[text] = true
+	}
+	for _, m := range c.missing {
+		r := c.rounds[m.round]
+		text := r.order[m.index]
+		ackedAfter := 0
+		for _, later := range r.order[m.index+1:] {
+			if r.acked[later] {
+				ackedAfter++
+			}
+		}
+		fmt.Fprintf(&b, "missing %q: round %d, broadcast %d of %d; %d acknowledged after it in its round; counted at most %d newer (%d written but never seen broadcast)\n",
+			text, m.round, m.index+1, len(r.order), ackedAfter, m.after, r.unknown)
+		var keptEarlier []string
+		for _, h := range c.history {
+			if hp, ok := pos[h]; ok && before(hp, place{m.round, m.index}) {
+				keptEarlier = append(keptEarlier, fmt.Sprintf("%q (broadcast %d, seq %s)", h, hp.index+1, seqOf(h)))
+			}
+		}
+		fmt.Fprintf(&b, "  kept although broadcast before it: %d %v\n", len(keptEarlier), keptEarlier)
+		for i := max(0, m.index-6); i < min(len(r.order), m.index+7); i++ {
+			mark := " "
+			if i == m.index {
+				mark = ">"
+			}
+			fmt.Fprintf(&b, "  %s broadcast %4d seq %5s acked %-5v in history %-5v %q\n", mark, i+1, seqOf(r.order[i]), r.acked[r.order[i]], inHistory[r.order[i]], r.order[i])
+		}
+	}
+	// The history comes in seq order; count pairs whose broadcast order is
+	// the other way round.
+	inversions := 0
+	var worst []string
+	for i, a := range c.history {
+		pa, ok := pos[a]
+		if !ok {
+			continue
+		}
+		for _, z := range c.history[i+1:] {
+			if pz, ok := pos[z]; ok && before(pz, pa) {
+				inversions++
+				if len(worst) < 10 {
+					worst = append(worst, fmt.Sprintf("%q seq %s broadcast %d before %q seq %s broadcast %d",
+						z, seqOf(z), pz.index+1, a, seqOf(a), pa.index+1))
+				}
+			}
+		}
+	}
+	fmt.Fprintf(&b, "history (seq order) vs broadcast order: %d inverted pairs, e.g.:\n  %s\n", inversions, strings.Join(worst, "\n  "))
+	fmt.Fprintf(&b, "log tail of the killed server:\n%s", crashLog)
+	t.Log(b.String())
+}
+
+// storedSeqs reads each stored message's seq of the channel, keyed by text,
+// and the channel's last seq, straight from the database (the API does not
+// show seq). Errors are logged, not fatal: this only adds detail to a
+// failure.
+func (p *parleyProcess) storedSeqs(channelID string) (map[string]int64, int64) {
+	out := map[string]int64{}
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]+$`).MatchString(channelID) {
+		return out, 0
+	}
+	driver, dsn := "sqlite", "file:"+filepath.Join(p.dataDir, "parley.db")+"?mode=ro&_pragma=busy_timeout(5000)"
+	if p.dsn != "" {
+		driver, dsn = "pgx", p.dsn
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		p.t.Logf("diagnose: open database: %v", err)
+		return out, 0
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT body, seq FROM messages WHERE channel_id = '` + channelID + `'`)
+	if err != nil {
+		p.t.Logf("diagnose: read seq: %v", err)
+		return out, 0
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var body string
+		var seq int64
+		if rows.Scan(&body, &seq) == nil {
+			out[body] = seq
+		}
+	}
+	var last int64
+	if err := db.QueryRow(`SELECT message_seq FROM channels WHERE id = '` + channelID + `'`).Scan(&last); err != nil {
+		p.t.Logf("diagnose: read last seq: %v", err)
+	}
+	return out, last
 }

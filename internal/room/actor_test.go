@@ -63,12 +63,18 @@ type actor struct {
 // server) is its media layer.
 func newActor(t *testing.T, mode string, fm *fakeMedia) *actor {
 	t.Helper()
+	postChat := func(_ context.Context, u signal.User, _, text string) (signal.ChatMessage, error) {
+		return signal.ChatMessage{UserID: u.UserID, Text: text}, nil
+	}
+	return newChatActor(t, mode, fm, postChat)
+}
+
+// newChatActor is newActor storing chat with postChat.
+func newChatActor(t *testing.T, mode string, fm *fakeMedia, postChat room.PostChat) *actor {
+	t.Helper()
 	cfg := room.Config{}
 	if fm != nil {
 		cfg.Media = fm
-	}
-	postChat := func(_ context.Context, u signal.User, _, text string) (signal.ChatMessage, error) {
-		return signal.ChatMessage{UserID: u.UserID, Text: text}, nil
 	}
 	m := room.NewManager(cfg, slog.New(slog.DiscardHandler), postChat)
 	l := &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
@@ -402,4 +408,61 @@ func TestManagerDoesNotPostUnderLock(t *testing.T) {
 	}
 	fm.open()
 	fm.next(t)
+}
+
+// TestChatBroadcastInStoredOrder checks that the live chat is broadcast in
+// the order messages were stored, the order the history keeps and trims
+// by (issue 9, item 12). The first post is stored, then its reader stalls
+// before queueing the broadcast, as one descheduled right after its COMMIT
+// under load does; a second post from another socket arrives meanwhile. It
+// must not be stored and broadcast ahead of the first: seen live as older,
+// the first would be trimmed as if it were newer than it looked.
+func TestChatBroadcastInStoredOrder(t *testing.T) {
+	var (
+		mu          sync.Mutex
+		stored      int
+		firstStored = make(chan struct{})
+		overtaken   = make(chan struct{}) // the second was broadcast first
+	)
+	postChat := func(_ context.Context, u signal.User, _, text string) (signal.ChatMessage, error) {
+		mu.Lock()
+		stored++
+		seq := stored
+		mu.Unlock()
+		if text == "first" {
+			close(firstStored)
+			// Hold the stall until the second post has overtaken this
+			// one; with the fix it cannot, and the stall ends after a
+			// second (the only way to wait for something that must not
+			// happen).
+			select {
+			case <-overtaken:
+			case <-time.After(time.Second):
+			}
+		}
+		return signal.ChatMessage{UserID: u.UserID, Text: fmt.Sprintf("%d:%s", seq, text)}, nil
+	}
+	a := newChatActor(t, room.ModeAuto, nil, postChat)
+	observer := a.dial("observer")
+	first, second := a.dial("alice"), a.dial("bob")
+
+	first.send(signal.Message{Type: signal.TypeChat, Text: "first"})
+	select {
+	case <-firstStored:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first post was not stored within 10s")
+	}
+	second.send(signal.Message{Type: signal.TypeChat, Text: "second"})
+
+	var got []string
+	for range 2 {
+		m := observer.expect(signal.TypeChat)
+		got = append(got, m.Chat.Text)
+		if strings.HasSuffix(m.Chat.Text, ":second") && len(got) == 1 {
+			close(overtaken)
+		}
+	}
+	if want := []string{"1:first", "2:second"}; !slices.Equal(got, want) {
+		t.Errorf("chat broadcast as %q, want %q: the live order must be the stored order", got, want)
+	}
 }

@@ -135,18 +135,9 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 		case signal.TypePing:
 			c.sendMsg(signal.Message{Type: signal.TypePong, TS: m.TS})
 		case signal.TypeChat:
-			msg, err := postChat(ctx, c.user, r.channelID, m.Text)
-			var se *signal.Error
-			switch {
-			case errors.As(err, &se):
-				c.sendMsg(se.Msg())
-				continue
-			case err != nil:
-				c.log.Warn("chat not stored", "err", err)
-				c.refuse(signal.CodeInternal, m.Type, "your message could not be saved; try again")
-				continue
+			if err := c.chat(ctx, r, postChat, m.Text); err != nil {
+				return err
 			}
-			r.post(func() { r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &msg}) })
 		case signal.TypeLayout:
 			c.toSFU(m)
 		case signal.TypeRecord:
@@ -177,6 +168,39 @@ func (c *client) mayRecord(ctx context.Context, channelID string) error {
 		return ErrForbidden
 	}
 	return c.cfg.MayRecord(ctx, c.user, channelID)
+}
+
+// chat stores a posted message and queues its broadcast, holding the
+// room's chat turn throughout. Without the turn, two readers could store
+// messages 1 and 2 and queue their broadcasts as 2, 1 (the first reader
+// descheduled between its commit and its post): everyone would see 1 as
+// the newer, while the history, ordered and trimmed by the order of
+// storing, holds 2 as the newer. After a run of posts, 1 could be trimmed
+// as the 101st newest while the live chat showed fewer than 100 after it,
+// an acknowledged message gone (issue 9, item 12). Storing is already one
+// at a time per channel (the channel row lock; on SQLite the one write
+// lock), so the turn costs little. It fails only if ctx ends while
+// waiting for the turn.
+func (c *client) chat(ctx context.Context, r *room, postChat PostChat, text string) error {
+	select {
+	case r.chatTurn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.chatTurn }()
+	msg, err := postChat(ctx, c.user, r.channelID, text)
+	var se *signal.Error
+	switch {
+	case errors.As(err, &se):
+		c.sendMsg(se.Msg())
+		return nil
+	case err != nil:
+		c.log.Warn("chat not stored", "err", err)
+		c.refuse(signal.CodeInternal, signal.TypeChat, "your message could not be saved; try again")
+		return nil
+	}
+	r.post(func() { r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &msg}) })
+	return nil
 }
 
 func (c *client) writeLoop(ctx context.Context) {

@@ -29,7 +29,9 @@ import (
 
 // PostChat stores a chat message posted by user in channelID (checking that
 // the user is still a member) and returns it as broadcast. It is called from
-// the poster's reader goroutine so that database latency never stalls a room.
+// the poster's reader goroutine so that database latency never stalls a room;
+// calls for one room are made one at a time, each message's broadcast queued
+// before the next call, so the live chat follows the order of storing.
 // A *signal.Error it returns is sent to the poster as is.
 type PostChat func(ctx context.Context, user signal.User, channelID, text string) (signal.ChatMessage, error)
 

@@ -24,6 +24,11 @@ type room struct {
 	sessions  int          // of refs, WHIP/WHEP sessions (Manager's lock too)
 	joined    atomic.Int32 // len(participants), readable by the Manager
 
+	// chatTurn (capacity 1) is held by a reader goroutine from before it
+	// stores a chat message until its broadcast is queued on inbox, so
+	// chat is broadcast in the order it was stored (see client.chat).
+	chatTurn chan struct{}
+
 	clients      map[*client]struct{}
 	participants map[string]*client
 	mode         string // channel mode: auto, sfu or p2p
@@ -57,6 +62,7 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		cfg:          cfg,
 		log:          log,
 		inbox:        make(chan func(), 64),
+		chatTurn:     make(chan struct{}, 1),
 		quit:         make(chan struct{}),
 		clients:      map[*client]struct{}{},
 		participants: map[string]*client{},
