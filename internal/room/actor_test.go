@@ -78,7 +78,7 @@ func newActor(t *testing.T, mode string, fm *fakeMedia) *actor {
 			return
 		}
 		u := r.URL.Query().Get("user")
-		m.Serve(context.Background(), conn, "c1", mode, "parley.test", signal.User{UserID: u, Name: u}, room.Auth{UserID: u})
+		m.Serve(context.Background(), conn, "c1", mode, "parley.test", signal.User{UserID: u, Name: u, Role: r.URL.Query().Get("role")}, room.Auth{UserID: u})
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() {
@@ -114,7 +114,7 @@ func (a *actor) dial(user string) *peer {
 		a.t.Fatalf("dial: %v", err)
 	}
 	p := newPeer(a.t, conn)
-	p.expect(signal.TypeHello)
+	p.hello = p.expect(signal.TypeHello)
 	return p
 }
 

@@ -46,6 +46,12 @@ type client struct {
 	// peer is the participant's SFU connections while the call uses the
 	// SFU (room goroutine; setPeer also hands it to the SFU worker).
 	peer MediaPeer
+	// role is the user's role in the channel (signal.Role*), kept up to
+	// date by Manager.SetRole (room goroutine).
+	role string
+	// audioHold and videoHold enforce a moderator's mute and camera-off
+	// (room goroutine, moderate.go).
+	audioHold, videoHold hold
 	// sfu queues the messages for the SFU, in order, for the socket's SFU
 	// worker (sfuworker.go); nil for a WHIP participant, which has no socket.
 	sfu *sfuQueue
@@ -60,6 +66,7 @@ func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Log
 		out:     make(chan []byte, cfg.SendQueue),
 		closing: make(chan struct{}),
 		sfu:     newSFUQueue(conn != nil),
+		role:    user.Role,
 	}
 }
 

@@ -32,6 +32,19 @@ type room struct {
 	ingests      map[*Ingest]struct{} // WHIP publishers, also in participants
 	viewers      map[*Player]struct{} // WHEP players, not participants
 	closing      bool                 // closeAll ran: no new sessions
+	// Moderation (moderate.go): locked refuses new joins; removed holds
+	// the users a moderator removed, refused until the call ends;
+	// forceSFU keeps the call on the SFU once a moderator muted someone
+	// in it, so that the mute is enforced by the server; handSeq numbers
+	// raised hands.
+	locked  bool
+	removed map[string]bool
+	// held holds the users a moderator muted with "ask to unmute", by
+	// user id: their audio stays off, even across a rejoin, until a
+	// moderator allows it or the call ends.
+	held     map[string]bool
+	forceSFU bool
+	handSeq  int
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
 	speaker chan string
@@ -61,6 +74,8 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		participants: map[string]*client{},
 		ingests:      map[*Ingest]struct{}{},
 		viewers:      map[*Player]struct{}{},
+		removed:      map[string]bool{},
+		held:         map[string]bool{},
 		mode:         mode,
 		topology:     signal.TopologyMesh,
 		speaker:      make(chan string, 1),
@@ -122,6 +137,7 @@ func (r *room) attach(c *client) {
 		User:         &c.user,
 		Participants: r.roster(nil),
 		IceServers:   r.cfg.ICEServers(c.user.UserID, c.host),
+		Locked:       r.locked,
 	})
 }
 
@@ -175,12 +191,9 @@ func (r *room) handle(c *client, m signal.Message) {
 	}
 	switch m.Type {
 	case signal.TypeUpdate:
-		c.p.State = *m.State
-		if peer := c.peer; peer != nil {
-			peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
-		}
-		p := *c.p
-		r.broadcast(c, signal.Message{Type: signal.TypeParticipantUpdated, Participant: &p})
+		r.update(c, *m.State)
+	case signal.TypeModerate:
+		r.moderate(c, m)
 	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
 		to := r.participants[m.To]
 		if to == nil || to == c {
@@ -207,21 +220,37 @@ func (r *room) join(c *client, m signal.Message) {
 		r.log.Info("resume refused: wrong token or user", "participant_id", id, "user_id", c.user.UserID)
 		id = ""
 	}
+	if !r.mayJoin(c, id) {
+		return
+	}
 	// A WHIP publisher's id (no socket) is never taken over by a socket.
-	if holder := r.participants[id]; id == "" || (holder != nil && (holder.user.UserID != c.user.UserID || holder.conn == nil)) {
+	holder := r.participants[id]
+	heldAudio, heldVideo := holdNone, holdNone
+	if id == "" || (holder != nil && (holder.user.UserID != c.user.UserID || holder.conn == nil)) {
+		holder = nil
 		id = newParticipantID()
 	} else if holder != nil {
 		// The same user is back on a new socket before the old one was
 		// noticed dead: the new one takes over the id silently, so peers
 		// keep their media connections.
+		heldAudio, heldVideo = holder.audioHold, holder.videoHold
 		holder.p = nil
+		holder.audioHold, holder.videoHold = holdNone, holdNone
 		delete(r.participants, id)
 		r.dropMedia(holder)
 		holder.close(CloseReplaced, "you joined this call from a newer connection")
 	}
-	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username}
+	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username, Role: c.role}
 	if m.State != nil {
 		p.State = *m.State
+	}
+	// The same participant on a new socket: a mute it has not
+	// acknowledged yet stays.
+	c.audioHold, c.videoHold = heldAudio, heldVideo
+	r.enforce(c, &p.State)
+	if p.State.Hand {
+		r.handSeq++
+		p.HandSeq = r.handSeq
 	}
 	others := r.roster(c)
 	c.p = &p
@@ -229,7 +258,7 @@ func (r *room) join(c *client, m signal.Message) {
 	r.joined.Store(int32(len(r.participants)))
 	you := p
 	topology := r.wantTopology()
-	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID)})
+	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID), Locked: r.locked})
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
 	r.updateTopology()
 	r.log.Info("participant joined", "participant_id", id, "user_id", c.user.UserID, "resumed", id == m.Resume)
@@ -241,11 +270,13 @@ func (r *room) removeParticipant(c *client, reason string) {
 	}
 	id := c.p.ID
 	c.p = nil
+	c.audioHold, c.videoHold = holdNone, holdNone
 	if r.participants[id] != c {
 		return
 	}
 	delete(r.participants, id)
 	r.joined.Store(int32(len(r.participants)))
+	r.callOver()
 	r.dropMedia(c)
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
 	r.log.Info("participant left", "participant_id", id, "reason", reason)

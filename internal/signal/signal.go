@@ -55,7 +55,41 @@ const (
 	TypeLayout             = "layout"
 	TypeIceServers         = "ice-servers"
 	TypeSFURestart         = "sfu-restart"
+	// TypeModerate (client → server) asks for a moderation action;
+	// TypeModerated (server → client) announces one that was done.
+	TypeModerate  = "moderate"
+	TypeModerated = "moderated"
 )
+
+// Moderation actions (moderate, moderated).
+const (
+	ActionMute        = "mute"
+	ActionAllowUnmute = "allow-unmute"
+	ActionCameraOff   = "camera-off"
+	ActionRemove      = "remove"
+	ActionLock        = "lock"
+	ActionUnlock      = "unlock"
+	ActionEnd         = "end"
+)
+
+// targeted reports whether action names a participant ("id").
+func targeted(action string) bool {
+	switch action {
+	case ActionMute, ActionAllowUnmute, ActionCameraOff, ActionRemove:
+		return true
+	}
+	return false
+}
+
+// Roles a user has in a channel (User.Role, Participant.Role).
+const (
+	RoleOwner     = "owner"
+	RoleModerator = "moderator"
+	RoleMember    = "" // a plain member: the field is left out
+)
+
+// CanModerate reports whether role may send moderate.
+func CanModerate(role string) bool { return role == RoleOwner || role == RoleModerator }
 
 // Reasons carried by participant-left.
 const (
@@ -63,6 +97,10 @@ const (
 	ReasonDisconnected = "disconnected"
 	ReasonTimeout      = "timeout"
 	ReasonReplaced     = "replaced"
+	// ReasonRemoved: a moderator removed the participant from the call.
+	ReasonRemoved = "removed"
+	// ReasonEnded: a moderator ended the call for everyone.
+	ReasonEnded = "ended"
 )
 
 // Error codes carried by error messages.
@@ -75,6 +113,15 @@ const (
 	CodeUnknownPeer   = "unknown-peer"
 	CodeRateLimited   = "rate-limited"
 	CodeInternal      = "internal"
+	// CodeForbidden: only the owner and moderators may do that.
+	CodeForbidden = "forbidden"
+	// CodeLocked: the call is locked; join refused.
+	CodeLocked = "locked"
+	// CodeRemoved: a moderator removed this user from the call; join
+	// refused until the call ends.
+	CodeRemoved = "removed"
+	// CodeMuted: a moderator asked this participant to stay muted.
+	CodeMuted = "muted"
 )
 
 // Topologies: in a mesh every pair of participants has its own peer
@@ -133,6 +180,11 @@ type Participant struct {
 	// repeat or imitate each other, so pages show it next to Name.
 	Username string `json:"username,omitzero"`
 	State    State  `json:"state"`
+	// Role is "owner", "moderator", or left out for a plain member.
+	Role string `json:"role,omitzero"`
+	// HandSeq orders raised hands: the server numbers each raise from 1
+	// upwards; 0 while the hand is down.
+	HandSeq int `json:"handSeq,omitzero"`
 }
 
 // User names who a socket is logged in as.
@@ -141,6 +193,8 @@ type User struct {
 	Name   string `json:"name"`
 	// Username is the unique login name (see Participant.Username).
 	Username string `json:"username,omitzero"`
+	// Role is the user's role in the channel (Participant.Role).
+	Role string `json:"role,omitzero"`
 }
 
 // IceServer mirrors the browser's RTCIceServer dictionary.
@@ -208,6 +262,15 @@ type Message struct {
 	Human string       `json:"-"`
 	Ref   string       `json:"ref,omitzero"`
 	TS    float64      `json:"ts,omitzero"`
+	// Action is a moderation action (moderate, moderated); By is the
+	// participant id of the moderator who did it (moderated); Ask is
+	// mute's "ask to unmute": the participant may not unmute until a
+	// moderator allows it.
+	Action string `json:"action,omitzero"`
+	By     string `json:"by,omitzero"`
+	Ask    bool   `json:"ask,omitzero"`
+	// Locked is whether the call is locked (hello, joined).
+	Locked bool `json:"locked,omitzero"`
 }
 
 // wire adds the fields whose JSON shape differs from the Go shape: the
@@ -475,6 +538,21 @@ func validateClient(m *Message) error {
 			if t.Width < 0 || t.Height < 0 || t.Width > MaxTileSide || t.Height > MaxTileSide {
 				return errf(CodeInvalid, m.Type, "tile sizes must be 0 to %d pixels", MaxTileSide)
 			}
+		}
+	case TypeModerate:
+		switch m.Action {
+		case ActionMute, ActionAllowUnmute, ActionCameraOff, ActionRemove, ActionLock, ActionUnlock, ActionEnd:
+		default:
+			return errf(CodeInvalid, m.Type, "\"action\" must be one of \"mute\", \"allow-unmute\", \"camera-off\", \"remove\", \"lock\", \"unlock\", \"end\"")
+		}
+		if targeted(m.Action) && !ValidParticipantID(m.ID) {
+			return errf(CodeInvalid, m.Type, "%q needs \"id\": the participant id of someone in the call", m.Action)
+		}
+		if !targeted(m.Action) {
+			m.ID = ""
+		}
+		if m.Action != ActionMute {
+			m.Ask = false
 		}
 	case TypeLeave, TypePing:
 	default:

@@ -12,8 +12,10 @@
 
 /**
  * @typedef {{audio: boolean, video: boolean, screen: boolean, hand: boolean}} MediaState
- * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState}} Participant
- * @typedef {{userId: string, name: string, username?: string}} User
+ * @typedef {""|"owner"|"moderator"} Role  "" = a plain member
+ * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState, role?: Role, handSeq?: number}} Participant
+ * @typedef {{userId: string, name: string, username?: string, role?: Role}} User
+ * @typedef {"mute"|"allow-unmute"|"camera-off"|"remove"|"lock"|"unlock"|"end"} ModerationAction
  * @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} Candidate
  * @typedef {"mesh"|"sfu"} Topology
  * @typedef {"pub"|"sub"} PcName  which of the two SFU connections
@@ -31,6 +33,7 @@
  * @property {User} user
  * @property {Participant[]} participants
  * @property {RTCIceServer[]} iceServers
+ * @property {boolean} [locked]
  *
  * @typedef {object} JoinedMessage
  * @property {"joined"} type
@@ -38,6 +41,7 @@
  * @property {Participant[]} participants  not including you
  * @property {Topology} topology
  * @property {string} resumeToken          a secret: sent back with resume, shown to nobody
+ * @property {boolean} [locked]
  *
  * @typedef {object} ParticipantJoinedMessage
  * @property {"participant-joined"} type
@@ -46,7 +50,7 @@
  * @typedef {object} ParticipantLeftMessage
  * @property {"participant-left"} type
  * @property {string} id
- * @property {"left"|"disconnected"|"timeout"} reason
+ * @property {"left"|"disconnected"|"timeout"|"removed"|"ended"} reason
  *
  * @typedef {object} ParticipantUpdatedMessage
  * @property {"participant-updated"} type
@@ -99,9 +103,16 @@
  * @property {"speaker"} type
  * @property {string} id  "" when nobody speaks
  *
+ * @typedef {object} ModeratedMessage  a moderator did something (docs/protocol.md, Moderation)
+ * @property {"moderated"} type
+ * @property {ModerationAction} action
+ * @property {string} [by]   the moderator's participant id
+ * @property {string} [id]   the participant acted on
+ * @property {boolean} [ask] mute with "ask to unmute"
+ *
  * @typedef {HelloMessage|JoinedMessage|ParticipantJoinedMessage|ParticipantLeftMessage|ParticipantUpdatedMessage|
  *   OfferMessage|AnswerMessage|CandidateMessage|ChatEventMessage|ErrorMessage|PongMessage|SfuRestartMessage|
- *   IceServersMessage|TopologyMessage|SpeakerMessage} ServerMessage
+ *   IceServersMessage|TopologyMessage|SpeakerMessage|ModeratedMessage} ServerMessage
  */
 
 // ------------------------------------------------------ client → server
@@ -151,8 +162,14 @@
  * @property {"layout"} type
  * @property {LayoutTile[]} tiles
  *
+ * @typedef {object} ModerateMessage  owner and moderators only
+ * @property {"moderate"} type
+ * @property {ModerationAction} action
+ * @property {string} [id]   the participant, for mute, allow-unmute, camera-off, remove
+ * @property {boolean} [ask] mute only: they may not unmute until allowed
+ *
  * @typedef {JoinMessage|UpdateMessage|OfferOutMessage|AnswerOutMessage|CandidateOutMessage|ChatSendMessage|
- *   LeaveMessage|PingMessage|LayoutMessage} ClientMessage
+ *   LeaveMessage|PingMessage|LayoutMessage|ModerateMessage} ClientMessage
  */
 
 /**
@@ -229,7 +246,26 @@ export function asParticipants(list) {
     name: String(p.name ?? "Someone"),
     username: String(p.username ?? ""),
     state: asMediaState(p.state),
+    role: asRole(p.role),
+    handSeq: typeof p.handSeq === "number" && p.handSeq > 0 ? p.handSeq : 0,
   }));
+}
+
+/**
+ * A role from the server; anything unknown is a plain member.
+ * @param {unknown} r
+ * @returns {Role}
+ */
+export function asRole(r) {
+  return r === "owner" || r === "moderator" ? r : "";
+}
+
+/**
+ * Whether a role may moderate the call.
+ * @param {unknown} r
+ */
+export function canModerate(r) {
+  return r === "owner" || r === "moderator";
 }
 
 /**
@@ -269,7 +305,7 @@ export function isTopology(t) {
 
 /**
  * @param {any} p
- * @returns {p is {id: string, userId?: unknown, name?: unknown, username?: unknown, state?: unknown}}
+ * @returns {p is {id: string, userId?: unknown, name?: unknown, username?: unknown, state?: unknown, role?: unknown, handSeq?: unknown}}
  */
 function isParticipantLike(p) {
   return !!p && typeof p === "object" && typeof p.id === "string";
