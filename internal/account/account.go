@@ -201,6 +201,10 @@ type Config struct {
 	// (SetChannelMode), once stored, so a running call can move. It must
 	// not block.
 	ModeChanged func(channelID, mode string)
+	// RoleChanged, if set, is told when userID's role in channelID
+	// changed (SetModerator), once stored, so a running call applies it
+	// at once. role is signal.RoleModerator or "". It must not block.
+	RoleChanged func(channelID, userID, role string)
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.

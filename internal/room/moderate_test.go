@@ -1,6 +1,9 @@
 package room_test
 
 import (
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,4 +306,61 @@ func TestHandsInOrder(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestModeratorAppointedByOwner runs the whole path on the real server:
+// the socket's role comes from the channel (owner, moderator), only the
+// owner appoints moderators, and an appointment reaches a call in
+// progress at once.
+func TestModeratorAppointedByOwner(t *testing.T) {
+	s, ch, owner, bob := setup(t)
+	po, pb := dial(t, s, owner, ch), dial(t, s, bob, ch)
+	if h := po.expect(signal.TypeHello); h.User.Role != signal.RoleOwner {
+		t.Errorf("owner's hello role %q", h.User.Role)
+	}
+	hb := pb.expect(signal.TypeHello)
+	if hb.User.Role != signal.RoleMember {
+		t.Errorf("member's hello role %q", hb.User.Role)
+	}
+	join(po)
+	bobID := join(pb).You.ID
+	pb.send(moderate(signal.ActionLock, ""))
+	refused(t, pb, signal.CodeForbidden)
+
+	path := "/c/" + ch + "/members/" + hb.User.UserID + "/moderator"
+	if resp, _ := s.PostForm(bob, path, url.Values{"on": {"1"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a member appointing a moderator: status %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := s.PostForm(owner, path, url.Values{"on": {"1"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("owner appointing a moderator: status %d", resp.StatusCode)
+	}
+	for {
+		if u := po.expect(signal.TypeParticipantUpdated); u.Participant.ID == bobID {
+			if u.Participant.Role != signal.RoleModerator {
+				t.Fatalf("bob's role %q, want moderator", u.Participant.Role)
+			}
+			break
+		}
+	}
+	pb.send(moderate(signal.ActionLock, ""))
+	if m := po.expect(signal.TypeModerated); m.Action != signal.ActionLock || m.By != bobID {
+		t.Errorf("moderated %+v, want bob's lock", m)
+	}
+	if _, body := s.Get(owner, "/c/"+ch); !strings.Contains(body, "· moderator") {
+		t.Error("the members list does not show bob as a moderator")
+	}
+	// A new socket of bob's starts as a moderator too.
+	if h := dial(t, s, bob, ch).expect(signal.TypeHello); h.User.Role != signal.RoleModerator {
+		t.Errorf("bob's new socket: role %q, want moderator", h.User.Role)
+	}
+	if resp, _ := s.PostForm(owner, "/c/"+ch+"/members/"+hb.User.UserID+"/moderator", url.Values{"on": {"0"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("owner unmaking a moderator: status %d", resp.StatusCode)
+	}
+	for {
+		if u := po.expect(signal.TypeParticipantUpdated); u.Participant.ID == bobID && u.Participant.Role == signal.RoleMember {
+			break
+		}
+	}
+	pb.send(moderate(signal.ActionUnlock, ""))
+	refused(t, pb, signal.CodeForbidden)
 }

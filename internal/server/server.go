@@ -210,6 +210,13 @@ func (s *Server) wireAccount(acfg *account.Config) {
 			deleted(channelID)
 		}
 	}
+	roleChanged := acfg.RoleChanged
+	acfg.RoleChanged = func(channelID, userID, role string) {
+		s.rooms.SetRole(channelID, userID, role)
+		if roleChanged != nil {
+			roleChanged(channelID, userID, role)
+		}
+	}
 	acfg.ModeChanged = func(channelID, m string) {
 		s.rooms.SetMode(channelID, m)
 		if mode != nil {

@@ -291,6 +291,8 @@ type channelData struct {
 	Channel store.Channel
 	Members []store.User
 	IsOwner bool
+	// Moderators are the ids of the members the owner made moderators.
+	Moderators map[string]bool
 	// Invites are the live invite links, for the owner only.
 	Invites []inviteView
 }
@@ -308,6 +310,10 @@ func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int,
 		return
 	}
 	d := channelData{Channel: ch, Members: members, IsOwner: ch.OwnerID == u.ID}
+	if d.Moderators, err = s.accounts.Moderators(r.Context(), u, ch.ID); err != nil {
+		s.channelError(w, r, err)
+		return
+	}
 	if d.IsOwner {
 		if d.Invites, err = s.inviteViews(r, u, ch.ID); err != nil {
 			s.channelError(w, r, err)
@@ -340,6 +346,8 @@ func flash(r *http.Request) string {
 		return "Invite link created."
 	case "invite-revoked":
 		return "Invite link revoked: it no longer lets anyone join."
+	case "moderator":
+		return "Moderator saved; a call in progress knows at once."
 	case "invites-reset":
 		return "All invite links revoked; a new one is below."
 	}

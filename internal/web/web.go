@@ -84,6 +84,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /c/{id}/members/{user}/remove", s.requirePage(s.removeMember))
 	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
 	mux.HandleFunc("POST /c/{id}/mode", s.requirePage(s.setMode))
+	s.routeMeetings(mux)
 	s.routeInvites(mux) // /c/{id}/invites...
 	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
@@ -314,6 +315,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	role, err := s.accounts.Role(r.Context(), u, ch)
+	if err != nil {
+		s.log.Error("websocket role", "err", err)
+		http.Error(w, "server error; try again", http.StatusInternalServerError)
+		return
+	}
 	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
 	if !ok {
 		http.Error(w, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
@@ -334,7 +341,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request context ends when this handler returns; the socket's
 	// life is bounded by the room manager instead.
-	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}, auth)
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username, Role: role}, auth)
 }
 
 // requestHost is the host name (or IP) the client used to reach us,
