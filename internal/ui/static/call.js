@@ -19,6 +19,7 @@ import { Chat } from "./chat.js";
 import { buildLayout, renderPeople, showToast, showNotice, setText, duplicateNames, nameKey } from "./ui.js";
 import { signalText, callSummary, lobbySummary, hasTurnServer } from "./status.js";
 import { installTestHook } from "./testhook.js";
+import { Moderation } from "./moderation.js";
 import {
   asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, refusedUpgradeReason,
 } from "./protocol.js";
@@ -83,6 +84,19 @@ export class Call {
       debug: this.sig.debug,
     });
 
+    /** @type {Moderation} */
+    this.moderation = new Moderation({
+      ui: this.ui,
+      session: this.session,
+      controls: this.controls,
+      participants: this.participants,
+      userName: this.userName,
+      send: (m) => this.sig.send(m),
+      teardown: () => this.teardown(),
+      sendUpdate: () => this.sendUpdate(),
+      render: () => this.render(),
+    });
+
     this.controls.bind();
     // Best effort: tell the others right away instead of after the server's
     // 15 s dead-socket timeout.
@@ -124,6 +138,7 @@ export class Call {
       case "sfu-restart": return this.topology.restartSfu();
       case "chat": return this.chat.add(m.message);
       case "error": return this.onError(m);
+      case "moderated": return this.moderation.onModerated(m);
       case "pong": return; // any message proves the server is alive
       default: return; // unknown types are ignored (protocol.md, Versioning)
     }
@@ -134,6 +149,8 @@ export class Call {
     this.session.helloReceived();
     this.offlineReason = "";
     this.helloCount++;
+    this.moderation.setRole(m.user?.role);
+    this.moderation.setLocked(!!m.locked);
     this.setIceServers(m.iceServers);
     this.participants.clear();
     for (const p of asParticipants(m.participants)) {
@@ -179,6 +196,9 @@ export class Call {
     }
     this.participants.clear();
     for (const p of asParticipants(m.participants)) if (p.id !== myId) this.participants.set(p.id, p);
+    this.moderation.setLocked(!!m.locked);
+    const meNow = asParticipant(you);
+    if (meNow) this.moderation.onSelfUpdated(meNow);
 
     // Reconcile connections kept across a signaling outage (protocol.md,
     // Reconnecting): keep peers that are listed, and unlisted ones whose media
@@ -254,7 +274,12 @@ export class Call {
   /** @param {unknown} raw */
   onParticipantUpdated(raw) {
     const p = asParticipant(raw);
-    if (!p || p.id === this.session.myId) return;
+    if (!p) return;
+    if (p.id === this.session.myId) {
+      this.moderation.onSelfUpdated(p);
+      this.render();
+      return;
+    }
     this.participants.set(p.id, p);
     const r = this.remotes.get(p.id);
     if (r) {
@@ -404,6 +429,7 @@ export class Call {
     this.tiles.setLayoutEnabled(false);
     this.tiles.speaker = this.tiles.spotlit = "";
     this.controls.release();
+    this.moderation.reset();
     this.tiles.removeLocal();
     showNotice(this.ui, "");
     this.applyView();
@@ -470,8 +496,9 @@ export class Call {
     }));
 
     const people = [...this.participants.values()];
-    if (inCall && myId) people.push({ id: myId, userId: this.userId, name: this.userName, state: { ...state } });
+    if (inCall && myId) people.push({ id: myId, userId: this.userId, name: this.userName, state: { ...state }, role: this.moderation.role });
     renderPeople(ui, people, inCall ? myId : null);
+    this.moderation.render(people);
     // Two accounts with one display name: keep their usernames visible.
     this.tiles.markDuplicates(duplicateNames(people), nameKey);
 

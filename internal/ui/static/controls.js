@@ -21,6 +21,7 @@ import { shortcutFor } from "./status.js";
  * @property {() => void} leave
  * @property {() => void} sendUpdate  tells the others our state
  * @property {() => void} render
+ * @property {{held: boolean}} [moderation]
  */
 
 /** @returns {MediaState} */
@@ -100,6 +101,10 @@ export class Controls {
     const host = this.host;
     if (!stream || !host.session.wantsIn) return;
     const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    if (kind === "audio" && !this.state.audio && this.audioHeld()) {
+      showNotice(host.ui, "A moderator asked you to wait before unmuting. Raise your hand (H) to ask to speak.");
+      return;
+    }
     if (track) {
       // enabled=false sends silence/black frames without renegotiating.
       track.enabled = !track.enabled;
@@ -123,6 +128,24 @@ export class Controls {
     }
     host.tiles.localTile?.updateFrames();
     host.sendUpdate();
+  }
+
+  /**
+   * A moderator turned our microphone or camera off: stop sending it
+   * (the caller tells the server with an update).
+   * @param {"audio"|"video"} kind
+   */
+  forceOff(kind) {
+    const stream = this.localStream;
+    const track = kind === "audio" ? stream?.getAudioTracks()[0] : stream?.getVideoTracks()[0];
+    if (track) track.enabled = false;
+    this.state[kind] = false;
+    this.host.tiles.localTile?.updateFrames();
+  }
+
+  /** Whether a moderator asked us to wait before unmuting. */
+  audioHeld() {
+    return !!this.host.moderation?.held;
   }
 
   async toggleScreen() {
