@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,13 @@ func newActor(t *testing.T, mode string, fm *fakeMedia) *actor {
 			return
 		}
 		u := r.URL.Query().Get("user")
-		m.Serve(context.Background(), conn, "c1", mode, "parley.test", signal.User{UserID: u, Name: u, Role: r.URL.Query().Get("role")}, room.Auth{UserID: u})
+		user := signal.User{UserID: u, Name: u, Role: r.URL.Query().Get("role")}
+		if cp := r.URL.Query().Get("cap"); cp != "" {
+			n, _ := strconv.Atoi(cp)
+			m.ServeCapped(context.Background(), conn, "q1", "parley.test", user, room.Auth{UserID: u}, n)
+			return
+		}
+		m.Serve(context.Background(), conn, "c1", mode, "parley.test", user, room.Auth{UserID: u})
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() {

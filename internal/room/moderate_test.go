@@ -364,3 +364,28 @@ func TestModeratorAppointedByOwner(t *testing.T) {
 	pb.send(moderate(signal.ActionUnlock, ""))
 	refused(t, pb, signal.CodeForbidden)
 }
+
+// TestCappedRoomFull: a 1:1 room takes two; the third gets "full", and
+// gets in once one of the two has left. The same participant coming back
+// on a new socket is not a third.
+func TestCappedRoomFull(t *testing.T) {
+	a := newActor(t, room.ModeAuto, nil)
+	ann, bob, cat := a.dial("ann&cap=2"), a.dial("bob&cap=2"), a.dial("cat&cap=2")
+	join(ann)
+	j := join(bob)
+	cat.send(signal.Message{Type: signal.TypeJoin})
+	if m := cat.expect(signal.TypeError); m.Code != signal.CodeFull || m.Ref != signal.TypeJoin {
+		t.Fatalf("third join: error %q (%s), want full", m.Code, m.Human)
+	}
+	// Bob's new socket takes over his id: still two.
+	bob2 := a.dial("bob&cap=2")
+	bob2.send(signal.Message{Type: signal.TypeJoin, Resume: j.You.ID, ResumeToken: j.ResumeToken})
+	if got := bob2.expect(signal.TypeJoined); got.You.ID != j.You.ID {
+		t.Fatalf("bob's resume got %s, want %s", got.You.ID, j.You.ID)
+	}
+	bob2.send(signal.Message{Type: signal.TypeLeave})
+	ann.expect(signal.TypeParticipantLeft)
+	if got := join(cat); len(got.Participants) != 1 {
+		t.Errorf("cat joined a call of %d, want 1", len(got.Participants))
+	}
+}

@@ -39,6 +39,9 @@ type room struct {
 	// raised hands.
 	locked  bool
 	removed map[string]bool
+	// capacity is the most participants the call takes; 0 = no limit
+	// (set once, when the room is made).
+	capacity int
 	// held holds the users a moderator muted with "ask to unmute", by
 	// user id: their audio stays off, even across a rejoin, until a
 	// moderator allows it or the call ends.
@@ -239,6 +242,10 @@ func (r *room) join(c *client, m signal.Message) {
 		delete(r.participants, id)
 		r.dropMedia(holder)
 		holder.close(CloseReplaced, "you joined this call from a newer connection")
+	}
+	if holder == nil && r.capacity > 0 && len(r.participants) >= r.capacity {
+		c.refuse(signal.CodeFull, signal.TypeJoin, "this call is full: it takes %d people at once", r.capacity)
+		return
 	}
 	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username, Role: c.role}
 	if m.State != nil {

@@ -236,6 +236,11 @@ func (s *Server) janitor(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("deleted expired sessions", "count", n)
 		}
+		if ids, err := s.accounts.PruneQuickCalls(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete idle 1:1 calls", "err", err)
+		} else if len(ids) > 0 {
+			s.log.Info("deleted 1:1 calls empty for a day", "count", len(ids))
+		}
 		select {
 		case <-ctx.Done():
 			return

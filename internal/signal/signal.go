@@ -122,6 +122,8 @@ const (
 	CodeRemoved = "removed"
 	// CodeMuted: a moderator asked this participant to stay muted.
 	CodeMuted = "muted"
+	// CodeFull: the call takes no more participants (a 1:1 call).
+	CodeFull = "full"
 )
 
 // Topologies: in a mesh every pair of participants has its own peer

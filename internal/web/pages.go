@@ -17,7 +17,7 @@ import (
 )
 
 // pageNames are the templates under ui/templates rendered inside the layout.
-var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error"}
+var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "quick"}
 
 // page is what every template gets.
 type page struct {
@@ -293,6 +293,8 @@ type channelData struct {
 	IsOwner bool
 	// Moderators are the ids of the members the owner made moderators.
 	Moderators map[string]bool
+	// MeetingCode takes members straight into the call (/join).
+	MeetingCode string
 	// Invites are the live invite links, for the owner only.
 	Invites []inviteView
 }
@@ -311,6 +313,10 @@ func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int,
 	}
 	d := channelData{Channel: ch, Members: members, IsOwner: ch.OwnerID == u.ID}
 	if d.Moderators, err = s.accounts.Moderators(r.Context(), u, ch.ID); err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	if d.MeetingCode, err = s.accounts.MeetingCode(r.Context(), u, ch.ID); err != nil {
 		s.channelError(w, r, err)
 		return
 	}
@@ -346,6 +352,8 @@ func flash(r *http.Request) string {
 		return "Invite link created."
 	case "invite-revoked":
 		return "Invite link revoked: it no longer lets anyone join."
+	case "code":
+		return "New meeting code made; the old one no longer works."
 	case "moderator":
 		return "Moderator saved; a call in progress knows at once."
 	case "invites-reset":

@@ -54,7 +54,12 @@ export class Call {
     /** How many `speaker` messages arrived (diagnostics; window.parley.state). */
     this.speakerMessages = 0;
 
-    this.sig = new Signaling(socketURL(location, this.channelId), {
+    // A quick 1:1 call has a socket of its own and no chat.
+    this.chatOff = d.chat === "off";
+    const socket = d.socketPath
+      ? `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${d.socketPath}`
+      : socketURL(location, this.channelId);
+    this.sig = new Signaling(socket, {
       onMessage: (m) => this.onMessage(m),
       onState: () => this.render(),
       onClose: (info) => this.onSocketClosed(info),
@@ -112,7 +117,20 @@ export class Call {
 
   start() {
     this.sig.connect();
-    this.chat.loadHistory();
+    if (this.chatOff) {
+      this.ui.chat.hidden = true;
+      this.ui.chatToggle.hidden = true;
+    } else {
+      this.chat.loadHistory();
+    }
+    // Arrived by a meeting code (/join): straight into the call. The
+    // parameter goes, so that a reload does not join again.
+    const url = new URL(location.href);
+    if (url.searchParams.has("join")) {
+      url.searchParams.delete("join");
+      history.replaceState(null, "", url);
+      this.join();
+    }
   }
 
   // ---------------------------------------------------------------- signaling
@@ -158,7 +176,7 @@ export class Call {
       if (p.id !== this.session.myId) this.participants.set(p.id, p);
     }
     // Messages posted while we were away: fetch again (dedupe by id).
-    if (this.helloCount > 1) this.chat.loadHistory();
+    if (this.helloCount > 1 && !this.chatOff) this.chat.loadHistory();
     this.maybeSendJoin();
     this.render();
   }
