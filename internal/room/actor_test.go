@@ -80,6 +80,11 @@ func newActor(t *testing.T, mode string, fm *fakeMedia) *actor {
 		}
 		u := r.URL.Query().Get("user")
 		user := signal.User{UserID: u, Name: u, Role: r.URL.Query().Get("role")}
+		if r.URL.Query().Has("guest") {
+			user.Role = signal.RoleGuest
+			m.ServeGuest(context.Background(), conn, "c1", mode, "parley.test", user, room.Auth{UserID: u}, r.URL.Query().Has("lobby"))
+			return
+		}
 		if cp := r.URL.Query().Get("cap"); cp != "" {
 			n, _ := strconv.Atoi(cp)
 			m.ServeCapped(context.Background(), conn, "q1", "parley.test", user, room.Auth{UserID: u}, n)

@@ -49,6 +49,12 @@ type client struct {
 	// role is the user's role in the channel (signal.Role*), kept up to
 	// date by Manager.SetRole (room goroutine).
 	role string
+	// waits: a guest who waits in the lobby until a member admits them
+	// (set before the socket is served); waitID is their place in
+	// room.waiting while they do, with the join they sent (room goroutine).
+	waits    bool
+	waitID   string
+	waitJoin signal.Message
 	// audioHold and videoHold enforce a moderator's mute and camera-off
 	// (room goroutine, moderate.go).
 	audioHold, videoHold hold

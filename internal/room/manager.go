@@ -217,6 +217,13 @@ func (m *Manager) ServeCapped(ctx context.Context, conn *websocket.Conn, roomID,
 	m.serve(ctx, conn, roomID, ModeAuto, host, user, auth, capacity)
 }
 
+// ServeGuest is Serve for a guest (user.Role signal.RoleGuest) who came
+// through the channel's guest link; with lobby, their join waits until a
+// member admits them.
+func (m *Manager) ServeGuest(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, lobby bool) {
+	m.serveClient(ctx, conn, channelID, mode, host, user, auth, 0, lobby)
+}
+
 // Active reports whether roomID has a room running (anyone on its page).
 func (m *Manager) Active(roomID string) bool {
 	m.mu.Lock()
@@ -225,7 +232,12 @@ func (m *Manager) Active(roomID string) bool {
 }
 
 func (m *Manager) serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, capacity int) {
+	m.serveClient(ctx, conn, channelID, mode, host, user, auth, capacity, false)
+}
+
+func (m *Manager) serveClient(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, capacity int, waits bool) {
 	c := newClient(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
+	c.waits = waits
 	c.host = host
 	unregister, err := m.register(channelID, auth, c.close)
 	switch {

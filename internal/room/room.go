@@ -42,6 +42,9 @@ type room struct {
 	// capacity is the most participants the call takes; 0 = no limit
 	// (set once, when the room is made).
 	capacity int
+	// waiting are the sockets in the lobby, in the order they came
+	// (lobby.go).
+	waiting []*client
 	// held holds the users a moderator muted with "ask to unmute", by
 	// user id: their audio stays off, even across a rejoin, until a
 	// moderator allows it or the call ends.
@@ -147,6 +150,7 @@ func (r *room) attach(c *client) {
 // detach forgets a socket that closed, and its participant.
 func (r *room) detach(c *client, reason string) {
 	delete(r.clients, c)
+	r.leaveLobby(c)
 	r.removeParticipant(c, reason)
 }
 
@@ -197,6 +201,8 @@ func (r *room) handle(c *client, m signal.Message) {
 		r.update(c, *m.State)
 	case signal.TypeModerate:
 		r.moderate(c, m)
+	case signal.TypeAdmit, signal.TypeDeny:
+		r.decide(c, m)
 	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
 		to := r.participants[m.To]
 		if to == nil || to == c {
@@ -224,6 +230,9 @@ func (r *room) join(c *client, m signal.Message) {
 		id = ""
 	}
 	if !r.mayJoin(c, id) {
+		return
+	}
+	if r.wait(c, m) {
 		return
 	}
 	// A WHIP publisher's id (no socket) is never taken over by a socket.
@@ -267,6 +276,9 @@ func (r *room) join(c *client, m signal.Message) {
 	topology := r.wantTopology()
 	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID), Locked: r.locked})
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
+	if len(r.waiting) > 0 && c.role != signal.RoleGuest {
+		c.sendMsg(r.lobbyMsg())
+	}
 	r.updateTopology()
 	r.log.Info("participant joined", "participant_id", id, "user_id", c.user.UserID, "resumed", id == m.Resume)
 }

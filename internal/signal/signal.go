@@ -59,6 +59,20 @@ const (
 	// TypeModerated (server → client) announces one that was done.
 	TypeModerate  = "moderate"
 	TypeModerated = "moderated"
+	// Lobby: TypeLobby (server → members) lists who waits; TypeAdmission
+	// (server → the waiting socket) says what became of it; TypeAdmit
+	// and TypeDeny (client → server) let a member decide.
+	TypeLobby     = "lobby"
+	TypeAdmission = "admission"
+	TypeAdmit     = "admit"
+	TypeDeny      = "deny"
+)
+
+// Admission outcomes (admission.action).
+const (
+	AdmissionWaiting  = "waiting"
+	AdmissionAdmitted = "admitted"
+	AdmissionDenied   = "denied"
 )
 
 // Moderation actions (moderate, moderated).
@@ -86,6 +100,8 @@ const (
 	RoleOwner     = "owner"
 	RoleModerator = "moderator"
 	RoleMember    = "" // a plain member: the field is left out
+	// RoleGuest: no account; came in through the channel's guest link.
+	RoleGuest = "guest"
 )
 
 // CanModerate reports whether role may send moderate.
@@ -273,6 +289,16 @@ type Message struct {
 	Ask    bool   `json:"ask,omitzero"`
 	// Locked is whether the call is locked (hello, joined).
 	Locked bool `json:"locked,omitzero"`
+	// Waiting lists the people waiting in the lobby (lobby).
+	Waiting []Waiting `json:"waiting,omitzero"`
+}
+
+// Waiting is someone waiting in the lobby to be admitted.
+type Waiting struct {
+	// ID is the participant id they will have once admitted.
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role,omitzero"`
 }
 
 // wire adds the fields whose JSON shape differs from the Go shape: the
@@ -555,6 +581,10 @@ func validateClient(m *Message) error {
 		}
 		if m.Action != ActionMute {
 			m.Ask = false
+		}
+	case TypeAdmit, TypeDeny:
+		if !ValidParticipantID(m.ID) {
+			return errf(CodeInvalid, m.Type, "%q needs \"id\": the id of someone in the lobby's \"waiting\" list", m.Type)
 		}
 	case TypeLeave, TypePing:
 	default:
