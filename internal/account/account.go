@@ -205,6 +205,10 @@ type Config struct {
 	// changed (SetModerator), once stored, so a running call applies it
 	// at once. role is signal.RoleModerator or "". It must not block.
 	RoleChanged func(channelID, userID, role string)
+	// GuestsOff, if set, is told when the owner turned channelID's guest
+	// link off (or replaced it), once stored, so the caller can close the
+	// guests' sockets. It must not block.
+	GuestsOff func(channelID string)
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.

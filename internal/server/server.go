@@ -172,6 +172,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 }
 
 func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text string) (signal.ChatMessage, error) {
+	if u.Role == signal.RoleGuest {
+		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeForbidden, Ref: signal.TypeChat, Message: "guests can read the chat but not post in it"}
+	}
 	m, err := s.accounts.PostMessage(ctx, store.User{ID: u.UserID, DisplayName: u.Name, Username: u.Username}, channelID, text)
 	var ve *account.ValidationError
 	switch {
@@ -208,6 +211,13 @@ func (s *Server) wireAccount(acfg *account.Config) {
 		s.rooms.CloseRoom(channelID)
 		if deleted != nil {
 			deleted(channelID)
+		}
+	}
+	guestsOff := acfg.GuestsOff
+	acfg.GuestsOff = func(channelID string) {
+		s.rooms.EndAuth("", "guests:"+channelID, "the owner turned guest access off")
+		if guestsOff != nil {
+			guestsOff(channelID)
 		}
 	}
 	roleChanged := acfg.RoleChanged

@@ -17,7 +17,7 @@ import (
 )
 
 // pageNames are the templates under ui/templates rendered inside the layout.
-var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "quick"}
+var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "quick", "guest"}
 
 // page is what every template gets.
 type page struct {
@@ -295,6 +295,9 @@ type channelData struct {
 	Moderators map[string]bool
 	// MeetingCode takes members straight into the call (/join).
 	MeetingCode string
+	// GuestLink is the channel's guest link while it is on (owner only).
+	GuestLink *store.GuestLink
+	BaseURL   string
 	// Invites are the live invite links, for the owner only.
 	Invites []inviteView
 }
@@ -319,6 +322,12 @@ func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int,
 	if d.MeetingCode, err = s.accounts.MeetingCode(r.Context(), u, ch.ID); err != nil {
 		s.channelError(w, r, err)
 		return
+	}
+	if d.IsOwner {
+		if g, err := s.accounts.GuestLink(r.Context(), u, ch.ID); err == nil {
+			d.GuestLink = &g
+		}
+		d.BaseURL = s.baseURL(r)
 	}
 	if d.IsOwner {
 		if d.Invites, err = s.inviteViews(r, u, ch.ID); err != nil {
@@ -352,6 +361,10 @@ func flash(r *http.Request) string {
 		return "Invite link created."
 	case "invite-revoked":
 		return "Invite link revoked: it no longer lets anyone join."
+	case "guests-on":
+		return "Guest link on. Anyone with it can join the call with just a name."
+	case "guests-off":
+		return "Guest link off: it no longer works, and guests in the call were disconnected."
 	case "code":
 		return "New meeting code made; the old one no longer works."
 	case "moderator":

@@ -48,13 +48,14 @@ type Server struct {
 	handler  http.Handler
 	whip     *whipResources // WHIP/WHEP sessions (whip.go)
 	proxies  clientip.Proxies
+	guests   *guestBook // guests.go
 }
 
 // New builds the handler. Templates are parsed here so a broken template
 // fails start-up, not a request.
 // metrics serves /metrics (Prometheus text format).
 func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager, metrics http.Handler) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}}
+	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}, guests: &guestBook{byToken: map[string]guest{}}}
 	proxies, err := clientip.ParseProxies(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
@@ -85,6 +86,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
 	mux.HandleFunc("POST /c/{id}/mode", s.requirePage(s.setMode))
 	s.routeMeetings(mux)
+	s.routeGuests(mux)
 	s.routeInvites(mux) // /c/{id}/invites...
 	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
@@ -193,6 +195,9 @@ func (s *Server) authenticate(r *http.Request) (store.User, room.Auth, bool) {
 func (s *Server) requirePage(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.currentUser(r)
+		if !ok && s.refuseGuest(w, r, false) {
+			return
+		}
 		if !ok {
 			next := r.URL.RequestURI()
 			if r.Method != http.MethodGet {
@@ -209,6 +214,9 @@ func (s *Server) requirePage(h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) requireAPI(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.currentUser(r)
+		if !ok && s.refuseGuest(w, r, true) {
+			return
+		}
 		if !ok {
 			writeJSONError(w, http.StatusUnauthorized, "not logged in: log in first, then retry")
 			return

@@ -20,6 +20,7 @@ import { buildLayout, renderPeople, showToast, showNotice, setText, duplicateNam
 import { signalText, callSummary, lobbySummary, hasTurnServer } from "./status.js";
 import { installTestHook } from "./testhook.js";
 import { Moderation } from "./moderation.js";
+import { LobbyView } from "./lobby.js";
 import {
   asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, refusedUpgradeReason,
 } from "./protocol.js";
@@ -65,7 +66,10 @@ export class Call {
       onClose: (info) => this.onSocketClosed(info),
     });
     this.sig.debug = new URLSearchParams(location.search).has("debug");
+    /** A guest (guest link): no account; reads the chat but cannot post. */
+    this.guest = d.guest === "1";
     this.chat = new Chat(this.ui, {
+      historyURL: d.historyUrl || "",
       channelId: this.channelId,
       myUserId: this.userId,
       send: (text) => this.sig.send({ type: "chat", text }),
@@ -102,6 +106,15 @@ export class Call {
       render: () => this.render(),
     });
 
+    /** @type {LobbyView} */
+    this.lobbyView = new LobbyView({
+      ui: this.ui,
+      send: (m) => this.sig.send(m),
+      say: (text) => this.moderation.say(text),
+      teardown: () => this.teardown(),
+      nameOf: (id) => this.moderation.nameOf(id, "You"),
+    });
+
     this.controls.bind();
     // Best effort: tell the others right away instead of after the server's
     // 15 s dead-socket timeout.
@@ -117,6 +130,10 @@ export class Call {
 
   start() {
     this.sig.connect();
+    if (this.guest) {
+      this.ui.chatInput.disabled = true;
+      this.ui.chatInput.placeholder = "Guests can read the chat but not post";
+    }
     if (this.chatOff) {
       this.ui.chat.hidden = true;
       this.ui.chatToggle.hidden = true;
@@ -157,6 +174,8 @@ export class Call {
       case "chat": return this.chat.add(m.message);
       case "error": return this.onError(m);
       case "moderated": return this.moderation.onModerated(m);
+      case "lobby": return this.lobbyView.onLobby(m.waiting);
+      case "admission": return this.lobbyView.onAdmission(m);
       case "pong": return; // any message proves the server is alive
       default: return; // unknown types are ignored (protocol.md, Versioning)
     }
@@ -367,7 +386,9 @@ export class Call {
   onSocketClosed(info) {
     this.session.socketClosed();
     // Closes that reconnecting cannot fix (docs/protocol.md, close codes).
-    const final = finalCloseReason(info.code);
+    const final = this.guest && info.code === 4001
+      ? "the owner turned off guest access to this call."
+      : finalCloseReason(info.code);
     if (final) {
       this.end(final);
       return;
@@ -448,6 +469,7 @@ export class Call {
     this.tiles.speaker = this.tiles.spotlit = "";
     this.controls.release();
     this.moderation.reset();
+    this.lobbyView.reset();
     this.tiles.removeLocal();
     showNotice(this.ui, "");
     this.applyView();

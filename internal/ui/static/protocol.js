@@ -12,9 +12,10 @@
 
 /**
  * @typedef {{audio: boolean, video: boolean, screen: boolean, hand: boolean}} MediaState
- * @typedef {""|"owner"|"moderator"} Role  "" = a plain member
+ * @typedef {""|"owner"|"moderator"|"guest"} Role  "" = a plain member
  * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState, role?: Role, handSeq?: number}} Participant
  * @typedef {{userId: string, name: string, username?: string, role?: Role}} User
+ * @typedef {{id: string, name: string, role?: string}} WaitingPerson  someone in the lobby
  * @typedef {"mute"|"allow-unmute"|"camera-off"|"remove"|"lock"|"unlock"|"end"} ModerationAction
  * @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} Candidate
  * @typedef {"mesh"|"sfu"} Topology
@@ -110,9 +111,18 @@
  * @property {string} [id]   the participant acted on
  * @property {boolean} [ask] mute with "ask to unmute"
  *
+ * @typedef {object} LobbyMessage  to members in the call: who waits to be let in
+ * @property {"lobby"} type
+ * @property {WaitingPerson[]} waiting
+ *
+ * @typedef {object} AdmissionMessage  to a waiting socket
+ * @property {"admission"} type
+ * @property {"waiting"|"admitted"|"denied"} action
+ * @property {string} [by]  the member who decided
+ *
  * @typedef {HelloMessage|JoinedMessage|ParticipantJoinedMessage|ParticipantLeftMessage|ParticipantUpdatedMessage|
  *   OfferMessage|AnswerMessage|CandidateMessage|ChatEventMessage|ErrorMessage|PongMessage|SfuRestartMessage|
- *   IceServersMessage|TopologyMessage|SpeakerMessage|ModeratedMessage} ServerMessage
+ *   IceServersMessage|TopologyMessage|SpeakerMessage|ModeratedMessage|LobbyMessage|AdmissionMessage} ServerMessage
  */
 
 // ------------------------------------------------------ client → server
@@ -168,8 +178,16 @@
  * @property {string} [id]   the participant, for mute, allow-unmute, camera-off, remove
  * @property {boolean} [ask] mute only: they may not unmute until allowed
  *
+ * @typedef {object} AdmitMessage  a member lets someone in
+ * @property {"admit"} type
+ * @property {string} id  from lobby.waiting
+ *
+ * @typedef {object} DenyMessage  a member keeps someone out
+ * @property {"deny"} type
+ * @property {string} id
+ *
  * @typedef {JoinMessage|UpdateMessage|OfferOutMessage|AnswerOutMessage|CandidateOutMessage|ChatSendMessage|
- *   LeaveMessage|PingMessage|LayoutMessage|ModerateMessage} ClientMessage
+ *   LeaveMessage|PingMessage|LayoutMessage|ModerateMessage|AdmitMessage|DenyMessage} ClientMessage
  */
 
 /**
@@ -257,7 +275,7 @@ export function asParticipants(list) {
  * @returns {Role}
  */
 export function asRole(r) {
-  return r === "owner" || r === "moderator" ? r : "";
+  return r === "owner" || r === "moderator" || r === "guest" ? r : "";
 }
 
 /**
