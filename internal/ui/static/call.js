@@ -19,8 +19,7 @@ import { Chat } from "./chat.js";
 import { buildLayout, renderPeople, showToast, showNotice, setText, duplicateNames, nameKey } from "./ui.js";
 import { signalText, callSummary, lobbySummary, hasTurnServer } from "./status.js";
 import { installTestHook } from "./testhook.js";
-import { Moderation } from "./moderation.js";
-import { LobbyView } from "./lobby.js";
+import { meetingParts } from "./lobby.js";
 import {
   asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, refusedUpgradeReason,
 } from "./protocol.js";
@@ -93,27 +92,9 @@ export class Call {
       debug: this.sig.debug,
     });
 
-    /** @type {Moderation} */
-    this.moderation = new Moderation({
-      ui: this.ui,
-      session: this.session,
-      controls: this.controls,
-      participants: this.participants,
-      userName: this.userName,
-      send: (m) => this.sig.send(m),
-      teardown: () => this.teardown(),
-      sendUpdate: () => this.sendUpdate(),
-      render: () => this.render(),
-    });
-
-    /** @type {LobbyView} */
-    this.lobbyView = new LobbyView({
-      ui: this.ui,
-      send: (m) => this.sig.send(m),
-      say: (text) => this.moderation.say(text),
-      teardown: () => this.teardown(),
-      nameOf: (id) => this.moderation.nameOf(id, "You"),
-    });
+    const parts = meetingParts(this);
+    this.moderation = parts.moderation;
+    this.lobbyView = parts.lobby;
 
     this.controls.bind();
     // Best effort: tell the others right away instead of after the server's

@@ -4,6 +4,7 @@
 // happens. Announcements go through moderation.js's live region.
 
 import { h } from "./ui.js";
+import { Moderation } from "./moderation.js";
 
 /**
  * @typedef {{id: string, name: string, role?: string}} WaitingPerson
@@ -81,4 +82,31 @@ export class LobbyView {
       " ",
       h("button", { type: "button", class: "btn btn-small btn-danger deny-btn", "aria-label": `Do not let ${w.name} in`, onclick: () => this.host.send({ type: "deny", id: w.id }) }, "Deny"))));
   }
+}
+
+/**
+ * Builds the call page's moderation and lobby parts, wired to the call.
+ * @param {import("./call.js").Call} call
+ * @returns {{moderation: Moderation, lobby: LobbyView}}
+ */
+export function meetingParts(call) {
+  const moderation = new Moderation({
+    ui: call.ui,
+    session: call.session,
+    controls: call.controls,
+    participants: call.participants,
+    userName: call.userName,
+    send: (m) => call.sig.send(m),
+    teardown: () => call.teardown(),
+    sendUpdate: () => call.sendUpdate(),
+    render: () => call.render(),
+  });
+  const lobby = new LobbyView({
+    ui: call.ui,
+    send: (m) => call.sig.send(m),
+    say: (text) => moderation.say(text),
+    teardown: () => call.teardown(),
+    nameOf: (id) => moderation.nameOf(id, "You"),
+  });
+  return { moderation, lobby };
 }
