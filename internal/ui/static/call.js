@@ -95,6 +95,7 @@ export class Call {
     const parts = meetingParts(this);
     this.moderation = parts.moderation;
     this.lobbyView = parts.lobby;
+    this.prejoin = parts.prejoin;
 
     this.controls.bind();
     // Best effort: tell the others right away instead of after the server's
@@ -530,6 +531,7 @@ export class Call {
 
     this.tiles.localTile?.setMedia(state);
     this.controls.render();
+    this.prejoin?.applySpeaker(ui.tiles);
   }
 }
 

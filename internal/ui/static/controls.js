@@ -5,6 +5,7 @@
 // (topology.js) are told when a track comes or goes.
 
 import { getLocalMedia, getDeviceTrack, describeMediaError, canShareScreen, getScreen } from "./media.js";
+import { deviceConstraints } from "./prejoin.js";
 import { icon, showNotice } from "./ui.js";
 import { shortcutFor } from "./status.js";
 
@@ -22,6 +23,7 @@ import { shortcutFor } from "./status.js";
  * @property {() => void} sendUpdate  tells the others our state
  * @property {() => void} render
  * @property {{held: boolean}} [moderation]
+ * @property {import("./prejoin.js").PreJoin} [prejoin]
  */
 
 /** @returns {MediaState} */
@@ -72,14 +74,18 @@ export class Controls {
    * @returns {Promise<string>} a notice for what did not work ("" when all did)
    */
   async acquire() {
-    const media = await getLocalMedia();
+    const pre = this.host.prejoin;
+    const preview = pre?.take();
+    const media = preview
+      ? { stream: preview, notice: "" }
+      : await getLocalMedia(pre ? deviceConstraints(pre.prefs, false) : undefined);
     this.localStream = media.stream;
-    this.state = {
-      audio: media.stream.getAudioTracks().length > 0,
-      video: media.stream.getVideoTracks().length > 0,
-      screen: false,
-      hand: false,
-    };
+    const audio = media.stream.getAudioTracks()[0];
+    const video = media.stream.getVideoTracks()[0];
+    // "Join muted" / "Join with camera off": the tracks are there, off.
+    if (audio && pre?.prefs.muted) audio.enabled = false;
+    if (video && pre?.prefs.camOff) video.enabled = false;
+    this.state = { audio: !!audio && audio.enabled, video: !!video && video.enabled, screen: false, hand: false };
     return media.notice;
   }
 

@@ -5,6 +5,7 @@
 
 import { h } from "./ui.js";
 import { Moderation } from "./moderation.js";
+import { PreJoin } from "./prejoin.js";
 
 /**
  * @typedef {{id: string, name: string, role?: string}} WaitingPerson
@@ -87,7 +88,7 @@ export class LobbyView {
 /**
  * Builds the call page's moderation and lobby parts, wired to the call.
  * @param {import("./call.js").Call} call
- * @returns {{moderation: Moderation, lobby: LobbyView}}
+ * @returns {{moderation: Moderation, lobby: LobbyView, prejoin: PreJoin}}
  */
 export function meetingParts(call) {
   const moderation = new Moderation({
@@ -108,5 +109,5 @@ export function meetingParts(call) {
     teardown: () => call.teardown(),
     nameOf: (id) => moderation.nameOf(id, "You"),
   });
-  return { moderation, lobby };
+  return { moderation, lobby, prejoin: new PreJoin(call.ui) };
 }
