@@ -469,7 +469,9 @@ export class Call {
     ui.callView.hidden = v !== "call";
     if (v === "call") {
       if (this.controls.localStream) this.tiles.showLocal(this.controls.localStream, this.userName);
-      ui.muteBtn.focus();
+      // The lobby (with its device check) may have been scrolled: show the call.
+      ui.root.scrollIntoView({ block: "start" });
+      ui.muteBtn.focus({ preventScroll: true });
     } else {
       ui.joinBtn.focus();
     }

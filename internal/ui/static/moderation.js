@@ -54,7 +54,8 @@ export class Moderation {
     this.hands = h("ol", { id: "hands-list", class: "list hands-list", "aria-labelledby": "hands-title", hidden: true });
 
     ui.hangupBtn.before(this.handBtn);
-    ui.callView.prepend(this.bar, this.lockBanner);
+    // Beside the people, not above the tiles: the tiles keep their size.
+    ui.onlineList.before(this.bar, this.lockBanner);
     ui.root.prepend(this.announce);
     ui.onlineList.after(this.handsTitle, this.hands);
 
