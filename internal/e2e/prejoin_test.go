@@ -14,7 +14,7 @@ import (
 // checks her devices (preview, a moving microphone level), picks the
 // last camera and "Join muted", and joins: she sends that camera and
 // joins muted, as Bob's page shows. Her choices are remembered after a
-// reload.
+// reload, and "Join with camera off" joins with the camera off.
 func TestPreJoin(t *testing.T) {
 	s := servertest.Start(t)
 	browser := newBrowserWith(t, chromedp.Flag("use-fake-device-for-media-stream", "device-count=3"))
@@ -59,4 +59,14 @@ func TestPreJoin(t *testing.T) {
 	ada.do(chromedp.Click(chromedp.CSS("#hangup-btn")), chromedp.Reload())
 	ada.waitFor("the choices after a reload", fmt.Sprintf(`(() => { const p = JSON.parse(localStorage.getItem("parley.devices") || "{}");
 		return document.querySelector('#join-muted').checked && p.cam === %q && p.muted === true; })()`, second), 10*time.Second)
+
+	// Join with camera off (and still muted, as remembered).
+	ada.waitFor("signaling after the reload", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
+	ada.do(chromedp.Click(chromedp.CSS("#join-camoff")), chromedp.Click(chromedp.CSS("#join-btn")))
+	ada.waitFor("Ada back in the call", `!!(window.parley && window.parley.myId)`, 15*time.Second)
+	if me := eval[map[string]bool](ada, `window.parley.state.me`); me["audio"] || me["video"] {
+		t.Errorf("Ada rejoined sending %v, want muted with the camera off", me)
+	}
+	adaID = ada.myID()
+	bob.waitFor("Ada's camera shown off on Bob's page", fmt.Sprintf(`document.querySelector('%s')?.dataset.video === "off"`, tileSel(adaID)), 15*time.Second)
 }
