@@ -53,7 +53,7 @@ const audioMeter = `(id) => {
 // Bob's page is modified to ignore moderation and Cyd listens. Ada mutes
 // Bob from her people list: Cyd's analyser of Bob's audio falls silent
 // within 1 s although Bob's page still sends, and Cyd's page announces it
-// in its live region. A member's moderation message is refused and
+// in its live region. Raised hands show in order on every page. A member's moderation message is refused and
 // changes nothing. Ada removes Cyd (who cannot rejoin) and locks the
 // call (a member cannot join).
 func TestModerationInBrowsers(t *testing.T) {
@@ -112,6 +112,17 @@ func TestModerationInBrowsers(t *testing.T) {
 		t.Errorf("member's lock: %+v, want a forbidden error", e)
 	}
 	cyd.waitFor("Bob's tone still in Cyd's analyser", heardBob, 5*time.Second)
+
+	// Raised hands are listed in the order they went up, for everyone.
+	cyd.do(chromedp.Click(chromedp.CSS("#hand-btn")))
+	ada.waitFor("Cyd's hand on Ada's page", fmt.Sprintf(`!!document.querySelector('#hands-list li[data-participant-id=%q]')`, ids[2]), 10*time.Second)
+	bob.do(chromedp.Click(chromedp.CSS("#hand-btn")))
+	hands := fmt.Sprintf(`JSON.stringify([...document.querySelectorAll('#hands-list li')].map(li => li.dataset.participantId)) === JSON.stringify([%q, %q])`, ids[2], ids[1])
+	for _, u := range []*user{ada, bob, cyd} {
+		u.waitFor("hands in order: Cyd, then Bob", hands, 10*time.Second)
+	}
+	cyd.do(chromedp.Click(chromedp.CSS("#hand-btn")))
+	ada.waitFor("Cyd's hand down", fmt.Sprintf(`!document.querySelector('#hands-list li[data-participant-id=%q]')`, ids[2]), 10*time.Second)
 
 	// Ada mutes Bob from her people list.
 	btn := fmt.Sprintf(`#online-list li[data-participant-id=%q] .mod-mute`, ids[1])
