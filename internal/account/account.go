@@ -229,6 +229,14 @@ type Config struct {
 	// (SetChannelMode), once stored, so a running call can move. It must
 	// not block.
 	ModeChanged func(channelID, mode string)
+	// RoleChanged, if set, is told when userID's role in channelID
+	// changed (SetModerator), once stored, so a running call applies it
+	// at once. role is signal.RoleModerator or "". It must not block.
+	RoleChanged func(channelID, userID, role string)
+	// GuestsOff, if set, is told when the owner turned channelID's guest
+	// link off (or replaced it), once stored, so the caller can close the
+	// guests' sockets. It must not block.
+	GuestsOff func(channelID string)
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.

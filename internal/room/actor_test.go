@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,7 +85,18 @@ func newChatActor(t *testing.T, mode string, fm *fakeMedia, postChat room.PostCh
 			return
 		}
 		u := r.URL.Query().Get("user")
-		m.Serve(context.Background(), conn, "c1", mode, "parley.test", signal.User{UserID: u, Name: u}, room.Auth{UserID: u})
+		user := signal.User{UserID: u, Name: u, Role: r.URL.Query().Get("role")}
+		if r.URL.Query().Has("guest") {
+			user.Role = signal.RoleGuest
+			m.ServeGuest(context.Background(), conn, "c1", mode, "parley.test", user, room.Auth{UserID: u}, r.URL.Query().Has("lobby"))
+			return
+		}
+		if cp := r.URL.Query().Get("cap"); cp != "" {
+			n, _ := strconv.Atoi(cp)
+			m.ServeCapped(context.Background(), conn, "q1", "parley.test", user, room.Auth{UserID: u}, n)
+			return
+		}
+		m.Serve(context.Background(), conn, "c1", mode, "parley.test", user, room.Auth{UserID: u})
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() {
@@ -120,7 +132,7 @@ func (a *actor) dial(user string) *peer {
 		a.t.Fatalf("dial: %v", err)
 	}
 	p := newPeer(a.t, conn)
-	p.expect(signal.TypeHello)
+	p.hello = p.expect(signal.TypeHello)
 	return p
 }
 

@@ -46,6 +46,18 @@ type client struct {
 	// peer is the participant's SFU connections while the call uses the
 	// SFU (room goroutine; setPeer also hands it to the SFU worker).
 	peer MediaPeer
+	// role is the user's role in the channel (signal.Role*), kept up to
+	// date by Manager.SetRole (room goroutine).
+	role string
+	// waits: a guest who waits in the lobby until a member admits them
+	// (set before the socket is served); waitID is their place in
+	// room.waiting while they do, with the join they sent (room goroutine).
+	waits    bool
+	waitID   string
+	waitJoin signal.Message
+	// audioHold and videoHold enforce a moderator's mute and camera-off
+	// (room goroutine, moderate.go).
+	audioHold, videoHold hold
 	// sfu queues the messages for the SFU, in order, for the socket's SFU
 	// worker (sfuworker.go); nil for a WHIP participant, which has no socket.
 	sfu *sfuQueue
@@ -60,6 +72,7 @@ func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Log
 		out:     make(chan []byte, cfg.SendQueue),
 		closing: make(chan struct{}),
 		sfu:     newSFUQueue(conn != nil),
+		role:    user.Role,
 	}
 }
 

@@ -214,7 +214,38 @@ func (m *Manager) Reserve(userID string, max int) (release func(), ok bool) {
 // the client reached the server at (for TURN URLs). When auth's
 // credential ends (EndAuth), the socket is closed with CloseRevoked.
 func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth) {
+	m.serve(ctx, conn, channelID, mode, host, user, auth, 0)
+}
+
+// ServeCapped is Serve for a room whose call takes at most capacity
+// participants (a quick 1:1 call: 2); a join beyond gets error code
+// "full". roomID names the room like a channel id, in a namespace of the
+// caller's that no channel id uses.
+func (m *Manager) ServeCapped(ctx context.Context, conn *websocket.Conn, roomID, host string, user signal.User, auth Auth, capacity int) {
+	m.serve(ctx, conn, roomID, ModeAuto, host, user, auth, capacity)
+}
+
+// ServeGuest is Serve for a guest (user.Role signal.RoleGuest) who came
+// through the channel's guest link; with lobby, their join waits until a
+// member admits them.
+func (m *Manager) ServeGuest(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, lobby bool) {
+	m.serveClient(ctx, conn, channelID, mode, host, user, auth, 0, lobby)
+}
+
+// Active reports whether roomID has a room running (anyone on its page).
+func (m *Manager) Active(roomID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rooms[roomID] != nil
+}
+
+func (m *Manager) serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, capacity int) {
+	m.serveClient(ctx, conn, channelID, mode, host, user, auth, capacity, false)
+}
+
+func (m *Manager) serveClient(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, capacity int, waits bool) {
 	c := newClient(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
+	c.waits = waits
 	c.host = host
 	unregister, err := m.register(channelID, auth, c.close)
 	switch {
@@ -232,7 +263,7 @@ func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mo
 		return
 	}
 	defer unregister()
-	r := m.acquire(channelID, mode)
+	r := m.acquire(channelID, mode, capacity)
 	if r == nil {
 		conn.Close(websocket.StatusGoingAway, "server is shutting down")
 		return
@@ -329,7 +360,7 @@ func (m *Manager) EndAuth(userID, credential, why string) {
 
 // acquire returns the running room of channelID, starting it if needed, and
 // counts the caller as one of its sockets.
-func (m *Manager) acquire(channelID, mode string) *room {
+func (m *Manager) acquire(channelID, mode string, capacity int) *room {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.shutting {
@@ -338,6 +369,7 @@ func (m *Manager) acquire(channelID, mode string) *room {
 	r := m.rooms[channelID]
 	if r == nil {
 		r = newRoom(channelID, mode, m.cfg, m.log.With("channel_id", channelID))
+		r.capacity = capacity
 		m.rooms[channelID] = r
 		go r.run()
 	}

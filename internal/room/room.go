@@ -38,6 +38,25 @@ type room struct {
 	viewers      map[*Player]struct{} // WHEP players, not participants
 	closing      bool                 // closeAll ran: no new sessions
 	rec          *recState            // the running recording (record.go)
+	// Moderation (moderate.go): locked refuses new joins; removed holds
+	// the users a moderator removed, refused until the call ends;
+	// forceSFU keeps the call on the SFU once a moderator muted someone
+	// in it, so that the mute is enforced by the server; handSeq numbers
+	// raised hands.
+	locked  bool
+	removed map[string]bool
+	// capacity is the most participants the call takes; 0 = no limit
+	// (set once, when the room is made).
+	capacity int
+	// waiting are the sockets in the lobby, in the order they came
+	// (lobby.go).
+	waiting []*client
+	// held holds the users a moderator muted with "ask to unmute", by
+	// user id: their audio stays off, even across a rejoin, until a
+	// moderator allows it or the call ends.
+	held     map[string]bool
+	forceSFU bool
+	handSeq  int
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
 	speaker chan string
@@ -68,6 +87,8 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		participants: map[string]*client{},
 		ingests:      map[*Ingest]struct{}{},
 		viewers:      map[*Player]struct{}{},
+		removed:      map[string]bool{},
+		held:         map[string]bool{},
 		mode:         mode,
 		topology:     signal.TopologyMesh,
 		speaker:      make(chan string, 1),
@@ -132,6 +153,7 @@ func (r *room) attach(c *client) {
 		User:         &c.user,
 		Participants: r.roster(nil),
 		IceServers:   r.cfg.ICEServers(c.user.UserID, c.host),
+		Locked:       r.locked,
 	})
 	if m, ok := r.recordingMsg(); ok {
 		c.sendMsg(m)
@@ -141,6 +163,7 @@ func (r *room) attach(c *client) {
 // detach forgets a socket that closed, and its participant.
 func (r *room) detach(c *client, reason string) {
 	delete(r.clients, c)
+	r.leaveLobby(c)
 	r.removeParticipant(c, reason)
 }
 
@@ -191,12 +214,11 @@ func (r *room) handle(c *client, m signal.Message) {
 	}
 	switch m.Type {
 	case signal.TypeUpdate:
-		c.p.State = *m.State
-		if peer := c.peer; peer != nil {
-			peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
-		}
-		p := *c.p
-		r.broadcast(c, signal.Message{Type: signal.TypeParticipantUpdated, Participant: &p})
+		r.update(c, *m.State)
+	case signal.TypeModerate:
+		r.moderate(c, m)
+	case signal.TypeAdmit, signal.TypeDeny:
+		r.decide(c, m)
 	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
 		to := r.participants[m.To]
 		if to == nil || to == c {
@@ -223,21 +245,44 @@ func (r *room) join(c *client, m signal.Message) {
 		r.log.Info("resume refused: wrong token or user", "participant_id", id, "user_id", c.user.UserID)
 		id = ""
 	}
+	if !r.mayJoin(c, id) {
+		return
+	}
+	if r.wait(c, m) {
+		return
+	}
 	// A WHIP publisher's id (no socket) is never taken over by a socket.
-	if holder := r.participants[id]; id == "" || (holder != nil && (holder.user.UserID != c.user.UserID || holder.conn == nil)) {
+	holder := r.participants[id]
+	heldAudio, heldVideo := holdNone, holdNone
+	if id == "" || (holder != nil && (holder.user.UserID != c.user.UserID || holder.conn == nil)) {
+		holder = nil
 		id = newParticipantID()
 	} else if holder != nil {
 		// The same user is back on a new socket before the old one was
 		// noticed dead: the new one takes over the id silently, so peers
 		// keep their media connections.
+		heldAudio, heldVideo = holder.audioHold, holder.videoHold
 		holder.p = nil
+		holder.audioHold, holder.videoHold = holdNone, holdNone
 		delete(r.participants, id)
 		r.dropMedia(holder)
 		holder.close(CloseReplaced, "you joined this call from a newer connection")
 	}
-	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username}
+	if holder == nil && r.capacity > 0 && len(r.participants) >= r.capacity {
+		c.refuse(signal.CodeFull, signal.TypeJoin, "this call is full: it takes %d people at once", r.capacity)
+		return
+	}
+	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username, Role: c.role}
 	if m.State != nil {
 		p.State = *m.State
+	}
+	// The same participant on a new socket: a mute it has not
+	// acknowledged yet stays.
+	c.audioHold, c.videoHold = heldAudio, heldVideo
+	r.enforce(c, &p.State)
+	if p.State.Hand {
+		r.handSeq++
+		p.HandSeq = r.handSeq
 	}
 	others := r.roster(c)
 	c.p = &p
@@ -245,10 +290,13 @@ func (r *room) join(c *client, m signal.Message) {
 	r.joined.Store(int32(len(r.participants)))
 	you := p
 	topology := r.wantTopology()
-	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID)})
+	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID), Locked: r.locked})
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
 	if r.rec != nil {
 		r.rec.s.Participant(id, c.user)
+	}
+	if len(r.waiting) > 0 && c.role != signal.RoleGuest {
+		c.sendMsg(r.lobbyMsg())
 	}
 	r.updateTopology()
 	r.log.Info("participant joined", "participant_id", id, "user_id", c.user.UserID, "resumed", id == m.Resume)
@@ -260,11 +308,13 @@ func (r *room) removeParticipant(c *client, reason string) {
 	}
 	id := c.p.ID
 	c.p = nil
+	c.audioHold, c.videoHold = holdNone, holdNone
 	if r.participants[id] != c {
 		return
 	}
 	delete(r.participants, id)
 	r.joined.Store(int32(len(r.participants)))
+	r.callOver()
 	r.dropMedia(c)
 	r.broadcast(c, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
 	r.log.Info("participant left", "participant_id", id, "reason", reason)

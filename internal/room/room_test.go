@@ -26,6 +26,9 @@ type peer struct {
 	conn *websocket.Conn
 	msgs chan signal.Message
 	done chan error
+	// hello is the hello the socket got, when the test dialled through
+	// actor.dial.
+	hello signal.Message
 }
 
 func dial(t *testing.T, s *servertest.Server, c *http.Client, channelID string) *peer {

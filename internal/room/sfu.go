@@ -24,7 +24,7 @@ func (r *room) wantTopology() string {
 	switch {
 	case r.cfg.Media == nil || r.mode == ModeP2P:
 		return signal.TopologyMesh
-	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0 || r.rec != nil:
+	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0 || r.rec != nil || r.forceSFU:
 		return signal.TopologySFU
 	default:
 		return signal.TopologyMesh

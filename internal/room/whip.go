@@ -90,7 +90,7 @@ func (s *session) Done() <-chan struct{} { return s.done }
 // acquireSession is acquire for an HTTP session: counted as a room
 // reference, and for Shutdown, but not as a socket in Counts.
 func (m *Manager) acquireSession(channelID, mode string) *room {
-	r := m.acquire(channelID, mode)
+	r := m.acquire(channelID, mode, 0)
 	if r != nil {
 		m.mu.Lock()
 		r.sessions++

@@ -206,6 +206,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 }
 
 func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text string) (signal.ChatMessage, error) {
+	if u.Role == signal.RoleGuest {
+		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeForbidden, Ref: signal.TypeChat, Message: "guests can read the chat but not post in it"}
+	}
 	m, err := s.accounts.PostMessage(ctx, store.User{ID: u.UserID, DisplayName: u.Name, Username: u.Username}, channelID, text)
 	var ve *account.ValidationError
 	switch {
@@ -248,6 +251,20 @@ func (s *Server) wireAccount(acfg *account.Config) {
 			deleted(channelID)
 		}
 	}
+	guestsOff := acfg.GuestsOff
+	acfg.GuestsOff = func(channelID string) {
+		s.rooms.EndAuth("", "guests:"+channelID, "the owner turned guest access off")
+		if guestsOff != nil {
+			guestsOff(channelID)
+		}
+	}
+	roleChanged := acfg.RoleChanged
+	acfg.RoleChanged = func(channelID, userID, role string) {
+		s.rooms.SetRole(channelID, userID, role)
+		if roleChanged != nil {
+			roleChanged(channelID, userID, role)
+		}
+	}
 	acfg.ModeChanged = func(channelID, m string) {
 		s.rooms.SetMode(channelID, m)
 		if mode != nil {
@@ -271,6 +288,11 @@ func (s *Server) janitor(ctx context.Context) {
 			s.log.Warn("delete expired reset and verification links", "err", err)
 		} else if n > 0 {
 			s.log.Info("deleted expired reset and verification links", "count", n)
+		}
+		if ids, err := s.accounts.PruneQuickCalls(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("delete idle 1:1 calls", "err", err)
+		} else if len(ids) > 0 {
+			s.log.Info("deleted 1:1 calls empty for a day", "count", len(ids))
 		}
 		select {
 		case <-ctx.Done():

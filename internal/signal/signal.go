@@ -55,6 +55,17 @@ const (
 	TypeLayout             = "layout"
 	TypeIceServers         = "ice-servers"
 	TypeSFURestart         = "sfu-restart"
+	// TypeModerate (client → server) asks for a moderation action;
+	// TypeModerated (server → client) announces one that was done.
+	TypeModerate  = "moderate"
+	TypeModerated = "moderated"
+	// Lobby: TypeLobby (server → members) lists who waits; TypeAdmission
+	// (server → the waiting socket) says what became of it; TypeAdmit
+	// and TypeDeny (client → server) let a member decide.
+	TypeLobby     = "lobby"
+	TypeAdmission = "admission"
+	TypeAdmit     = "admit"
+	TypeDeny      = "deny"
 	// TypeStudio (server → client) says the channel's studio changed
 	// (docs/protocol.md, docs/studio.md).
 	TypeStudio = "studio"
@@ -85,12 +96,55 @@ type Recording struct {
 	Reason string `json:"reason,omitzero"`
 }
 
+// Admission outcomes (admission.action).
+const (
+	AdmissionWaiting  = "waiting"
+	AdmissionAdmitted = "admitted"
+	AdmissionDenied   = "denied"
+)
+
+// Moderation actions (moderate, moderated).
+const (
+	ActionMute        = "mute"
+	ActionAllowUnmute = "allow-unmute"
+	ActionCameraOff   = "camera-off"
+	ActionRemove      = "remove"
+	ActionLock        = "lock"
+	ActionUnlock      = "unlock"
+	ActionEnd         = "end"
+)
+
+// targeted reports whether action names a participant ("id").
+func targeted(action string) bool {
+	switch action {
+	case ActionMute, ActionAllowUnmute, ActionCameraOff, ActionRemove:
+		return true
+	}
+	return false
+}
+
+// Roles a user has in a channel (User.Role, Participant.Role).
+const (
+	RoleOwner     = "owner"
+	RoleModerator = "moderator"
+	RoleMember    = "" // a plain member: the field is left out
+	// RoleGuest: no account; came in through the channel's guest link.
+	RoleGuest = "guest"
+)
+
+// CanModerate reports whether role may send moderate.
+func CanModerate(role string) bool { return role == RoleOwner || role == RoleModerator }
+
 // Reasons carried by participant-left.
 const (
 	ReasonLeft         = "left"
 	ReasonDisconnected = "disconnected"
 	ReasonTimeout      = "timeout"
 	ReasonReplaced     = "replaced"
+	// ReasonRemoved: a moderator removed the participant from the call.
+	ReasonRemoved = "removed"
+	// ReasonEnded: a moderator ended the call for everyone.
+	ReasonEnded = "ended"
 )
 
 // Error codes carried by error messages.
@@ -103,12 +157,22 @@ const (
 	CodeUnknownPeer   = "unknown-peer"
 	CodeRateLimited   = "rate-limited"
 	CodeInternal      = "internal"
-	// CodeForbidden: the user may not do this (e.g. start recording
-	// when the owner has not allowed members to).
+	// CodeForbidden: the user may not do this: only the owner and
+	// moderators may moderate; members may start recording only when the
+	// owner allows it.
 	CodeForbidden = "forbidden"
 	// CodeConflict: the call's state does not allow it now (stop
 	// without a recording, a second start).
 	CodeConflict = "conflict"
+	// CodeLocked: the call is locked; join refused.
+	CodeLocked = "locked"
+	// CodeRemoved: a moderator removed this user from the call; join
+	// refused until the call ends.
+	CodeRemoved = "removed"
+	// CodeMuted: a moderator asked this participant to stay muted.
+	CodeMuted = "muted"
+	// CodeFull: the call takes no more participants (a 1:1 call).
+	CodeFull = "full"
 )
 
 // Topologies: in a mesh every pair of participants has its own peer
@@ -167,6 +231,11 @@ type Participant struct {
 	// repeat or imitate each other, so pages show it next to Name.
 	Username string `json:"username,omitzero"`
 	State    State  `json:"state"`
+	// Role is "owner", "moderator", or left out for a plain member.
+	Role string `json:"role,omitzero"`
+	// HandSeq orders raised hands: the server numbers each raise from 1
+	// upwards; 0 while the hand is down.
+	HandSeq int `json:"handSeq,omitzero"`
 }
 
 // User names who a socket is logged in as.
@@ -175,6 +244,8 @@ type User struct {
 	Name   string `json:"name"`
 	// Username is the unique login name (see Participant.Username).
 	Username string `json:"username,omitzero"`
+	// Role is the user's role in the channel (Participant.Role).
+	Role string `json:"role,omitzero"`
 }
 
 // IceServer mirrors the browser's RTCIceServer dictionary.
@@ -242,12 +313,29 @@ type Message struct {
 	Human string       `json:"-"`
 	Ref   string       `json:"ref,omitzero"`
 	TS    float64      `json:"ts,omitzero"`
-	// Action is a record message's "start" or "stop".
+	// Action is a record message's "start" or "stop", or a moderation
+	// action (moderate, moderated); By is the participant id of the
+	// moderator who did it (moderated); Ask is mute's "ask to unmute":
+	// the participant may not unmute until a moderator allows it.
 	Action string `json:"action,omitzero"`
+	By     string `json:"by,omitzero"`
+	Ask    bool   `json:"ask,omitzero"`
+	// Locked is whether the call is locked (hello, joined).
+	Locked bool `json:"locked,omitzero"`
+	// Waiting lists the people waiting in the lobby (lobby).
+	Waiting []Waiting `json:"waiting,omitzero"`
 	// Recording is the recording state of a recording message.
 	Recording *Recording `json:"recording,omitzero"`
 	// Studio is the change a studio message reports.
 	Studio *StudioEvent `json:"studio,omitzero"`
+}
+
+// Waiting is someone waiting in the lobby to be admitted.
+type Waiting struct {
+	// ID is the participant id they will have once admitted.
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role,omitzero"`
 }
 
 // Studio event kinds (StudioEvent.Event).
@@ -556,6 +644,25 @@ func validateClient(m *Message) error {
 	case TypeRecord:
 		if m.Action != RecordStart && m.Action != RecordStop {
 			return errf(CodeInvalid, m.Type, "\"record\" needs \"action\": \"start\" or \"stop\"")
+		}
+	case TypeModerate:
+		switch m.Action {
+		case ActionMute, ActionAllowUnmute, ActionCameraOff, ActionRemove, ActionLock, ActionUnlock, ActionEnd:
+		default:
+			return errf(CodeInvalid, m.Type, "\"action\" must be one of \"mute\", \"allow-unmute\", \"camera-off\", \"remove\", \"lock\", \"unlock\", \"end\"")
+		}
+		if targeted(m.Action) && !ValidParticipantID(m.ID) {
+			return errf(CodeInvalid, m.Type, "%q needs \"id\": the participant id of someone in the call", m.Action)
+		}
+		if !targeted(m.Action) {
+			m.ID = ""
+		}
+		if m.Action != ActionMute {
+			m.Ask = false
+		}
+	case TypeAdmit, TypeDeny:
+		if !ValidParticipantID(m.ID) {
+			return errf(CodeInvalid, m.Type, "%q needs \"id\": the id of someone in the lobby's \"waiting\" list", m.Type)
 		}
 	case TypeLeave, TypePing:
 	default:

@@ -168,6 +168,8 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"type":"chat","message":"x"}`, `{"type":"chat","message":{"text":1}}`,
 		`{"type":"offer","to":"sfu","pc":"pub","sdp":"v=0","sources":{"a":"camera"}}`,
 		`{"type":"layout","tiles":[{"participant":"p_abcdefgh12","source":"screen","width":1,"height":1}]}`,
+		`{"type":"moderate","action":"mute","id":"p_abcdefgh12","ask":true}`, `{"type":"moderate","action":"lock"}`,
+		`{"type":"admit","id":"p_abcdefgh12"}`, `{"type":"deny","id":"x"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -248,5 +250,34 @@ func TestPeerMessagesAllowListed(t *testing.T) {
 	b, _ := Encode(PeerRelay(in, "p_sender12345"))
 	if want := `{"type":"candidate","from":"p_sender12345","candidate":{"candidate":"c","sdpMid":"0"}}`; string(b) != want {
 		t.Errorf("relayed %s, want %s", b, want)
+	}
+}
+
+// TestModerateValidated: moderate and the lobby's admit/deny are checked
+// before a room sees them; fields that do not belong to the action go.
+func TestModerateValidated(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		code string
+	}{
+		{`{"type":"moderate","action":"mute","id":"p_abcdefgh12","ask":true}`, ""},
+		{`{"type":"moderate","action":"lock","id":"p_abcdefgh12","ask":true}`, ""},
+		{`{"type":"moderate","action":"ban","id":"p_abcdefgh12"}`, CodeInvalid},
+		{`{"type":"moderate","action":"remove"}`, CodeInvalid},
+		{`{"type":"moderate"}`, CodeInvalid},
+		{`{"type":"admit","id":"p_abcdefgh12"}`, ""},
+		{`{"type":"deny","id":"nope"}`, CodeInvalid},
+	} {
+		m, err := DecodeClient([]byte(tc.in))
+		var se *Error
+		switch {
+		case tc.code == "" && err != nil:
+			t.Errorf("%s: %v", tc.in, err)
+		case tc.code != "" && (!errors.As(err, &se) || se.Code != tc.code):
+			t.Errorf("%s: %v, want %s", tc.in, err, tc.code)
+		}
+		if err == nil && m.Action == ActionLock && (m.ID != "" || m.Ask) {
+			t.Errorf("%s: lock kept id %q / ask %t", tc.in, m.ID, m.Ask)
+		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // pageNames are the templates under ui/templates rendered inside the layout.
-var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "studio", "recordings"}
+var pageNames = []string{"home", "signup", "login", "channels", "channel", "invite", "account", "error", "studio", "recordings", "quick", "guest"}
 
 // page is what every template gets.
 type page struct {
@@ -292,6 +292,13 @@ type channelData struct {
 	Channel store.Channel
 	Members []store.User
 	IsOwner bool
+	// Moderators are the ids of the members the owner made moderators.
+	Moderators map[string]bool
+	// MeetingCode takes members straight into the call (/join).
+	MeetingCode string
+	// GuestLink is the channel's guest link while it is on (owner only).
+	GuestLink *store.GuestLink
+	BaseURL   string
 	// Invites are the live invite links, for the owner only.
 	Invites []inviteView
 }
@@ -309,6 +316,20 @@ func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int,
 		return
 	}
 	d := channelData{Channel: ch, Members: members, IsOwner: ch.OwnerID == u.ID}
+	if d.Moderators, err = s.accounts.Moderators(r.Context(), u, ch.ID); err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	if d.MeetingCode, err = s.accounts.MeetingCode(r.Context(), u, ch.ID); err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	if d.IsOwner {
+		if g, err := s.accounts.GuestLink(r.Context(), u, ch.ID); err == nil {
+			d.GuestLink = &g
+		}
+		d.BaseURL = s.baseURL(r)
+	}
 	if d.IsOwner {
 		if d.Invites, err = s.inviteViews(r, u, ch.ID); err != nil {
 			s.channelError(w, r, err)
@@ -341,6 +362,14 @@ func flash(r *http.Request) string {
 		return "Invite link created."
 	case "invite-revoked":
 		return "Invite link revoked: it no longer lets anyone join."
+	case "guests-on":
+		return "Guest link on. Anyone with it can join the call with just a name."
+	case "guests-off":
+		return "Guest link off: it no longer works, and guests in the call were disconnected."
+	case "code":
+		return "New meeting code made; the old one no longer works."
+	case "moderator":
+		return "Moderator saved; a call in progress knows at once."
 	case "invites-reset":
 		return "All invite links revoked; a new one is below."
 	}

@@ -52,6 +52,7 @@ type Server struct {
 	recordings *Recordings
 	proxies    clientip.Proxies
 	studio     *studio.Service // nil: no studio routes
+	guests     *guestBook      // guests.go
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -59,7 +60,8 @@ type Server struct {
 // metrics serves /metrics (Prometheus text format); studios serves the
 // channels' studios (nil: none).
 func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *room.Manager, metrics http.Handler, studios *studio.Service) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}, studio: studios}
+	s := &Server{cfg: cfg, log: log, accounts: accounts, rooms: rooms, pages: map[string]*template.Template{}, studio: studios,
+		guests: &guestBook{byToken: map[string]guest{}}}
 	proxies, err := clientip.ParseProxies(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
@@ -89,6 +91,8 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /c/{id}/members/{user}/remove", s.requirePage(s.removeMember))
 	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
 	mux.HandleFunc("POST /c/{id}/mode", s.requirePage(s.setMode))
+	s.routeMeetings(mux)
+	s.routeGuests(mux)
 	s.routeInvites(mux) // /c/{id}/invites...
 	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
@@ -200,6 +204,9 @@ func (s *Server) authenticate(r *http.Request) (store.User, room.Auth, bool) {
 func (s *Server) requirePage(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.currentUser(r)
+		if !ok && s.refuseGuest(w, r, false) {
+			return
+		}
 		if !ok {
 			next := r.URL.RequestURI()
 			if r.Method != http.MethodGet {
@@ -216,6 +223,9 @@ func (s *Server) requirePage(h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) requireAPI(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.currentUser(r)
+		if !ok && s.refuseGuest(w, r, true) {
+			return
+		}
 		if !ok {
 			writeJSONError(w, http.StatusUnauthorized, "not logged in: log in first, then retry")
 			return
@@ -322,6 +332,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	role, err := s.accounts.Role(r.Context(), u, ch)
+	if err != nil {
+		s.log.Error("websocket role", "err", err)
+		http.Error(w, "server error; try again", http.StatusInternalServerError)
+		return
+	}
 	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
 	if !ok {
 		http.Error(w, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
@@ -342,7 +358,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request context ends when this handler returns; the socket's
 	// life is bounded by the room manager instead.
-	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}, auth)
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username, Role: role}, auth)
 }
 
 // requestHost is the host name (or IP) the client used to reach us,

@@ -92,8 +92,13 @@ test("protocol.js has a typedef for every message of docs/protocol.md, and no ot
 
 test("participants are read defensively", () => {
   assert.deepEqual(asParticipants([{ id: "p_1", name: "Ann", username: "ann", state: { audio: 1, screen: true } }, { name: "no id" }, null, "x"]), [
-    { id: "p_1", userId: "", name: "Ann", username: "ann", state: { audio: true, video: false, screen: true, hand: false } },
+    { id: "p_1", userId: "", name: "Ann", username: "ann", state: { audio: true, video: false, screen: true, hand: false }, role: "", handSeq: 0 },
   ]);
+  // Roles other than the two that moderate, and odd hand numbers, read as nothing.
+  const [p] = asParticipants([{ id: "p_2", role: "admin", handSeq: "1" }]);
+  assert.equal(p.role, "");
+  assert.equal(p.handSeq, 0);
+  assert.equal(asParticipants([{ id: "p_3", role: "moderator", handSeq: 4 }])[0].handSeq, 4);
   assert.deepEqual(asParticipants("nope"), []);
   assert.deepEqual(asMediaState(null), { audio: false, video: false, screen: false, hand: false });
   assert.equal(placeholderParticipant("p_2").name, "Someone");

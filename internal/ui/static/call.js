@@ -20,6 +20,7 @@ import { buildLayout, renderPeople, showToast, showNotice, setText, duplicateNam
 import { signalText, callSummary, lobbySummary, hasTurnServer } from "./status.js";
 import { installTestHook } from "./testhook.js";
 import { RecordControl } from "./record.js";
+import { meetingParts } from "./lobby.js";
 import {
   asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, refusedUpgradeReason,
 } from "./protocol.js";
@@ -54,13 +55,21 @@ export class Call {
     /** How many `speaker` messages arrived (diagnostics; window.parley.state). */
     this.speakerMessages = 0;
 
-    this.sig = new Signaling(socketURL(location, this.channelId), {
+    // A quick 1:1 call has a socket of its own and no chat.
+    this.chatOff = d.chat === "off";
+    const socket = d.socketPath
+      ? `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${d.socketPath}`
+      : socketURL(location, this.channelId);
+    this.sig = new Signaling(socket, {
       onMessage: (m) => this.onMessage(m),
       onState: () => this.render(),
       onClose: (info) => this.onSocketClosed(info),
     });
     this.sig.debug = new URLSearchParams(location.search).has("debug");
+    /** A guest (guest link): no account; reads the chat but cannot post. */
+    this.guest = d.guest === "1";
     this.chat = new Chat(this.ui, {
+      historyURL: d.historyUrl || "",
       channelId: this.channelId,
       myUserId: this.userId,
       send: (text) => this.sig.send({ type: "chat", text }),
@@ -85,6 +94,11 @@ export class Call {
       debug: this.sig.debug,
     });
 
+    const parts = meetingParts(this);
+    this.moderation = parts.moderation;
+    this.lobbyView = parts.lobby;
+    this.prejoin = parts.prejoin;
+
     this.controls.bind();
     // Best effort: tell the others right away instead of after the server's
     // 15 s dead-socket timeout.
@@ -100,7 +114,24 @@ export class Call {
 
   start() {
     this.sig.connect();
-    this.chat.loadHistory();
+    if (this.guest) {
+      this.ui.chatInput.disabled = true;
+      this.ui.chatInput.placeholder = "Guests can read the chat but not post";
+    }
+    if (this.chatOff) {
+      this.ui.chat.hidden = true;
+      this.ui.chatToggle.hidden = true;
+    } else {
+      this.chat.loadHistory();
+    }
+    // Arrived by a meeting code (/join): straight into the call. The
+    // parameter goes, so that a reload does not join again.
+    const url = new URL(location.href);
+    if (url.searchParams.has("join")) {
+      url.searchParams.delete("join");
+      history.replaceState(null, "", url);
+      this.join();
+    }
   }
 
   // ---------------------------------------------------------------- signaling
@@ -127,6 +158,9 @@ export class Call {
       case "chat": return this.chat.add(m.message);
       case "error": return this.onError(m);
       case "recording": return this.record.update(m.recording);
+      case "moderated": return this.moderation.onModerated(m);
+      case "lobby": return this.lobbyView.onLobby(m.waiting);
+      case "admission": return this.lobbyView.onAdmission(m);
       case "pong": return; // any message proves the server is alive
       default: return; // unknown types are ignored (protocol.md, Versioning)
     }
@@ -137,6 +171,8 @@ export class Call {
     this.session.helloReceived();
     this.offlineReason = "";
     this.helloCount++;
+    this.moderation.setRole(m.user?.role);
+    this.moderation.setLocked(!!m.locked);
     this.setIceServers(m.iceServers);
     this.participants.clear();
     for (const p of asParticipants(m.participants)) {
@@ -144,7 +180,7 @@ export class Call {
       if (p.id !== this.session.myId) this.participants.set(p.id, p);
     }
     // Messages posted while we were away: fetch again (dedupe by id).
-    if (this.helloCount > 1) this.chat.loadHistory();
+    if (this.helloCount > 1 && !this.chatOff) this.chat.loadHistory();
     this.maybeSendJoin();
     this.render();
   }
@@ -182,6 +218,9 @@ export class Call {
     }
     this.participants.clear();
     for (const p of asParticipants(m.participants)) if (p.id !== myId) this.participants.set(p.id, p);
+    this.moderation.setLocked(!!m.locked);
+    const meNow = asParticipant(you);
+    if (meNow) this.moderation.onSelfUpdated(meNow);
 
     // Reconcile connections kept across a signaling outage (protocol.md,
     // Reconnecting): keep peers that are listed, and unlisted ones whose media
@@ -257,7 +296,12 @@ export class Call {
   /** @param {unknown} raw */
   onParticipantUpdated(raw) {
     const p = asParticipant(raw);
-    if (!p || p.id === this.session.myId) return;
+    if (!p) return;
+    if (p.id === this.session.myId) {
+      this.moderation.onSelfUpdated(p);
+      this.render();
+      return;
+    }
     this.participants.set(p.id, p);
     const r = this.remotes.get(p.id);
     if (r) {
@@ -327,7 +371,9 @@ export class Call {
   onSocketClosed(info) {
     this.session.socketClosed();
     // Closes that reconnecting cannot fix (docs/protocol.md, close codes).
-    const final = finalCloseReason(info.code);
+    const final = this.guest && info.code === 4001
+      ? "the owner turned off guest access to this call."
+      : finalCloseReason(info.code);
     if (final) {
       this.end(final);
       return;
@@ -407,6 +453,8 @@ export class Call {
     this.tiles.setLayoutEnabled(false);
     this.tiles.speaker = this.tiles.spotlit = "";
     this.controls.release();
+    this.moderation.reset();
+    this.lobbyView.reset();
     this.tiles.removeLocal();
     showNotice(this.ui, "");
     this.applyView();
@@ -424,7 +472,9 @@ export class Call {
     ui.callView.hidden = v !== "call";
     if (v === "call") {
       if (this.controls.localStream) this.tiles.showLocal(this.controls.localStream, this.userName);
-      ui.muteBtn.focus();
+      // The lobby (with its device check) may have been scrolled: show the call.
+      ui.root.scrollIntoView({ block: "start" });
+      ui.muteBtn.focus({ preventScroll: true });
     } else {
       ui.joinBtn.focus();
     }
@@ -473,8 +523,9 @@ export class Call {
     }));
 
     const people = [...this.participants.values()];
-    if (inCall && myId) people.push({ id: myId, userId: this.userId, name: this.userName, state: { ...state } });
+    if (inCall && myId) people.push({ id: myId, userId: this.userId, name: this.userName, state: { ...state }, role: this.moderation.role });
     renderPeople(ui, people, inCall ? myId : null);
+    this.moderation.render(people);
     // Two accounts with one display name: keep their usernames visible.
     this.tiles.markDuplicates(duplicateNames(people), nameKey);
 
@@ -485,6 +536,7 @@ export class Call {
 
     this.tiles.localTile?.setMedia(state);
     this.controls.render();
+    this.prejoin?.applySpeaker(ui.tiles);
   }
 }
 

@@ -47,7 +47,7 @@ export function insertionIndex(ats, at) {
 export class Chat {
   /**
    * @param {import("./ui.js").Layout} ui
-   * @param {{channelId: string, myUserId: string, send: (text: string) => boolean}} opts
+   * @param {{channelId: string, myUserId: string, send: (text: string) => boolean, historyURL?: string}} opts
    */
   constructor(ui, opts) {
     this.ui = ui;
@@ -85,7 +85,7 @@ export class Chat {
    */
   async loadHistory() {
     try {
-      const res = await fetch(`/api/channels/${encodeURIComponent(this.opts.channelId)}/messages`, {
+      const res = await fetch(this.opts.historyURL || `/api/channels/${encodeURIComponent(this.opts.channelId)}/messages`, {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
       });

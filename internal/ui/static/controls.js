@@ -5,6 +5,7 @@
 // (topology.js) are told when a track comes or goes.
 
 import { getLocalMedia, getDeviceTrack, describeMediaError, canShareScreen, getScreen } from "./media.js";
+import { deviceConstraints } from "./prejoin.js";
 import { icon, showNotice } from "./ui.js";
 import { shortcutFor } from "./status.js";
 
@@ -21,6 +22,8 @@ import { shortcutFor } from "./status.js";
  * @property {() => void} leave
  * @property {() => void} sendUpdate  tells the others our state
  * @property {() => void} render
+ * @property {{held: boolean}} [moderation]
+ * @property {import("./prejoin.js").PreJoin} [prejoin]
  */
 
 /** @returns {MediaState} */
@@ -71,14 +74,18 @@ export class Controls {
    * @returns {Promise<string>} a notice for what did not work ("" when all did)
    */
   async acquire() {
-    const media = await getLocalMedia();
+    const pre = this.host.prejoin;
+    const preview = pre?.take();
+    const media = preview
+      ? { stream: preview, notice: "" }
+      : await getLocalMedia(pre ? deviceConstraints(pre.prefs, false) : undefined);
     this.localStream = media.stream;
-    this.state = {
-      audio: media.stream.getAudioTracks().length > 0,
-      video: media.stream.getVideoTracks().length > 0,
-      screen: false,
-      hand: false,
-    };
+    const audio = media.stream.getAudioTracks()[0];
+    const video = media.stream.getVideoTracks()[0];
+    // "Join muted" / "Join with camera off": the tracks are there, off.
+    if (audio && pre?.prefs.muted) audio.enabled = false;
+    if (video && pre?.prefs.camOff) video.enabled = false;
+    this.state = { audio: !!audio && audio.enabled, video: !!video && video.enabled, screen: false, hand: false };
     return media.notice;
   }
 
@@ -100,6 +107,10 @@ export class Controls {
     const host = this.host;
     if (!stream || !host.session.wantsIn) return;
     const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    if (kind === "audio" && !this.state.audio && this.audioHeld()) {
+      showNotice(host.ui, "A moderator asked you to wait before unmuting. Raise your hand (H) to ask to speak.");
+      return;
+    }
     if (track) {
       // enabled=false sends silence/black frames without renegotiating.
       track.enabled = !track.enabled;
@@ -123,6 +134,24 @@ export class Controls {
     }
     host.tiles.localTile?.updateFrames();
     host.sendUpdate();
+  }
+
+  /**
+   * A moderator turned our microphone or camera off: stop sending it
+   * (the caller tells the server with an update).
+   * @param {"audio"|"video"} kind
+   */
+  forceOff(kind) {
+    const stream = this.localStream;
+    const track = kind === "audio" ? stream?.getAudioTracks()[0] : stream?.getVideoTracks()[0];
+    if (track) track.enabled = false;
+    this.state[kind] = false;
+    this.host.tiles.localTile?.updateFrames();
+  }
+
+  /** Whether a moderator asked us to wait before unmuting. */
+  audioHeld() {
+    return !!this.host.moderation?.held;
   }
 
   async toggleScreen() {

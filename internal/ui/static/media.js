@@ -67,9 +67,10 @@ function cap(s) {
 /**
  * Camera and microphone, falling back to microphone only, then to joining
  * receive-only. Never throws.
+ * @param {MediaStreamConstraints} [want] the devices to ask for (prejoin.js)
  * @returns {Promise<LocalMedia>}
  */
-export async function getLocalMedia() {
+export async function getLocalMedia(want = { audio: true, video: CAMERA_CONSTRAINTS }) {
   const md = globalThis.navigator?.mediaDevices;
   if (!md || typeof md.getUserMedia !== "function") {
     const d = describeMediaError({ name: globalThis.isSecureContext === false ? "SecurityError" : "Unsupported" }, "camera and microphone");
@@ -77,13 +78,13 @@ export async function getLocalMedia() {
   }
   let firstErr;
   try {
-    const stream = await md.getUserMedia({ audio: true, video: CAMERA_CONSTRAINTS });
+    const stream = await md.getUserMedia(want);
     return { stream, mode: "full", notice: "" };
   } catch (err) {
     firstErr = err;
   }
   try {
-    const stream = await md.getUserMedia({ audio: true });
+    const stream = await md.getUserMedia({ audio: want.audio || true });
     const d = describeMediaError(firstErr, "camera");
     return { stream, mode: "audio", notice: `${d.why} — you joined with microphone only. ${d.fix}` };
   } catch (err) {

@@ -12,8 +12,11 @@
 
 /**
  * @typedef {{audio: boolean, video: boolean, screen: boolean, hand: boolean}} MediaState
- * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState}} Participant
- * @typedef {{userId: string, name: string, username?: string}} User
+ * @typedef {""|"owner"|"moderator"|"guest"} Role  "" = a plain member
+ * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState, role?: Role, handSeq?: number}} Participant
+ * @typedef {{userId: string, name: string, username?: string, role?: Role}} User
+ * @typedef {{id: string, name: string, role?: string}} WaitingPerson  someone in the lobby
+ * @typedef {"mute"|"allow-unmute"|"camera-off"|"remove"|"lock"|"unlock"|"end"} ModerationAction
  * @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} Candidate
  * @typedef {"mesh"|"sfu"} Topology
  * @typedef {"pub"|"sub"} PcName  which of the two SFU connections
@@ -31,6 +34,7 @@
  * @property {User} user
  * @property {Participant[]} participants
  * @property {RTCIceServer[]} iceServers
+ * @property {boolean} [locked]
  *
  * @typedef {object} JoinedMessage
  * @property {"joined"} type
@@ -38,6 +42,7 @@
  * @property {Participant[]} participants  not including you
  * @property {Topology} topology
  * @property {string} resumeToken          a secret: sent back with resume, shown to nobody
+ * @property {boolean} [locked]
  *
  * @typedef {object} ParticipantJoinedMessage
  * @property {"participant-joined"} type
@@ -46,7 +51,7 @@
  * @typedef {object} ParticipantLeftMessage
  * @property {"participant-left"} type
  * @property {string} id
- * @property {"left"|"disconnected"|"timeout"} reason
+ * @property {"left"|"disconnected"|"timeout"|"removed"|"ended"} reason
  *
  * @typedef {object} ParticipantUpdatedMessage
  * @property {"participant-updated"} type
@@ -117,9 +122,26 @@
  * @property {"recording"} type
  * @property {RecordingState} recording
  *
+ * @typedef {object} ModeratedMessage  a moderator did something (docs/protocol.md, Moderation)
+ * @property {"moderated"} type
+ * @property {ModerationAction} action
+ * @property {string} [by]   the moderator's participant id
+ * @property {string} [id]   the participant acted on
+ * @property {boolean} [ask] mute with "ask to unmute"
+ *
+ * @typedef {object} LobbyMessage  to members in the call: who waits to be let in
+ * @property {"lobby"} type
+ * @property {WaitingPerson[]} waiting
+ *
+ * @typedef {object} AdmissionMessage  to a waiting socket
+ * @property {"admission"} type
+ * @property {"waiting"|"admitted"|"denied"} action
+ * @property {string} [by]  the member who decided
+ *
  * @typedef {HelloMessage|JoinedMessage|ParticipantJoinedMessage|ParticipantLeftMessage|ParticipantUpdatedMessage|
  *   OfferMessage|AnswerMessage|CandidateMessage|ChatEventMessage|ErrorMessage|PongMessage|SfuRestartMessage|
- *   IceServersMessage|TopologyMessage|SpeakerMessage|StudioMessage|RecordingMessage} ServerMessage
+ *   IceServersMessage|TopologyMessage|SpeakerMessage|StudioMessage|RecordingMessage|
+ *   ModeratedMessage|LobbyMessage|AdmissionMessage} ServerMessage
  */
 
 // ------------------------------------------------------ client → server
@@ -173,8 +195,22 @@
  * @property {"record"} type
  * @property {"start"|"stop"} action
  *
+ * @typedef {object} ModerateMessage  owner and moderators only
+ * @property {"moderate"} type
+ * @property {ModerationAction} action
+ * @property {string} [id]   the participant, for mute, allow-unmute, camera-off, remove
+ * @property {boolean} [ask] mute only: they may not unmute until allowed
+ *
+ * @typedef {object} AdmitMessage  a member lets someone in
+ * @property {"admit"} type
+ * @property {string} id  from lobby.waiting
+ *
+ * @typedef {object} DenyMessage  a member keeps someone out
+ * @property {"deny"} type
+ * @property {string} id
+ *
  * @typedef {JoinMessage|UpdateMessage|OfferOutMessage|AnswerOutMessage|CandidateOutMessage|ChatSendMessage|
- *   LeaveMessage|PingMessage|LayoutMessage|RecordMessage} ClientMessage
+ *   LeaveMessage|PingMessage|LayoutMessage|ModerateMessage|AdmitMessage|DenyMessage|RecordMessage} ClientMessage
  */
 
 /**
@@ -251,7 +287,26 @@ export function asParticipants(list) {
     name: String(p.name ?? "Someone"),
     username: String(p.username ?? ""),
     state: asMediaState(p.state),
+    role: asRole(p.role),
+    handSeq: typeof p.handSeq === "number" && p.handSeq > 0 ? p.handSeq : 0,
   }));
+}
+
+/**
+ * A role from the server; anything unknown is a plain member.
+ * @param {unknown} r
+ * @returns {Role}
+ */
+export function asRole(r) {
+  return r === "owner" || r === "moderator" || r === "guest" ? r : "";
+}
+
+/**
+ * Whether a role may moderate the call.
+ * @param {unknown} r
+ */
+export function canModerate(r) {
+  return r === "owner" || r === "moderator";
 }
 
 /**
@@ -291,7 +346,7 @@ export function isTopology(t) {
 
 /**
  * @param {any} p
- * @returns {p is {id: string, userId?: unknown, name?: unknown, username?: unknown, state?: unknown}}
+ * @returns {p is {id: string, userId?: unknown, name?: unknown, username?: unknown, state?: unknown, role?: unknown, handSeq?: unknown}}
  */
 function isParticipantLike(p) {
   return !!p && typeof p === "object" && typeof p.id === "string";

@@ -1,0 +1,262 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/room"
+	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/store"
+)
+
+// GuestCookie holds a guest's token: a guest has no account, only a name
+// given at the guest link, valid for that link.
+const GuestCookie = "parley_guest"
+
+// guestTTL bounds a guest's token; maxGuests bounds how many the server
+// remembers (the oldest go first).
+const (
+	guestTTL  = 12 * time.Hour
+	maxGuests = 10000
+)
+
+// guest is someone who came through a guest link.
+type guest struct {
+	ID, Name  string
+	ChannelID string
+	Code      string // the link's code: a new or closed link ends the guest
+	At        time.Time
+}
+
+// guestBook remembers the guests by token, in memory: a restart ends
+// every guest (they open the link again).
+type guestBook struct {
+	mu      sync.Mutex
+	byToken map[string]guest
+}
+
+func (b *guestBook) add(g guest) string {
+	tb := make([]byte, 32)
+	rand.Read(tb)
+	token := base64.RawURLEncoding.EncodeToString(tb)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	for t, x := range b.byToken {
+		if now.Sub(x.At) > guestTTL || len(b.byToken) >= maxGuests {
+			delete(b.byToken, t)
+		}
+	}
+	b.byToken[token] = g
+	return token
+}
+
+func (b *guestBook) get(token string) (guest, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g, ok := b.byToken[token]
+	if !ok || time.Since(g.At) > guestTTL {
+		return guest{}, false
+	}
+	return g, true
+}
+
+// guestFrom returns the request's guest, if it carries a guest token.
+func (s *Server) guestFrom(r *http.Request) (guest, bool) {
+	c, err := r.Cookie(GuestCookie)
+	if err != nil {
+		return guest{}, false
+	}
+	return s.guests.get(c.Value)
+}
+
+// guestCredential is the room.Auth credential of every guest of
+// channelID: ending it (EndAuth) closes all their sockets at once.
+func guestCredential(channelID string) string { return "guests:" + channelID }
+
+func (s *Server) routeGuests(mux *http.ServeMux) {
+	mux.HandleFunc("POST /c/{id}/guests", s.requirePage(s.guestsOn))
+	mux.HandleFunc("POST /c/{id}/guests/off", s.requirePage(s.guestsOff))
+	mux.HandleFunc("GET /g/{code}", s.guestPage)
+	mux.HandleFunc("POST /g/{code}", s.guestEnter)
+	mux.HandleFunc("GET /ws/g/{code}", s.guestSocket)
+	mux.HandleFunc("GET /api/g/{code}/messages", s.guestMessages)
+}
+
+func (s *Server) guestsOn(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := s.accounts.SetGuestLink(r.Context(), mustUser(r), id, r.PostFormValue("lobby") == "1"); err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/c/"+id+"?done=guests-on", http.StatusSeeOther)
+}
+
+func (s *Server) guestsOff(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.accounts.GuestsOff(r.Context(), mustUser(r), id); err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/c/"+id+"?done=guests-off", http.StatusSeeOther)
+}
+
+type guestData struct {
+	Channel store.Channel
+	Code    string
+	Guest   *guest
+}
+
+// guestLink finds the link of the request's code, answering a clear 404
+// when it does not work.
+func (s *Server) guestLink(w http.ResponseWriter, r *http.Request) (store.GuestLink, store.Channel, bool) {
+	g, ch, err := s.accounts.GuestChannel(r.Context(), r.PathValue("code"))
+	if err != nil {
+		if !errors.Is(err, account.ErrGuestsOff) && !errors.Is(err, account.ErrNotFound) {
+			s.internalError(w, r, err)
+			return g, ch, false
+		}
+		s.errorPage(w, r, http.StatusNotFound, "This guest link does not work", "The owner turned guest access off or made a new link. Ask whoever invited you for a new one.")
+		return g, ch, false
+	}
+	return g, ch, true
+}
+
+// guestPage asks a newcomer for a name, and shows a guest the call.
+func (s *Server) guestPage(w http.ResponseWriter, r *http.Request) {
+	link, ch, ok := s.guestLink(w, r)
+	if !ok {
+		return
+	}
+	d := guestData{Channel: ch, Code: link.Code}
+	if g, ok := s.guestFrom(r); ok && g.Code == link.Code {
+		d.Guest = &g
+	}
+	s.render(w, r, http.StatusOK, "guest", page{Title: ch.Name, Data: d})
+}
+
+// guestEnter takes a guest's name and gives them a token for this link.
+func (s *Server) guestEnter(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	link, ch, ok := s.guestLink(w, r)
+	if !ok {
+		return
+	}
+	name, err := account.GuestName(r.PostFormValue("name"))
+	if fields, ok := fieldErrors(err); ok {
+		s.render(w, r, http.StatusUnprocessableEntity, "guest", page{Title: ch.Name, Form: map[string]string{"name": r.PostFormValue("name")}, Errors: fields, Data: guestData{Channel: ch, Code: link.Code}})
+		return
+	}
+	idb := make([]byte, 10)
+	rand.Read(idb)
+	token := s.guests.add(guest{ID: strings.ToLower(base64.RawURLEncoding.EncodeToString(idb)), Name: name, ChannelID: ch.ID, Code: link.Code, At: time.Now()})
+	http.SetCookie(w, &http.Cookie{Name: GuestCookie, Value: token, Path: "/", MaxAge: int(guestTTL / time.Second), HttpOnly: true, Secure: s.cfg.Secure(), SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/g/"+link.Code, http.StatusSeeOther)
+}
+
+// guestOf is the request's guest if they may use the link of the code in
+// the path now: the link is on, and is the one they came through.
+func (s *Server) guestOf(r *http.Request) (guest, store.GuestLink, store.Channel, int) {
+	g, ok := s.guestFrom(r)
+	if !ok {
+		return guest{}, store.GuestLink{}, store.Channel{}, http.StatusUnauthorized
+	}
+	link, ch, err := s.accounts.GuestChannel(r.Context(), r.PathValue("code"))
+	switch {
+	case errors.Is(err, account.ErrGuestsOff), errors.Is(err, account.ErrNotFound):
+		return guest{}, link, ch, http.StatusForbidden
+	case err != nil:
+		return guest{}, link, ch, http.StatusInternalServerError
+	case link.Code != g.Code:
+		return guest{}, link, ch, http.StatusForbidden
+	}
+	return g, link, ch, http.StatusOK
+}
+
+// guestSocket is the signaling socket of a guest.
+func (s *Server) guestSocket(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	g, link, ch, status := s.guestOf(r)
+	if status != http.StatusOK {
+		http.Error(w, "this guest link does not work (any more): open it again or ask for a new one", status)
+		return
+	}
+	userID := "guest:" + g.ID
+	release, ok := s.rooms.Reserve(userID, s.cfg.MaxConnectionsPerUser)
+	if !ok {
+		http.Error(w, "too many connections for this guest: close some tabs", http.StatusTooManyRequests)
+		return
+	}
+	defer release()
+	connlimit.ReleaseContext(r.Context())
+	w.Header().Set("Connection", "close")
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signal.Subprotocol}})
+	if err != nil {
+		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
+		return
+	}
+	user := signal.User{UserID: userID, Name: g.Name, Role: signal.RoleGuest}
+	auth := room.Auth{UserID: userID, Credential: guestCredential(ch.ID), At: at}
+	s.rooms.ServeGuest(context.WithoutCancel(r.Context()), conn, ch.ID, ch.Mode, requestHost(r), user, auth, link.Lobby)
+}
+
+// guestMessages is the chat history for a guest of the channel.
+func (s *Server) guestMessages(w http.ResponseWriter, r *http.Request) {
+	_, _, ch, status := s.guestOf(r)
+	if status != http.StatusOK {
+		writeJSONError(w, status, "this guest link does not work (any more)")
+		return
+	}
+	msgs, err := s.accounts.ChannelHistory(r.Context(), ch.ID)
+	if err != nil {
+		s.log.Error("guest history", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
+		return
+	}
+	out := make([]signal.ChatMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = ChatMessage(m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+// refuseGuest answers 403 to a guest (a guest token, no login) on pages
+// and APIs for members: guests have the call and its chat only.
+func (s *Server) refuseGuest(w http.ResponseWriter, r *http.Request, api bool) bool {
+	if _, ok := s.guestFrom(r); !ok {
+		return false
+	}
+	const msg = "guests can use the call and its chat only; this needs an account that is a member of the channel"
+	if api {
+		writeJSONError(w, http.StatusForbidden, msg)
+	} else {
+		s.errorPage(w, r, http.StatusForbidden, "Not for guests", fmt.Sprintf("You are here as a guest: %s.", msg))
+	}
+	return true
+}
+
+// baseURL is the site's address as the client reached it, for links the
+// owner copies.
+func (s *Server) baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
