@@ -15,7 +15,7 @@ build:
 
 # A short fuzzing pass over every parser of outside input (20 s each).
 fuzz:
-	go test ./internal/signal -run '^$$' -fuzz FuzzDecodeClient -fuzztime 20s
+	go test ./internal/signaling -run '^$$' -fuzz FuzzDecodeClient -fuzztime 20s
 	go test ./internal/room -run '^$$' -fuzz FuzzRelay -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzParseFragment -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzParseOffer -fuzztime 20s

@@ -23,7 +23,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/account"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store/storetest"
 )
 
@@ -310,7 +310,7 @@ func (s *chatSocket) burst(n int) {
 		case <-s.readDone:
 			return
 		}
-		b, _ := json.Marshal(map[string]string{"type": signal.TypeChat, "text": fmt.Sprintf("%s%d", s.prefix, i)})
+		b, _ := json.Marshal(map[string]string{"type": signaling.TypeChat, "text": fmt.Sprintf("%s%d", s.prefix, i)})
 		// Counted before the write: a write cut short by the kill may
 		// still have reached the server.
 		s.written++
@@ -335,20 +335,20 @@ func (s *chatSocket) read() {
 			continue
 		}
 		switch m.Type {
-		case signal.TypeHello:
+		case signaling.TypeHello:
 			close(s.hello)
 			continue
-		case signal.TypeError:
+		case signaling.TypeError:
 			// A refused post (the server could not store it in time, say)
 			// is answered but not acknowledged: it frees its slot.
 			s.refused++
 			<-s.window
 			continue
-		case signal.TypeChat:
+		case signaling.TypeChat:
 		default:
 			continue
 		}
-		var c signal.ChatMessage
+		var c signaling.ChatMessage
 		if err := json.Unmarshal(m.Message, &c); err != nil {
 			continue
 		}
@@ -506,7 +506,7 @@ func (p *parleyProcess) history(session, channelID string) []string {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Messages []signal.ChatMessage `json:"messages"`
+		Messages []signaling.ChatMessage `json:"messages"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		p.t.Fatalf("history: status %d", resp.StatusCode)
@@ -529,12 +529,12 @@ func (p *parleyProcess) dialChat(channelID, session, prefix string, onAck func()
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.base, "http")+"/ws/c/"+channelID, &websocket.DialOptions{
 		HTTPHeader:   http.Header{"Cookie": {"parley_session=" + session}, "Origin": {p.base}},
-		Subprotocols: []string{signal.Subprotocol},
+		Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		p.t.Fatalf("dial: %v", err)
 	}
-	conn.SetReadLimit(signal.MaxMessageBytes)
+	conn.SetReadLimit(signaling.MaxMessageBytes)
 	s := &chatSocket{conn: conn, prefix: prefix, onAck: onAck,
 		hello: make(chan struct{}), window: make(chan struct{}, killWindow), sendDone: make(chan struct{}), readDone: make(chan struct{})}
 	go s.read()

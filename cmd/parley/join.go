@@ -18,7 +18,7 @@ import (
 
 	"github.com/parley/parley/internal/client"
 	"github.com/parley/parley/internal/record"
-	sig "github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/source"
 )
 
@@ -203,7 +203,7 @@ func (r *recordings) track(rt client.Remote) {
 	if name == "" {
 		name = rt.Participant
 	}
-	if rt.Source == sig.SourceScreen {
+	if rt.Source == signaling.SourceScreen {
 		name += "-screen"
 	}
 	rec, err := record.Start(record.Config{Dir: r.dir, Participant: name}, rt.Track, r.log)

@@ -5,25 +5,25 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
-// Role returns user's role in channel c for the call: signal.RoleOwner,
-// signal.RoleModerator, or signal.RoleMember. The caller has checked
+// Role returns user's role in channel c for the call: signaling.RoleOwner,
+// signaling.RoleModerator, or signaling.RoleMember. The caller has checked
 // membership.
 func (s *Service) Role(ctx context.Context, user store.User, c store.Channel) (string, error) {
 	if c.OwnerID == user.ID {
-		return signal.RoleOwner, nil
+		return signaling.RoleOwner, nil
 	}
 	ok, err := s.db.IsModerator(ctx, c.ID, user.ID)
 	if err != nil {
 		return "", fmt.Errorf("account: role: %w", err)
 	}
 	if ok {
-		return signal.RoleModerator, nil
+		return signaling.RoleModerator, nil
 	}
-	return signal.RoleMember, nil
+	return signaling.RoleMember, nil
 }
 
 // Moderators returns the ids of channelID's moderators to a member
@@ -59,9 +59,9 @@ func (s *Service) SetModerator(ctx context.Context, actor store.User, channelID,
 	if err != nil {
 		return fmt.Errorf("account: set moderator: %w", err)
 	}
-	role := signal.RoleMember
+	role := signaling.RoleMember
 	if on {
-		role = signal.RoleModerator
+		role = signaling.RoleModerator
 	}
 	s.log.Info("moderator set", "channel_id", channelID, "user_id", userID, "moderator", on, "by", actor.ID)
 	if s.cfg.RoleChanged != nil {

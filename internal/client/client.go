@@ -33,7 +33,7 @@ import (
 
 	"github.com/parley/parley/internal/pionlog"
 	"github.com/parley/parley/internal/rtpcount"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // Source feeds one local track with media samples in real time until ctx
@@ -47,7 +47,7 @@ type Source interface {
 type Remote struct {
 	Participant string // participant id
 	Name        string // display name, "" if not known yet
-	Source      string // signal.SourceMicrophone, SourceCamera or SourceScreen
+	Source      string // signaling.SourceMicrophone, SourceCamera or SourceScreen
 	Track       *webrtc.TrackRemote
 }
 
@@ -92,12 +92,12 @@ type Client struct {
 	conn   *websocket.Conn // the current socket (owner goroutine)
 	redial func(context.Context) (*websocket.Conn, error)
 
-	out    chan signal.Message // to the writer
-	events chan func()         // pion callbacks, run on the owner goroutine
-	done   chan struct{}       // closed when run ends
-	err    error               // why run ended; read after done
+	out    chan signaling.Message // to the writer
+	events chan func()            // pion callbacks, run on the owner goroutine
+	done   chan struct{}          // closed when run ends
+	err    error                  // why run ended; read after done
 
-	user       signal.User
+	user       signaling.User
 	iceServers []webrtc.ICEServer // guarded by statsMu
 
 	audio, video *webrtc.TrackLocalStaticSample
@@ -160,7 +160,7 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	dialHC := *hc
 	dialHC.Timeout = 0 // the socket lives on; the dial is bounded by ctx
 	conn, resp, err := websocket.Dial(ctx, wsURL.String(), &websocket.DialOptions{
-		HTTPClient: &dialHC, HTTPHeader: header, Subprotocols: []string{signal.Subprotocol},
+		HTTPClient: &dialHC, HTTPHeader: header, Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		if resp != nil {
@@ -177,19 +177,19 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		}
 		return nil, fmt.Errorf("client: connect to %s: %w", wsURL.Redacted(), err)
 	}
-	conn.SetReadLimit(signal.MaxMessageBytes)
+	conn.SetReadLimit(signaling.MaxMessageBytes)
 	c := &Client{
 		cfg: cfg, log: log, conn: conn,
 		redial: func(ctx context.Context) (*websocket.Conn, error) {
 			conn, _, err := websocket.Dial(ctx, wsURL.String(), &websocket.DialOptions{
-				HTTPClient: &dialHC, HTTPHeader: header, Subprotocols: []string{signal.Subprotocol},
+				HTTPClient: &dialHC, HTTPHeader: header, Subprotocols: []string{signaling.Subprotocol},
 			})
 			if err == nil {
-				conn.SetReadLimit(signal.MaxMessageBytes)
+				conn.SetReadLimit(signaling.MaxMessageBytes)
 			}
 			return conn, err
 		},
-		out:    make(chan signal.Message, 256),
+		out:    make(chan signaling.Message, 256),
 		events: make(chan func(), 256),
 		done:   make(chan struct{}),
 		names:  map[string]string{},
@@ -201,7 +201,7 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		conn.CloseNow()
 		return nil, fmt.Errorf("client: waiting for hello: %w", err)
 	}
-	if hello.Type != signal.TypeHello || hello.User == nil {
+	if hello.Type != signaling.TypeHello || hello.User == nil {
 		conn.CloseNow()
 		return nil, fmt.Errorf("client: the server sent %q first, want hello: is this a Parley server?", hello.Type)
 	}
@@ -327,13 +327,13 @@ var simulcastRIDs = []string{"q", "h", "f"}
 func (c *Client) sources() map[string]string {
 	m := map[string]string{}
 	if c.audio != nil {
-		m[c.audio.ID()] = signal.SourceMicrophone
+		m[c.audio.ID()] = signaling.SourceMicrophone
 	}
 	if c.video != nil {
-		m[c.video.ID()] = signal.SourceCamera
+		m[c.video.ID()] = signaling.SourceCamera
 	}
 	if len(c.layers) > 0 {
-		m[c.layers[0].ID()] = signal.SourceCamera
+		m[c.layers[0].ID()] = signaling.SourceCamera
 	}
 	return m
 }
@@ -346,7 +346,7 @@ func (c *Client) ICEServers() []webrtc.ICEServer {
 	return append([]webrtc.ICEServer(nil), c.iceServers...)
 }
 
-func (c *Client) setICEServers(list []signal.IceServer) {
+func (c *Client) setICEServers(list []signaling.IceServer) {
 	out := make([]webrtc.ICEServer, 0, len(list))
 	for _, s := range list {
 		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
@@ -357,7 +357,7 @@ func (c *Client) setICEServers(list []signal.IceServer) {
 }
 
 // User is who the client is logged in as.
-func (c *Client) User() signal.User { return c.user }
+func (c *Client) User() signaling.User { return c.user }
 
 // Run joins the call and stays in it until ctx ends (then it leaves
 // cleanly) or the server ends the call; it returns nil after a clean
@@ -367,7 +367,7 @@ func (c *Client) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	incoming := make(chan signal.Message, 64)
+	incoming := make(chan signaling.Message, 64)
 	readErr := make(chan error, 1)
 	stopWriter := c.serveSocket(ctx, &wg, incoming, readErr)
 	c.send(c.joinMessage())
@@ -402,7 +402,7 @@ func (c *Client) Run(ctx context.Context) error {
 	// reconnected brings a new socket (and its hello) after a loss.
 	type redialed struct {
 		conn  *websocket.Conn
-		hello signal.Message
+		hello signaling.Message
 		err   error
 	}
 	reconnected := make(chan redialed, 1)
@@ -413,7 +413,7 @@ loop:
 		case <-ctx.Done():
 			// Leave politely; the writer may already be gone.
 			lctx, lcancel := context.WithTimeout(context.Background(), time.Second)
-			_ = c.write(lctx, signal.Message{Type: signal.TypeLeave})
+			_ = c.write(lctx, signaling.Message{Type: signaling.TypeLeave})
 			lcancel()
 			c.conn.Close(websocket.StatusNormalClosure, "left")
 			break loop
@@ -446,7 +446,7 @@ loop:
 			c.event("signaling reconnected")
 			c.send(c.joinMessage())
 		case m := <-incoming:
-			if m.Type == signal.TypeJoined {
+			if m.Type == signaling.TypeJoined {
 				c.statsMu.Lock()
 				if c.joinRTT == 0 {
 					c.joinRTT = time.Since(c.joined)
@@ -470,14 +470,14 @@ loop:
 
 // joinMessage is join with our state, resuming our participant id after a
 // reconnect.
-func (c *Client) joinMessage() signal.Message {
-	return signal.Message{Type: signal.TypeJoin, Resume: c.myID, ResumeToken: c.resume,
-		State: &signal.State{Audio: c.audio != nil, Video: c.video != nil || len(c.layers) > 0}}
+func (c *Client) joinMessage() signaling.Message {
+	return signaling.Message{Type: signaling.TypeJoin, Resume: c.myID, ResumeToken: c.resume,
+		State: &signaling.State{Audio: c.audio != nil, Video: c.video != nil || len(c.layers) > 0}}
 }
 
 // serveSocket starts the reader and writer of the current socket; the
 // returned func stops the writer.
-func (c *Client) serveSocket(ctx context.Context, wg *sync.WaitGroup, incoming chan<- signal.Message, readErr chan<- error) func() {
+func (c *Client) serveSocket(ctx context.Context, wg *sync.WaitGroup, incoming chan<- signaling.Message, readErr chan<- error) func() {
 	conn := c.conn
 	wctx, stop := context.WithCancel(ctx)
 	wg.Add(2)
@@ -514,21 +514,21 @@ func reconnectable(err error) bool {
 
 // reconnect dials again with backoff (0.5 s doubling to 5 s, as the page)
 // for up to two minutes, and reads the new socket's hello.
-func (c *Client) reconnect(ctx context.Context) (*websocket.Conn, signal.Message, error) {
+func (c *Client) reconnect(ctx context.Context) (*websocket.Conn, signaling.Message, error) {
 	wait := 500 * time.Millisecond
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, signal.Message{}, ctx.Err()
+			return nil, signaling.Message{}, ctx.Err()
 		case <-time.After(wait):
 		}
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		conn, err := c.redial(dctx)
 		if err == nil {
-			var hello signal.Message
+			var hello signaling.Message
 			hello, err = readFrom(dctx, conn)
-			if err == nil && hello.Type != signal.TypeHello {
+			if err == nil && hello.Type != signaling.TypeHello {
 				err = fmt.Errorf("the server sent %q first", hello.Type)
 			}
 			if err == nil {
@@ -539,14 +539,14 @@ func (c *Client) reconnect(ctx context.Context) (*websocket.Conn, signal.Message
 		}
 		cancel()
 		if time.Now().After(deadline) {
-			return nil, signal.Message{}, fmt.Errorf("client: the server did not come back within two minutes: %w", err)
+			return nil, signaling.Message{}, fmt.Errorf("client: the server did not come back within two minutes: %w", err)
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
 }
 
 // handleHello takes a (new) socket's hello: ICE servers and who is there.
-func (c *Client) handleHello(hello signal.Message) {
+func (c *Client) handleHello(hello signaling.Message) {
 	c.setICEServers(hello.IceServers)
 	for _, p := range hello.Participants {
 		c.names[p.ID] = p.Name
@@ -573,22 +573,22 @@ func closeReason(err error) error {
 	return fmt.Errorf("client: signaling connection lost: %w", err)
 }
 
-func (c *Client) read(ctx context.Context) (signal.Message, error) { return readFrom(ctx, c.conn) }
+func (c *Client) read(ctx context.Context) (signaling.Message, error) { return readFrom(ctx, c.conn) }
 
-func readFrom(ctx context.Context, conn *websocket.Conn) (signal.Message, error) {
+func readFrom(ctx context.Context, conn *websocket.Conn) (signaling.Message, error) {
 	typ, data, err := conn.Read(ctx)
 	if err != nil {
-		return signal.Message{}, err
+		return signaling.Message{}, err
 	}
 	if typ != websocket.MessageText {
-		return signal.Message{}, errors.New("client: the server sent a binary frame")
+		return signaling.Message{}, errors.New("client: the server sent a binary frame")
 	}
-	return signal.Parse(data)
+	return signaling.Parse(data)
 }
 
 // send queues m for the writer; it never blocks the owner goroutine (a
 // full queue means the socket is stuck, and the message is dropped).
-func (c *Client) send(m signal.Message) {
+func (c *Client) send(m signaling.Message) {
 	select {
 	case c.out <- m:
 	default:
@@ -610,10 +610,12 @@ func (c *Client) writeLoop(ctx context.Context, conn *websocket.Conn) {
 }
 
 // write sends m on the current socket (owner goroutine).
-func (c *Client) write(ctx context.Context, m signal.Message) error { return writeTo(ctx, c.conn, m) }
+func (c *Client) write(ctx context.Context, m signaling.Message) error {
+	return writeTo(ctx, c.conn, m)
+}
 
-func writeTo(ctx context.Context, conn *websocket.Conn, m signal.Message) error {
-	data, err := signal.Encode(m)
+func writeTo(ctx context.Context, conn *websocket.Conn, m signaling.Message) error {
+	data, err := signaling.Encode(m)
 	if err != nil {
 		return err
 	}
@@ -646,9 +648,9 @@ func (c *Client) event(format string, args ...any) {
 }
 
 // handle applies one server message (owner goroutine).
-func (c *Client) handle(m signal.Message) {
+func (c *Client) handle(m signaling.Message) {
 	switch m.Type {
-	case signal.TypeJoined:
+	case signaling.TypeJoined:
 		rejoined := c.myID != ""
 		c.myID, c.resume = m.You.ID, m.ResumeToken
 		for _, p := range m.Participants {
@@ -660,16 +662,16 @@ func (c *Client) handle(m signal.Message) {
 			return
 		}
 		c.setTopology(m.Topology, m.Participants)
-	case signal.TypeTopology:
-		others := make([]signal.Participant, 0, len(c.names))
+	case signaling.TypeTopology:
+		others := make([]signaling.Participant, 0, len(c.names))
 		for id, name := range c.names {
 			if id != c.myID {
-				others = append(others, signal.Participant{ID: id, Name: name})
+				others = append(others, signaling.Participant{ID: id, Name: name})
 			}
 		}
 		c.event("the call now uses %s", m.Topology)
 		c.setTopology(m.Topology, others)
-	case signal.TypeParticipantJoined:
+	case signaling.TypeParticipantJoined:
 		if m.Participant == nil || m.Participant.ID == c.myID {
 			return
 		}
@@ -681,17 +683,17 @@ func (c *Client) handle(m signal.Message) {
 			p.goneTimer = nil
 			return
 		}
-		if c.topology == signal.TopologyMesh && c.myID != "" {
+		if c.topology == signaling.TopologyMesh && c.myID != "" {
 			c.meshPeerFor(m.Participant.ID, false)
 		}
-	case signal.TypeParticipantLeft:
+	case signaling.TypeParticipantLeft:
 		c.event("%s left (%s)", c.names[m.ID], m.Reason)
 		p := c.mesh[m.ID]
 		if p == nil {
 			delete(c.names, m.ID)
 			return
 		}
-		if m.Reason == signal.ReasonDisconnected || m.Reason == signal.ReasonTimeout {
+		if m.Reason == signaling.ReasonDisconnected || m.Reason == signaling.ReasonTimeout {
 			// Probably reconnecting (their media may still flow, as ours
 			// does when our socket drops): keep the connection a while, as
 			// the page does, for the same id to come back.
@@ -701,22 +703,22 @@ func (c *Client) handle(m signal.Message) {
 		p.close()
 		delete(c.mesh, m.ID)
 		delete(c.names, m.ID)
-	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
+	case signaling.TypeOffer, signaling.TypeAnswer, signaling.TypeCandidate:
 		switch {
-		case m.From == signal.SFU:
+		case m.From == signaling.SFU:
 			// Only the server sends as "sfu": it fills from itself.
 			c.handleSFU(m)
-		case m.PC != "" || !signal.ValidParticipantID(m.From):
+		case m.PC != "" || !signaling.ValidParticipantID(m.From):
 			// A participant's message never carries pc, and the server
 			// always names its sender: this one passes for neither.
 			c.log.Warn("dropped a negotiation message from no participant", "type", m.Type, "from", m.From, "pc", m.PC)
-		case c.topology == signal.TopologyMesh:
+		case c.topology == signaling.TopologyMesh:
 			c.handleMesh(m)
 		}
-	case signal.TypeSFURestart:
+	case signaling.TypeSFURestart:
 		// The server's side of our SFU connections failed and was made
 		// anew: so must ours be; its subscribe offer follows.
-		if c.topology == signal.TopologySFU {
+		if c.topology == signaling.TopologySFU {
 			c.event("the media server connection is starting again")
 			if c.sfu != nil {
 				c.sfu.close()
@@ -724,7 +726,7 @@ func (c *Client) handle(m signal.Message) {
 			}
 			c.startSFU()
 		}
-	case signal.TypeIceServers:
+	case signaling.TypeIceServers:
 		// Fresh TURN credentials before the old ones expire: live
 		// connections take them too, for later ICE restarts.
 		c.setICEServers(m.IceServers)
@@ -741,7 +743,7 @@ func (c *Client) handle(m signal.Message) {
 				c.log.Debug("new ICE servers", "err", err)
 			}
 		}
-	case signal.TypeError:
+	case signaling.TypeError:
 		c.log.Warn("the server refused a message", "code", m.Code, "message", m.Human, "ref", m.Ref)
 	}
 }
@@ -750,8 +752,8 @@ func (c *Client) handle(m signal.Message) {
 // to peers still there are kept (media flowed on them all along), others
 // closed, missing ones made; SFU connections are made anew, since the
 // server dropped its side when the socket went.
-func (c *Client) rejoined(others []signal.Participant) {
-	if c.topology == signal.TopologySFU {
+func (c *Client) rejoined(others []signaling.Participant) {
+	if c.topology == signaling.TopologySFU {
 		if c.sfu != nil {
 			c.sfu.close()
 			c.sfu = nil
@@ -792,13 +794,13 @@ func (c *Client) keepGone(id string, p *meshPeer) {
 }
 
 // setTopology moves the client's media to the mesh or the SFU.
-func (c *Client) setTopology(t string, others []signal.Participant) {
+func (c *Client) setTopology(t string, others []signaling.Participant) {
 	if t == c.topology {
 		return
 	}
 	c.topology = t
 	switch t {
-	case signal.TopologySFU:
+	case signaling.TopologySFU:
 		for id, p := range c.mesh {
 			p.close()
 			delete(c.mesh, id)
@@ -973,10 +975,10 @@ func (c *Client) closeAll() {
 	}
 }
 
-func toInit(m *signal.Candidate) webrtc.ICECandidateInit {
+func toInit(m *signaling.Candidate) webrtc.ICECandidateInit {
 	return webrtc.ICECandidateInit{Candidate: m.Candidate, SDPMid: m.SDPMid, SDPMLineIndex: m.SDPMLineIndex, UsernameFragment: m.UsernameFragment}
 }
 
-func fromInit(ci webrtc.ICECandidateInit) *signal.Candidate {
-	return &signal.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
+func fromInit(ci webrtc.ICECandidateInit) *signaling.Candidate {
+	return &signaling.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // meshPeer is the connection to one other participant in a mesh call,
@@ -77,7 +77,7 @@ func (p *meshPeer) restartICE() {
 		p.c.log.Warn("ICE restart offer", "peer", p.id, "err", err)
 		return
 	}
-	p.c.send(signal.Message{Type: signal.TypeOffer, To: p.id, SDP: p.pc.LocalDescription().SDP})
+	p.c.send(signaling.Message{Type: signaling.TypeOffer, To: p.id, SDP: p.pc.LocalDescription().SDP})
 }
 
 // waitForOffer is how long an existing participant waits for the
@@ -110,7 +110,7 @@ func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
 		}
 	}
 	pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
-		m := signal.Message{Type: signal.TypeCandidate, To: id}
+		m := signaling.Message{Type: signaling.TypeCandidate, To: id}
 		if ci == nil {
 			m.EndOfICE = true
 		} else {
@@ -121,13 +121,13 @@ func (c *Client) meshPeerFor(id string, offer bool) *meshPeer {
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		// The peer's first stream is its camera stream; others are screens.
 		// Tracks arrive on goroutines of their own: decide on the owner's.
-		source := signal.SourceScreen
+		source := signaling.SourceScreen
 		c.onOwner(func() {
 			if p.firstStream == "" || p.firstStream == tr.StreamID() {
 				p.firstStream = tr.StreamID()
-				source = signal.SourceCamera
+				source = signaling.SourceCamera
 				if tr.Kind() == webrtc.RTPCodecTypeAudio {
-					source = signal.SourceMicrophone
+					source = signaling.SourceMicrophone
 				}
 			}
 		})
@@ -198,14 +198,14 @@ func (p *meshPeer) negotiate() {
 		p.c.log.Warn("mesh offer", "peer", p.id, "err", err)
 		return
 	}
-	p.c.send(signal.Message{Type: signal.TypeOffer, To: p.id, SDP: p.pc.LocalDescription().SDP})
+	p.c.send(signaling.Message{Type: signaling.TypeOffer, To: p.id, SDP: p.pc.LocalDescription().SDP})
 }
 
 // handleMesh applies an offer, answer or candidate from a mesh peer.
-func (c *Client) handleMesh(m signal.Message) {
+func (c *Client) handleMesh(m signaling.Message) {
 	p := c.mesh[m.From]
 	if p == nil {
-		if m.Type != signal.TypeOffer {
+		if m.Type != signaling.TypeOffer {
 			return
 		}
 		if p = c.meshPeerFor(m.From, false); p == nil {
@@ -213,10 +213,10 @@ func (c *Client) handleMesh(m signal.Message) {
 		}
 	}
 	switch m.Type {
-	case signal.TypeOffer, signal.TypeAnswer:
+	case signaling.TypeOffer, signaling.TypeAnswer:
 		p.offered = true
 		typ := webrtc.SDPTypeAnswer
-		if m.Type == signal.TypeOffer {
+		if m.Type == signaling.TypeOffer {
 			typ = webrtc.SDPTypeOffer
 			collision := p.makingOffer || p.pc.SignalingState() != webrtc.SignalingStateStable
 			if collision && !p.polite {
@@ -251,9 +251,9 @@ func (c *Client) handleMesh(m signal.Message) {
 				c.log.Warn("mesh answer", "peer", p.id, "err", err)
 				return
 			}
-			c.send(signal.Message{Type: signal.TypeAnswer, To: p.id, SDP: p.pc.LocalDescription().SDP})
+			c.send(signaling.Message{Type: signaling.TypeAnswer, To: p.id, SDP: p.pc.LocalDescription().SDP})
 		}
-	case signal.TypeCandidate:
+	case signaling.TypeCandidate:
 		if m.Candidate == nil {
 			return
 		}
@@ -296,7 +296,7 @@ func (c *Client) startSFU() {
 	}
 	s := &sfuPeers{c: c, sub: sub, pending: map[string][]webrtc.ICECandidateInit{}}
 	c.sfu = s
-	pcs := map[string]*webrtc.PeerConnection{signal.PCSubscribe: sub}
+	pcs := map[string]*webrtc.PeerConnection{signaling.PCSubscribe: sub}
 	publishing := c.audio != nil || c.video != nil || len(c.layers) > 0
 	if publishing {
 		// A receive-only client never negotiates a publish connection.
@@ -304,14 +304,14 @@ func (c *Client) startSFU() {
 			c.log.Error("sfu publish connection", "err", err)
 			return
 		}
-		pcs[signal.PCPublish] = s.pub
+		pcs[signaling.PCPublish] = s.pub
 	}
 	for name, pc := range pcs {
 		pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
 			if ci == nil {
 				return
 			}
-			m := signal.Message{Type: signal.TypeCandidate, To: signal.SFU, PC: name, Candidate: fromInit(ci.ToJSON())}
+			m := signaling.Message{Type: signaling.TypeCandidate, To: signaling.SFU, PC: name, Candidate: fromInit(ci.ToJSON())}
 			c.queue(func() { c.send(m) })
 		})
 		pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -325,7 +325,7 @@ func (c *Client) startSFU() {
 		_, source, _ := strings.Cut(tr.ID(), ":")
 		source, _, _ = strings.Cut(source, "#")
 		if source == "screen-audio" {
-			source = signal.SourceScreen
+			source = signaling.SourceScreen
 		}
 		c.onTrack(publisher, source, tr)
 	})
@@ -346,27 +346,27 @@ func (c *Client) startSFU() {
 		return
 	}
 	c.tagSimulcast()
-	c.send(signal.Message{Type: signal.TypeOffer, To: signal.SFU, PC: signal.PCPublish, SDP: pub.LocalDescription().SDP, Sources: c.sources()})
+	c.send(signaling.Message{Type: signaling.TypeOffer, To: signaling.SFU, PC: signaling.PCPublish, SDP: pub.LocalDescription().SDP, Sources: c.sources()})
 }
 
 // handleSFU applies a message from the SFU (owner goroutine).
-func (c *Client) handleSFU(m signal.Message) {
+func (c *Client) handleSFU(m signaling.Message) {
 	s := c.sfu
 	if s == nil {
 		return
 	}
 	switch {
-	case m.Type == signal.TypeAnswer && m.PC == signal.PCPublish && s.pub != nil:
+	case m.Type == signaling.TypeAnswer && m.PC == signaling.PCPublish && s.pub != nil:
 		if err := s.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			c.log.Warn("sfu publish answer", "err", err)
 		}
-		s.flush(signal.PCPublish, s.pub)
-	case m.Type == signal.TypeOffer && m.PC == signal.PCSubscribe:
+		s.flush(signaling.PCPublish, s.pub)
+	case m.Type == signaling.TypeOffer && m.PC == signaling.PCSubscribe:
 		if err := s.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 			c.log.Warn("sfu subscribe offer", "err", err)
 			return
 		}
-		s.flush(signal.PCSubscribe, s.sub)
+		s.flush(signaling.PCSubscribe, s.sub)
 		answer, err := s.sub.CreateAnswer(nil)
 		if err == nil {
 			err = s.sub.SetLocalDescription(answer)
@@ -375,13 +375,13 @@ func (c *Client) handleSFU(m signal.Message) {
 			c.log.Warn("sfu subscribe answer", "err", err)
 			return
 		}
-		c.send(signal.Message{Type: signal.TypeAnswer, To: signal.SFU, PC: signal.PCSubscribe, SDP: s.sub.LocalDescription().SDP})
-	case m.Type == signal.TypeCandidate && m.Candidate != nil:
+		c.send(signaling.Message{Type: signaling.TypeAnswer, To: signaling.SFU, PC: signaling.PCSubscribe, SDP: s.sub.LocalDescription().SDP})
+	case m.Type == signaling.TypeCandidate && m.Candidate != nil:
 		var pc *webrtc.PeerConnection
 		switch m.PC {
-		case signal.PCSubscribe:
+		case signaling.PCSubscribe:
 			pc = s.sub
-		case signal.PCPublish:
+		case signaling.PCPublish:
 			pc = s.pub
 		}
 		if pc == nil {

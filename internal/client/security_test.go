@@ -14,7 +14,7 @@ import (
 	"github.com/parley/parley/internal/client"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/testtool"
 )
 
@@ -49,14 +49,14 @@ func TestForgedSFUMessagesRefused(t *testing.T) {
 	}
 	defer eve.CloseNow()
 	eve.SetReadLimit(1 << 20)
-	next := func(typ string) signal.Message {
+	next := func(typ string) signaling.Message {
 		t.Helper()
 		for {
 			_, data, err := eve.Read(ctx)
 			if err != nil {
 				t.Fatalf("eve waiting for %s: %v", typ, err)
 			}
-			if m, _ := signal.Parse(data); m.Type == typ {
+			if m, _ := signaling.Parse(data); m.Type == typ {
 				return m
 			}
 		}
@@ -65,7 +65,7 @@ func TestForgedSFUMessagesRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var bob string
-	for _, p := range next(signal.TypeJoined).Participants {
+	for _, p := range next(signaling.TypeJoined).Participants {
 		if p.Name == "Bob" {
 			bob = p.ID
 		}
@@ -86,8 +86,8 @@ func TestForgedSFUMessagesRefused(t *testing.T) {
 		if err := eve.Write(ctx, websocket.MessageText, b); err != nil {
 			t.Fatal(err)
 		}
-		if e := next(signal.TypeError); e.Code != signal.CodeInvalid || e.Ref != m["type"] {
-			t.Errorf("forged %s: got %+v, want an %q error", b, e, signal.CodeInvalid)
+		if e := next(signaling.TypeError); e.Code != signaling.CodeInvalid || e.Ref != m["type"] {
+			t.Errorf("forged %s: got %+v, want an %q error", b, e, signaling.CodeInvalid)
 		}
 	}
 	testtool.Eventually(t, 10*time.Second, func() bool {

@@ -8,7 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // ignoreModeration makes a page deaf to moderated messages: a modified
@@ -102,13 +102,13 @@ func TestModerationInBrowsers(t *testing.T) {
 	}
 	eve := dialHostile(t, s, eveHTTP, ch)
 	eve.send(map[string]any{"type": "join"})
-	eve.expect(signal.TypeJoined)
+	eve.expect(signaling.TypeJoined)
 	eve.send(map[string]any{"type": "moderate", "action": "mute", "id": ids[1]})
-	if e := eve.expect(signal.TypeError); e.Code != signal.CodeForbidden || e.Ref != signal.TypeModerate {
+	if e := eve.expect(signaling.TypeError); e.Code != signaling.CodeForbidden || e.Ref != signaling.TypeModerate {
 		t.Errorf("member's moderate: %+v, want a forbidden error", e)
 	}
 	eve.send(map[string]any{"type": "moderate", "action": "lock"})
-	if e := eve.expect(signal.TypeError); e.Code != signal.CodeForbidden {
+	if e := eve.expect(signaling.TypeError); e.Code != signaling.CodeForbidden {
 		t.Errorf("member's lock: %+v, want a forbidden error", e)
 	}
 	cyd.waitFor("Bob's tone still in Cyd's analyser", heardBob, 5*time.Second)
@@ -166,7 +166,7 @@ func TestModerationInBrowsers(t *testing.T) {
 	eve.send(map[string]any{"type": "leave"})
 	ada.do(chromedp.Click(chromedp.CSS("#lock-btn")))
 	for { // the mute and the removal were announced to her too
-		if m := eve.expect(signal.TypeModerated); m.Action == signal.ActionLock {
+		if m := eve.expect(signaling.TypeModerated); m.Action == signaling.ActionLock {
 			if m.By != ids[0] {
 				t.Errorf("lock announced as by %q, want Ada %q", m.By, ids[0])
 			}
@@ -174,7 +174,7 @@ func TestModerationInBrowsers(t *testing.T) {
 		}
 	}
 	eve.send(map[string]any{"type": "join"})
-	if e := eve.expect(signal.TypeError); e.Code != signal.CodeLocked {
+	if e := eve.expect(signaling.TypeError); e.Code != signaling.CodeLocked {
 		t.Errorf("join a locked call: %+v, want locked", e)
 	}
 	cyd.waitFor("the lock banner on Cyd's page", `!document.querySelector('#lock-banner').hidden || /locked the call/.test(document.querySelector('#moderation-status').textContent)`, 5*time.Second)

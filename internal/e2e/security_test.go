@@ -16,7 +16,7 @@ import (
 
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // hostile is a member of the channel on a raw signaling socket, speaking
@@ -24,7 +24,7 @@ import (
 type hostile struct {
 	t    *testing.T
 	conn *websocket.Conn
-	msgs chan signal.Message
+	msgs chan signaling.Message
 }
 
 // dialHostile opens a signaling socket as the user of c, reads its
@@ -36,13 +36,13 @@ func dialHostile(t *testing.T, s *servertest.Server, c *http.Client, channelID s
 	ck := s.SessionCookie(c)
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+channelID, &websocket.DialOptions{
 		HTTPHeader:   http.Header{"Cookie": {ck.Name + "=" + ck.Value}, "Origin": {s.URL}},
-		Subprotocols: []string{signal.Subprotocol},
+		Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		t.Fatalf("hostile dial: %v", err)
 	}
 	conn.SetReadLimit(1 << 20)
-	h := &hostile{t: t, conn: conn, msgs: make(chan signal.Message, 256)}
+	h := &hostile{t: t, conn: conn, msgs: make(chan signaling.Message, 256)}
 	go func() {
 		defer close(h.msgs)
 		for {
@@ -50,7 +50,7 @@ func dialHostile(t *testing.T, s *servertest.Server, c *http.Client, channelID s
 			if err != nil {
 				return
 			}
-			if m, err := signal.Parse(data); err == nil {
+			if m, err := signaling.Parse(data); err == nil {
 				select {
 				case h.msgs <- m:
 				default: // nobody is waiting for this much
@@ -59,7 +59,7 @@ func dialHostile(t *testing.T, s *servertest.Server, c *http.Client, channelID s
 		}
 	}()
 	t.Cleanup(func() { conn.CloseNow() })
-	h.expect(signal.TypeHello)
+	h.expect(signaling.TypeHello)
 	return h
 }
 
@@ -74,7 +74,7 @@ func (h *hostile) send(m map[string]any) {
 }
 
 // expect waits for the next message of type typ, skipping others.
-func (h *hostile) expect(typ string) signal.Message {
+func (h *hostile) expect(typ string) signaling.Message {
 	h.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -127,10 +127,10 @@ func TestForgedSFUOfferRefused(t *testing.T) {
 	// Eve joining makes three: the call moves to the SFU.
 	eve := dialHostile(t, s, eveHTTP, ch)
 	eve.send(map[string]any{"type": "join"})
-	eve.expect(signal.TypeJoined)
+	eve.expect(signaling.TypeJoined)
 	// The forgery: the SFU's real subscribe offer to Eve, which she passes
 	// on to Ada as if the SFU had sent it to her.
-	forged := eve.expect(signal.TypeOffer).SDP
+	forged := eve.expect(signaling.TypeOffer).SDP
 	ada.waitFor("Bob's video through the SFU", fmt.Sprintf(`(() => { const s = window.parley.state;
 		return s.topology === "sfu" && s.shown[%q] === "sfu" && s.sfu?.sub === "connected"; })()`, ids[1]), 30*time.Second)
 	ada.waitFramesRise(ids[1:], 10, 15*time.Second)
@@ -143,8 +143,8 @@ func TestForgedSFUOfferRefused(t *testing.T) {
 		{"type": "answer", "to": ids[0], "pc": "pub", "sdp": forged},
 	} {
 		eve.send(m)
-		if e := eve.expect(signal.TypeError); e.Code != signal.CodeInvalid || e.Ref != m["type"] || e.Human == "" {
-			t.Errorf("forged %v: got %+v, want an %q error that says why", m["type"], e, signal.CodeInvalid)
+		if e := eve.expect(signaling.TypeError); e.Code != signaling.CodeInvalid || e.Ref != m["type"] || e.Human == "" {
+			t.Errorf("forged %v: got %+v, want an %q error that says why", m["type"], e, signaling.CodeInvalid)
 		}
 	}
 	// For 5 s after the forgery Ada keeps decoding Bob's video (rounds of
@@ -193,11 +193,11 @@ func TestResumeSquattingRefused(t *testing.T) {
 	eve := dialHostile(t, s, eveHTTP, ch) // in the lobby: hears who leaves
 
 	eval[any](bob, `window.__dropSignaling()`)
-	if l := eve.expect(signal.TypeParticipantLeft); l.ID != ids[1] || l.Reason != signal.ReasonDisconnected {
+	if l := eve.expect(signaling.TypeParticipantLeft); l.ID != ids[1] || l.Reason != signaling.ReasonDisconnected {
 		t.Fatalf("Bob's drop: %+v", l)
 	}
 	eve.send(map[string]any{"type": "join", "resume": ids[1]})
-	if j := eve.expect(signal.TypeJoined); j.You.ID == ids[1] {
+	if j := eve.expect(signaling.TypeJoined); j.You.ID == ids[1] {
 		t.Fatal("Eve took over Bob's participant id")
 	} else {
 		ada.waitFor("Eve's own tile", fmt.Sprintf(`!!document.querySelector('%s')`, tileSel(j.You.ID)), 10*time.Second)
@@ -209,7 +209,7 @@ func TestResumeSquattingRefused(t *testing.T) {
 	ada.waitFramesRise(ids[1:], 5, 10*time.Second)
 
 	eval[any](bob, `window.__allowSignaling()`)
-	if pj := eve.expect(signal.TypeParticipantJoined); pj.Participant.ID != ids[1] || pj.Participant.Name != "Bob" {
+	if pj := eve.expect(signaling.TypeParticipantJoined); pj.Participant.ID != ids[1] || pj.Participant.Name != "Bob" {
 		t.Errorf("Bob came back as %+v, want his own id %s", pj.Participant, ids[1])
 	}
 	bob.waitFor("Bob's page to keep its id", fmt.Sprintf(`window.parley.myId === %q`, ids[1]), 5*time.Second)

@@ -25,7 +25,7 @@ import (
 
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/testtool"
 )
 
@@ -64,8 +64,8 @@ type actor struct {
 // server) is its media layer.
 func newActor(t *testing.T, mode string, fm *fakeMedia) *actor {
 	t.Helper()
-	postChat := func(_ context.Context, u signal.User, _, text string) (signal.ChatMessage, error) {
-		return signal.ChatMessage{UserID: u.UserID, Text: text}, nil
+	postChat := func(_ context.Context, u signaling.User, _, text string) (signaling.ChatMessage, error) {
+		return signaling.ChatMessage{UserID: u.UserID, Text: text}, nil
 	}
 	return newChatActor(t, mode, fm, postChat)
 }
@@ -85,9 +85,9 @@ func newChatActor(t *testing.T, mode string, fm *fakeMedia, postChat room.PostCh
 			return
 		}
 		u := r.URL.Query().Get("user")
-		user := signal.User{UserID: u, Name: u, Role: r.URL.Query().Get("role")}
+		user := signaling.User{UserID: u, Name: u, Role: r.URL.Query().Get("role")}
 		if r.URL.Query().Has("guest") {
-			user.Role = signal.RoleGuest
+			user.Role = signaling.RoleGuest
 			m.ServeGuest(context.Background(), conn, "c1", mode, "parley.test", user, room.Auth{UserID: u}, r.URL.Query().Has("lobby"))
 			return
 		}
@@ -132,23 +132,23 @@ func (a *actor) dial(user string) *peer {
 		a.t.Fatalf("dial: %v", err)
 	}
 	p := newPeer(a.t, conn)
-	p.hello = p.expect(signal.TypeHello)
+	p.hello = p.expect(signaling.TypeHello)
 	return p
 }
 
 // join joins p to the call and returns joined.
-func join(p *peer) signal.Message {
+func join(p *peer) signaling.Message {
 	p.t.Helper()
-	p.send(signal.Message{Type: signal.TypeJoin})
-	return p.expect(signal.TypeJoined)
+	p.send(signaling.Message{Type: signaling.TypeJoin})
+	return p.expect(signaling.TypeJoined)
 }
 
 // sync returns once the server's reader has handled everything p sent
 // before: it answers pings in order.
 func (p *peer) sync() {
 	p.t.Helper()
-	p.send(signal.Message{Type: signal.TypePing, TS: 42})
-	p.expect(signal.TypePong)
+	p.send(signaling.Message{Type: signaling.TypePing, TS: 42})
+	p.expect(signaling.TypePong)
 }
 
 // fakeMedia is a media layer that records what the room asks of it.
@@ -263,9 +263,9 @@ func (p *fakePeer) closed(t *testing.T) {
 	}
 }
 
-func sfuCandidate(i int) signal.Message {
-	return signal.Message{Type: signal.TypeCandidate, To: signal.SFU, PC: signal.PCPublish,
-		Candidate: &signal.Candidate{Candidate: fmt.Sprintf("candidate:%d 1 udp 1 127.0.0.1 9 typ host", i)}}
+func sfuCandidate(i int) signaling.Message {
+	return signaling.Message{Type: signaling.TypeCandidate, To: signaling.SFU, PC: signaling.PCPublish,
+		Candidate: &signaling.Candidate{Candidate: fmt.Sprintf("candidate:%d 1 udp 1 127.0.0.1 9 typ host", i)}}
 }
 
 // TestEarlyOfferKeepsOrder: a client that offers and trickles as soon as
@@ -276,10 +276,10 @@ func TestEarlyOfferKeepsOrder(t *testing.T) {
 	fm := newFakeMedia(true) // the room blocks in Join until opened
 	a := newActor(t, room.ModeSFU, fm)
 	ann := a.dial("ann")
-	if j := join(ann); j.Topology != signal.TopologySFU {
+	if j := join(ann); j.Topology != signaling.TopologySFU {
 		t.Fatalf("joined topology %q, want sfu", j.Topology)
 	}
-	ann.send(signal.Message{Type: signal.TypeOffer, To: signal.SFU, PC: signal.PCPublish, SDP: "v=0 offer"})
+	ann.send(signaling.Message{Type: signaling.TypeOffer, To: signaling.SFU, PC: signaling.PCPublish, SDP: "v=0 offer"})
 	for i := 1; i <= 5; i++ {
 		ann.send(sfuCandidate(i))
 	}
@@ -296,7 +296,7 @@ func TestEarlyOfferKeepsOrder(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("the SFU got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if m := ann.expect(signal.TypeAnswer); m.From != signal.SFU || m.PC != signal.PCPublish || m.SDP != "v=0 answer to v=0 offer" {
+	if m := ann.expect(signaling.TypeAnswer); m.From != signaling.SFU || m.PC != signaling.PCPublish || m.SDP != "v=0 answer to v=0 offer" {
 		t.Errorf("answer %+v", m)
 	}
 }
@@ -307,12 +307,12 @@ func TestEarlyOfferKeepsOrder(t *testing.T) {
 func TestSFUMessageInMeshRefused(t *testing.T) {
 	a := newActor(t, room.ModeAuto, newFakeMedia(false))
 	ann := a.dial("ann")
-	if j := join(ann); j.Topology != signal.TopologyMesh {
+	if j := join(ann); j.Topology != signaling.TopologyMesh {
 		t.Fatalf("joined topology %q, want mesh", j.Topology)
 	}
 	ann.send(sfuCandidate(1))
-	ann.send(signal.Message{Type: signal.TypeOffer, To: signal.SFU, PC: signal.PCPublish, SDP: "v=0 offer"})
-	if e := ann.expect(signal.TypeError); e.Ref != signal.TypeOffer || e.Code != signal.CodeInvalid || !strings.Contains(e.Human, "mesh") {
+	ann.send(signaling.Message{Type: signaling.TypeOffer, To: signaling.SFU, PC: signaling.PCPublish, SDP: "v=0 offer"})
+	if e := ann.expect(signaling.TypeError); e.Ref != signaling.TypeOffer || e.Code != signaling.CodeInvalid || !strings.Contains(e.Human, "mesh") {
 		t.Errorf("first error %+v, want the offer refused (the candidate dropped)", e)
 	}
 }
@@ -326,12 +326,12 @@ func TestThirdParticipantMovesToSFUAlone(t *testing.T) {
 	annID := join(ann).You.ID
 	join(bob)
 	j := join(cat)
-	if j.Topology != signal.TopologySFU {
+	if j.Topology != signaling.TopologySFU {
 		t.Fatalf("third participant's topology %q, want sfu", j.Topology)
 	}
 	catID := j.You.ID
 	for _, p := range []*peer{ann, bob} {
-		if m := p.expect(signal.TypeTopology); m.Topology != signal.TopologySFU {
+		if m := p.expect(signaling.TypeTopology); m.Topology != signaling.TopologySFU {
 			t.Fatalf("topology %q, want sfu", m.Topology)
 		}
 	}
@@ -347,11 +347,11 @@ func TestThirdParticipantMovesToSFUAlone(t *testing.T) {
 	// The media layer's offers reach the socket; the client's answer
 	// and mute state reach the media layer.
 	annPeer.ev.Offer("v=0 sub offer")
-	if m := ann.expect(signal.TypeOffer); m.From != signal.SFU || m.PC != signal.PCSubscribe || m.SDP != "v=0 sub offer" {
+	if m := ann.expect(signaling.TypeOffer); m.From != signaling.SFU || m.PC != signaling.PCSubscribe || m.SDP != "v=0 sub offer" {
 		t.Errorf("subscriber offer %+v", m)
 	}
-	ann.send(signal.Message{Type: signal.TypeAnswer, To: signal.SFU, PC: signal.PCSubscribe, SDP: "v=0 sub answer"})
-	ann.send(signal.Message{Type: signal.TypeUpdate, State: &signal.State{Audio: true}})
+	ann.send(signaling.Message{Type: signaling.TypeAnswer, To: signaling.SFU, PC: signaling.PCSubscribe, SDP: "v=0 sub answer"})
+	ann.send(signaling.Message{Type: signaling.TypeUpdate, State: &signaling.State{Audio: true}})
 	// The answer goes through the SFU worker, the update through the
 	// room: either may come first.
 	got := annPeer.expect(t, 2, "answer", "sending true")
@@ -360,9 +360,9 @@ func TestThirdParticipantMovesToSFUAlone(t *testing.T) {
 		t.Errorf("calls %q, want %q", got, want)
 	}
 	// Back to two: the mesh, and the leaver's connections are closed.
-	cat.send(signal.Message{Type: signal.TypeLeave})
+	cat.send(signaling.Message{Type: signaling.TypeLeave})
 	for _, p := range []*peer{ann, bob} {
-		if m := p.expect(signal.TypeTopology); m.Topology != signal.TopologyMesh {
+		if m := p.expect(signaling.TypeTopology); m.Topology != signaling.TopologyMesh {
 			t.Fatalf("topology %q after a leave, want mesh", m.Topology)
 		}
 	}
@@ -383,12 +383,12 @@ func TestFailedMediaRestarts(t *testing.T) {
 	id := join(ann).You.ID
 	first := fm.next(t)
 	first.Close() // its connection failed
-	ann.expect(signal.TypeSFURestart)
+	ann.expect(signaling.TypeSFURestart)
 	if again := fm.next(t); again.id != id {
 		t.Errorf("new SFU connections for %s, want %s", again.id, id)
 	}
 	// A leave closes the new ones.
-	ann.send(signal.Message{Type: signal.TypeLeave})
+	ann.send(signaling.Message{Type: signaling.TypeLeave})
 }
 
 // TestManagerDoesNotPostUnderLock: a room whose queue is full (its
@@ -436,7 +436,7 @@ func TestChatBroadcastInStoredOrder(t *testing.T) {
 		firstStored = make(chan struct{})
 		overtaken   = make(chan struct{}) // the second was broadcast first
 	)
-	postChat := func(_ context.Context, u signal.User, _, text string) (signal.ChatMessage, error) {
+	postChat := func(_ context.Context, u signaling.User, _, text string) (signaling.ChatMessage, error) {
 		mu.Lock()
 		stored++
 		seq := stored
@@ -452,23 +452,23 @@ func TestChatBroadcastInStoredOrder(t *testing.T) {
 			case <-time.After(time.Second):
 			}
 		}
-		return signal.ChatMessage{UserID: u.UserID, Text: fmt.Sprintf("%d:%s", seq, text)}, nil
+		return signaling.ChatMessage{UserID: u.UserID, Text: fmt.Sprintf("%d:%s", seq, text)}, nil
 	}
 	a := newChatActor(t, room.ModeAuto, nil, postChat)
 	observer := a.dial("observer")
 	first, second := a.dial("alice"), a.dial("bob")
 
-	first.send(signal.Message{Type: signal.TypeChat, Text: "first"})
+	first.send(signaling.Message{Type: signaling.TypeChat, Text: "first"})
 	select {
 	case <-firstStored:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first post was not stored within 10s")
 	}
-	second.send(signal.Message{Type: signal.TypeChat, Text: "second"})
+	second.send(signaling.Message{Type: signaling.TypeChat, Text: "second"})
 
 	var got []string
 	for range 2 {
-		m := observer.expect(signal.TypeChat)
+		m := observer.expect(signaling.TypeChat)
 		got = append(got, m.Chat.Text)
 		if strings.HasSuffix(m.Chat.Text, ":second") && len(got) == 1 {
 			close(overtaken)

@@ -12,7 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // writeTimeout bounds one write to a socket; a peer that cannot take a
@@ -29,7 +29,7 @@ const abuseLimit = 500
 // the room goroutine.
 type client struct {
 	conn *websocket.Conn
-	user signal.User
+	user signaling.User
 	cfg  Config
 	log  *slog.Logger
 
@@ -40,13 +40,13 @@ type client struct {
 	closeWhy  string
 	timedOut  atomic.Bool
 
-	p     *signal.Participant // owned by the room goroutine
-	host  string              // the host name the socket reached us at
-	iceAt time.Time           // when it was last given ICE servers (room goroutine)
+	p     *signaling.Participant // owned by the room goroutine
+	host  string                 // the host name the socket reached us at
+	iceAt time.Time              // when it was last given ICE servers (room goroutine)
 	// peer is the participant's SFU connections while the call uses the
 	// SFU (room goroutine; setPeer also hands it to the SFU worker).
 	peer MediaPeer
-	// role is the user's role in the channel (signal.Role*), kept up to
+	// role is the user's role in the channel (signaling.Role*), kept up to
 	// date by Manager.SetRole (room goroutine).
 	role string
 	// waits: a guest who waits in the lobby until a member admits them
@@ -54,7 +54,7 @@ type client struct {
 	// room.waiting while they do, with the join they sent (room goroutine).
 	waits    bool
 	waitID   string
-	waitJoin signal.Message
+	waitJoin signaling.Message
 	// audioHold and videoHold enforce a moderator's mute and camera-off
 	// (room goroutine, moderate.go).
 	audioHold, videoHold hold
@@ -63,7 +63,7 @@ type client struct {
 	sfu *sfuQueue
 }
 
-func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Logger) *client {
+func newClient(conn *websocket.Conn, user signaling.User, cfg Config, log *slog.Logger) *client {
 	return &client{
 		conn:    conn,
 		user:    user,
@@ -81,7 +81,7 @@ func newClient(conn *websocket.Conn, user signal.User, cfg Config, log *slog.Log
 func (c *client) serve(ctx context.Context, r *room, postChat PostChat) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c.conn.SetReadLimit(signal.MaxMessageBytes)
+	c.conn.SetReadLimit(signaling.MaxMessageBytes)
 
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writeLoop(ctx) }()
@@ -93,15 +93,15 @@ func (c *client) serve(ctx context.Context, r *room, postChat PostChat) {
 
 	r.post(func() { r.attach(c) })
 	err := c.readLoop(ctx, r, postChat)
-	reason := signal.ReasonDisconnected
+	reason := signaling.ReasonDisconnected
 	if c.timedOut.Load() {
-		reason = signal.ReasonTimeout
+		reason = signaling.ReasonTimeout
 	}
 	r.post(func() { r.detach(c, reason) })
 
 	switch status := websocket.CloseStatus(err); {
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		c.close(websocket.StatusMessageTooBig, fmt.Sprintf("messages are limited to %d bytes", signal.MaxMessageBytes))
+		c.close(websocket.StatusMessageTooBig, fmt.Sprintf("messages are limited to %d bytes", signaling.MaxMessageBytes))
 	case status == websocket.StatusNormalClosure || status == websocket.StatusGoingAway:
 		c.close(websocket.StatusNormalClosure, "")
 	default:
@@ -128,32 +128,32 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 				return errors.New("rate limit abused")
 			}
 			if dropped%50 == 1 { // tell, without echoing every dropped message
-				c.refuse(signal.CodeRateLimited, "", "too many messages: at most %.0f per second; this one was dropped", c.cfg.RatePerSecond)
+				c.refuse(signaling.CodeRateLimited, "", "too many messages: at most %.0f per second; this one was dropped", c.cfg.RatePerSecond)
 			}
 			continue
 		}
 		if typ != websocket.MessageText {
-			c.refuse(signal.CodeBadMessage, "", "binary frames are not part of the protocol; send JSON text")
+			c.refuse(signaling.CodeBadMessage, "", "binary frames are not part of the protocol; send JSON text")
 			continue
 		}
-		m, err := signal.DecodeClient(data)
+		m, err := signaling.DecodeClient(data)
 		if err != nil {
-			var se *signal.Error
+			var se *signaling.Error
 			if errors.As(err, &se) {
 				c.sendMsg(se.Msg())
 			}
 			continue
 		}
 		switch m.Type {
-		case signal.TypePing:
-			c.sendMsg(signal.Message{Type: signal.TypePong, TS: m.TS})
-		case signal.TypeChat:
+		case signaling.TypePing:
+			c.sendMsg(signaling.Message{Type: signaling.TypePong, TS: m.TS})
+		case signaling.TypeChat:
 			if err := c.chat(ctx, r, postChat, m.Text); err != nil {
 				return err
 			}
-		case signal.TypeLayout:
+		case signaling.TypeLayout:
 			c.toSFU(m)
-		case signal.TypeRecord:
+		case signaling.TypeRecord:
 			// Authorized here, off the room goroutine (it may ask the
 			// database); applied by the room.
 			if err := c.mayRecord(ctx, r.channelID); err != nil {
@@ -166,7 +166,7 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 				}
 			})
 		default:
-			if m.To == signal.SFU {
+			if m.To == signaling.SFU {
 				c.toSFU(m)
 				continue
 			}
@@ -202,17 +202,17 @@ func (c *client) chat(ctx context.Context, r *room, postChat PostChat, text stri
 	}
 	defer func() { <-r.chatTurn }()
 	msg, err := postChat(ctx, c.user, r.channelID, text)
-	var se *signal.Error
+	var se *signaling.Error
 	switch {
 	case errors.As(err, &se):
 		c.sendMsg(se.Msg())
 		return nil
 	case err != nil:
 		c.log.Warn("chat not stored", "err", err)
-		c.refuse(signal.CodeInternal, signal.TypeChat, "your message could not be saved; try again")
+		c.refuse(signaling.CodeInternal, signaling.TypeChat, "your message could not be saved; try again")
 		return nil
 	}
-	r.post(func() { r.broadcast(nil, signal.Message{Type: signal.TypeChat, Chat: &msg}) })
+	r.post(func() { r.broadcast(nil, signaling.Message{Type: signaling.TypeChat, Chat: &msg}) })
 	return nil
 }
 
@@ -305,8 +305,8 @@ func (c *client) send(b []byte) {
 	}
 }
 
-func (c *client) sendMsg(m signal.Message) {
-	b, err := signal.Encode(m)
+func (c *client) sendMsg(m signaling.Message) {
+	b, err := signaling.Encode(m)
 	if err != nil {
 		c.log.Error("encode", "type", m.Type, "err", err)
 		return
@@ -315,5 +315,5 @@ func (c *client) sendMsg(m signal.Message) {
 }
 
 func (c *client) refuse(code, ref, format string, args ...any) {
-	c.sendMsg(signal.Message{Type: signal.TypeError, Code: code, Ref: ref, Human: fmt.Sprintf(format, args...)})
+	c.sendMsg(signaling.Message{Type: signaling.TypeError, Code: code, Ref: ref, Human: fmt.Sprintf(format, args...)})
 }

@@ -3,24 +3,24 @@ package room
 import (
 	"slices"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // wait puts a guest who must wait into the lobby instead of the call,
 // and reports whether it did. Members in the call are told (lobby); the
 // guest hears admission "waiting".
-func (r *room) wait(c *client, m signal.Message) bool {
+func (r *room) wait(c *client, m signaling.Message) bool {
 	if !c.waits {
 		return false
 	}
 	if c.waitID != "" {
-		c.refuse(signal.CodeAlreadyJoined, m.Type, "you are already waiting to be let in")
+		c.refuse(signaling.CodeAlreadyJoined, m.Type, "you are already waiting to be let in")
 		return true
 	}
 	c.waitID = newParticipantID()
 	c.waitJoin = m
 	r.waiting = append(r.waiting, c)
-	c.sendMsg(signal.Message{Type: signal.TypeAdmission, Action: signal.AdmissionWaiting})
+	c.sendMsg(signaling.Message{Type: signaling.TypeAdmission, Action: signaling.AdmissionWaiting})
 	r.tellLobby()
 	r.log.Info("waiting in the lobby", "user_id", c.user.UserID)
 	return true
@@ -39,12 +39,12 @@ func (r *room) leaveLobby(c *client) {
 }
 
 // lobbyMsg lists who waits, in the order they came.
-func (r *room) lobbyMsg() signal.Message {
-	w := make([]signal.Waiting, 0, len(r.waiting))
+func (r *room) lobbyMsg() signaling.Message {
+	w := make([]signaling.Waiting, 0, len(r.waiting))
 	for _, c := range r.waiting {
-		w = append(w, signal.Waiting{ID: c.waitID, Name: c.user.Name, Role: c.role})
+		w = append(w, signaling.Waiting{ID: c.waitID, Name: c.user.Name, Role: c.role})
 	}
-	return signal.Message{Type: signal.TypeLobby, Waiting: w}
+	return signaling.Message{Type: signaling.TypeLobby, Waiting: w}
 }
 
 // tellLobby sends the lobby list to every member in the call (guests do
@@ -52,16 +52,16 @@ func (r *room) lobbyMsg() signal.Message {
 func (r *room) tellLobby() {
 	m := r.lobbyMsg()
 	for _, c := range r.participants {
-		if c.role != signal.RoleGuest {
+		if c.role != signaling.RoleGuest {
 			c.sendMsg(m)
 		}
 	}
 }
 
 // decide carries out a member's admit or deny.
-func (r *room) decide(c *client, m signal.Message) {
-	if c.role == signal.RoleGuest {
-		c.refuse(signal.CodeForbidden, m.Type, "only members of the channel let people in")
+func (r *room) decide(c *client, m signaling.Message) {
+	if c.role == signaling.RoleGuest {
+		c.refuse(signaling.CodeForbidden, m.Type, "only members of the channel let people in")
 		return
 	}
 	var w *client
@@ -72,17 +72,17 @@ func (r *room) decide(c *client, m signal.Message) {
 		}
 	}
 	if w == nil {
-		c.refuse(signal.CodeUnknownPeer, m.Type, "nobody with id %s is waiting (someone may have decided already, or they left)", m.ID)
+		c.refuse(signaling.CodeUnknownPeer, m.Type, "nobody with id %s is waiting (someone may have decided already, or they left)", m.ID)
 		return
 	}
 	join := w.waitJoin
 	r.leaveLobby(w)
-	if m.Type == signal.TypeDeny {
-		w.sendMsg(signal.Message{Type: signal.TypeAdmission, Action: signal.AdmissionDenied, By: c.p.ID})
+	if m.Type == signaling.TypeDeny {
+		w.sendMsg(signaling.Message{Type: signaling.TypeAdmission, Action: signaling.AdmissionDenied, By: c.p.ID})
 		r.log.Info("lobby: denied", "user_id", w.user.UserID, "by", c.p.ID)
 		return
 	}
-	w.sendMsg(signal.Message{Type: signal.TypeAdmission, Action: signal.AdmissionAdmitted, By: c.p.ID})
+	w.sendMsg(signaling.Message{Type: signaling.TypeAdmission, Action: signaling.AdmissionAdmitted, By: c.p.ID})
 	r.log.Info("lobby: admitted", "user_id", w.user.UserID, "by", c.p.ID)
 	w.waits = false // admitted for the life of this socket
 	r.join(w, join)

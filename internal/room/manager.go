@@ -24,7 +24,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // PostChat stores a chat message posted by user in channelID (checking that
@@ -32,14 +32,14 @@ import (
 // the poster's reader goroutine so that database latency never stalls a room;
 // calls for one room are made one at a time, each message's broadcast queued
 // before the next call, so the live chat follows the order of storing.
-// A *signal.Error it returns is sent to the poster as is.
-type PostChat func(ctx context.Context, user signal.User, channelID, text string) (signal.ChatMessage, error)
+// A *signaling.Error it returns is sent to the poster as is.
+type PostChat func(ctx context.Context, user signaling.User, channelID, text string) (signaling.ChatMessage, error)
 
 // Config tunes the signaling limits; zero fields take the documented defaults.
 type Config struct {
 	// ICEServers returns the ICE servers (with TURN credentials) handed to
 	// a user in hello; host is the name the client reached the server at.
-	ICEServers func(userID, host string) []signal.IceServer
+	ICEServers func(userID, host string) []signaling.IceServer
 	// ICERefresh is how often a socket is sent fresh ICE servers
 	// (ice-servers), before its TURN credentials expire; 0 = never.
 	ICERefresh time.Duration
@@ -63,7 +63,7 @@ type Config struct {
 	// MayRecord says whether user may start or stop recording channelID:
 	// nil, or an error wrapping ErrForbidden (or another error). It is
 	// called from the socket's reader goroutine; nil allows nobody.
-	MayRecord func(ctx context.Context, user signal.User, channelID string) error
+	MayRecord func(ctx context.Context, user signaling.User, channelID string) error
 	// ResumeKey signs the resume tokens given in joined; nil: a random
 	// one, so tokens do not survive a restart (ids then start afresh).
 	ResumeKey []byte
@@ -71,7 +71,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.ICEServers == nil {
-		c.ICEServers = func(string, string) []signal.IceServer { return nil }
+		c.ICEServers = func(string, string) []signaling.IceServer { return nil }
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 5 * time.Second
@@ -213,7 +213,7 @@ func (m *Manager) Reserve(userID string, max int) (release func(), ok bool) {
 // channel's media mode (ModeAuto, ModeSFU or ModeP2P); host is the name
 // the client reached the server at (for TURN URLs). When auth's
 // credential ends (EndAuth), the socket is closed with CloseRevoked.
-func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth) {
+func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signaling.User, auth Auth) {
 	m.serve(ctx, conn, channelID, mode, host, user, auth, 0)
 }
 
@@ -221,14 +221,14 @@ func (m *Manager) Serve(ctx context.Context, conn *websocket.Conn, channelID, mo
 // participants (a quick 1:1 call: 2); a join beyond gets error code
 // "full". roomID names the room like a channel id, in a namespace of the
 // caller's that no channel id uses.
-func (m *Manager) ServeCapped(ctx context.Context, conn *websocket.Conn, roomID, host string, user signal.User, auth Auth, capacity int) {
+func (m *Manager) ServeCapped(ctx context.Context, conn *websocket.Conn, roomID, host string, user signaling.User, auth Auth, capacity int) {
 	m.serve(ctx, conn, roomID, ModeAuto, host, user, auth, capacity)
 }
 
-// ServeGuest is Serve for a guest (user.Role signal.RoleGuest) who came
+// ServeGuest is Serve for a guest (user.Role signaling.RoleGuest) who came
 // through the channel's guest link; with lobby, their join waits until a
 // member admits them.
-func (m *Manager) ServeGuest(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, lobby bool) {
+func (m *Manager) ServeGuest(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signaling.User, auth Auth, lobby bool) {
 	m.serveClient(ctx, conn, channelID, mode, host, user, auth, 0, lobby)
 }
 
@@ -239,11 +239,11 @@ func (m *Manager) Active(roomID string) bool {
 	return m.rooms[roomID] != nil
 }
 
-func (m *Manager) serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, capacity int) {
+func (m *Manager) serve(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signaling.User, auth Auth, capacity int) {
 	m.serveClient(ctx, conn, channelID, mode, host, user, auth, capacity, false)
 }
 
-func (m *Manager) serveClient(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signal.User, auth Auth, capacity int, waits bool) {
+func (m *Manager) serveClient(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signaling.User, auth Auth, capacity int, waits bool) {
 	c := newClient(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
 	c.waits = waits
 	c.host = host
@@ -454,7 +454,7 @@ func (m *Manager) Kick(channelID, userID string) {
 // channel open, in the call or not), as the room's own broadcast: the
 // studio tells pages of its changes this way. A channel with no open
 // socket has no one to tell, and msg is dropped.
-func (m *Manager) Notify(channelID string, msg signal.Message) {
+func (m *Manager) Notify(channelID string, msg signaling.Message) {
 	m.tell(channelID, func(r *room) { r.broadcast(nil, msg) })
 }
 
@@ -519,7 +519,7 @@ func (m *Manager) Register(reg prometheus.Registerer) {
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// newParticipantID returns a fresh id in the shape signal.ValidParticipantID
+// newParticipantID returns a fresh id in the shape signaling.ValidParticipantID
 // accepts.
 func newParticipantID() string {
 	b := make([]byte, 10)

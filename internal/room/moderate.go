@@ -1,7 +1,7 @@
 package room
 
 import (
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // hold is how a moderator's mute or camera-off binds a participant.
@@ -21,7 +21,7 @@ const (
 // enforce turns off in s what a moderator turned off for c and c may not
 // yet turn back on, and takes an update that turns it off as the
 // acknowledgement of a holdUntilAck.
-func (r *room) enforce(c *client, s *signal.State) {
+func (r *room) enforce(c *client, s *signaling.State) {
 	if c.audioHold == holdUntilAck && !s.Audio {
 		c.audioHold = holdNone
 	}
@@ -39,11 +39,11 @@ func (r *room) enforce(c *client, s *signal.State) {
 // update applies a participant's new state: what a moderator holds off
 // stays off, the SFU forwards only what the state says is on, and a
 // raised hand takes the next place in the queue.
-func (r *room) update(c *client, s signal.State) {
+func (r *room) update(c *client, s signaling.State) {
 	wanted := s.Audio
 	r.enforce(c, &s)
 	if wanted && !s.Audio && r.held[c.user.UserID] {
-		c.refuse(signal.CodeMuted, signal.TypeUpdate, "a moderator muted you and asked you to wait: raise your hand to ask to speak")
+		c.refuse(signaling.CodeMuted, signaling.TypeUpdate, "a moderator muted you and asked you to wait: raise your hand to ask to speak")
 	}
 	switch {
 	case s.Hand && !c.p.State.Hand:
@@ -63,7 +63,7 @@ func (r *room) applyState(c *client) {
 		peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
 	}
 	p := *c.p
-	r.broadcast(nil, signal.Message{Type: signal.TypeParticipantUpdated, Participant: &p})
+	r.broadcast(nil, signaling.Message{Type: signaling.TypeParticipantUpdated, Participant: &p})
 }
 
 // mayJoin refuses a join into a locked call (unless it is the same
@@ -71,13 +71,13 @@ func (r *room) applyState(c *client) {
 // join by a user a moderator removed.
 func (r *room) mayJoin(c *client, resume string) bool {
 	switch {
-	case signal.CanModerate(c.role):
+	case signaling.CanModerate(c.role):
 		return true
 	case r.removed[c.user.UserID]:
-		c.refuse(signal.CodeRemoved, signal.TypeJoin, "a moderator removed you from this call; you can join again once it has ended")
+		c.refuse(signaling.CodeRemoved, signaling.TypeJoin, "a moderator removed you from this call; you can join again once it has ended")
 		return false
 	case r.locked && resume == "":
-		c.refuse(signal.CodeLocked, signal.TypeJoin, "the call is locked: nobody new can join until a moderator unlocks it")
+		c.refuse(signaling.CodeLocked, signaling.TypeJoin, "the call is locked: nobody new can join until a moderator unlocks it")
 		return false
 	}
 	return true
@@ -85,31 +85,31 @@ func (r *room) mayJoin(c *client, resume string) bool {
 
 // moderate carries out a moderation message from c, once it is sure c
 // may: the owner and moderators only, never against the owner.
-func (r *room) moderate(c *client, m signal.Message) {
-	if !signal.CanModerate(c.role) {
-		c.refuse(signal.CodeForbidden, m.Type, "only the channel's owner and moderators can %s", actionText(m.Action))
+func (r *room) moderate(c *client, m signaling.Message) {
+	if !signaling.CanModerate(c.role) {
+		c.refuse(signaling.CodeForbidden, m.Type, "only the channel's owner and moderators can %s", actionText(m.Action))
 		return
 	}
 	var target *client
 	if m.ID != "" {
 		target = r.participants[m.ID]
 		if target == nil || target.p == nil {
-			c.refuse(signal.CodeUnknownPeer, m.Type, "%s is not in the call (they may have just left)", m.ID)
+			c.refuse(signaling.CodeUnknownPeer, m.Type, "%s is not in the call (they may have just left)", m.ID)
 			return
 		}
-		if target.role == signal.RoleOwner && c.role != signal.RoleOwner {
-			c.refuse(signal.CodeForbidden, m.Type, "nobody can %s the channel's owner", actionText(m.Action))
+		if target.role == signaling.RoleOwner && c.role != signaling.RoleOwner {
+			c.refuse(signaling.CodeForbidden, m.Type, "nobody can %s the channel's owner", actionText(m.Action))
 			return
 		}
-		if target.conn == nil && m.Action != signal.ActionRemove {
-			c.refuse(signal.CodeInvalid, m.Type, "a WHIP publisher can only be removed; its encoder does not take requests")
+		if target.conn == nil && m.Action != signaling.ActionRemove {
+			c.refuse(signaling.CodeInvalid, m.Type, "a WHIP publisher can only be removed; its encoder does not take requests")
 			return
 		}
 	}
 	by := c.p.ID
-	announce := signal.Message{Type: signal.TypeModerated, Action: m.Action, ID: m.ID, By: by, Ask: m.Ask}
+	announce := signaling.Message{Type: signaling.TypeModerated, Action: m.Action, ID: m.ID, By: by, Ask: m.Ask}
 	switch m.Action {
-	case signal.ActionMute:
+	case signaling.ActionMute:
 		target.audioHold = holdUntilAck
 		if m.Ask {
 			r.held[target.user.UserID] = true
@@ -118,33 +118,33 @@ func (r *room) moderate(c *client, m signal.Message) {
 		r.enforceOnServer()
 		r.broadcastJoined(announce)
 		r.applyState(target)
-	case signal.ActionAllowUnmute:
+	case signaling.ActionAllowUnmute:
 		delete(r.held, target.user.UserID)
 		r.broadcastJoined(announce)
-	case signal.ActionCameraOff:
+	case signaling.ActionCameraOff:
 		target.videoHold = holdUntilAck
 		r.enforce(target, &target.p.State)
 		r.enforceOnServer()
 		r.broadcastJoined(announce)
 		r.applyState(target)
-	case signal.ActionRemove:
+	case signaling.ActionRemove:
 		r.removed[target.user.UserID] = true
 		r.broadcastJoined(announce)
 		if target.conn == nil {
 			r.stopSessions(target.user.UserID)
 		}
-		r.removeParticipant(target, signal.ReasonRemoved)
-	case signal.ActionLock, signal.ActionUnlock:
-		r.locked = m.Action == signal.ActionLock
+		r.removeParticipant(target, signaling.ReasonRemoved)
+	case signaling.ActionLock, signaling.ActionUnlock:
+		r.locked = m.Action == signaling.ActionLock
 		r.broadcast(nil, announce)
-	case signal.ActionEnd:
+	case signaling.ActionEnd:
 		r.broadcast(nil, announce)
 		r.log.Info("call ended by a moderator", "participant_id", by)
 		for _, p := range r.participants {
 			if p.conn == nil {
 				r.stopSessions(p.user.UserID)
 			}
-			r.removeParticipant(p, signal.ReasonEnded)
+			r.removeParticipant(p, signaling.ReasonEnded)
 		}
 	}
 	r.log.Info("moderation", "action", m.Action, "by", by, "target", m.ID)
@@ -175,7 +175,7 @@ func (r *room) callOver() {
 	clear(r.held)
 	if wasLocked {
 		// Lobby sockets showed the lock; the next call is open.
-		r.broadcast(nil, signal.Message{Type: signal.TypeModerated, Action: signal.ActionUnlock})
+		r.broadcast(nil, signaling.Message{Type: signaling.TypeModerated, Action: signaling.ActionUnlock})
 	}
 }
 
@@ -190,7 +190,7 @@ func (r *room) setRole(userID, role string) {
 		if c.p != nil {
 			c.p.Role = role
 			p := *c.p
-			r.broadcast(nil, signal.Message{Type: signal.TypeParticipantUpdated, Participant: &p})
+			r.broadcast(nil, signaling.Message{Type: signaling.TypeParticipantUpdated, Participant: &p})
 		}
 	}
 }
@@ -203,17 +203,17 @@ func (m *Manager) SetRole(channelID, userID, role string) {
 
 func actionText(action string) string {
 	switch action {
-	case signal.ActionMute:
+	case signaling.ActionMute:
 		return "mute others"
-	case signal.ActionAllowUnmute:
+	case signaling.ActionAllowUnmute:
 		return "let others unmute"
-	case signal.ActionCameraOff:
+	case signaling.ActionCameraOff:
 		return "turn off others' cameras"
-	case signal.ActionRemove:
+	case signaling.ActionRemove:
 		return "remove people from the call"
-	case signal.ActionLock:
+	case signaling.ActionLock:
 		return "lock the call"
-	case signal.ActionUnlock:
+	case signaling.ActionUnlock:
 		return "unlock the call"
 	default:
 		return "end the call for everyone"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/media"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // Recorder starts server-side recordings (internal/recording, adapted by
@@ -16,7 +16,7 @@ type Recorder interface {
 	// Start begins a recording of channelID started by by. onFail is
 	// called (from any goroutine) when the recording must stop by itself
 	// (disk full, quota); the room then stops it and tells by why.
-	Start(channelID string, by signal.User, onFail func(error)) (RecordingSession, error)
+	Start(channelID string, by signaling.User, onFail func(error)) (RecordingSession, error)
 }
 
 // RecordingSession is one running recording.
@@ -25,7 +25,7 @@ type RecordingSession interface {
 	ID() string
 	StartedAt() time.Time
 	// Participant names a participant id in the recording's manifest.
-	Participant(participantID string, u signal.User)
+	Participant(participantID string, u signaling.User)
 	// Stop finalises the files (it may take a moment: call it off the
 	// room goroutine). stopped is true when the server stopped it, not
 	// a person.
@@ -50,26 +50,26 @@ var (
 // recState is the room's running recording.
 type recState struct {
 	s     RecordingSession
-	by    signal.User
-	info  signal.Recording
+	by    signaling.User
+	info  signaling.Recording
 	untap func()
 }
 
 // recordingMsg is the recording state for a socket that opened, if the
 // call is being recorded.
-func (r *room) recordingMsg() (signal.Message, bool) {
+func (r *room) recordingMsg() (signaling.Message, bool) {
 	if r.rec == nil {
-		return signal.Message{}, false
+		return signaling.Message{}, false
 	}
 	info := r.rec.info
-	return signal.Message{Type: signal.TypeRecording, Recording: &info}, true
+	return signaling.Message{Type: signaling.TypeRecording, Recording: &info}, true
 }
 
 // record starts or stops recording for user (authorized already).
-func (r *room) record(user signal.User, action string) (signal.Recording, error) {
-	if action == signal.RecordStop {
+func (r *room) record(user signaling.User, action string) (signaling.Recording, error) {
+	if action == signaling.RecordStop {
 		if r.rec == nil {
-			return signal.Recording{}, ErrNotRecording
+			return signaling.Recording{}, ErrNotRecording
 		}
 		name := user.Name
 		if name == "" {
@@ -82,23 +82,23 @@ func (r *room) record(user signal.User, action string) (signal.Recording, error)
 	}
 	mr, ok := r.cfg.Media.(MediaRecorder)
 	if r.cfg.Recorder == nil || !ok {
-		return signal.Recording{}, ErrRecordingOff
+		return signaling.Recording{}, ErrRecordingOff
 	}
 	if r.mode == ModeP2P {
-		return signal.Recording{}, ErrRecordingP2P
+		return signaling.Recording{}, ErrRecordingP2P
 	}
 	if len(r.participants) == 0 {
-		return signal.Recording{}, ErrNoCall
+		return signaling.Recording{}, ErrNoCall
 	}
 	var rs *recState
 	s, err := r.cfg.Recorder.Start(r.channelID, user, func(err error) {
 		r.post(func() { r.recordingFailed(rs, err) })
 	})
 	if err != nil {
-		return signal.Recording{}, err
+		return signaling.Recording{}, err
 	}
 	u := user
-	rs = &recState{s: s, by: user, info: signal.Recording{Active: true, ID: s.ID(), By: &u, StartedAt: s.StartedAt().UTC()}}
+	rs = &recState{s: s, by: user, info: signaling.Recording{Active: true, ID: s.ID(), By: &u, StartedAt: s.StartedAt().UTC()}}
 	for _, c := range r.participants {
 		s.Participant(c.p.ID, c.user)
 	}
@@ -106,14 +106,14 @@ func (r *room) record(user signal.User, action string) (signal.Recording, error)
 	rs.untap = mr.Record(r.channelID, s)
 	r.log.Info("recording started", "recording", s.ID(), "by", user.UserID)
 	info := rs.info
-	r.broadcast(nil, signal.Message{Type: signal.TypeRecording, Recording: &info})
+	r.broadcast(nil, signaling.Message{Type: signaling.TypeRecording, Recording: &info})
 	r.updateTopology() // recording needs the media on the server
 	return info, nil
 }
 
 // stopRecording ends the running recording; the files are finalised in
 // the background.
-func (r *room) stopRecording(stopped bool, reason string) signal.Recording {
+func (r *room) stopRecording(stopped bool, reason string) signaling.Recording {
 	rs := r.rec
 	r.rec = nil
 	untap, s := rs.untap, rs.s
@@ -121,8 +121,8 @@ func (r *room) stopRecording(stopped bool, reason string) signal.Recording {
 		untap()
 		s.Stop(stopped, reason)
 	}()
-	info := signal.Recording{Active: false, ID: rs.info.ID, By: rs.info.By, StartedAt: rs.info.StartedAt, Reason: reason}
-	r.broadcast(nil, signal.Message{Type: signal.TypeRecording, Recording: &info})
+	info := signaling.Recording{Active: false, ID: rs.info.ID, By: rs.info.By, StartedAt: rs.info.StartedAt, Reason: reason}
+	r.broadcast(nil, signaling.Message{Type: signaling.TypeRecording, Recording: &info})
 	r.log.Info("recording stopped", "recording", info.ID, "reason", reason)
 	r.updateTopology()
 	return info
@@ -137,35 +137,35 @@ func (r *room) recordingFailed(rs *recState, err error) {
 	r.stopRecording(true, err.Error())
 	for c := range r.clients {
 		if c.user.UserID == rs.by.UserID {
-			c.refuse(signal.CodeInternal, signal.TypeRecord, "recording stopped (the call goes on): %v", err)
+			c.refuse(signaling.CodeInternal, signaling.TypeRecord, "recording stopped (the call goes on): %v", err)
 		}
 	}
 }
 
 // recordError turns Record's errors into the error message for a socket.
-func recordError(action string, err error) *signal.Error {
-	code := signal.CodeConflict
+func recordError(action string, err error) *signaling.Error {
+	code := signaling.CodeConflict
 	switch {
 	case errors.Is(err, ErrForbidden):
-		code = signal.CodeForbidden
+		code = signaling.CodeForbidden
 	case errors.Is(err, ErrRecordingOff), errors.Is(err, ErrRecordingP2P):
-		code = signal.CodeInvalid
+		code = signaling.CodeInvalid
 	case errors.Is(err, ErrAlreadyRecords), errors.Is(err, ErrNotRecording), errors.Is(err, ErrNoCall):
 	default:
-		code = signal.CodeInternal
+		code = signaling.CodeInternal
 	}
-	return &signal.Error{Code: code, Ref: signal.TypeRecord, Message: err.Error()}
+	return &signaling.Error{Code: code, Ref: signaling.TypeRecord, Message: err.Error()}
 }
 
 // ErrForbidden is what Config.MayRecord returns to refuse a user.
 var ErrForbidden = errors.New("room: only the channel's owner may record its calls, unless the owner allows members to")
 
-// Record starts (action signal.RecordStart) or stops recording
+// Record starts (action signaling.RecordStart) or stops recording
 // channelID's call for user, who the caller has authorized. The call
 // must be running (ErrNoCall).
-func (m *Manager) Record(ctx context.Context, channelID string, user signal.User, action string) (signal.Recording, error) {
+func (m *Manager) Record(ctx context.Context, channelID string, user signaling.User, action string) (signaling.Recording, error) {
 	type result struct {
-		rec signal.Recording
+		rec signaling.Recording
 		err error
 	}
 	done := make(chan result, 1)
@@ -176,19 +176,19 @@ func (m *Manager) Record(ctx context.Context, channelID string, user signal.User
 		rec, err := r.record(user, action)
 		done <- result{rec, err}
 	}) {
-		return signal.Recording{}, ErrNoCall
+		return signaling.Recording{}, ErrNoCall
 	}
 	select {
 	case res := <-done:
 		return res.rec, res.err
 	case <-ctx.Done():
-		return signal.Recording{}, ctx.Err()
+		return signaling.Recording{}, ctx.Err()
 	}
 }
 
 // Recording reports channelID's recording state (Active false if none).
-func (m *Manager) Recording(ctx context.Context, channelID string) signal.Recording {
-	done := make(chan signal.Recording, 1)
+func (m *Manager) Recording(ctx context.Context, channelID string) signaling.Recording {
+	done := make(chan signaling.Recording, 1)
 	m.mu.Lock()
 	r := m.rooms[channelID]
 	m.mu.Unlock()
@@ -196,15 +196,15 @@ func (m *Manager) Recording(ctx context.Context, channelID string) signal.Record
 		if r.rec != nil {
 			done <- r.rec.info
 		} else {
-			done <- signal.Recording{}
+			done <- signaling.Recording{}
 		}
 	}) {
-		return signal.Recording{}
+		return signaling.Recording{}
 	}
 	select {
 	case res := <-done:
 		return res
 	case <-ctx.Done():
-		return signal.Recording{}
+		return signaling.Recording{}
 	}
 }

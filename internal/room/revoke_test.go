@@ -12,7 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // authServer serves sockets for the Manager, each authenticated as the
@@ -30,7 +30,7 @@ func authServer(t *testing.T, m *room.Manager) string {
 		if err != nil {
 			return
 		}
-		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "h", signal.User{UserID: auth.UserID, Name: auth.UserID}, auth)
+		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "h", signaling.User{UserID: auth.UserID, Name: auth.UserID}, auth)
 	}))
 	t.Cleanup(hs.Close)
 	t.Cleanup(func() { m.Shutdown(context.Background()) })

@@ -8,7 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // room is the state of one channel's call, an actor: only its goroutine
@@ -90,7 +90,7 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 		removed:      map[string]bool{},
 		held:         map[string]bool{},
 		mode:         mode,
-		topology:     signal.TopologyMesh,
+		topology:     signaling.TopologyMesh,
 		speaker:      make(chan string, 1),
 		mediaEnded:   make(chan endedMedia, 64),
 	}
@@ -133,7 +133,7 @@ func (r *room) run() {
 				}
 			}
 		case id := <-r.speaker:
-			r.broadcastJoined(signal.Message{Type: signal.TypeSpeaker, ID: id})
+			r.broadcastJoined(signaling.Message{Type: signaling.TypeSpeaker, ID: id})
 		case e := <-r.mediaEnded:
 			r.restoreMedia(e)
 		case now := <-tick.C:
@@ -147,9 +147,9 @@ func (r *room) run() {
 func (r *room) attach(c *client) {
 	r.clients[c] = struct{}{}
 	c.iceAt = time.Now()
-	c.sendMsg(signal.Message{
-		Type:         signal.TypeHello,
-		Version:      signal.Version,
+	c.sendMsg(signaling.Message{
+		Type:         signaling.TypeHello,
+		Version:      signaling.Version,
 		User:         &c.user,
 		Participants: r.roster(nil),
 		IceServers:   r.cfg.ICEServers(c.user.UserID, c.host),
@@ -173,7 +173,7 @@ func (r *room) kick(userID string) {
 	r.stopSessions(userID)
 	for c := range r.clients {
 		if c.user.UserID == userID {
-			r.removeParticipant(c, signal.ReasonLeft)
+			r.removeParticipant(c, signaling.ReasonLeft)
 			c.close(CloseRemoved, removedReason)
 		}
 	}
@@ -203,39 +203,39 @@ func (r *room) setMode(mode string) {
 
 // handle applies one message from c. Messages that need no room state
 // (ping, chat) never get here.
-func (r *room) handle(c *client, m signal.Message) {
-	if m.Type == signal.TypeJoin {
+func (r *room) handle(c *client, m signaling.Message) {
+	if m.Type == signaling.TypeJoin {
 		r.join(c, m)
 		return
 	}
 	if c.p == nil {
-		c.refuse(signal.CodeNotJoined, m.Type, "join the call before sending %q", m.Type)
+		c.refuse(signaling.CodeNotJoined, m.Type, "join the call before sending %q", m.Type)
 		return
 	}
 	switch m.Type {
-	case signal.TypeUpdate:
+	case signaling.TypeUpdate:
 		r.update(c, *m.State)
-	case signal.TypeModerate:
+	case signaling.TypeModerate:
 		r.moderate(c, m)
-	case signal.TypeAdmit, signal.TypeDeny:
+	case signaling.TypeAdmit, signaling.TypeDeny:
 		r.decide(c, m)
-	case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
+	case signaling.TypeOffer, signaling.TypeAnswer, signaling.TypeCandidate:
 		to := r.participants[m.To]
 		if to == nil || to == c {
-			c.refuse(signal.CodeUnknownPeer, m.Type, "%s is not in the call (they may have just left)", m.To)
+			c.refuse(signaling.CodeUnknownPeer, m.Type, "%s is not in the call (they may have just left)", m.To)
 			return
 		}
 		// A fresh message with the documented fields only: nothing the
-		// sender adds can pass for the server's (signal.PeerRelay).
-		to.sendMsg(signal.PeerRelay(m, c.p.ID))
-	case signal.TypeLeave:
-		r.removeParticipant(c, signal.ReasonLeft)
+		// sender adds can pass for the server's (signaling.PeerRelay).
+		to.sendMsg(signaling.PeerRelay(m, c.p.ID))
+	case signaling.TypeLeave:
+		r.removeParticipant(c, signaling.ReasonLeft)
 	}
 }
 
-func (r *room) join(c *client, m signal.Message) {
+func (r *room) join(c *client, m signaling.Message) {
 	if c.p != nil {
-		c.refuse(signal.CodeAlreadyJoined, m.Type, "this connection is already in the call as %s", c.p.ID)
+		c.refuse(signaling.CodeAlreadyJoined, m.Type, "this connection is already in the call as %s", c.p.ID)
 		return
 	}
 	id := m.Resume
@@ -269,10 +269,10 @@ func (r *room) join(c *client, m signal.Message) {
 		holder.close(CloseReplaced, "you joined this call from a newer connection")
 	}
 	if holder == nil && r.capacity > 0 && len(r.participants) >= r.capacity {
-		c.refuse(signal.CodeFull, signal.TypeJoin, "this call is full: it takes %d people at once", r.capacity)
+		c.refuse(signaling.CodeFull, signaling.TypeJoin, "this call is full: it takes %d people at once", r.capacity)
 		return
 	}
-	p := signal.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username, Role: c.role}
+	p := signaling.Participant{ID: id, UserID: c.user.UserID, Name: c.user.Name, Username: c.user.Username, Role: c.role}
 	if m.State != nil {
 		p.State = *m.State
 	}
@@ -290,12 +290,12 @@ func (r *room) join(c *client, m signal.Message) {
 	r.joined.Store(int32(len(r.participants)))
 	you := p
 	topology := r.wantTopology()
-	c.sendMsg(signal.Message{Type: signal.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID), Locked: r.locked})
-	r.broadcast(c, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
+	c.sendMsg(signaling.Message{Type: signaling.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID), Locked: r.locked})
+	r.broadcast(c, signaling.Message{Type: signaling.TypeParticipantJoined, Participant: &you})
 	if r.rec != nil {
 		r.rec.s.Participant(id, c.user)
 	}
-	if len(r.waiting) > 0 && c.role != signal.RoleGuest {
+	if len(r.waiting) > 0 && c.role != signaling.RoleGuest {
 		c.sendMsg(r.lobbyMsg())
 	}
 	r.updateTopology()
@@ -316,7 +316,7 @@ func (r *room) removeParticipant(c *client, reason string) {
 	r.joined.Store(int32(len(r.participants)))
 	r.callOver()
 	r.dropMedia(c)
-	r.broadcast(c, signal.Message{Type: signal.TypeParticipantLeft, ID: id, Reason: reason})
+	r.broadcast(c, signaling.Message{Type: signaling.TypeParticipantLeft, ID: id, Reason: reason})
 	r.log.Info("participant left", "participant_id", id, "reason", reason)
 	if r.rec != nil && len(r.participants) == 0 {
 		r.stopRecording(true, "everyone left the call")
@@ -325,8 +325,8 @@ func (r *room) removeParticipant(c *client, reason string) {
 }
 
 // roster lists the call's participants except skip, in a stable order.
-func (r *room) roster(skip *client) []signal.Participant {
-	ps := make([]signal.Participant, 0, len(r.participants))
+func (r *room) roster(skip *client) []signaling.Participant {
+	ps := make([]signaling.Participant, 0, len(r.participants))
 	for _, c := range r.participants {
 		if c != skip {
 			ps = append(ps, *c.p)
@@ -337,8 +337,8 @@ func (r *room) roster(skip *client) []signal.Participant {
 }
 
 // broadcast encodes m once and queues it on every socket but skip.
-func (r *room) broadcast(skip *client, m signal.Message) {
-	b, err := signal.Encode(m)
+func (r *room) broadcast(skip *client, m signaling.Message) {
+	b, err := signaling.Encode(m)
 	if err != nil {
 		r.log.Error("encode broadcast", "type", m.Type, "err", err)
 		return
@@ -351,8 +351,8 @@ func (r *room) broadcast(skip *client, m signal.Message) {
 }
 
 // broadcastJoined encodes m once and queues it on every joined socket.
-func (r *room) broadcastJoined(m signal.Message) {
-	b, err := signal.Encode(m)
+func (r *room) broadcastJoined(m signaling.Message) {
+	b, err := signaling.Encode(m)
 	if err != nil {
 		r.log.Error("encode broadcast", "type", m.Type, "err", err)
 		return
@@ -371,7 +371,7 @@ func (r *room) refreshICEServers(now time.Time) {
 	for c := range r.clients {
 		if c.conn != nil && now.Sub(c.iceAt) >= r.cfg.ICERefresh {
 			c.iceAt = now
-			c.sendMsg(signal.Message{Type: signal.TypeIceServers, IceServers: r.cfg.ICEServers(c.user.UserID, c.host)})
+			c.sendMsg(signaling.Message{Type: signaling.TypeIceServers, IceServers: r.cfg.ICEServers(c.user.UserID, c.host)})
 		}
 	}
 }

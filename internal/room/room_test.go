@@ -17,18 +17,18 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // peer is a signaling client speaking the protocol by hand.
 type peer struct {
 	t    *testing.T
 	conn *websocket.Conn
-	msgs chan signal.Message
+	msgs chan signaling.Message
 	done chan error
 	// hello is the hello the socket got, when the test dialled through
 	// actor.dial.
-	hello signal.Message
+	hello signaling.Message
 }
 
 func dial(t *testing.T, s *servertest.Server, c *http.Client, channelID string) *peer {
@@ -38,7 +38,7 @@ func dial(t *testing.T, s *servertest.Server, c *http.Client, channelID string) 
 	ck := s.SessionCookie(c)
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+channelID, &websocket.DialOptions{
 		HTTPHeader:   http.Header{"Cookie": {ck.Name + "=" + ck.Value}, "Origin": {s.URL}},
-		Subprotocols: []string{signal.Subprotocol},
+		Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -48,7 +48,7 @@ func dial(t *testing.T, s *servertest.Server, c *http.Client, channelID string) 
 
 // newPeer reads conn's messages into the peer's queue.
 func newPeer(t *testing.T, conn *websocket.Conn) *peer {
-	p := &peer{t: t, conn: conn, msgs: make(chan signal.Message, 256), done: make(chan error, 1)}
+	p := &peer{t: t, conn: conn, msgs: make(chan signaling.Message, 256), done: make(chan error, 1)}
 	go func() {
 		for {
 			_, data, err := conn.Read(context.Background())
@@ -57,7 +57,7 @@ func newPeer(t *testing.T, conn *websocket.Conn) *peer {
 				close(p.msgs)
 				return
 			}
-			m, err := signal.Parse(data)
+			m, err := signaling.Parse(data)
 			if err != nil {
 				t.Errorf("server sent unparseable %s: %v", data, err)
 				continue
@@ -69,9 +69,9 @@ func newPeer(t *testing.T, conn *websocket.Conn) *peer {
 	return p
 }
 
-func (p *peer) send(m signal.Message) {
+func (p *peer) send(m signaling.Message) {
 	p.t.Helper()
-	b, err := signal.Encode(m)
+	b, err := signaling.Encode(m)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -79,8 +79,8 @@ func (p *peer) send(m signal.Message) {
 }
 
 // sendAsync is send for goroutines other than the test's own.
-func (p *peer) sendAsync(m signal.Message) {
-	b, err := signal.Encode(m)
+func (p *peer) sendAsync(m signaling.Message) {
+	b, err := signaling.Encode(m)
 	if err != nil {
 		p.t.Error(err)
 		return
@@ -102,7 +102,7 @@ func (p *peer) sendRaw(s string) {
 }
 
 // expect waits for the next message of type typ, skipping others.
-func (p *peer) expect(typ string) signal.Message {
+func (p *peer) expect(typ string) signaling.Message {
 	p.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -148,71 +148,71 @@ func setup(t *testing.T, opts ...servertest.Option) (*servertest.Server, string,
 func TestJoinRelayLeave(t *testing.T) {
 	s, ch, a, b := setup(t)
 	pa := dial(t, s, a, ch)
-	hello := pa.expect(signal.TypeHello)
-	if hello.Version != signal.Version || hello.User.Name != "Alice" || len(hello.Participants) != 0 {
+	hello := pa.expect(signaling.TypeHello)
+	if hello.Version != signaling.Version || hello.User.Name != "Alice" || len(hello.Participants) != 0 {
 		t.Fatalf("hello: %+v", hello)
 	}
-	pa.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{Audio: true, Video: true}})
-	ja := pa.expect(signal.TypeJoined)
-	if !signal.ValidParticipantID(ja.You.ID) || ja.You.Name != "Alice" || !ja.You.State.Video || ja.Topology != signal.TopologyMesh {
+	pa.send(signaling.Message{Type: signaling.TypeJoin, State: &signaling.State{Audio: true, Video: true}})
+	ja := pa.expect(signaling.TypeJoined)
+	if !signaling.ValidParticipantID(ja.You.ID) || ja.You.Name != "Alice" || !ja.You.State.Video || ja.Topology != signaling.TopologyMesh {
 		t.Fatalf("joined: %+v", ja)
 	}
 
 	// Bob's lobby sees Alice in the call before joining.
 	pb := dial(t, s, b, ch)
-	hb := pb.expect(signal.TypeHello)
+	hb := pb.expect(signaling.TypeHello)
 	if len(hb.Participants) != 1 || hb.Participants[0].ID != ja.You.ID {
 		t.Fatalf("lobby roster: %+v", hb.Participants)
 	}
-	pb.send(signal.Message{Type: signal.TypeJoin})
-	jb := pb.expect(signal.TypeJoined)
+	pb.send(signaling.Message{Type: signaling.TypeJoin})
+	jb := pb.expect(signaling.TypeJoined)
 	if len(jb.Participants) != 1 || jb.Participants[0].ID != ja.You.ID {
 		t.Fatalf("bob's joined roster: %+v", jb.Participants)
 	}
-	if got := pa.expect(signal.TypeParticipantJoined); got.Participant.ID != jb.You.ID || got.Participant.Name != "Bob" {
+	if got := pa.expect(signaling.TypeParticipantJoined); got.Participant.ID != jb.You.ID || got.Participant.Name != "Bob" {
 		t.Fatalf("participant-joined: %+v", got.Participant)
 	}
 
 	// Offer, answer and candidates are relayed with the sender filled in.
-	pb.send(signal.Message{Type: signal.TypeOffer, To: ja.You.ID, SDP: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"})
-	off := pa.expect(signal.TypeOffer)
+	pb.send(signaling.Message{Type: signaling.TypeOffer, To: ja.You.ID, SDP: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"})
+	off := pa.expect(signaling.TypeOffer)
 	if off.From != jb.You.ID || !strings.HasPrefix(off.SDP, "v=0") {
 		t.Fatalf("relayed offer: %+v", off)
 	}
-	pa.send(signal.Message{Type: signal.TypeAnswer, To: jb.You.ID, SDP: "v=0\r\n"})
-	if ans := pb.expect(signal.TypeAnswer); ans.From != ja.You.ID {
+	pa.send(signaling.Message{Type: signaling.TypeAnswer, To: jb.You.ID, SDP: "v=0\r\n"})
+	if ans := pb.expect(signaling.TypeAnswer); ans.From != ja.You.ID {
 		t.Fatalf("relayed answer: %+v", ans)
 	}
 	mid := "0"
-	pa.send(signal.Message{Type: signal.TypeCandidate, To: jb.You.ID, Candidate: &signal.Candidate{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", SDPMid: &mid}})
-	if c := pb.expect(signal.TypeCandidate); c.Candidate == nil || *c.Candidate.SDPMid != "0" {
+	pa.send(signaling.Message{Type: signaling.TypeCandidate, To: jb.You.ID, Candidate: &signaling.Candidate{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", SDPMid: &mid}})
+	if c := pb.expect(signaling.TypeCandidate); c.Candidate == nil || *c.Candidate.SDPMid != "0" {
 		t.Fatalf("relayed candidate: %+v", c)
 	}
-	pa.send(signal.Message{Type: signal.TypeCandidate, To: jb.You.ID, EndOfICE: true})
-	if c := pb.expect(signal.TypeCandidate); !c.EndOfICE {
+	pa.send(signaling.Message{Type: signaling.TypeCandidate, To: jb.You.ID, EndOfICE: true})
+	if c := pb.expect(signaling.TypeCandidate); !c.EndOfICE {
 		t.Fatalf("end of candidates not relayed: %+v", c)
 	}
 
 	// State updates reach the others.
-	pb.send(signal.Message{Type: signal.TypeUpdate, State: &signal.State{Audio: false, Screen: true}})
-	if u := pa.expect(signal.TypeParticipantUpdated); u.Participant.ID != jb.You.ID || !u.Participant.State.Screen {
+	pb.send(signaling.Message{Type: signaling.TypeUpdate, State: &signaling.State{Audio: false, Screen: true}})
+	if u := pa.expect(signaling.TypeParticipantUpdated); u.Participant.ID != jb.You.ID || !u.Participant.State.Screen {
 		t.Fatalf("update: %+v", u)
 	}
 
 	// A message to someone not in the call is refused.
-	pa.send(signal.Message{Type: signal.TypeOffer, To: "p_nobodyhere1", SDP: "v=0"})
-	if e := pa.expect(signal.TypeError); e.Code != signal.CodeUnknownPeer || e.Ref != signal.TypeOffer {
+	pa.send(signaling.Message{Type: signaling.TypeOffer, To: "p_nobodyhere1", SDP: "v=0"})
+	if e := pa.expect(signaling.TypeError); e.Code != signaling.CodeUnknownPeer || e.Ref != signaling.TypeOffer {
 		t.Fatalf("unknown peer: %+v", e)
 	}
 
 	// Leave: the others are told at once.
-	pb.send(signal.Message{Type: signal.TypeLeave})
-	if l := pa.expect(signal.TypeParticipantLeft); l.ID != jb.You.ID || l.Reason != signal.ReasonLeft {
+	pb.send(signaling.Message{Type: signaling.TypeLeave})
+	if l := pa.expect(signaling.TypeParticipantLeft); l.ID != jb.You.ID || l.Reason != signaling.ReasonLeft {
 		t.Fatalf("left: %+v", l)
 	}
 	// Back in the lobby, Bob may not send offers.
-	pb.send(signal.Message{Type: signal.TypeOffer, To: ja.You.ID, SDP: "v=0"})
-	if e := pb.expect(signal.TypeError); e.Code != signal.CodeNotJoined {
+	pb.send(signaling.Message{Type: signaling.TypeOffer, To: ja.You.ID, SDP: "v=0"})
+	if e := pb.expect(signaling.TypeError); e.Code != signaling.CodeNotJoined {
 		t.Fatalf("offer from lobby: %+v", e)
 	}
 }
@@ -220,29 +220,29 @@ func TestJoinRelayLeave(t *testing.T) {
 func TestChatBroadcastAndHistory(t *testing.T) {
 	s, ch, a, b := setup(t)
 	pa := dial(t, s, a, ch)
-	pa.expect(signal.TypeHello)
+	pa.expect(signaling.TypeHello)
 	pb := dial(t, s, b, ch)
-	pb.expect(signal.TypeHello)
+	pb.expect(signaling.TypeHello)
 
-	pa.send(signal.Message{Type: signal.TypeChat, Text: "  hello <b>bob</b>  "})
+	pa.send(signaling.Message{Type: signaling.TypeChat, Text: "  hello <b>bob</b>  "})
 	for _, p := range []*peer{pa, pb} {
-		m := p.expect(signal.TypeChat)
+		m := p.expect(signaling.TypeChat)
 		if m.Chat == nil || m.Chat.Text != "hello <b>bob</b>" || m.Chat.Name != "Alice" || m.Chat.ID == "" {
 			t.Fatalf("chat: %+v", m.Chat)
 		}
 	}
-	pa.send(signal.Message{Type: signal.TypeChat, Text: " "})
-	if e := pa.expect(signal.TypeError); e.Code != signal.CodeInvalid || e.Ref != signal.TypeChat {
+	pa.send(signaling.Message{Type: signaling.TypeChat, Text: " "})
+	if e := pa.expect(signaling.TypeError); e.Code != signaling.CodeInvalid || e.Ref != signaling.TypeChat {
 		t.Fatalf("empty chat: %+v", e)
 	}
 
 	// More than 100 messages: history keeps the last 100, oldest first.
 	for i := 0; i < 104; i++ {
-		pb.send(signal.Message{Type: signal.TypeChat, Text: "n" + itoa(i)})
-		pb.expect(signal.TypeChat)
+		pb.send(signaling.Message{Type: signaling.TypeChat, Text: "n" + itoa(i)})
+		pb.expect(signaling.TypeChat)
 	}
 	_, body := s.Get(b, "/api/channels/"+ch+"/messages")
-	var hist struct{ Messages []signal.ChatMessage }
+	var hist struct{ Messages []signaling.ChatMessage }
 	if err := json.Unmarshal([]byte(body), &hist); err != nil {
 		t.Fatal(err)
 	}
@@ -259,34 +259,34 @@ func itoa(i int) string {
 func TestBadMessagesGetErrors(t *testing.T) {
 	s, ch, a, _ := setup(t)
 	pa := dial(t, s, a, ch)
-	pa.expect(signal.TypeHello)
+	pa.expect(signaling.TypeHello)
 	for in, code := range map[string]string{
-		`not json`:                    signal.CodeBadMessage,
-		`{"type":"explode"}`:          signal.CodeUnknownType,
-		`{"type":"update"}`:           signal.CodeInvalid,
-		`{"type":"join","resume":1}`:  signal.CodeBadMessage,
-		`{"type":"offer","to":"p_x"}`: signal.CodeInvalid,
+		`not json`:                    signaling.CodeBadMessage,
+		`{"type":"explode"}`:          signaling.CodeUnknownType,
+		`{"type":"update"}`:           signaling.CodeInvalid,
+		`{"type":"join","resume":1}`:  signaling.CodeBadMessage,
+		`{"type":"offer","to":"p_x"}`: signaling.CodeInvalid,
 	} {
 		pa.sendRaw(in)
-		if e := pa.expect(signal.TypeError); e.Code != code || e.Human == "" {
+		if e := pa.expect(signaling.TypeError); e.Code != code || e.Human == "" {
 			t.Errorf("%s: got %+v, want code %s", in, e, code)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	pa.conn.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3})
-	if e := pa.expect(signal.TypeError); e.Code != signal.CodeBadMessage {
+	if e := pa.expect(signaling.TypeError); e.Code != signaling.CodeBadMessage {
 		t.Errorf("binary frame: %+v", e)
 	}
-	pa.send(signal.Message{Type: signal.TypeJoin})
-	pa.expect(signal.TypeJoined)
-	pa.send(signal.Message{Type: signal.TypeJoin})
-	if e := pa.expect(signal.TypeError); e.Code != signal.CodeAlreadyJoined {
+	pa.send(signaling.Message{Type: signaling.TypeJoin})
+	pa.expect(signaling.TypeJoined)
+	pa.send(signaling.Message{Type: signaling.TypeJoin})
+	if e := pa.expect(signaling.TypeError); e.Code != signaling.CodeAlreadyJoined {
 		t.Errorf("second join: %+v", e)
 	}
 	// Still alive after all that.
-	pa.send(signal.Message{Type: signal.TypePing, TS: 42})
-	if p := pa.expect(signal.TypePong); p.TS != 42 {
+	pa.send(signaling.Message{Type: signaling.TypePing, TS: 42})
+	if p := pa.expect(signaling.TypePong); p.TS != 42 {
 		t.Errorf("pong: %+v", p)
 	}
 }
@@ -294,8 +294,8 @@ func TestBadMessagesGetErrors(t *testing.T) {
 func TestOversizedMessageClosesSocket(t *testing.T) {
 	s, ch, a, _ := setup(t)
 	pa := dial(t, s, a, ch)
-	pa.expect(signal.TypeHello)
-	pa.sendRaw(`{"type":"chat","text":"` + strings.Repeat("a", signal.MaxMessageBytes) + `"}`)
+	pa.expect(signaling.TypeHello)
+	pa.sendRaw(`{"type":"chat","text":"` + strings.Repeat("a", signaling.MaxMessageBytes) + `"}`)
 	if code := pa.closed(); code != websocket.StatusMessageTooBig {
 		t.Errorf("close status %d, want %d", code, websocket.StatusMessageTooBig)
 	}
@@ -304,11 +304,11 @@ func TestOversizedMessageClosesSocket(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	s, ch, a, _ := setup(t)
 	pa := dial(t, s, a, ch)
-	pa.expect(signal.TypeHello)
+	pa.expect(signaling.TypeHello)
 	for i := 0; i < 400; i++ {
 		pa.sendRaw(`{"type":"ping"}`)
 	}
-	if e := pa.expect(signal.TypeError); e.Code != signal.CodeRateLimited {
+	if e := pa.expect(signaling.TypeError); e.Code != signaling.CodeRateLimited {
 		t.Errorf("flood: %+v", e)
 	}
 }
@@ -316,44 +316,44 @@ func TestRateLimit(t *testing.T) {
 func TestResumeKeepsParticipantID(t *testing.T) {
 	s, ch, a, b := setup(t)
 	pa := dial(t, s, a, ch)
-	pa.expect(signal.TypeHello)
-	pa.send(signal.Message{Type: signal.TypeJoin})
-	ja := pa.expect(signal.TypeJoined)
+	pa.expect(signaling.TypeHello)
+	pa.send(signaling.Message{Type: signaling.TypeJoin})
+	ja := pa.expect(signaling.TypeJoined)
 	id, token := ja.You.ID, ja.ResumeToken
 
 	pb := dial(t, s, b, ch)
-	pb.expect(signal.TypeHello)
-	pb.send(signal.Message{Type: signal.TypeJoin})
-	bid := pb.expect(signal.TypeJoined).You.ID
+	pb.expect(signaling.TypeHello)
+	pb.send(signaling.Message{Type: signaling.TypeJoin})
+	bid := pb.expect(signaling.TypeJoined).You.ID
 
 	// Alice's socket drops; Bob is told she is disconnected (not left).
 	pa.conn.CloseNow()
-	if l := pb.expect(signal.TypeParticipantLeft); l.ID != id || l.Reason != signal.ReasonDisconnected {
+	if l := pb.expect(signaling.TypeParticipantLeft); l.ID != id || l.Reason != signaling.ReasonDisconnected {
 		t.Fatalf("drop: %+v", l)
 	}
 	pa2 := dial(t, s, a, ch)
-	pa2.expect(signal.TypeHello)
-	pa2.send(signal.Message{Type: signal.TypeJoin, Resume: id, ResumeToken: token})
-	if j := pa2.expect(signal.TypeJoined); j.You.ID != id {
+	pa2.expect(signaling.TypeHello)
+	pa2.send(signaling.Message{Type: signaling.TypeJoin, Resume: id, ResumeToken: token})
+	if j := pa2.expect(signaling.TypeJoined); j.You.ID != id {
 		t.Fatalf("resume gave %s, want %s", j.You.ID, id)
 	}
-	if j := pb.expect(signal.TypeParticipantJoined); j.Participant.ID != id {
+	if j := pb.expect(signaling.TypeParticipantJoined); j.Participant.ID != id {
 		t.Fatalf("bob saw %+v", j.Participant)
 	}
 
 	// Another user cannot take Bob's id.
 	pa3 := dial(t, s, a, ch)
-	pa3.expect(signal.TypeHello)
-	pa3.send(signal.Message{Type: signal.TypeJoin, Resume: bid})
-	if j := pa3.expect(signal.TypeJoined); j.You.ID == bid {
+	pa3.expect(signaling.TypeHello)
+	pa3.send(signaling.Message{Type: signaling.TypeJoin, Resume: bid})
+	if j := pa3.expect(signaling.TypeJoined); j.You.ID == bid {
 		t.Fatal("alice took over bob's participant id")
 	}
 
 	// The same user resuming a live id replaces the old socket.
 	pa4 := dial(t, s, a, ch)
-	pa4.expect(signal.TypeHello)
-	pa4.send(signal.Message{Type: signal.TypeJoin, Resume: id, ResumeToken: token})
-	if j := pa4.expect(signal.TypeJoined); j.You.ID != id {
+	pa4.expect(signaling.TypeHello)
+	pa4.send(signaling.Message{Type: signaling.TypeJoin, Resume: id, ResumeToken: token})
+	if j := pa4.expect(signaling.TypeJoined); j.You.ID != id {
 		t.Fatalf("replace gave %s", j.You.ID)
 	}
 	if code := pa2.closed(); code != 4000 {
@@ -381,14 +381,14 @@ func TestDeadSocketDetected(t *testing.T) {
 	dead.Write(ctx, websocket.MessageText, []byte(`{"type":"join"}`))
 
 	pb := dial(t, s, b, ch)
-	hb := pb.expect(signal.TypeHello)
+	hb := pb.expect(signaling.TypeHello)
 	var id string
 	if len(hb.Participants) == 1 {
 		id = hb.Participants[0].ID
 	} else {
-		id = pb.expect(signal.TypeParticipantJoined).Participant.ID
+		id = pb.expect(signaling.TypeParticipantJoined).Participant.ID
 	}
-	if l := pb.expect(signal.TypeParticipantLeft); l.ID != id || l.Reason != signal.ReasonTimeout {
+	if l := pb.expect(signaling.TypeParticipantLeft); l.ID != id || l.Reason != signaling.ReasonTimeout {
 		t.Fatalf("dead socket: %+v", l)
 	}
 }
@@ -396,9 +396,9 @@ func TestDeadSocketDetected(t *testing.T) {
 func TestRemovedMemberIsDisconnected(t *testing.T) {
 	s, ch, a, b := setup(t)
 	pb := dial(t, s, b, ch)
-	pb.expect(signal.TypeHello)
-	pb.send(signal.Message{Type: signal.TypeJoin})
-	pb.expect(signal.TypeJoined)
+	pb.expect(signaling.TypeHello)
+	pb.send(signaling.Message{Type: signaling.TypeJoin})
+	pb.expect(signaling.TypeJoined)
 	_, body := s.Get(a, "/c/"+ch)
 	j := strings.Index(body, "/members/")
 	uid := body[j+len("/members/"):]
@@ -417,9 +417,9 @@ func TestICEServersRefreshed(t *testing.T) {
 	var issued atomic.Int32
 	m := room.NewManager(room.Config{
 		ICERefresh: 300 * time.Millisecond,
-		ICEServers: func(userID, host string) []signal.IceServer {
+		ICEServers: func(userID, host string) []signaling.IceServer {
 			n := issued.Add(1)
-			return []signal.IceServer{{URLs: []string{"turn:" + host + ":3478"}, Username: fmt.Sprintf("%d:%s", n, userID), Credential: "x"}}
+			return []signaling.IceServer{{URLs: []string{"turn:" + host + ":3478"}, Username: fmt.Sprintf("%d:%s", n, userID), Credential: "x"}}
 		},
 	}, slog.New(slog.DiscardHandler), nil)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -427,7 +427,7 @@ func TestICEServersRefreshed(t *testing.T) {
 		if err != nil {
 			return
 		}
-		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "meet.example.org", signal.User{UserID: "u1", Name: "Ann"}, room.Auth{UserID: "u1"})
+		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "meet.example.org", signaling.User{UserID: "u1", Name: "Ann"}, room.Auth{UserID: "u1"})
 	}))
 	defer hs.Close()
 	defer m.Shutdown(context.Background())
@@ -438,21 +438,21 @@ func TestICEServersRefreshed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.CloseNow()
-	var got []signal.Message
+	var got []signaling.Message
 	for len(got) < 3 {
 		_, data, err := conn.Read(ctx)
 		if err != nil {
 			t.Fatalf("after %d messages: %v", len(got), err)
 		}
-		msg, err := signal.Parse(data)
+		msg, err := signaling.Parse(data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if msg.Type == signal.TypeHello || msg.Type == signal.TypeIceServers {
+		if msg.Type == signaling.TypeHello || msg.Type == signaling.TypeIceServers {
 			got = append(got, msg)
 		}
 	}
-	if got[0].Type != signal.TypeHello || got[1].Type != signal.TypeIceServers || got[2].Type != signal.TypeIceServers {
+	if got[0].Type != signaling.TypeHello || got[1].Type != signaling.TypeIceServers || got[2].Type != signaling.TypeIceServers {
 		t.Fatalf("messages %q %q %q, want hello then ice-servers twice", got[0].Type, got[1].Type, got[2].Type)
 	}
 	seen := map[string]bool{}

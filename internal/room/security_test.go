@@ -18,7 +18,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // meshOnly keeps calls of a few raw sockets in the mesh, so the server does
@@ -34,14 +34,14 @@ var meshOnly = servertest.WithConfig(func(c *config.Config) { c.P2PMax = 10 })
 func TestHostilePeerMessagesRefused(t *testing.T) {
 	s, ch, a, b := setup(t, meshOnly)
 	pa := dial(t, s, a, ch)
-	pa.expect(signal.TypeHello)
-	pa.send(signal.Message{Type: signal.TypeJoin})
-	alice := pa.expect(signal.TypeJoined).You.ID
+	pa.expect(signaling.TypeHello)
+	pa.send(signaling.Message{Type: signaling.TypeJoin})
+	alice := pa.expect(signaling.TypeJoined).You.ID
 	pb := dial(t, s, b, ch)
-	pb.expect(signal.TypeHello)
-	pb.send(signal.Message{Type: signal.TypeJoin})
-	bob := pb.expect(signal.TypeJoined).You.ID
-	pa.expect(signal.TypeParticipantJoined)
+	pb.expect(signaling.TypeHello)
+	pb.send(signaling.Message{Type: signaling.TypeJoin})
+	bob := pb.expect(signaling.TypeJoined).You.ID
+	pa.expect(signaling.TypeParticipantJoined)
 
 	const sdp = `"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"`
 	cand := `{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host","sdpMid":"0"}`
@@ -64,14 +64,14 @@ func TestHostilePeerMessagesRefused(t *testing.T) {
 		pb.sendRaw(hostile)
 		var typ struct{ Type string }
 		json.Unmarshal([]byte(hostile), &typ)
-		e := pb.expect(signal.TypeError)
-		if e.Code != signal.CodeInvalid || e.Ref != typ.Type || !strings.Contains(e.Human, "remove") {
-			t.Errorf("%s\ngot %+v, want an %q error about the extra field", hostile, e, signal.CodeInvalid)
+		e := pb.expect(signaling.TypeError)
+		if e.Code != signaling.CodeInvalid || e.Ref != typ.Type || !strings.Contains(e.Human, "remove") {
+			t.Errorf("%s\ngot %+v, want an %q error about the extra field", hostile, e, signaling.CodeInvalid)
 		}
 	}
 	// Addressed wrongly: to oneself.
 	pb.sendRaw(`{"type":"offer","to":"` + bob + `","sdp":` + sdp + `}`)
-	if e := pb.expect(signal.TypeError); e.Code != signal.CodeUnknownPeer {
+	if e := pb.expect(signaling.TypeError); e.Code != signaling.CodeUnknownPeer {
 		t.Errorf("offer to oneself: %+v", e)
 	}
 
@@ -80,8 +80,8 @@ func TestHostilePeerMessagesRefused(t *testing.T) {
 	pb.sendRaw(`{"type":"offer","to":"` + alice + `","sdp":"v=0\r\nclean\r\n"}`)
 	for {
 		m := <-pa.msgs
-		if m.Type == signal.TypeOffer || m.Type == signal.TypeAnswer || m.Type == signal.TypeCandidate {
-			want := signal.Message{Type: signal.TypeOffer, From: bob, SDP: "v=0\r\nclean\r\n"}
+		if m.Type == signaling.TypeOffer || m.Type == signaling.TypeAnswer || m.Type == signaling.TypeCandidate {
+			want := signaling.Message{Type: signaling.TypeOffer, From: bob, SDP: "v=0\r\nclean\r\n"}
 			if normal(m) != normal(want) {
 				t.Fatalf("Alice got %s, want %s", normal(m), normal(want))
 			}
@@ -90,7 +90,7 @@ func TestHostilePeerMessagesRefused(t *testing.T) {
 	}
 }
 
-func normal(m signal.Message) string {
+func normal(m signaling.Message) string {
 	b, _ := json.Marshal(m)
 	return string(b)
 }
@@ -103,56 +103,56 @@ func normal(m signal.Message) string {
 func TestResumeNeedsToken(t *testing.T) {
 	s, ch, a, b := setup(t, meshOnly)
 	pa := dial(t, s, a, ch)
-	pa.expect(signal.TypeHello)
-	pa.send(signal.Message{Type: signal.TypeJoin})
-	pa.expect(signal.TypeJoined)
+	pa.expect(signaling.TypeHello)
+	pa.send(signaling.Message{Type: signaling.TypeJoin})
+	pa.expect(signaling.TypeJoined)
 	pb := dial(t, s, b, ch)
-	pb.expect(signal.TypeHello)
-	pb.send(signal.Message{Type: signal.TypeJoin})
-	jb := pb.expect(signal.TypeJoined)
+	pb.expect(signaling.TypeHello)
+	pb.send(signaling.Message{Type: signaling.TypeJoin})
+	jb := pb.expect(signaling.TypeJoined)
 	bob, token := jb.You.ID, jb.ResumeToken
 	if len(token) < 32 {
 		t.Fatalf("joined gave resume token %q: want a secret of at least 32 characters", token)
 	}
-	pa.expect(signal.TypeParticipantJoined)
+	pa.expect(signaling.TypeParticipantJoined)
 
 	pb.conn.CloseNow()
-	if l := pa.expect(signal.TypeParticipantLeft); l.ID != bob || l.Reason != signal.ReasonDisconnected {
+	if l := pa.expect(signaling.TypeParticipantLeft); l.ID != bob || l.Reason != signaling.ReasonDisconnected {
 		t.Fatalf("drop: %+v", l)
 	}
 
 	// Alice, from other sockets, tries to take Bob's id.
 	for _, tok := range []string{"", "wrong", token} {
 		pe := dial(t, s, a, ch)
-		pe.expect(signal.TypeHello)
-		pe.send(signal.Message{Type: signal.TypeJoin, Resume: bob, ResumeToken: tok})
-		j := pe.expect(signal.TypeJoined)
-		if j.You.ID == bob || !signal.ValidParticipantID(j.You.ID) {
+		pe.expect(signaling.TypeHello)
+		pe.send(signaling.Message{Type: signaling.TypeJoin, Resume: bob, ResumeToken: tok})
+		j := pe.expect(signaling.TypeJoined)
+		if j.You.ID == bob || !signaling.ValidParticipantID(j.You.ID) {
 			t.Fatalf("Alice resuming Bob's id with token %q got id %s", tok, j.You.ID)
 		}
 		if j.ResumeToken == token || j.ResumeToken == "" {
 			t.Errorf("Alice's new id came with token %q", j.ResumeToken)
 		}
-		if pj := pa.expect(signal.TypeParticipantJoined); pj.Participant.ID != j.You.ID || pj.Participant.Name != "Alice" {
+		if pj := pa.expect(signaling.TypeParticipantJoined); pj.Participant.ID != j.You.ID || pj.Participant.Name != "Alice" {
 			t.Fatalf("the others saw %+v join", pj.Participant)
 		}
 	}
 	// Bob himself without the token: a newcomer.
 	pb2 := dial(t, s, b, ch)
-	pb2.expect(signal.TypeHello)
-	pb2.send(signal.Message{Type: signal.TypeJoin, Resume: bob})
-	if j := pb2.expect(signal.TypeJoined); j.You.ID == bob {
+	pb2.expect(signaling.TypeHello)
+	pb2.send(signaling.Message{Type: signaling.TypeJoin, Resume: bob})
+	if j := pb2.expect(signaling.TypeJoined); j.You.ID == bob {
 		t.Fatal("a resume without the token kept the id")
 	}
-	pa.expect(signal.TypeParticipantJoined)
+	pa.expect(signaling.TypeParticipantJoined)
 	// Bob with the token: his id back, and the others see him as Bob.
 	pb3 := dial(t, s, b, ch)
-	pb3.expect(signal.TypeHello)
-	pb3.send(signal.Message{Type: signal.TypeJoin, Resume: bob, ResumeToken: token})
-	if j := pb3.expect(signal.TypeJoined); j.You.ID != bob || j.ResumeToken != token {
+	pb3.expect(signaling.TypeHello)
+	pb3.send(signaling.Message{Type: signaling.TypeJoin, Resume: bob, ResumeToken: token})
+	if j := pb3.expect(signaling.TypeJoined); j.You.ID != bob || j.ResumeToken != token {
 		t.Fatalf("resume with the token gave %s (token %q), want %s", j.You.ID, j.ResumeToken, bob)
 	}
-	if pj := pa.expect(signal.TypeParticipantJoined); pj.Participant.ID != bob || pj.Participant.Name != "Bob" {
+	if pj := pa.expect(signaling.TypeParticipantJoined); pj.Participant.ID != bob || pj.Participant.Name != "Bob" {
 		t.Fatalf("the others saw %+v", pj.Participant)
 	}
 }
@@ -169,8 +169,8 @@ type relayHarness struct {
 func newRelayHarness(f *testing.F) *relayHarness {
 	m := room.NewManager(room.Config{RatePerSecond: 1e9, Burst: 1 << 30, SendQueue: 4096},
 		slog.New(slog.DiscardHandler),
-		func(_ context.Context, u signal.User, _, text string) (signal.ChatMessage, error) {
-			return signal.ChatMessage{ID: "m_1", UserID: u.UserID, Name: u.Name, Text: text, At: time.Unix(0, 0)}, nil
+		func(_ context.Context, u signaling.User, _, text string) (signaling.ChatMessage, error) {
+			return signaling.ChatMessage{ID: "m_1", UserID: u.UserID, Name: u.Name, Text: text, At: time.Unix(0, 0)}, nil
 		})
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, nil)
@@ -178,7 +178,7 @@ func newRelayHarness(f *testing.F) *relayHarness {
 			return
 		}
 		u := r.URL.Query().Get("u")
-		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "127.0.0.1", signal.User{UserID: "u_" + u, Name: u}, room.Auth{UserID: "u_" + u})
+		m.Serve(context.WithoutCancel(r.Context()), conn, "chan", room.ModeAuto, "127.0.0.1", signaling.User{UserID: "u_" + u, Name: u}, room.Auth{UserID: "u_" + u})
 	}))
 	f.Cleanup(func() { m.Shutdown(context.Background()); hs.Close() })
 	h := &relayHarness{}
@@ -198,7 +198,7 @@ func newRelayHarness(f *testing.F) *relayHarness {
 			if err != nil {
 				f.Fatal(err)
 			}
-			if msg, _ := signal.Parse(data); msg.Type == signal.TypeJoined {
+			if msg, _ := signaling.Parse(data); msg.Type == signaling.TypeJoined {
 				return conn, msg.You.ID
 			}
 		}
@@ -221,9 +221,9 @@ func newRelayHarness(f *testing.F) *relayHarness {
 // relayedShape is what a participant may receive from another: the
 // fields of docs/protocol.md's relayed offer, answer and candidate.
 var relayedShape = map[string][]string{
-	signal.TypeOffer:     {"type", "from", "sdp"},
-	signal.TypeAnswer:    {"type", "from", "sdp"},
-	signal.TypeCandidate: {"type", "from", "candidate"},
+	signaling.TypeOffer:     {"type", "from", "sdp"},
+	signaling.TypeAnswer:    {"type", "from", "sdp"},
+	signaling.TypeCandidate: {"type", "from", "candidate"},
 }
 
 // FuzzRelay sends arbitrary messages from one participant and checks
@@ -250,7 +250,7 @@ func FuzzRelay(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) >= signal.MaxMessageBytes {
+		if len(data) >= signaling.MaxMessageBytes {
 			return // closes the socket by design (1009)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -278,14 +278,14 @@ func FuzzRelay(f *testing.F) {
 			var typ string
 			json.Unmarshal(fields["type"], &typ)
 			switch typ {
-			case signal.TypeOffer, signal.TypeAnswer, signal.TypeCandidate:
+			case signaling.TypeOffer, signaling.TypeAnswer, signaling.TypeCandidate:
 				for k := range fields {
 					if !slices.Contains(relayedShape[typ], k) {
 						t.Fatalf("after %q the victim got %s: field %q is outside the relayed shape", data, raw, k)
 					}
 				}
-				m, err := signal.Parse(raw)
-				if err != nil || !signal.ValidParticipantID(m.From) || m.From == v {
+				m, err := signaling.Parse(raw)
+				if err != nil || !signaling.ValidParticipantID(m.From) || m.From == v {
 					t.Fatalf("after %q the victim got %s: from must be the sender's participant id", data, raw)
 				}
 				if m.Candidate != nil {
@@ -297,10 +297,10 @@ func FuzzRelay(f *testing.F) {
 						}
 					}
 				}
-				if typ == signal.TypeOffer && m.SDP == marker {
+				if typ == signaling.TypeOffer && m.SDP == marker {
 					return
 				}
-			case signal.TypeParticipantJoined, signal.TypeParticipantLeft, signal.TypeParticipantUpdated, signal.TypeChat:
+			case signaling.TypeParticipantJoined, signaling.TypeParticipantLeft, signaling.TypeParticipantUpdated, signaling.TypeChat:
 				for _, k := range []string{"pc", "from", "sdp", "sources", "resumeToken", "to"} {
 					if _, ok := fields[k]; ok {
 						t.Fatalf("after %q the victim got %s with field %q", data, raw, k)

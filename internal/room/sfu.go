@@ -6,7 +6,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/media"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // Channel modes, as stored (store.Mode*); room does not import store.
@@ -23,11 +23,11 @@ const (
 func (r *room) wantTopology() string {
 	switch {
 	case r.cfg.Media == nil || r.mode == ModeP2P:
-		return signal.TopologyMesh
+		return signaling.TopologyMesh
 	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0 || r.rec != nil || r.forceSFU:
-		return signal.TopologySFU
+		return signaling.TopologySFU
 	default:
-		return signal.TopologyMesh
+		return signaling.TopologyMesh
 	}
 }
 
@@ -38,7 +38,7 @@ func (r *room) updateTopology() {
 	if want != r.topology {
 		r.log.Info("topology switch", "from", r.topology, "to", want, "participants", len(r.participants))
 		r.topology = want
-		if want == signal.TopologyMesh {
+		if want == signaling.TopologyMesh {
 			// Clients keep their SFU path until the mesh carries media:
 			// keep the server side up for a grace period.
 			until := time.Now().Add(retireGrace)
@@ -49,9 +49,9 @@ func (r *room) updateTopology() {
 				}
 			}
 		}
-		r.broadcastJoined(signal.Message{Type: signal.TypeTopology, Topology: want})
+		r.broadcastJoined(signaling.Message{Type: signaling.TypeTopology, Topology: want})
 	}
-	if want == signal.TopologySFU {
+	if want == signaling.TopologySFU {
 		for _, c := range r.participants {
 			r.ensureMedia(c)
 		}
@@ -67,14 +67,14 @@ func (r *room) ensureMedia(c *client) {
 	// socket (non-blocking) or hand the latest speaker over.
 	peer, err := r.cfg.Media.Join(r.channelID, c.p.ID, media.RoomEvents{Speaker: r.setSpeaker}, media.PeerEvents{
 		Offer: func(sdp string) {
-			c.sendMsg(signal.Message{Type: signal.TypeOffer, From: signal.SFU, PC: signal.PCSubscribe, SDP: sdp})
+			c.sendMsg(signaling.Message{Type: signaling.TypeOffer, From: signaling.SFU, PC: signaling.PCSubscribe, SDP: sdp})
 		},
 		Candidate: func(pc string, ci *webrtc.ICECandidateInit) {
-			m := signal.Message{Type: signal.TypeCandidate, From: signal.SFU, PC: pc}
+			m := signaling.Message{Type: signaling.TypeCandidate, From: signaling.SFU, PC: pc}
 			if ci == nil {
 				m.EndOfICE = true
 			} else {
-				m.Candidate = &signal.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
+				m.Candidate = &signaling.Candidate{Candidate: ci.Candidate, SDPMid: ci.SDPMid, SDPMLineIndex: ci.SDPMLineIndex, UsernameFragment: ci.UsernameFragment}
 			}
 			c.sendMsg(m)
 		},
@@ -84,7 +84,7 @@ func (r *room) ensureMedia(c *client) {
 	})
 	if err != nil {
 		r.log.Error("sfu join", "participant_id", c.p.ID, "err", err)
-		c.refuse(signal.CodeInternal, signal.TypeJoin, "the media server could not take you in; leave and join again")
+		c.refuse(signaling.CodeInternal, signaling.TypeJoin, "the media server could not take you in; leave and join again")
 		return
 	}
 	peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
@@ -117,13 +117,13 @@ func (r *room) restoreMedia(e endedMedia) {
 		return
 	}
 	e.c.setPeer(nil)
-	if r.topology != signal.TopologySFU {
+	if r.topology != signaling.TopologySFU {
 		return
 	}
 	r.log.Info("sfu connections failed: starting them again", "participant_id", e.c.p.ID)
 	// Before the new peer exists: its first offer must reach the client
 	// after the client has dropped its old connections.
-	e.c.sendMsg(signal.Message{Type: signal.TypeSFURestart})
+	e.c.sendMsg(signaling.Message{Type: signaling.TypeSFURestart})
 	r.ensureMedia(e.c)
 }
 
@@ -141,7 +141,7 @@ func (r *room) dropMedia(c *client) {
 func (r *room) reapRetired(now time.Time, all bool) {
 	kept := r.retiring[:0]
 	for _, rt := range r.retiring {
-		if all || now.After(rt.until) || r.topology == signal.TopologySFU {
+		if all || now.After(rt.until) || r.topology == signaling.TopologySFU {
 			go rt.peer.Close()
 			continue
 		}

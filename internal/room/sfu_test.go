@@ -11,7 +11,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // pionAPI is a WebRTC stack restricted to loopback, as every test peer is.
@@ -62,15 +62,15 @@ func newSFUClient(t *testing.T, sig *peer, id string) *sfuClient {
 	if _, err := c.pub.AddTransceiverFromTrack(c.vid, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
-	for pc, name := range map[*webrtc.PeerConnection]string{c.pub: signal.PCPublish, c.sub: signal.PCSubscribe} {
+	for pc, name := range map[*webrtc.PeerConnection]string{c.pub: signaling.PCPublish, c.sub: signaling.PCSubscribe} {
 		name := name
 		pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
-			m := signal.Message{Type: signal.TypeCandidate, To: signal.SFU, PC: name}
+			m := signaling.Message{Type: signaling.TypeCandidate, To: signaling.SFU, PC: name}
 			if ci == nil {
 				m.EndOfICE = true
 			} else {
 				init := ci.ToJSON()
-				m.Candidate = &signal.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}
+				m.Candidate = &signaling.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}
 			}
 			c.sig.sendAsync(m)
 		})
@@ -97,18 +97,18 @@ func (c *sfuClient) publish() {
 	if err := c.pub.SetLocalDescription(offer); err != nil {
 		c.t.Fatal(err)
 	}
-	c.sig.send(signal.Message{Type: signal.TypeOffer, To: signal.SFU, PC: signal.PCPublish, SDP: offer.SDP,
-		Sources: map[string]string{c.vid.ID(): signal.SourceCamera}})
+	c.sig.send(signaling.Message{Type: signaling.TypeOffer, To: signaling.SFU, PC: signaling.PCPublish, SDP: offer.SDP,
+		Sources: map[string]string{c.vid.ID(): signaling.SourceCamera}})
 }
 
 // handle applies one server message to the peer connections.
-func (c *sfuClient) handle(m signal.Message) {
+func (c *sfuClient) handle(m signaling.Message) {
 	switch {
-	case m.Type == signal.TypeAnswer && m.PC == signal.PCPublish:
+	case m.Type == signaling.TypeAnswer && m.PC == signaling.PCPublish:
 		if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			c.t.Errorf("%s: publish answer: %v", c.id, err)
 		}
-	case m.Type == signal.TypeOffer && m.PC == signal.PCSubscribe:
+	case m.Type == signaling.TypeOffer && m.PC == signaling.PCSubscribe:
 		if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 			c.t.Errorf("%s: subscribe offer: %v", c.id, err)
 			return
@@ -121,10 +121,10 @@ func (c *sfuClient) handle(m signal.Message) {
 			c.t.Errorf("%s: subscribe answer: %v", c.id, err)
 			return
 		}
-		c.sig.sendAsync(signal.Message{Type: signal.TypeAnswer, To: signal.SFU, PC: signal.PCSubscribe, SDP: ans.SDP})
-	case m.Type == signal.TypeCandidate && m.From == signal.SFU && m.Candidate != nil:
+		c.sig.sendAsync(signaling.Message{Type: signaling.TypeAnswer, To: signaling.SFU, PC: signaling.PCSubscribe, SDP: ans.SDP})
+	case m.Type == signaling.TypeCandidate && m.From == signaling.SFU && m.Candidate != nil:
 		pc := c.pub
-		if m.PC == signal.PCSubscribe {
+		if m.PC == signaling.PCSubscribe {
 			pc = c.sub
 		}
 		pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex})
@@ -163,12 +163,12 @@ func TestThirdParticipantMovesCallToSFU(t *testing.T) {
 	var ids []string
 	for i, hc := range []*http.Client{a, b, c3} {
 		p := dial(t, s, hc, ch)
-		p.expect(signal.TypeHello)
-		p.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{Video: true}})
-		j := p.expect(signal.TypeJoined)
-		want := signal.TopologyMesh
+		p.expect(signaling.TypeHello)
+		p.send(signaling.Message{Type: signaling.TypeJoin, State: &signaling.State{Video: true}})
+		j := p.expect(signaling.TypeJoined)
+		want := signaling.TopologyMesh
 		if i == 2 {
-			want = signal.TopologySFU
+			want = signaling.TopologySFU
 		}
 		if j.Topology != want {
 			t.Fatalf("participant %d joined with topology %q, want %q", i+1, j.Topology, want)
@@ -177,7 +177,7 @@ func TestThirdParticipantMovesCallToSFU(t *testing.T) {
 		ids = append(ids, j.You.ID)
 	}
 	for i := 0; i < 2; i++ {
-		if m := sigs[i].expect(signal.TypeTopology); m.Topology != signal.TopologySFU {
+		if m := sigs[i].expect(signaling.TypeTopology); m.Topology != signaling.TopologySFU {
 			t.Fatalf("participant %d told topology %q", i+1, m.Topology)
 		}
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/media"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // setPeer makes peer (nil: none) the participant's SFU connections, and
@@ -41,7 +41,7 @@ const (
 
 type sfuItem struct {
 	kind sfuItemKind
-	msg  signal.Message
+	msg  signaling.Message
 	peer MediaPeer
 	seq  uint64
 }
@@ -104,16 +104,16 @@ func (q *sfuQueue) take(ctx context.Context) []sfuItem {
 }
 
 // toSFU queues a message for the SFU (reader goroutine).
-func (c *client) toSFU(m signal.Message) {
+func (c *client) toSFU(m signaling.Message) {
 	if !c.sfu.push(sfuItem{kind: sfuMessage, msg: m}) {
-		c.refuse(signal.CodeRateLimited, m.Type, "too many messages for the media server are waiting; this one was dropped")
+		c.refuse(signaling.CodeRateLimited, m.Type, "too many messages for the media server are waiting; this one was dropped")
 	}
 }
 
 // waiting is a message for the SFU that found no connections.
 type waiting struct {
 	seq uint64
-	msg signal.Message
+	msg signaling.Message
 }
 
 // sfuLoop is the socket's SFU worker (see above); it returns once ctx
@@ -170,30 +170,30 @@ func (r *room) resolveSFU(c *client, seq uint64) {
 
 // noSFU answers a message for the SFU while the participant has no SFU
 // connections.
-func (c *client) noSFU(m signal.Message) {
-	if m.Type == signal.TypeCandidate || m.Type == signal.TypeLayout {
+func (c *client) noSFU(m signaling.Message) {
+	if m.Type == signaling.TypeCandidate || m.Type == signaling.TypeLayout {
 		return // late candidates or layout after a switch back to the mesh
 	}
-	c.refuse(signal.CodeInvalid, m.Type, "the call is not using the media server right now (topology is mesh)")
+	c.refuse(signaling.CodeInvalid, m.Type, "the call is not using the media server right now (topology is mesh)")
 }
 
 // applySFU applies a client's message to its SFU connections (SFU worker).
-func (c *client) applySFU(peer MediaPeer, m signal.Message) {
+func (c *client) applySFU(peer MediaPeer, m signaling.Message) {
 	switch m.Type {
-	case signal.TypeOffer:
+	case signaling.TypeOffer:
 		answer, err := peer.Publish(m.SDP, m.Sources)
 		if err != nil {
 			c.log.Info("publish offer refused", "err", err)
-			c.refuse(signal.CodeInvalid, m.Type, "the media server could not use your offer: %v", err)
+			c.refuse(signaling.CodeInvalid, m.Type, "the media server could not use your offer: %v", err)
 			return
 		}
-		c.sendMsg(signal.Message{Type: signal.TypeAnswer, From: signal.SFU, PC: signal.PCPublish, SDP: answer})
-	case signal.TypeAnswer:
+		c.sendMsg(signaling.Message{Type: signaling.TypeAnswer, From: signaling.SFU, PC: signaling.PCPublish, SDP: answer})
+	case signaling.TypeAnswer:
 		if err := peer.AnswerSubscriber(m.SDP); err != nil {
 			c.log.Info("subscriber answer refused", "err", err)
-			c.refuse(signal.CodeInvalid, m.Type, "the media server could not use your answer: %v", err)
+			c.refuse(signaling.CodeInvalid, m.Type, "the media server could not use your answer: %v", err)
 		}
-	case signal.TypeCandidate:
+	case signaling.TypeCandidate:
 		if m.EndOfICE {
 			return
 		}
@@ -201,7 +201,7 @@ func (c *client) applySFU(peer MediaPeer, m signal.Message) {
 		if err := peer.AddCandidate(m.PC, ci); err != nil {
 			c.log.Debug("candidate refused", "err", err)
 		}
-	case signal.TypeLayout:
+	case signaling.TypeLayout:
 		tiles := make([]media.Tile, len(m.Tiles))
 		for i, t := range m.Tiles {
 			tiles[i] = media.Tile{Participant: t.Participant, Source: t.Source, Width: t.Width, Height: t.Height}

@@ -31,7 +31,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/media"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // Errors of Publish and View (besides media's about the offer:
@@ -115,7 +115,7 @@ type Ingest struct {
 	c    *client // the participant, with no socket
 	id   string
 	peer MediaPeer
-	st   signal.State
+	st   signaling.State
 }
 
 // ParticipantID is the publisher's participant id in the call.
@@ -140,7 +140,7 @@ func (m *Manager) registerSession(s *session, auth Auth) error {
 // to p2p, the server shutting down, auth's credential ended: EndAuth).
 // Errors wrap ErrNoSFU, ErrP2POnly, ErrClosing, media.ErrBadOffer,
 // ErrRevoked or ErrRemoved.
-func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, sdp string) (*Ingest, string, error) {
+func (m *Manager) Publish(channelID, mode string, user signaling.User, auth Auth, sdp string) (*Ingest, string, error) {
 	if m.cfg.Media == nil {
 		return nil, "", ErrNoSFU
 	}
@@ -166,7 +166,7 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, s
 		return nil, "", fmt.Errorf("room: whip publisher: %w", err)
 	}
 	answer, err := peer.Publish(sdp, offer.Sources)
-	st := signal.State{}
+	st := signaling.State{}
 	if err == nil {
 		// With no m-line accepted the publisher would only linger as a
 		// participant nobody can hear or see until ICE gives up.
@@ -180,10 +180,10 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, s
 		}
 		return nil, "", fmt.Errorf("room: whip offer: %w", media.OfferError(err))
 	}
-	c := newClient(nil, signal.User{UserID: user.UserID, Name: user.Name + " (WHIP)", Username: user.Username}, m.cfg, log)
+	c := newClient(nil, signaling.User{UserID: user.UserID, Name: user.Name + " (WHIP)", Username: user.Username}, m.cfg, log)
 	c.peer = peer // before the room has c, which then owns it
 	in := &Ingest{session: newSession(m, r, user.UserID), c: c, id: id, peer: peer, st: st}
-	in.ice = media.NewICESession(offer.Ufrag, func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signal.PCPublish, ci) }, peer.RestartICE)
+	in.ice = media.NewICESession(offer.Ufrag, func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signaling.PCPublish, ci) }, peer.RestartICE)
 	if err := m.registerSession(in.session, auth); err != nil {
 		peer.Close()
 		m.releaseSession(r)
@@ -209,10 +209,10 @@ func (m *Manager) Publish(channelID, mode string, user signal.User, auth Auth, s
 // watch waits for the publisher's end, then takes it out of the call.
 func (in *Ingest) watch() {
 	defer close(in.done)
-	reason := signal.ReasonLeft
+	reason := signaling.ReasonLeft
 	select {
 	case <-in.peer.Done():
-		reason = signal.ReasonDisconnected
+		reason = signaling.ReasonDisconnected
 		in.c.log.Info("whip connection ended")
 	case <-in.stop:
 	}
@@ -230,7 +230,7 @@ func (r *room) startIngest(in *Ingest) error {
 	case r.mode == ModeP2P: // pinned since the caller looked
 		return ErrP2POnly
 	}
-	p := signal.Participant{ID: in.id, UserID: in.c.user.UserID, Name: in.c.user.Name, Username: in.c.user.Username, State: in.st}
+	p := signaling.Participant{ID: in.id, UserID: in.c.user.UserID, Name: in.c.user.Name, Username: in.c.user.Username, State: in.st}
 	in.c.p = &p
 	r.participants[p.ID] = in.c
 	r.ingests[in] = struct{}{}
@@ -239,7 +239,7 @@ func (r *room) startIngest(in *Ingest) error {
 	// no browser starts a peer-to-peer connection to it.
 	r.updateTopology()
 	you := p
-	r.broadcast(nil, signal.Message{Type: signal.TypeParticipantJoined, Participant: &you})
+	r.broadcast(nil, signaling.Message{Type: signaling.TypeParticipantJoined, Participant: &you})
 	r.log.Info("whip participant joined", "participant_id", p.ID, "user_id", p.UserID)
 	return nil
 }
@@ -256,7 +256,7 @@ func (r *room) stopSessions(userID string) {
 	for in := range r.ingests {
 		if userID == "" || in.userID == userID {
 			in.requestStop()
-			r.endIngest(in, signal.ReasonLeft)
+			r.endIngest(in, signaling.ReasonLeft)
 		}
 	}
 	for v := range r.viewers {
@@ -270,7 +270,7 @@ func (r *room) stopSessions(userID string) {
 func (r *room) stopIngests() {
 	for in := range r.ingests {
 		in.requestStop()
-		r.endIngest(in, signal.ReasonLeft)
+		r.endIngest(in, signaling.ReasonLeft)
 	}
 }
 
@@ -293,7 +293,7 @@ func (v *Player) ParticipantID() string { return v.mv.Participant() }
 // wrap ErrNoSFU, ErrP2POnly, ErrClosing, media.ErrBadOffer,
 // media.ErrNoPublisher or ErrRevoked; auth's credential ending (EndAuth)
 // ends the viewer.
-func (m *Manager) View(channelID, mode string, user signal.User, auth Auth, participantID, sdp string) (*Player, string, error) {
+func (m *Manager) View(channelID, mode string, user signaling.User, auth Auth, participantID, sdp string) (*Player, string, error) {
 	if m.cfg.Media == nil {
 		return nil, "", ErrNoSFU
 	}

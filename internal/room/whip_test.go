@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // TestWHIPWithoutSFU: a server without a media server refuses WHIP and
 // WHEP (the edge answers 503), before looking at the offer.
 func TestWHIPWithoutSFU(t *testing.T) {
 	m := room.NewManager(room.Config{}, slog.New(slog.DiscardHandler), nil)
-	u := signal.User{UserID: "u1", Name: "Ann"}
+	u := signaling.User{UserID: "u1", Name: "Ann"}
 	if _, _, err := m.Publish("c1", room.ModeAuto, u, room.Auth{}, "v=0\r\n"); !errors.Is(err, room.ErrNoSFU) {
 		t.Errorf("Publish: %v, want ErrNoSFU", err)
 	}

@@ -12,14 +12,14 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
 // callSocket is one signaling socket of a logged-in user, read by a
 // goroutine into msgs until it closes (end then holds the error).
 type callSocket struct {
-	msgs chan signal.Message
+	msgs chan signaling.Message
 	end  chan error
 }
 
@@ -30,13 +30,13 @@ func joinCall(t *testing.T, s *servertest.Server, c *http.Client, channelID stri
 	ck := s.SessionCookie(c)
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+channelID, &websocket.DialOptions{
 		HTTPHeader:   http.Header{"Cookie": {ck.Name + "=" + ck.Value}, "Origin": {s.URL}},
-		Subprotocols: []string{signal.Subprotocol},
+		Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(func() { conn.CloseNow() })
-	cs := &callSocket{msgs: make(chan signal.Message, 256), end: make(chan error, 1)}
+	cs := &callSocket{msgs: make(chan signaling.Message, 256), end: make(chan error, 1)}
 	go func() {
 		for {
 			_, data, err := conn.Read(context.Background())
@@ -45,21 +45,21 @@ func joinCall(t *testing.T, s *servertest.Server, c *http.Client, channelID stri
 				close(cs.msgs)
 				return
 			}
-			if m, err := signal.Parse(data); err == nil {
+			if m, err := signaling.Parse(data); err == nil {
 				cs.msgs <- m
 			}
 		}
 	}()
-	join, _ := signal.Encode(signal.Message{Type: signal.TypeJoin})
+	join, _ := signaling.Encode(signaling.Message{Type: signaling.TypeJoin})
 	if err := conn.Write(ctx, websocket.MessageText, join); err != nil {
 		t.Fatal(err)
 	}
-	cs.expect(t, signal.TypeJoined, func(signal.Message) bool { return true })
+	cs.expect(t, signaling.TypeJoined, func(signaling.Message) bool { return true })
 	return cs
 }
 
 // expect waits for a message of type typ that ok accepts, skipping others.
-func (cs *callSocket) expect(t *testing.T, typ string, ok func(signal.Message) bool) {
+func (cs *callSocket) expect(t *testing.T, typ string, ok func(signaling.Message) bool) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -133,7 +133,7 @@ func TestMembershipChangesReachTheCall(t *testing.T) {
 	if _, err := s.Accounts().SetChannelMode(ctx, ann, ch, store.ModeSFU); err != nil {
 		t.Fatal(err)
 	}
-	pa.expect(t, signal.TypeTopology, func(m signal.Message) bool { return m.Topology == signal.TopologySFU })
+	pa.expect(t, signaling.TypeTopology, func(m signaling.Message) bool { return m.Topology == signaling.TopologySFU })
 
 	if err := s.Accounts().DeleteChannel(ctx, ann, ch); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/web"
 )
@@ -75,7 +75,7 @@ func findFFmpeg(name string) string {
 
 // mayRecord: the channel's owner may record, and members when the owner
 // allows it.
-func (s *Server) mayRecord(ctx context.Context, u signal.User, channelID string) error {
+func (s *Server) mayRecord(ctx context.Context, u signaling.User, channelID string) error {
 	ch, err := s.accounts.Channel(ctx, store.User{ID: u.UserID, DisplayName: u.Name, Username: u.Username}, channelID)
 	switch {
 	case errors.Is(err, account.ErrForbidden), errors.Is(err, account.ErrNotFound):
@@ -110,7 +110,7 @@ func (s *Server) webRecordings() *web.Recordings {
 // recorder adapts the recording service to the room's Recorder.
 type recorder struct{ svc *recording.Service }
 
-func (r recorder) Start(channelID string, by signal.User, onFail func(error)) (room.RecordingSession, error) {
+func (r recorder) Start(channelID string, by signaling.User, onFail func(error)) (room.RecordingSession, error) {
 	ss, err := r.svc.Start(channelID, recording.Person{UserID: by.UserID, Name: by.Name}, onFail)
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (r recorder) Start(channelID string, by signal.User, onFail func(error)) (r
 
 type session struct{ *recording.Session }
 
-func (s session) Participant(id string, u signal.User) {
+func (s session) Participant(id string, u signaling.User) {
 	s.Session.Participant(recording.Person{ParticipantID: id, UserID: u.UserID, Name: u.Name})
 }
 

@@ -22,7 +22,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/source"
 	"github.com/parley/parley/internal/testtool"
 )
@@ -269,7 +269,7 @@ func openSocket(t *testing.T, s *servertest.Server, token, ch string) *socket {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+ch, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}, Subprotocols: []string{signal.Subprotocol}})
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}, Subprotocols: []string{signaling.Subprotocol}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,16 +278,16 @@ func openSocket(t *testing.T, s *servertest.Server, token, ch string) *socket {
 	return &socket{t: t, conn: conn}
 }
 
-func (k *socket) send(m signal.Message) {
+func (k *socket) send(m signaling.Message) {
 	k.t.Helper()
-	b, _ := signal.Encode(m)
+	b, _ := signaling.Encode(m)
 	if err := k.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
 		k.t.Fatal(err)
 	}
 }
 
 // await reads until a message of type typ (skipping the rest).
-func (k *socket) await(typ string) signal.Message {
+func (k *socket) await(typ string) signaling.Message {
 	k.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -296,7 +296,7 @@ func (k *socket) await(typ string) signal.Message {
 		if err != nil {
 			k.t.Fatalf("waiting for %q: %v", typ, err)
 		}
-		m, err := signal.Parse(b)
+		m, err := signaling.Parse(b)
 		if err == nil && m.Type == typ {
 			return m
 		}
@@ -338,15 +338,15 @@ func TestRecordingAuthorization(t *testing.T) {
 	}
 
 	bs := openSocket(t, s, bob, ch)
-	bs.await(signal.TypeHello)
-	bs.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{}})
-	bs.await(signal.TypeJoined)
+	bs.await(signaling.TypeHello)
+	bs.send(signaling.Message{Type: signaling.TypeJoin, State: &signaling.State{}})
+	bs.await(signaling.TypeJoined)
 	as := openSocket(t, s, ann, ch)
-	as.await(signal.TypeHello)
+	as.await(signaling.TypeHello)
 
 	// A member may not record unless the owner allows it.
-	bs.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
-	if e := bs.await(signal.TypeError); e.Code != signal.CodeForbidden || e.Ref != signal.TypeRecord {
+	bs.send(signaling.Message{Type: signaling.TypeRecord, Action: signaling.RecordStart})
+	if e := bs.await(signaling.TypeError); e.Code != signaling.CodeForbidden || e.Ref != signaling.TypeRecord {
 		t.Errorf("member's record over the socket: %+v, want forbidden", e)
 	}
 	if code, _ := api(t, s, bob, "POST", base+"/recording", start); code != http.StatusForbidden {
@@ -357,22 +357,22 @@ func TestRecordingAuthorization(t *testing.T) {
 	}
 
 	// The owner starts over the socket: everyone hears who.
-	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
+	as.send(signaling.Message{Type: signaling.TypeRecord, Action: signaling.RecordStart})
 	for _, k := range []*socket{as, bs} {
-		m := k.await(signal.TypeRecording)
+		m := k.await(signaling.TypeRecording)
 		if m.Recording == nil || !m.Recording.Active || m.Recording.By == nil || m.Recording.By.Name != "Ann" {
 			t.Fatalf("recording message %+v, want active, by Ann", m.Recording)
 		}
 	}
 	// Two starts: the second is refused.
-	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
-	if e := as.await(signal.TypeError); e.Code != signal.CodeConflict {
+	as.send(signaling.Message{Type: signaling.TypeRecord, Action: signaling.RecordStart})
+	if e := as.await(signaling.TypeError); e.Code != signaling.CodeConflict {
 		t.Errorf("second start: %+v, want conflict", e)
 	}
 	// A socket opened while recording hears it at once.
 	late := openSocket(t, s, bob, ch)
-	late.await(signal.TypeHello)
-	if m := late.await(signal.TypeRecording); m.Recording == nil || !m.Recording.Active {
+	late.await(signaling.TypeHello)
+	if m := late.await(signaling.TypeRecording); m.Recording == nil || !m.Recording.Active {
 		t.Errorf("a new socket got %+v, want the running recording", m.Recording)
 	}
 
@@ -383,13 +383,13 @@ func TestRecordingAuthorization(t *testing.T) {
 	if code, b := api(t, s, bob, "POST", base+"/recording", stop); code != 200 {
 		t.Fatalf("member stop once allowed: %d %s", code, b)
 	}
-	m := as.await(signal.TypeRecording)
+	m := as.await(signaling.TypeRecording)
 	if m.Recording == nil || m.Recording.Active || !strings.Contains(m.Recording.Reason, "Bob") {
 		t.Errorf("stop message %+v, want inactive, stopped by Bob", m.Recording)
 	}
 	id := m.Recording.ID
-	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStop})
-	if e := as.await(signal.TypeError); e.Code != signal.CodeConflict {
+	as.send(signaling.Message{Type: signaling.TypeRecord, Action: signaling.RecordStop})
+	if e := as.await(signaling.TypeError); e.Code != signaling.CodeConflict {
 		t.Errorf("stop without a recording: %+v, want conflict", e)
 	}
 
@@ -415,22 +415,22 @@ func TestRecordingAuthorization(t *testing.T) {
 
 	// Pinning the channel to p2p stops a running recording; after that a
 	// p2p-pinned channel cannot be recorded.
-	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
-	if m := as.await(signal.TypeRecording); m.Recording == nil || !m.Recording.Active {
+	as.send(signaling.Message{Type: signaling.TypeRecord, Action: signaling.RecordStart})
+	if m := as.await(signaling.TypeRecording); m.Recording == nil || !m.Recording.Active {
 		t.Fatalf("restart: %+v", m.Recording)
 	}
 	if resp, _ := s.PostForm(owner, "/c/"+ch+"/mode", url.Values{"mode": {"p2p"}}); resp.StatusCode >= 400 {
 		t.Fatalf("set mode: %d", resp.StatusCode)
 	}
-	if m := as.await(signal.TypeRecording); m.Recording == nil || m.Recording.Active || !strings.Contains(m.Recording.Reason, "peer-to-peer") {
+	if m := as.await(signaling.TypeRecording); m.Recording == nil || m.Recording.Active || !strings.Contains(m.Recording.Reason, "peer-to-peer") {
 		t.Errorf("pinning to p2p: %+v, want the recording stopped", m.Recording)
 	}
 	testtool.Eventually(t, 5*time.Second, func() bool {
 		code, _ := api(t, s, ann, "POST", base+"/recording", start)
 		return code == http.StatusBadRequest
 	}, "start refused in a p2p channel")
-	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
-	if e := as.await(signal.TypeError); e.Code != signal.CodeInvalid || !strings.Contains(e.Human, "peer-to-peer") {
+	as.send(signaling.Message{Type: signaling.TypeRecord, Action: signaling.RecordStart})
+	if e := as.await(signaling.TypeError); e.Code != signaling.CodeInvalid || !strings.Contains(e.Human, "peer-to-peer") {
 		t.Errorf("socket start in p2p channel: %+v", e)
 	}
 }
@@ -443,9 +443,9 @@ func TestDeletedChannelLosesRecordings(t *testing.T) {
 	ch := s.CreateChannel(owner, "Gone")
 	ann := s.Token("ann")
 	k := openSocket(t, s, ann, ch)
-	k.await(signal.TypeHello)
-	k.send(signal.Message{Type: signal.TypeJoin, State: &signal.State{}})
-	k.await(signal.TypeJoined)
+	k.await(signaling.TypeHello)
+	k.send(signaling.Message{Type: signaling.TypeJoin, State: &signaling.State{}})
+	k.await(signaling.TypeJoined)
 	if code, b := api(t, s, ann, "POST", "/api/channels/"+ch+"/recording", map[string]string{"action": "start"}); code != 200 {
 		t.Fatalf("start: %d %s", code, b)
 	}
@@ -497,21 +497,21 @@ func TestRecordingQuotaStopsRecordingNotCall(t *testing.T) {
 	s.AddMember(owner, ch, "bob")
 	caller(t, s, ch, "bob")
 	as := openSocket(t, s, s.Token("ann"), ch)
-	as.await(signal.TypeHello)
-	as.send(signal.Message{Type: signal.TypeRecord, Action: signal.RecordStart})
-	if m := as.await(signal.TypeRecording); m.Recording == nil || !m.Recording.Active {
+	as.await(signaling.TypeHello)
+	as.send(signaling.Message{Type: signaling.TypeRecord, Action: signaling.RecordStart})
+	if m := as.await(signaling.TypeRecording); m.Recording == nil || !m.Recording.Active {
 		t.Fatalf("start: %+v", m.Recording)
 	}
-	m := as.await(signal.TypeRecording)
+	m := as.await(signaling.TypeRecording)
 	if m.Recording == nil || m.Recording.Active || !strings.Contains(m.Recording.Reason, "recording-quota") {
 		t.Fatalf("stop: %+v, want inactive, naming the quota", m.Recording)
 	}
-	if e := as.await(signal.TypeError); e.Ref != signal.TypeRecord || !strings.Contains(e.Human, "the call goes on") {
+	if e := as.await(signaling.TypeError); e.Ref != signaling.TypeRecord || !strings.Contains(e.Human, "the call goes on") {
 		t.Errorf("the starter was told %+v", e)
 	}
 	// The call goes on: bob is still in it, and a new socket sees no recording.
 	k := openSocket(t, s, s.Token("bob"), ch)
-	if h := k.await(signal.TypeHello); len(h.Participants) != 1 {
+	if h := k.await(signaling.TypeHello); len(h.Participants) != 1 {
 		t.Errorf("participants after the stop: %+v", h.Participants)
 	}
 	var list struct{ Recordings []recording.Manifest }

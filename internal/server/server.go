@@ -28,7 +28,7 @@ import (
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/turnserver"
@@ -148,8 +148,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	// The studio tells the channel's open pages of each change through
 	// the room's sockets.
 	s.studio, err = studio.New(ctx, studio.Config{Dir: filepath.Join(cfg.DataDir, "studio"), Quota: cfg.StudioQuota, Idle: cfg.StudioIdle},
-		log.With("part", "studio"), db, func(channelID string, ev signal.StudioEvent) {
-			s.rooms.Notify(channelID, signal.Message{Type: signal.TypeStudio, Studio: &ev})
+		log.With("part", "studio"), db, func(channelID string, ev signaling.StudioEvent) {
+			s.rooms.Notify(channelID, signaling.Message{Type: signaling.TypeStudio, Studio: &ev})
 		})
 	if err != nil {
 		return nil, err
@@ -205,19 +205,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	return s, nil
 }
 
-func (s *Server) postChat(ctx context.Context, u signal.User, channelID, text string) (signal.ChatMessage, error) {
-	if u.Role == signal.RoleGuest {
-		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeForbidden, Ref: signal.TypeChat, Message: "guests can read the chat but not post in it"}
+func (s *Server) postChat(ctx context.Context, u signaling.User, channelID, text string) (signaling.ChatMessage, error) {
+	if u.Role == signaling.RoleGuest {
+		return signaling.ChatMessage{}, &signaling.Error{Code: signaling.CodeForbidden, Ref: signaling.TypeChat, Message: "guests can read the chat but not post in it"}
 	}
 	m, err := s.accounts.PostMessage(ctx, store.User{ID: u.UserID, DisplayName: u.Name, Username: u.Username}, channelID, text)
 	var ve *account.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeInvalid, Ref: signal.TypeChat, Message: strings.Join(ve.Messages(), " ")}
+		return signaling.ChatMessage{}, &signaling.Error{Code: signaling.CodeInvalid, Ref: signaling.TypeChat, Message: strings.Join(ve.Messages(), " ")}
 	case errors.Is(err, account.ErrForbidden), errors.Is(err, account.ErrNotFound):
-		return signal.ChatMessage{}, &signal.Error{Code: signal.CodeInvalid, Ref: signal.TypeChat, Message: "you are no longer a member of this channel, so you cannot post here"}
+		return signaling.ChatMessage{}, &signaling.Error{Code: signaling.CodeInvalid, Ref: signaling.TypeChat, Message: "you are no longer a member of this channel, so you cannot post here"}
 	case err != nil:
-		return signal.ChatMessage{}, err
+		return signaling.ChatMessage{}, err
 	}
 	return web.ChatMessage(m), nil
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley/parley/internal/config"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/turnserver"
 )
@@ -153,10 +153,10 @@ func (s *Server) relayIP() net.IP {
 
 // iceServers are what a participant gets in hello: the --ice-server URLs,
 // and the TURN relay (embedded or external) with credentials of its own.
-func (s *Server) iceServers(userID, host string) []signal.IceServer {
-	out := []signal.IceServer{}
+func (s *Server) iceServers(userID, host string) []signaling.IceServer {
+	out := []signaling.IceServer{}
 	if len(s.cfg.ICEServers) > 0 {
-		out = append(out, signal.IceServer{URLs: s.cfg.ICEServers})
+		out = append(out, signaling.IceServer{URLs: s.cfg.ICEServers})
 	}
 	var urls []string
 	switch s.cfg.TURN {
@@ -190,7 +190,7 @@ func (s *Server) iceServers(userID, host string) []signal.IceServer {
 		return out
 	}
 	username, password, _ := turnserver.Credentials(s.turnSecretValue, userID, s.cfg.TURNCredentialTTL)
-	return append(out, signal.IceServer{URLs: urls, Username: username, Credential: password})
+	return append(out, signaling.IceServer{URLs: urls, Username: username, Credential: password})
 }
 
 // Member answers are cached because the relay asks on every

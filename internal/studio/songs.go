@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
@@ -118,7 +118,7 @@ func (s *Service) CreateSong(ctx context.Context, channelID string, m Member, na
 	if err := s.db.CreateSong(ctx, sg); err != nil {
 		return SongView{}, notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioSongAdded, Song: sg.ID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioSongAdded, Song: sg.ID, By: m.UserID})
 	return SongView{ID: sg.ID, Name: sg.Name, CreatedBy: sg.CreatedBy, CreatedAt: sg.CreatedAt, Tracks: []TrackView{}}, nil
 }
 
@@ -131,7 +131,7 @@ func (s *Service) RenameSong(ctx context.Context, channelID, songID string, m Me
 	if err := s.db.RenameSong(ctx, channelID, songID, name); err != nil {
 		return notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioSongChanged, Song: songID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioSongChanged, Song: songID, By: m.UserID})
 	return nil
 }
 
@@ -161,7 +161,7 @@ func (s *Service) DeleteSong(ctx context.Context, channelID, songID string, m Me
 	if err := s.removeTakes(ctx, channelID, takes, func() error { return s.db.DeleteSong(ctx, channelID, songID) }); err != nil {
 		return notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioSongDeleted, Song: songID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioSongDeleted, Song: songID, By: m.UserID})
 	return nil
 }
 
@@ -175,7 +175,7 @@ func (s *Service) CreateTrack(ctx context.Context, channelID, songID string, m M
 	if err != nil {
 		return TrackView{}, notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTrackAdded, Song: songID, Track: t.ID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTrackAdded, Song: songID, Track: t.ID, By: m.UserID})
 	return TrackViewOf(t), nil
 }
 
@@ -198,7 +198,7 @@ func (s *Service) UpdateTrack(ctx context.Context, channelID, trackID string, m 
 	if err := s.db.UpdateTrack(ctx, channelID, trackID, name, position); err != nil {
 		return notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTrackChanged, Song: t.SongID, Track: trackID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTrackChanged, Song: t.SongID, Track: trackID, By: m.UserID})
 	return nil
 }
 
@@ -218,6 +218,6 @@ func (s *Service) DeleteTrack(ctx context.Context, channelID, trackID string, m 
 	if err := s.removeTakes(ctx, channelID, takes, func() error { return s.db.DeleteTrack(ctx, channelID, trackID) }); err != nil {
 		return notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTrackDeleted, Song: t.SongID, Track: trackID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTrackDeleted, Song: t.SongID, Track: trackID, By: m.UserID})
 	return nil
 }

@@ -28,7 +28,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
@@ -74,7 +74,7 @@ func (c Config) withDefaults() Config {
 
 // Notify receives every studio change of a channel, to pass on to the
 // channel's open pages. It must not block for long.
-type Notify func(channelID string, ev signal.StudioEvent)
+type Notify func(channelID string, ev signaling.StudioEvent)
 
 // Errors; their text is meant for the user.
 var (
@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, notify
 		return nil, fmt.Errorf("studio: create %s: %w", cfg.Dir, err)
 	}
 	if notify == nil {
-		notify = func(string, signal.StudioEvent) {}
+		notify = func(string, signaling.StudioEvent) {}
 	}
 	s := &Service{cfg: cfg, log: log, db: db, notify: notify, live: map[string]*liveTake{}, usage: map[string]int64{}, stop: make(chan struct{})}
 	recording, err := db.TakesInState(ctx, store.TakeRecording)
@@ -277,7 +277,7 @@ func (s *Service) interruptIfIdle(lt *liveTake, now time.Time) {
 	k := lt.take
 	lt.mu.Unlock()
 	s.log.Info("take interrupted: no chunk for a while", "channel", k.ChannelID, "take", k.ID, "bytes", k.Bytes, "idle", s.cfg.Idle)
-	s.notify(k.ChannelID, signal.StudioEvent{Event: signal.StudioTakeInterrupted, Song: k.SongID, Track: k.TrackID, Take: k.ID, State: k.State, DurationMS: k.DurationMS, Bytes: k.Bytes, Chunks: k.Chunks})
+	s.notify(k.ChannelID, signaling.StudioEvent{Event: signaling.StudioTakeInterrupted, Song: k.SongID, Track: k.TrackID, Take: k.ID, State: k.State, DurationMS: k.DurationMS, Bytes: k.Bytes, Chunks: k.Chunks})
 }
 
 // endLive forgets a live take and wakes its readers. Called with lt.mu held.

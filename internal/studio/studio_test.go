@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/store/storetest"
 	"github.com/parley/parley/internal/studio"
@@ -19,11 +19,11 @@ var webm = []byte{0x1A, 0x45, 0xDF, 0xA3, 0x87, 0x42, 0x82, 0x84, 'w', 'e', 'b',
 // events records what the studio announced.
 type events struct {
 	mu  sync.Mutex
-	got []signal.StudioEvent
-	ch  chan signal.StudioEvent
+	got []signaling.StudioEvent
+	ch  chan signaling.StudioEvent
 }
 
-func (e *events) notify(_ string, ev signal.StudioEvent) {
+func (e *events) notify(_ string, ev signaling.StudioEvent) {
 	e.mu.Lock()
 	e.got = append(e.got, ev)
 	e.mu.Unlock()
@@ -46,7 +46,7 @@ func newStudio(t *testing.T, cfg studio.Config) (*studio.Service, *events, strin
 		t.Fatal(err)
 	}
 	cfg.Dir = t.TempDir()
-	ev := &events{ch: make(chan signal.StudioEvent, 64)}
+	ev := &events{ch: make(chan signaling.StudioEvent, 64)}
 	s, err := studio.New(ctx, cfg, slog.New(slog.DiscardHandler), db, ev.notify)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestFinishedTakeIsNotInterrupted(t *testing.T) {
 	// the watch has run over the finished one too.
 	k2 := newTake(t, s, ch, m)
 	for e := range ev.ch {
-		if e.Event == signal.StudioTakeInterrupted {
+		if e.Event == signaling.StudioTakeInterrupted {
 			if e.Take != k2.ID {
 				t.Fatalf("take %s interrupted, want only %s", e.Take, k2.ID)
 			}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
@@ -54,7 +54,7 @@ func (s *Service) CreateTake(ctx context.Context, channelID, trackID string, m M
 	s.mu.Lock()
 	s.live[k.ID] = &liveTake{take: k, lastChunk: time.Now(), changed: make(chan struct{})}
 	s.mu.Unlock()
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTakeAdded, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID, State: k.State})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTakeAdded, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID, State: k.State})
 	return k, nil
 }
 
@@ -118,7 +118,7 @@ func (s *Service) Chunk(ctx context.Context, channelID, takeID string, m Member,
 	if ev.Event != "" {
 		s.notify(channelID, ev)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTakeProgress, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID,
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTakeProgress, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID,
 		State: store.TakeRecording, DurationMS: lt.progressDuration(), Bytes: ack.Bytes, Chunks: ack.Chunks, Levels: levels})
 	return ack, nil
 }
@@ -131,9 +131,9 @@ func (lt *liveTake) progressDuration() int64 {
 
 // appendChunk is Chunk with lt locked; ev is an extra event to send (a
 // take that resumes after being marked interrupted).
-func (s *Service) appendChunk(ctx context.Context, lt *liveTake, m Member, seq int64, data []byte, durationMS int64) (Ack, signal.StudioEvent, error) {
+func (s *Service) appendChunk(ctx context.Context, lt *liveTake, m Member, seq int64, data []byte, durationMS int64) (Ack, signaling.StudioEvent, error) {
 	k := lt.take
-	var ev signal.StudioEvent
+	var ev signaling.StudioEvent
 	switch {
 	case k.UserID != m.UserID:
 		return Ack{}, ev, ErrNotRecorder
@@ -170,7 +170,7 @@ func (s *Service) appendChunk(ctx context.Context, lt *liveTake, m Member, seq i
 		return Ack{}, ev, notFound(err)
 	}
 	if k.State == store.TakeInterrupted {
-		ev = signal.StudioEvent{Event: signal.StudioTakeAdded, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID, State: store.TakeRecording}
+		ev = signaling.StudioEvent{Event: signaling.StudioTakeAdded, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID, State: store.TakeRecording}
 	}
 	lt.take.Chunks, lt.take.Bytes, lt.take.State = seq+1, k.Bytes+n, store.TakeRecording
 	lt.take.DurationMS = max(lt.take.DurationMS, durationMS)
@@ -227,7 +227,7 @@ func (s *Service) Finish(ctx context.Context, channelID, takeID string, m Member
 	}
 	s.endLive(lt)
 	k := lt.take
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTakeFinished, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID, State: k.State, DurationMS: k.DurationMS, Bytes: k.Bytes, Chunks: k.Chunks})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTakeFinished, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID, State: k.State, DurationMS: k.DurationMS, Bytes: k.Bytes, Chunks: k.Chunks})
 	return k, nil
 }
 
@@ -244,7 +244,7 @@ func (s *Service) DeleteTake(ctx context.Context, channelID, takeID string, m Me
 	if err := s.removeTakes(ctx, channelID, []store.Take{k}, func() error { return s.db.DeleteTake(ctx, channelID, takeID) }); err != nil {
 		return notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTakeDeleted, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTakeDeleted, Song: k.SongID, Track: k.TrackID, Take: k.ID, By: m.UserID})
 	return nil
 }
 
@@ -316,7 +316,7 @@ func (s *Service) ChooseTake(ctx context.Context, channelID, trackID, takeID str
 	if err := s.db.ChooseTake(ctx, channelID, trackID, takeID); err != nil {
 		return notFound(err)
 	}
-	s.notify(channelID, signal.StudioEvent{Event: signal.StudioTakeChosen, Song: t.SongID, Track: trackID, Take: takeID, By: m.UserID})
+	s.notify(channelID, signaling.StudioEvent{Event: signaling.StudioTakeChosen, Song: t.SongID, Track: trackID, Take: takeID, By: m.UserID})
 	return nil
 }
 

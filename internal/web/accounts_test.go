@@ -11,7 +11,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/mail/mailtest"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // This file: forgotten passwords, email verification and the account page
@@ -90,12 +90,12 @@ func TestPasswordResetOverSMTP(t *testing.T) {
 	sock := dialAs(t, s, ch, cookieHeader(s, ann))
 	tok := token(t, s, ann, "obs")
 	watcher := dialLobby(t, s, bob, ch)
-	watcher.expect(signal.TypeHello)
+	watcher.expect(signaling.TypeHello)
 	pub := newPublisher(t)
 	if resp, body := pub.post(s.URL+"/whip/"+ch, tok, pub.offer()); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, body)
 	}
-	whip := watcher.expect(signal.TypeParticipantJoined).Participant
+	whip := watcher.expect(signaling.TypeParticipantJoined).Participant
 
 	anon := s.Client()
 	if resp, body := s.Get(anon, "/login"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `href="/forgot"`) {
@@ -141,7 +141,7 @@ func TestPasswordResetOverSMTP(t *testing.T) {
 			if !ok {
 				t.Fatal("the watching member's socket closed")
 			}
-			gone = m.Type == signal.TypeParticipantLeft && m.ID == whip.ID
+			gone = m.Type == signaling.TypeParticipantLeft && m.ID == whip.ID
 		case <-deadline:
 			t.Fatal("ann's WHIP publisher is still in the call 1s after the reset")
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
@@ -206,12 +206,12 @@ func (s *Server) guestSocket(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	connlimit.ReleaseContext(r.Context())
 	w.Header().Set("Connection", "close")
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signal.Subprotocol}})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signaling.Subprotocol}})
 	if err != nil {
 		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
-	user := signal.User{UserID: userID, Name: g.Name, Role: signal.RoleGuest}
+	user := signaling.User{UserID: userID, Name: g.Name, Role: signaling.RoleGuest}
 	auth := room.Auth{UserID: userID, Credential: guestCredential(ch.ID), At: at}
 	s.rooms.ServeGuest(context.WithoutCancel(r.Context()), conn, ch.ID, ch.Mode, requestHost(r), user, auth, link.Lobby)
 }
@@ -229,7 +229,7 @@ func (s *Server) guestMessages(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
 		return
 	}
-	out := make([]signal.ChatMessage, len(msgs))
+	out := make([]signaling.ChatMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = ChatMessage(m)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // clientFrom is a test client whose connections come from local, another
@@ -296,7 +296,7 @@ func TestWebSocketOutlivesReadTimeout(t *testing.T) {
 	ck := s.SessionCookie(ann)
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+ch, &websocket.DialOptions{
 		HTTPHeader:   http.Header{"Origin": {s.URL}, "Cookie": {ck.Name + "=" + ck.Value}},
-		Subprotocols: []string{signal.Subprotocol},
+		Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +311,7 @@ func TestWebSocketOutlivesReadTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatalf("socket closed after %v: %v", 3*timeout, err)
 		}
-		if m, err := signal.Parse(data); err == nil && m.Type == signal.TypePong {
+		if m, err := signaling.Parse(data); err == nil && m.Type == signaling.TypePong {
 			return
 		}
 	}
@@ -396,7 +396,7 @@ func TestWebSocketsLeaveConnectionCap(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+ch, &websocket.DialOptions{
 			HTTPHeader:   http.Header{"Origin": {s.URL}, "Cookie": {ck.Name + "=" + ck.Value}},
-			Subprotocols: []string{signal.Subprotocol},
+			Subprotocols: []string{signaling.Subprotocol},
 		})
 		cancel()
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/connlimit"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // routeMeetings adds the pages of issue 13's meetings: moderators,
@@ -82,7 +82,7 @@ func (s *Server) quickSocket(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	connlimit.ReleaseContext(r.Context())
 	w.Header().Set("Connection", "close")
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signal.Subprotocol}})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signaling.Subprotocol}})
 	if err != nil {
 		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
 		return
@@ -92,7 +92,7 @@ func (s *Server) quickSocket(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("quick call in use", "err", err)
 	}
 	room := quickRoom(q.ID)
-	s.rooms.ServeCapped(ctx, conn, room, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}, auth, account.QuickCallCapacity)
+	s.rooms.ServeCapped(ctx, conn, room, requestHost(r), signaling.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}, auth, account.QuickCallCapacity)
 	if !s.rooms.Active(room) {
 		if err := s.accounts.QuickCallInUse(ctx, q.ID, false); err != nil {
 			s.log.Warn("quick call empty", "err", err)

@@ -10,7 +10,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
@@ -22,7 +22,7 @@ type Recordings struct {
 	Composites *recording.Compositor
 	// MayRecord: nil if user may start/stop recording channelID, else
 	// an error wrapping room.ErrForbidden (or another error).
-	MayRecord func(ctx context.Context, user signal.User, channelID string) error
+	MayRecord func(ctx context.Context, user signaling.User, channelID string) error
 	// MembersMayRecord and SetMembersMayRecord read and set the policy.
 	MembersMayRecord    func(ctx context.Context, channelID string) (bool, error)
 	SetMembersMayRecord func(ctx context.Context, channelID string, allow bool) error
@@ -76,8 +76,8 @@ func mustChannel(r *http.Request) store.Channel {
 	return c
 }
 
-func signalUser(u store.User) signal.User {
-	return signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}
+func signalUser(u store.User) signaling.User {
+	return signaling.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}
 }
 
 func (s *Server) apiRecordingState(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +100,7 @@ func (s *Server) apiRecord(w http.ResponseWriter, r *http.Request) {
 		Action string `json:"action"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil ||
-		(body.Action != signal.RecordStart && body.Action != signal.RecordStop) {
+		(body.Action != signaling.RecordStart && body.Action != signaling.RecordStop) {
 		writeJSONError(w, http.StatusBadRequest, `send {"action": "start"} or {"action": "stop"}`)
 		return
 	}

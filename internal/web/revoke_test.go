@@ -13,7 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // This file: ending a credential (logout, a revoked access token) ends
@@ -24,7 +24,7 @@ import (
 type openSocket struct {
 	t    testing.TB
 	conn *websocket.Conn
-	msgs chan signal.Message
+	msgs chan signaling.Message
 	end  chan error // the error that ended reading
 }
 
@@ -35,12 +35,12 @@ func dialAs(t testing.TB, s *servertest.Server, ch string, hdr http.Header) *ope
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+ch, &websocket.DialOptions{
-		HTTPHeader: hdr, Subprotocols: []string{signal.Subprotocol},
+		HTTPHeader: hdr, Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	o := &openSocket{t: t, conn: conn, msgs: make(chan signal.Message, 256), end: make(chan error, 1)}
+	o := &openSocket{t: t, conn: conn, msgs: make(chan signaling.Message, 256), end: make(chan error, 1)}
 	go func() {
 		for {
 			_, data, err := conn.Read(context.Background())
@@ -48,7 +48,7 @@ func dialAs(t testing.TB, s *servertest.Server, ch string, hdr http.Header) *ope
 				o.end <- err
 				return
 			}
-			if m, err := signal.Parse(data); err == nil {
+			if m, err := signaling.Parse(data); err == nil {
 				select {
 				case o.msgs <- m:
 				default:
@@ -57,7 +57,7 @@ func dialAs(t testing.TB, s *servertest.Server, ch string, hdr http.Header) *ope
 		}
 	}()
 	t.Cleanup(func() { conn.CloseNow() })
-	if m := o.next(); m.Type != signal.TypeHello {
+	if m := o.next(); m.Type != signaling.TypeHello {
 		t.Fatalf("first message %q, want hello", m.Type)
 	}
 	return o
@@ -72,7 +72,7 @@ func bearerHeader(tok string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + tok}}
 }
 
-func (o *openSocket) next() signal.Message {
+func (o *openSocket) next() signaling.Message {
 	o.t.Helper()
 	select {
 	case m := <-o.msgs:
@@ -82,7 +82,7 @@ func (o *openSocket) next() signal.Message {
 	case <-time.After(10 * time.Second):
 		o.t.Fatal("no message within 10s")
 	}
-	return signal.Message{}
+	return signaling.Message{}
 }
 
 // closedWithin awaits the socket's close and returns its close status
@@ -105,7 +105,7 @@ func (o *openSocket) closedWithin(d time.Duration, start time.Time) (websocket.S
 // alive checks that the socket still answers a ping.
 func (o *openSocket) alive(what string) {
 	o.t.Helper()
-	b, _ := signal.Encode(signal.Message{Type: signal.TypePing, TS: 7})
+	b, _ := signaling.Encode(signaling.Message{Type: signaling.TypePing, TS: 7})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := o.conn.Write(ctx, websocket.MessageText, b); err != nil {
@@ -114,7 +114,7 @@ func (o *openSocket) alive(what string) {
 	for {
 		select {
 		case m := <-o.msgs:
-			if m.Type == signal.TypePong {
+			if m.Type == signaling.TypePong {
 				return
 			}
 		case err := <-o.end:
@@ -177,12 +177,12 @@ func TestRevokedTokenEndsConnections(t *testing.T) {
 	revoked, kept := m[1], token(t, s, ann, "kept")
 
 	watcher := dialLobby(t, s, bob, ch)
-	watcher.expect(signal.TypeHello)
+	watcher.expect(signaling.TypeHello)
 	pub := newPublisher(t)
 	if resp, body := pub.post(s.URL+"/whip/"+ch, revoked, pub.offer()); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, body)
 	}
-	whip := watcher.expect(signal.TypeParticipantJoined).Participant
+	whip := watcher.expect(signaling.TypeParticipantJoined).Participant
 	sock := dialAs(t, s, ch, bearerHeader(revoked))
 	keptSock := dialAs(t, s, ch, bearerHeader(kept))
 	login := dialAs(t, s, ch, cookieHeader(s, ann))
@@ -201,7 +201,7 @@ func TestRevokedTokenEndsConnections(t *testing.T) {
 			if !ok {
 				t.Fatal("the watching member's socket closed")
 			}
-			gone = m.Type == signal.TypeParticipantLeft && m.ID == whip.ID
+			gone = m.Type == signaling.TypeParticipantLeft && m.ID == whip.ID
 		case <-deadline:
 			t.Fatal("the WHIP publisher of the revoked token is still in the call 1s after the revoke")
 		}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // webmStart is a WebM file's first bytes as Chromium's MediaRecorder
@@ -280,7 +280,7 @@ func TestStudioLiveTake(t *testing.T) {
 	f := newStudioFixture(t, servertest.WithConfig(func(c *config.Config) { c.ReadTimeout = 700 * time.Millisecond }))
 	sock := dialAs(t, f.s, f.ann.ch, cookieHeader(f.s, f.bob.c))
 	k := f.newTake(t, f.ann, 0)
-	wantStudioEvent(t, sock, signal.StudioTakeAdded, k.ID)
+	wantStudioEvent(t, sock, signaling.StudioTakeAdded, k.ID)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -332,7 +332,7 @@ func TestStudioLiveTake(t *testing.T) {
 	if b := read(len(c0)); !bytes.Equal(b, c0) {
 		t.Fatalf("first bytes %x", b)
 	}
-	if ev := wantStudioEvent(t, sock, signal.StudioTakeProgress, k.ID); ev.DurationMS != 250 || ev.Chunks != 1 || len(ev.Levels) != 2 || ev.Levels[1] != 0.5 {
+	if ev := wantStudioEvent(t, sock, signaling.StudioTakeProgress, k.ID); ev.DurationMS != 250 || ev.Chunks != 1 || len(ev.Levels) != 2 || ev.Levels[1] != 0.5 {
 		t.Errorf("progress event %+v", ev)
 	}
 	resp := <-respc
@@ -358,15 +358,15 @@ func TestStudioLiveTake(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("stream did not end with the take")
 	}
-	wantStudioEvent(t, sock, signal.StudioTakeFinished, k.ID)
+	wantStudioEvent(t, sock, signaling.StudioTakeFinished, k.ID)
 }
 
 // wantStudioEvent reads the socket until a studio event of kind for take.
-func wantStudioEvent(t *testing.T, o *openSocket, kind, take string) signal.StudioEvent {
+func wantStudioEvent(t *testing.T, o *openSocket, kind, take string) signaling.StudioEvent {
 	t.Helper()
 	for {
 		m := o.next()
-		if m.Type == signal.TypeStudio && m.Studio != nil && m.Studio.Event == kind && m.Studio.Take == take {
+		if m.Type == signaling.TypeStudio && m.Studio != nil && m.Studio.Event == kind && m.Studio.Take == take {
 			return *m.Studio
 		}
 	}
@@ -383,7 +383,7 @@ func TestStudioInterruptedAndResumed(t *testing.T) {
 	if st, body := f.ann.do("PUT", "/takes/"+k.ID+"/chunks/0?durationMs=250", c0); st != http.StatusOK {
 		t.Fatalf("chunk 0: %d %s", st, body)
 	}
-	ev := wantStudioEvent(t, sock, signal.StudioTakeInterrupted, k.ID)
+	ev := wantStudioEvent(t, sock, signaling.StudioTakeInterrupted, k.ID)
 	if ev.Bytes != int64(len(c0)) || ev.State != "interrupted" {
 		t.Errorf("interrupted event %+v", ev)
 	}

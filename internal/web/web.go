@@ -27,7 +27,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/ui"
@@ -298,7 +298,7 @@ func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
 		return
 	}
-	out := make([]signal.ChatMessage, len(msgs))
+	out := make([]signaling.ChatMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = ChatMessage(m)
 	}
@@ -306,8 +306,8 @@ func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 // ChatMessage converts a stored message to its wire form.
-func ChatMessage(m store.Message) signal.ChatMessage {
-	return signal.ChatMessage{ID: m.ID, UserID: m.UserID, Name: m.DisplayName, Username: m.Username, Text: m.Text, At: m.CreatedAt.UTC()}
+func ChatMessage(m store.Message) signaling.ChatMessage {
+	return signaling.ChatMessage{ID: m.ID, UserID: m.UserID, Name: m.DisplayName, Username: m.Username, Text: m.Text, At: m.CreatedAt.UTC()}
 }
 
 // websocket authenticates, authorizes and upgrades a signaling socket, then
@@ -351,14 +351,14 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	// Accept refuses (403) an Origin that does not match the Host: a page
 	// on another site cannot open a socket with the user's cookie.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signal.Subprotocol}})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signaling.Subprotocol}})
 	if err != nil {
 		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
 	// The request context ends when this handler returns; the socket's
 	// life is bounded by the room manager instead.
-	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username, Role: role}, auth)
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signaling.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username, Role: role}, auth)
 }
 
 // requestHost is the host name (or IP) the client used to reach us,

@@ -24,7 +24,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/room"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
 )
 
@@ -33,7 +33,7 @@ const (
 	sdpFragType = "application/trickle-ice-sdpfrag"
 	// maxSDPBody bounds offers and trickle fragments, as the signaling
 	// protocol bounds SDP.
-	maxSDPBody = signal.MaxSDPBytes
+	maxSDPBody = signaling.MaxSDPBytes
 )
 
 // mediaSession is a room.Ingest or room.Player, as the resource handlers
@@ -205,7 +205,7 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 			release()
 		}
 	}()
-	user := signal.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}
+	user := signaling.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}
 	var sess mediaSession
 	var answer string
 	participant := r.URL.Query().Get("participant")

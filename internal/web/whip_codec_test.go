@@ -10,7 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 )
 
 // TestWHIPOfferWithoutUsableCodec: a WHIP offer whose only m-line carries
@@ -24,7 +24,7 @@ func TestWHIPOfferWithoutUsableCodec(t *testing.T) {
 	ch := s.CreateChannel(ann, "Stage")
 	tok := token(t, s, ann, "encoder")
 	sock := dialLobby(t, s, ann, ch) // keeps the room running, as an open channel page would
-	sock.expect(signal.TypeHello)
+	sock.expect(signaling.TypeHello)
 
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{

@@ -22,7 +22,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/servertest"
-	"github.com/parley/parley/internal/signal"
+	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/testtool"
 )
 
@@ -356,7 +356,7 @@ func (w *whipSession) close() {
 type lobby struct {
 	t    testing.TB
 	conn *websocket.Conn
-	msgs chan signal.Message
+	msgs chan signaling.Message
 }
 
 func dialLobby(t testing.TB, s *servertest.Server, c *http.Client, ch string) *lobby {
@@ -366,12 +366,12 @@ func dialLobby(t testing.TB, s *servertest.Server, c *http.Client, ch string) *l
 	ck := s.SessionCookie(c)
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws/c/"+ch, &websocket.DialOptions{
 		HTTPHeader:   http.Header{"Cookie": {ck.Name + "=" + ck.Value}, "Origin": {s.URL}},
-		Subprotocols: []string{signal.Subprotocol},
+		Subprotocols: []string{signaling.Subprotocol},
 	})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	l := &lobby{t: t, conn: conn, msgs: make(chan signal.Message, 256)}
+	l := &lobby{t: t, conn: conn, msgs: make(chan signaling.Message, 256)}
 	go func() {
 		defer close(l.msgs)
 		for {
@@ -379,7 +379,7 @@ func dialLobby(t testing.TB, s *servertest.Server, c *http.Client, ch string) *l
 			if err != nil {
 				return
 			}
-			if m, err := signal.Parse(data); err == nil {
+			if m, err := signaling.Parse(data); err == nil {
 				l.msgs <- m
 			}
 		}
@@ -388,9 +388,9 @@ func dialLobby(t testing.TB, s *servertest.Server, c *http.Client, ch string) *l
 	return l
 }
 
-func (l *lobby) send(m signal.Message) {
+func (l *lobby) send(m signaling.Message) {
 	l.t.Helper()
-	b, err := signal.Encode(m)
+	b, err := signaling.Encode(m)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func (l *lobby) send(m signal.Message) {
 }
 
 // expect waits for the next message of type typ, skipping others.
-func (l *lobby) expect(typ string) signal.Message {
+func (l *lobby) expect(typ string) signaling.Message {
 	l.t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
@@ -466,7 +466,7 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 	annTok, bobTok := token(t, s, ann, "obs"), token(t, s, bob, "player")
 
 	sock := dialLobby(t, s, bob, ch)
-	sock.expect(signal.TypeHello)
+	sock.expect(signaling.TypeHello)
 
 	pub := newPublisher(t)
 	resp, body := pub.post(s.URL+"/whip/"+ch, annTok, pub.offer())
@@ -476,8 +476,8 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 	if !strings.HasPrefix(resp.Header.Get("Location"), "/whip/"+ch+"/") {
 		t.Errorf("Location %q", resp.Header.Get("Location"))
 	}
-	joined := sock.expect(signal.TypeParticipantJoined).Participant
-	if joined.Name != "Ann (WHIP)" || !signal.ValidParticipantID(joined.ID) || !joined.State.Video || !joined.State.Audio {
+	joined := sock.expect(signaling.TypeParticipantJoined).Participant
+	if joined.Name != "Ann (WHIP)" || !signaling.ValidParticipantID(joined.ID) || !joined.State.Video || !joined.State.Audio {
 		t.Fatalf("participant-joined: %+v", joined)
 	}
 	pub.trickle(annTok)
@@ -485,9 +485,9 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 
 	// Bob joins the call: two participants, but the WHIP one's media
 	// only goes through the SFU.
-	sock.send(signal.Message{Type: signal.TypeJoin})
-	j := sock.expect(signal.TypeJoined)
-	if j.Topology != signal.TopologySFU || len(j.Participants) != 1 || j.Participants[0].ID != joined.ID {
+	sock.send(signaling.Message{Type: signaling.TypeJoin})
+	j := sock.expect(signaling.TypeJoined)
+	if j.Topology != signaling.TopologySFU || len(j.Participants) != 1 || j.Participants[0].ID != joined.ID {
 		t.Fatalf("joined with a WHIP participant: topology %q, participants %+v", j.Topology, j.Participants)
 	}
 
@@ -516,7 +516,7 @@ func TestWHIPPublishWHEPPlay(t *testing.T) {
 	if resp, body := request(t, http.MethodDelete, pub.location, annTok, "", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("WHIP DELETE: %d %s", resp.StatusCode, body)
 	}
-	if left := sock.expect(signal.TypeParticipantLeft); left.ID != joined.ID || left.Reason != signal.ReasonLeft {
+	if left := sock.expect(signaling.TypeParticipantLeft); left.ID != joined.ID || left.Reason != signaling.ReasonLeft {
 		t.Errorf("participant-left: %+v", left)
 	}
 	if resp, _ := request(t, http.MethodDelete, pub.location, annTok, "", ""); resp.StatusCode != http.StatusNotFound {
@@ -741,11 +741,11 @@ func TestWHIPErrors(t *testing.T) {
 		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, body)
 	}
 	sock := dialLobby(t, s, bob, ch) // keeps the room running, as any open channel page would
-	sock.expect(signal.TypeHello)
+	sock.expect(signaling.TypeHello)
 	if resp, _ := s.PostForm(ann, "/c/"+ch+"/mode", url.Values{"mode": {"p2p"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("set mode: %d", resp.StatusCode)
 	}
-	sock.expect(signal.TypeParticipantLeft)
+	sock.expect(signaling.TypeParticipantLeft)
 	testtool.Eventually(t, 5*time.Second, func() bool {
 		resp, _ := request(t, http.MethodDelete, live.location, annTok, "", "")
 		return resp.StatusCode == http.StatusNotFound

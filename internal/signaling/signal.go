@@ -1,7 +1,7 @@
-// Package signal defines Parley's signaling wire messages (docs/protocol.md)
+// Package signaling defines Parley's signaling wire messages (docs/protocol.md)
 // and validates what clients send. The server and the Go client share it, so
 // the two cannot drift apart.
-package signal
+package signaling
 
 import (
 	"bytes"
