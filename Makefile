@@ -25,6 +25,13 @@ fuzz:
 	go test ./internal/media -run '^$$' -fuzz FuzzHandleRTCP -fuzztime 20s
 	go test ./internal/studio -run '^$$' -fuzz FuzzSniff -fuzztime 20s
 	go test ./internal/studio -run '^$$' -fuzz FuzzParseLevels -fuzztime 20s
+	go test ./internal/account -run '^$$' -fuzz FuzzParseMeetingCode -fuzztime 20s
+	go test ./internal/account -run '^$$' -fuzz FuzzParseInviteOptions -fuzztime 20s
+	go test ./internal/clientip -run '^$$' -fuzz FuzzClient -fuzztime 20s
+	go test ./internal/mail -run '^$$' -fuzz FuzzParseURL -fuzztime 20s
+	go test ./internal/recording -run '^$$' -fuzz FuzzKeyframe -fuzztime 20s
+	go test ./internal/recording -run '^$$' -fuzz FuzzOggPages -fuzztime 20s
+	go test ./internal/recording -run '^$$' -fuzz FuzzScanBlocks -fuzztime 20s
 
 # Regenerates docs/images/call.png and studio.png from the browser tests.
 screenshot:
