@@ -9,7 +9,7 @@ import (
 // wait puts a guest who must wait into the lobby instead of the call,
 // and reports whether it did. Members in the call are told (lobby); the
 // guest hears admission "waiting".
-func (r *room) wait(c *client, m signaling.Message) bool {
+func (r *call) wait(c *socket, m signaling.Message) bool {
 	if !c.waits {
 		return false
 	}
@@ -28,7 +28,7 @@ func (r *room) wait(c *client, m signaling.Message) bool {
 
 // leaveLobby takes c out of the lobby (its socket closed, or a decision
 // was made).
-func (r *room) leaveLobby(c *client) {
+func (r *call) leaveLobby(c *socket) {
 	i := slices.Index(r.waiting, c)
 	if i < 0 {
 		return
@@ -39,7 +39,7 @@ func (r *room) leaveLobby(c *client) {
 }
 
 // lobbyMsg lists who waits, in the order they came.
-func (r *room) lobbyMsg() signaling.Message {
+func (r *call) lobbyMsg() signaling.Message {
 	w := make([]signaling.Waiting, 0, len(r.waiting))
 	for _, c := range r.waiting {
 		w = append(w, signaling.Waiting{ID: c.waitID, Name: c.user.Name, Role: c.role})
@@ -49,7 +49,7 @@ func (r *room) lobbyMsg() signaling.Message {
 
 // tellLobby sends the lobby list to every member in the call (guests do
 // not decide, and do not see who else is coming).
-func (r *room) tellLobby() {
+func (r *call) tellLobby() {
 	m := r.lobbyMsg()
 	for _, c := range r.participants {
 		if c.role != signaling.RoleGuest {
@@ -59,12 +59,12 @@ func (r *room) tellLobby() {
 }
 
 // decide carries out a member's admit or deny.
-func (r *room) decide(c *client, m signaling.Message) {
+func (r *call) decide(c *socket, m signaling.Message) {
 	if c.role == signaling.RoleGuest {
 		c.refuse(signaling.CodeForbidden, m.Type, "only members of the channel let people in")
 		return
 	}
-	var w *client
+	var w *socket
 	for _, x := range r.waiting {
 		if x.waitID == m.ID {
 			w = x

@@ -168,7 +168,7 @@ type Manager struct {
 	postChat PostChat
 
 	mu       sync.Mutex
-	rooms    map[string]*room
+	rooms    map[string]*call
 	shutting bool
 	sockets  sync.WaitGroup
 	perUser  map[string]int         // signaling sockets and WHIP/WHEP sessions, by user
@@ -182,7 +182,7 @@ type Manager struct {
 
 // NewManager returns a Manager with no rooms.
 func NewManager(cfg Config, log *slog.Logger, postChat PostChat) *Manager {
-	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*room{}, perUser: map[string]int{},
+	return &Manager{cfg: cfg.withDefaults(), log: log, postChat: postChat, rooms: map[string]*call{}, perUser: map[string]int{},
 		conns: map[*authConn]struct{}{}, endedCreds: map[string]time.Time{}, endedUsers: map[string]time.Time{}, endedMembers: map[string]time.Time{}}
 }
 
@@ -244,7 +244,7 @@ func (m *Manager) serve(ctx context.Context, conn *websocket.Conn, channelID, mo
 }
 
 func (m *Manager) serveClient(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signaling.User, auth Auth, capacity int, waits bool) {
-	c := newClient(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
+	c := newSocket(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
 	c.waits = waits
 	c.host = host
 	unregister, err := m.register(channelID, auth, c.close)
@@ -360,7 +360,7 @@ func (m *Manager) EndAuth(userID, credential, why string) {
 
 // acquire returns the running room of channelID, starting it if needed, and
 // counts the caller as one of its sockets.
-func (m *Manager) acquire(channelID, mode string, capacity int) *room {
+func (m *Manager) acquire(channelID, mode string, capacity int) *call {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.shutting {
@@ -368,7 +368,7 @@ func (m *Manager) acquire(channelID, mode string, capacity int) *room {
 	}
 	r := m.rooms[channelID]
 	if r == nil {
-		r = newRoom(channelID, mode, m.cfg, m.log.With("channel_id", channelID))
+		r = newCall(channelID, mode, m.cfg, m.log.With("channel_id", channelID))
 		r.capacity = capacity
 		m.rooms[channelID] = r
 		go r.run()
@@ -381,7 +381,7 @@ func (m *Manager) acquire(channelID, mode string, capacity int) *room {
 // release drops the caller's count; the last one out stops the room.
 // Every reference posts its last message before its release, so the room
 // runs them all before it stops (room.run).
-func (m *Manager) release(r *room) {
+func (m *Manager) release(r *call) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.refs--
@@ -395,7 +395,7 @@ func (m *Manager) release(r *room) {
 // held to find the room, never while posting: a room with a full queue
 // must not stall every other room's sockets and the Manager's callers.
 // A room that stops meanwhile drops f, which then has nothing to act on.
-func (m *Manager) tell(channelID string, f func(r *room)) {
+func (m *Manager) tell(channelID string, f func(r *call)) {
 	m.mu.Lock()
 	r := m.rooms[channelID]
 	m.mu.Unlock()
@@ -447,7 +447,7 @@ func (m *Manager) endMembership(channelID, userID string, code websocket.StatusC
 // those whose membership check raced the removal.
 func (m *Manager) Kick(channelID, userID string) {
 	m.endMembership(channelID, userID, CloseRemoved, removedReason)
-	m.tell(channelID, func(r *room) { r.kick(userID) })
+	m.tell(channelID, func(r *call) { r.kick(userID) })
 }
 
 // Notify sends msg to every socket open on channelID (members with the
@@ -455,18 +455,18 @@ func (m *Manager) Kick(channelID, userID string) {
 // studio tells pages of its changes this way. A channel with no open
 // socket has no one to tell, and msg is dropped.
 func (m *Manager) Notify(channelID string, msg signaling.Message) {
-	m.tell(channelID, func(r *room) { r.broadcast(nil, msg) })
+	m.tell(channelID, func(r *call) { r.broadcast(nil, msg) })
 }
 
 // SetMode tells a running call that its channel's media mode changed.
 func (m *Manager) SetMode(channelID, mode string) {
-	m.tell(channelID, func(r *room) { r.setMode(mode) })
+	m.tell(channelID, func(r *call) { r.setMode(mode) })
 }
 
 // CloseRoom disconnects everyone from channelID (after it was deleted).
 func (m *Manager) CloseRoom(channelID string) {
 	m.endMembership(channelID, "", CloseDeleted, deletedReason)
-	m.tell(channelID, func(r *room) { r.closeAll(CloseDeleted, deletedReason) })
+	m.tell(channelID, func(r *call) { r.closeAll(CloseDeleted, deletedReason) })
 }
 
 // Shutdown closes every socket with "going away" and waits until they are
@@ -474,7 +474,7 @@ func (m *Manager) CloseRoom(channelID string) {
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.shutting = true
-	rooms := make([]*room, 0, len(m.rooms))
+	rooms := make([]*call, 0, len(m.rooms))
 	for _, r := range m.rooms {
 		rooms = append(rooms, r)
 	}

@@ -21,7 +21,7 @@ const (
 // enforce turns off in s what a moderator turned off for c and c may not
 // yet turn back on, and takes an update that turns it off as the
 // acknowledgement of a holdUntilAck.
-func (r *room) enforce(c *client, s *signaling.State) {
+func (r *call) enforce(c *socket, s *signaling.State) {
 	if c.audioHold == holdUntilAck && !s.Audio {
 		c.audioHold = holdNone
 	}
@@ -39,7 +39,7 @@ func (r *room) enforce(c *client, s *signaling.State) {
 // update applies a participant's new state: what a moderator holds off
 // stays off, the SFU forwards only what the state says is on, and a
 // raised hand takes the next place in the queue.
-func (r *room) update(c *client, s signaling.State) {
+func (r *call) update(c *socket, s signaling.State) {
 	wanted := s.Audio
 	r.enforce(c, &s)
 	if wanted && !s.Audio && r.held[c.user.UserID] {
@@ -58,7 +58,7 @@ func (r *room) update(c *client, s signaling.State) {
 
 // applyState hands c's state to its SFU connections and tells everyone
 // (c included: its own state may differ from what it sent).
-func (r *room) applyState(c *client) {
+func (r *call) applyState(c *socket) {
 	if peer := c.peer; peer != nil {
 		peer.SetSending(c.p.State.Audio, c.p.State.Video, c.p.State.Screen)
 	}
@@ -69,7 +69,7 @@ func (r *room) applyState(c *client) {
 // mayJoin refuses a join into a locked call (unless it is the same
 // participant coming back with a valid resume, or a moderator) and a
 // join by a user a moderator removed.
-func (r *room) mayJoin(c *client, resume string) bool {
+func (r *call) mayJoin(c *socket, resume string) bool {
 	switch {
 	case signaling.CanModerate(c.role):
 		return true
@@ -85,12 +85,12 @@ func (r *room) mayJoin(c *client, resume string) bool {
 
 // moderate carries out a moderation message from c, once it is sure c
 // may: the owner and moderators only, never against the owner.
-func (r *room) moderate(c *client, m signaling.Message) {
+func (r *call) moderate(c *socket, m signaling.Message) {
 	if !signaling.CanModerate(c.role) {
 		c.refuse(signaling.CodeForbidden, m.Type, "only the channel's owner and moderators can %s", actionText(m.Action))
 		return
 	}
-	var target *client
+	var target *socket
 	if m.ID != "" {
 		target = r.participants[m.ID]
 		if target == nil || target.p == nil {
@@ -155,7 +155,7 @@ func (r *room) moderate(c *client, m signaling.Message) {
 // page that ignores a mute would still be heard. Without an SFU (none on
 // the server, or the channel pinned to p2p) the mute is only asked of the
 // muted page (docs/protocol.md).
-func (r *room) enforceOnServer() {
+func (r *call) enforceOnServer() {
 	if r.cfg.Media == nil || r.mode == ModeP2P || r.forceSFU {
 		return
 	}
@@ -165,7 +165,7 @@ func (r *room) enforceOnServer() {
 
 // callOver forgets the call's moderation once nobody is left in it: the
 // next call starts unlocked, with nobody removed or held.
-func (r *room) callOver() {
+func (r *call) callOver() {
 	if len(r.participants) > 0 {
 		return
 	}
@@ -181,7 +181,7 @@ func (r *room) callOver() {
 
 // setRole applies a change of userID's role to its sockets and
 // participants.
-func (r *room) setRole(userID, role string) {
+func (r *call) setRole(userID, role string) {
 	for c := range r.clients {
 		if c.user.UserID != userID || c.role == role {
 			continue
@@ -198,7 +198,7 @@ func (r *room) setRole(userID, role string) {
 // SetRole tells a running call that userID's role in channelID changed
 // (made or unmade a moderator).
 func (m *Manager) SetRole(channelID, userID, role string) {
-	m.tell(channelID, func(r *room) { r.setRole(userID, role) })
+	m.tell(channelID, func(r *call) { r.setRole(userID, role) })
 }
 
 func actionText(action string) string {

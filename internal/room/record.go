@@ -57,7 +57,7 @@ type recState struct {
 
 // recordingMsg is the recording state for a socket that opened, if the
 // call is being recorded.
-func (r *room) recordingMsg() (signaling.Message, bool) {
+func (r *call) recordingMsg() (signaling.Message, bool) {
 	if r.rec == nil {
 		return signaling.Message{}, false
 	}
@@ -66,7 +66,7 @@ func (r *room) recordingMsg() (signaling.Message, bool) {
 }
 
 // record starts or stops recording for user (authorized already).
-func (r *room) record(user signaling.User, action string) (signaling.Recording, error) {
+func (r *call) record(user signaling.User, action string) (signaling.Recording, error) {
 	if action == signaling.RecordStop {
 		if r.rec == nil {
 			return signaling.Recording{}, ErrNotRecording
@@ -113,7 +113,7 @@ func (r *room) record(user signaling.User, action string) (signaling.Recording, 
 
 // stopRecording ends the running recording; the files are finalised in
 // the background.
-func (r *room) stopRecording(stopped bool, reason string) signaling.Recording {
+func (r *call) stopRecording(stopped bool, reason string) signaling.Recording {
 	rs := r.rec
 	r.rec = nil
 	untap, s := rs.untap, rs.s
@@ -130,7 +130,7 @@ func (r *room) stopRecording(stopped bool, reason string) signaling.Recording {
 
 // recordingFailed stops a recording that cannot go on, and tells who
 // started it why.
-func (r *room) recordingFailed(rs *recState, err error) {
+func (r *call) recordingFailed(rs *recState, err error) {
 	if rs == nil || r.rec != rs {
 		return
 	}

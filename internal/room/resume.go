@@ -12,7 +12,7 @@ import (
 // user under the server's key: the room keeps no state for it, so it still
 // works after the server restarted (with the same key), and it is bound to
 // the user, so another member who learned it cannot use it.
-func (r *room) resumeToken(id, userID string) string {
+func (r *call) resumeToken(id, userID string) string {
 	mac := hmac.New(sha256.New, r.cfg.ResumeKey)
 	mac.Write([]byte("parley resume v1\x00" + r.channelID + "\x00" + id + "\x00" + userID))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
@@ -20,6 +20,6 @@ func (r *room) resumeToken(id, userID string) string {
 
 // resumeTokenOK reports whether token proves that c's user was given the
 // participant id (in constant time).
-func (r *room) resumeTokenOK(c *client, id, token string) bool {
+func (r *call) resumeTokenOK(c *socket, id, token string) bool {
 	return token != "" && hmac.Equal([]byte(token), []byte(r.resumeToken(id, c.user.UserID)))
 }

@@ -20,7 +20,7 @@ const (
 // participants, the SFU beyond or while a WHIP publisher (whose media only
 // goes through the SFU) is in the call, unless the channel pins one (or
 // the server has no SFU).
-func (r *room) wantTopology() string {
+func (r *call) wantTopology() string {
 	switch {
 	case r.cfg.Media == nil || r.mode == ModeP2P:
 		return signaling.TopologyMesh
@@ -33,7 +33,7 @@ func (r *room) wantTopology() string {
 
 // updateTopology switches the call when the wanted topology changed, and
 // makes sure every participant has its SFU connections while in SFU mode.
-func (r *room) updateTopology() {
+func (r *call) updateTopology() {
 	want := r.wantTopology()
 	if want != r.topology {
 		r.log.Info("topology switch", "from", r.topology, "to", want, "participants", len(r.participants))
@@ -59,7 +59,7 @@ func (r *room) updateTopology() {
 }
 
 // ensureMedia gives a joined participant its SFU connections.
-func (r *room) ensureMedia(c *client) {
+func (r *call) ensureMedia(c *socket) {
 	if c.peer != nil {
 		return
 	}
@@ -103,7 +103,7 @@ func (r *room) ensureMedia(c *client) {
 
 // endedMedia is a participant's SFU peer that has closed.
 type endedMedia struct {
-	c    *client
+	c    *socket
 	peer MediaPeer
 }
 
@@ -112,7 +112,7 @@ type endedMedia struct {
 // SFU connections afresh (sfu-restart) and gets a new server side. Peers
 // the room closed on purpose (leave, the switch to the mesh) are no longer
 // the participant's, and are ignored.
-func (r *room) restoreMedia(e endedMedia) {
+func (r *call) restoreMedia(e endedMedia) {
 	if e.c.peer != e.peer || e.c.p == nil {
 		return
 	}
@@ -129,7 +129,7 @@ func (r *room) restoreMedia(e endedMedia) {
 
 // dropMedia closes a participant's SFU connections, off the room goroutine
 // (closing peer connections takes a while).
-func (r *room) dropMedia(c *client) {
+func (r *call) dropMedia(c *socket) {
 	if peer := c.peer; peer != nil {
 		c.setPeer(nil)
 		go peer.Close()
@@ -138,7 +138,7 @@ func (r *room) dropMedia(c *client) {
 
 // reapRetired closes retired SFU connections whose grace is over (all of
 // them when the room stops).
-func (r *room) reapRetired(now time.Time, all bool) {
+func (r *call) reapRetired(now time.Time, all bool) {
 	kept := r.retiring[:0]
 	for _, rt := range r.retiring {
 		if all || now.After(rt.until) || r.topology == signaling.TopologySFU {
@@ -150,7 +150,7 @@ func (r *room) reapRetired(now time.Time, all bool) {
 	r.retiring = kept
 }
 
-func (r *room) stopMedia() {
+func (r *call) stopMedia() {
 	for c := range r.clients {
 		r.dropMedia(c)
 	}
@@ -159,7 +159,7 @@ func (r *room) stopMedia() {
 
 // setSpeaker hands the latest active speaker to the room goroutine without
 // ever blocking the media goroutine that calls it.
-func (r *room) setSpeaker(id string) {
+func (r *call) setSpeaker(id string) {
 	for {
 		select {
 		case r.speaker <- id:

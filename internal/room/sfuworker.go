@@ -25,7 +25,7 @@ import (
 // setPeer makes peer (nil: none) the participant's SFU connections, and
 // queues it for the socket's SFU worker, which applies the messages that
 // follow to it. Room goroutine.
-func (c *client) setPeer(peer MediaPeer) {
+func (c *socket) setPeer(peer MediaPeer) {
 	c.peer = peer
 	c.sfu.push(sfuItem{kind: sfuSetPeer, peer: peer})
 }
@@ -104,7 +104,7 @@ func (q *sfuQueue) take(ctx context.Context) []sfuItem {
 }
 
 // toSFU queues a message for the SFU (reader goroutine).
-func (c *client) toSFU(m signaling.Message) {
+func (c *socket) toSFU(m signaling.Message) {
 	if !c.sfu.push(sfuItem{kind: sfuMessage, msg: m}) {
 		c.refuse(signaling.CodeRateLimited, m.Type, "too many messages for the media server are waiting; this one was dropped")
 	}
@@ -118,7 +118,7 @@ type waiting struct {
 
 // sfuLoop is the socket's SFU worker (see above); it returns once ctx
 // is done.
-func (c *client) sfuLoop(ctx context.Context, r *room) {
+func (c *socket) sfuLoop(ctx context.Context, r *call) {
 	var (
 		peer    MediaPeer
 		pending []waiting
@@ -162,7 +162,7 @@ func (c *client) sfuLoop(ctx context.Context, r *room) {
 // connections: now that the room has done everything that came before,
 // either the connections exist (and setPeer already handed them over)
 // or there are none. Room goroutine.
-func (r *room) resolveSFU(c *client, seq uint64) {
+func (r *call) resolveSFU(c *socket, seq uint64) {
 	if c.peer == nil {
 		c.sfu.push(sfuItem{kind: sfuNone, seq: seq})
 	}
@@ -170,7 +170,7 @@ func (r *room) resolveSFU(c *client, seq uint64) {
 
 // noSFU answers a message for the SFU while the participant has no SFU
 // connections.
-func (c *client) noSFU(m signaling.Message) {
+func (c *socket) noSFU(m signaling.Message) {
 	if m.Type == signaling.TypeCandidate || m.Type == signaling.TypeLayout {
 		return // late candidates or layout after a switch back to the mesh
 	}
@@ -178,7 +178,7 @@ func (c *client) noSFU(m signaling.Message) {
 }
 
 // applySFU applies a client's message to its SFU connections (SFU worker).
-func (c *client) applySFU(peer MediaPeer, m signaling.Message) {
+func (c *socket) applySFU(peer MediaPeer, m signaling.Message) {
 	switch m.Type {
 	case signaling.TypeOffer:
 		answer, err := peer.Publish(m.SDP, m.Sources)

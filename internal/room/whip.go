@@ -52,7 +52,7 @@ var (
 // end signals and the ICE state.
 type session struct {
 	m      *Manager
-	r      *room
+	r      *call
 	userID string
 	ice    *media.ICESession
 
@@ -64,7 +64,7 @@ type session struct {
 	unregister func()
 }
 
-func newSession(m *Manager, r *room, userID string) *session {
+func newSession(m *Manager, r *call, userID string) *session {
 	return &session{m: m, r: r, userID: userID, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -89,7 +89,7 @@ func (s *session) Done() <-chan struct{} { return s.done }
 
 // acquireSession is acquire for an HTTP session: counted as a room
 // reference, and for Shutdown, but not as a socket in Counts.
-func (m *Manager) acquireSession(channelID, mode string) *room {
+func (m *Manager) acquireSession(channelID, mode string) *call {
 	r := m.acquire(channelID, mode, 0)
 	if r != nil {
 		m.mu.Lock()
@@ -99,7 +99,7 @@ func (m *Manager) acquireSession(channelID, mode string) *room {
 	return r
 }
 
-func (m *Manager) releaseSession(r *room) {
+func (m *Manager) releaseSession(r *call) {
 	m.mu.Lock()
 	r.sessions--
 	m.mu.Unlock()
@@ -112,7 +112,7 @@ func (m *Manager) releaseSession(r *room) {
 // nothing.
 type Ingest struct {
 	*session
-	c    *client // the participant, with no socket
+	c    *socket // the participant, with no socket
 	id   string
 	peer MediaPeer
 	st   signaling.State
@@ -180,7 +180,7 @@ func (m *Manager) Publish(channelID, mode string, user signaling.User, auth Auth
 		}
 		return nil, "", fmt.Errorf("room: whip offer: %w", media.OfferError(err))
 	}
-	c := newClient(nil, signaling.User{UserID: user.UserID, Name: user.Name + " (WHIP)", Username: user.Username}, m.cfg, log)
+	c := newSocket(nil, signaling.User{UserID: user.UserID, Name: user.Name + " (WHIP)", Username: user.Username}, m.cfg, log)
 	c.peer = peer // before the room has c, which then owns it
 	in := &Ingest{session: newSession(m, r, user.UserID), c: c, id: id, peer: peer, st: st}
 	in.ice = media.NewICESession(offer.Ufrag, func(ci webrtc.ICECandidateInit) error { return peer.AddCandidate(signaling.PCPublish, ci) }, peer.RestartICE)
@@ -223,7 +223,7 @@ func (in *Ingest) watch() {
 }
 
 // startIngest adds a WHIP publisher to the call (room goroutine).
-func (r *room) startIngest(in *Ingest) error {
+func (r *call) startIngest(in *Ingest) error {
 	switch {
 	case r.closing:
 		return ErrClosing
@@ -245,14 +245,14 @@ func (r *room) startIngest(in *Ingest) error {
 }
 
 // endIngest takes a WHIP publisher out of the call; idempotent.
-func (r *room) endIngest(in *Ingest, reason string) {
+func (r *call) endIngest(in *Ingest, reason string) {
 	delete(r.ingests, in)
 	r.removeParticipant(in.c, reason)
 }
 
 // stopSessions ends the WHIP publishers and WHEP viewers of userID (all
 // of them if userID is ""), without blocking the room goroutine.
-func (r *room) stopSessions(userID string) {
+func (r *call) stopSessions(userID string) {
 	for in := range r.ingests {
 		if userID == "" || in.userID == userID {
 			in.requestStop()
@@ -267,7 +267,7 @@ func (r *room) stopSessions(userID string) {
 }
 
 // stopIngests ends every WHIP publisher (the channel was pinned to p2p).
-func (r *room) stopIngests() {
+func (r *call) stopIngests() {
 	for in := range r.ingests {
 		in.requestStop()
 		r.endIngest(in, signaling.ReasonLeft)
@@ -331,7 +331,7 @@ func (m *Manager) View(channelID, mode string, user signaling.User, auth Auth, p
 
 // startPlayer keeps a WHEP viewer so the room can end it (room
 // goroutine).
-func (r *room) startPlayer(v *Player) {
+func (r *call) startPlayer(v *Player) {
 	if r.closing {
 		v.requestStop()
 	}

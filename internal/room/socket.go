@@ -23,11 +23,12 @@ const writeTimeout = 10 * time.Second
 // is closed: a buggy client gets told, a flooding one gets cut off.
 const abuseLimit = 500
 
-// client is one WebSocket (or, with a nil conn, a WHIP publisher). Its
+// socket is one participant's WebSocket (or, with a nil conn, a WHIP
+// publisher). Named apart from the internal/client package. Its
 // goroutines (reader, writer, heartbeat, SFU worker) share only the out
 // queue, the SFU queue and the close signal; p, peer and iceAt belong to
 // the room goroutine.
-type client struct {
+type socket struct {
 	conn *websocket.Conn
 	user signaling.User
 	cfg  Config
@@ -63,8 +64,8 @@ type client struct {
 	sfu *sfuQueue
 }
 
-func newClient(conn *websocket.Conn, user signaling.User, cfg Config, log *slog.Logger) *client {
-	return &client{
+func newSocket(conn *websocket.Conn, user signaling.User, cfg Config, log *slog.Logger) *socket {
+	return &socket{
 		conn:    conn,
 		user:    user,
 		cfg:     cfg,
@@ -78,7 +79,7 @@ func newClient(conn *websocket.Conn, user signaling.User, cfg Config, log *slog.
 
 // serve runs the socket: it returns once the socket is closed and the room
 // has been told.
-func (c *client) serve(ctx context.Context, r *room, postChat PostChat) {
+func (c *socket) serve(ctx context.Context, r *call, postChat PostChat) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.conn.SetReadLimit(signaling.MaxMessageBytes)
@@ -113,7 +114,7 @@ func (c *client) serve(ctx context.Context, r *room, postChat PostChat) {
 	<-writerDone
 }
 
-func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error {
+func (c *socket) readLoop(ctx context.Context, r *call, postChat PostChat) error {
 	limiter := rate.NewLimiter(rate.Limit(c.cfg.RatePerSecond), c.cfg.Burst)
 	dropped := 0
 	for {
@@ -176,7 +177,7 @@ func (c *client) readLoop(ctx context.Context, r *room, postChat PostChat) error
 }
 
 // mayRecord asks Config.MayRecord whether c's user may record.
-func (c *client) mayRecord(ctx context.Context, channelID string) error {
+func (c *socket) mayRecord(ctx context.Context, channelID string) error {
 	if c.cfg.MayRecord == nil {
 		return ErrForbidden
 	}
@@ -194,7 +195,7 @@ func (c *client) mayRecord(ctx context.Context, channelID string) error {
 // at a time per channel (the channel row lock; on SQLite the one write
 // lock), so the turn costs little. It fails only if ctx ends while
 // waiting for the turn.
-func (c *client) chat(ctx context.Context, r *room, postChat PostChat, text string) error {
+func (c *socket) chat(ctx context.Context, r *call, postChat PostChat, text string) error {
 	select {
 	case r.chatTurn <- struct{}{}:
 	case <-ctx.Done():
@@ -216,7 +217,7 @@ func (c *client) chat(ctx context.Context, r *room, postChat PostChat, text stri
 	return nil
 }
 
-func (c *client) writeLoop(ctx context.Context) {
+func (c *socket) writeLoop(ctx context.Context) {
 	for {
 		select {
 		case b := <-c.out:
@@ -238,7 +239,7 @@ func (c *client) writeLoop(ctx context.Context) {
 
 // flush writes what is still queued (a final error, say) without waiting
 // long for a peer that is going away.
-func (c *client) flush(ctx context.Context) {
+func (c *socket) flush(ctx context.Context) {
 	for {
 		select {
 		case b := <-c.out:
@@ -256,7 +257,7 @@ func (c *client) flush(ctx context.Context) {
 
 // heartbeat pings the socket; a socket that does not answer in time is
 // closed, and its participant reported as timed out.
-func (c *client) heartbeat(ctx context.Context) {
+func (c *socket) heartbeat(ctx context.Context) {
 	t := time.NewTicker(c.cfg.PingInterval)
 	defer t.Stop()
 	for {
@@ -283,7 +284,7 @@ func (c *client) heartbeat(ctx context.Context) {
 
 // close asks the writer to close the socket with code and reason; the first
 // call wins.
-func (c *client) close(code websocket.StatusCode, why string) {
+func (c *socket) close(code websocket.StatusCode, why string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeWhy = code, why
 		close(c.closing)
@@ -292,7 +293,7 @@ func (c *client) close(code websocket.StatusCode, why string) {
 
 // send queues an encoded message; a socket whose queue is full is too slow
 // to keep up and is closed rather than allowed to stall the room.
-func (c *client) send(b []byte) {
+func (c *socket) send(b []byte) {
 	if c.conn == nil {
 		return // a WHIP participant: it has no socket to hear anything
 	}
@@ -305,7 +306,7 @@ func (c *client) send(b []byte) {
 	}
 }
 
-func (c *client) sendMsg(m signaling.Message) {
+func (c *socket) sendMsg(m signaling.Message) {
 	b, err := signaling.Encode(m)
 	if err != nil {
 		c.log.Error("encode", "type", m.Type, "err", err)
@@ -314,6 +315,6 @@ func (c *client) sendMsg(m signaling.Message) {
 	c.send(b)
 }
 
-func (c *client) refuse(code, ref, format string, args ...any) {
+func (c *socket) refuse(code, ref, format string, args ...any) {
 	c.sendMsg(signaling.Message{Type: signaling.TypeError, Code: code, Ref: ref, Human: fmt.Sprintf(format, args...)})
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/parley/parley/internal/signaling"
 )
 
-// room is the state of one channel's call, an actor: only its goroutine
-// (run) touches its fields, and everyone else hands it closures through
-// post (refs and sessions belong to the Manager's lock).
-type room struct {
+// call is the state of one channel's call (the package's "room"), an
+// actor: only its goroutine (run) touches its fields, and everyone else
+// hands it closures through post (refs and sessions belong to the
+// Manager's lock).
+type call struct {
 	channelID string
 	cfg       Config
 	log       *slog.Logger
@@ -29,8 +30,8 @@ type room struct {
 	// chat is broadcast in the order it was stored (see client.chat).
 	chatTurn chan struct{}
 
-	clients      map[*client]struct{}
-	participants map[string]*client
+	clients      map[*socket]struct{}
+	participants map[string]*socket
 	mode         string // channel mode: auto, sfu or p2p
 	topology     string // what the call uses now
 	retiring     []retired
@@ -50,7 +51,7 @@ type room struct {
 	capacity int
 	// waiting are the sockets in the lobby, in the order they came
 	// (lobby.go).
-	waiting []*client
+	waiting []*socket
 	// held holds the users a moderator muted with "ask to unmute", by
 	// user id: their audio stays off, even across a rejoin, until a
 	// moderator allows it or the call ends.
@@ -75,16 +76,16 @@ type retired struct {
 // retireGrace is how long SFU connections outlive a switch to the mesh.
 const retireGrace = 10 * time.Second
 
-func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
-	return &room{
+func newCall(channelID, mode string, cfg Config, log *slog.Logger) *call {
+	return &call{
 		channelID:    channelID,
 		cfg:          cfg,
 		log:          log,
 		inbox:        make(chan func(), 64),
 		chatTurn:     make(chan struct{}, 1),
 		quit:         make(chan struct{}),
-		clients:      map[*client]struct{}{},
-		participants: map[string]*client{},
+		clients:      map[*socket]struct{}{},
+		participants: map[string]*socket{},
 		ingests:      map[*Ingest]struct{}{},
 		viewers:      map[*Player]struct{}{},
 		removed:      map[string]bool{},
@@ -101,7 +102,7 @@ func newRoom(channelID, mode string, cfg Config, log *slog.Logger) *room {
 // stopped, which cannot happen while the caller holds a reference (a
 // socket or a WHIP/WHEP session), only for the Manager's own messages.
 // The Manager never calls it with its lock held.
-func (r *room) post(f func()) bool {
+func (r *call) post(f func()) bool {
 	select {
 	case r.inbox <- f:
 		return true
@@ -110,7 +111,7 @@ func (r *room) post(f func()) bool {
 	}
 }
 
-func (r *room) run() {
+func (r *call) run() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -144,7 +145,7 @@ func (r *room) run() {
 }
 
 // attach takes in a socket that opened: it gets hello.
-func (r *room) attach(c *client) {
+func (r *call) attach(c *socket) {
 	r.clients[c] = struct{}{}
 	c.iceAt = time.Now()
 	c.sendMsg(signaling.Message{
@@ -161,7 +162,7 @@ func (r *room) attach(c *client) {
 }
 
 // detach forgets a socket that closed, and its participant.
-func (r *room) detach(c *client, reason string) {
+func (r *call) detach(c *socket, reason string) {
 	delete(r.clients, c)
 	r.leaveLobby(c)
 	r.removeParticipant(c, reason)
@@ -169,7 +170,7 @@ func (r *room) detach(c *client, reason string) {
 
 // kick ends everything userID has in the call: sockets, WHIP publishers,
 // WHEP viewers.
-func (r *room) kick(userID string) {
+func (r *call) kick(userID string) {
 	r.stopSessions(userID)
 	for c := range r.clients {
 		if c.user.UserID == userID {
@@ -181,7 +182,7 @@ func (r *room) kick(userID string) {
 
 // closeAll closes every socket and session; the room takes no new
 // sessions after it.
-func (r *room) closeAll(code websocket.StatusCode, reason string) {
+func (r *call) closeAll(code websocket.StatusCode, reason string) {
 	r.closing = true
 	r.stopSessions("")
 	for c := range r.clients {
@@ -190,7 +191,7 @@ func (r *room) closeAll(code websocket.StatusCode, reason string) {
 }
 
 // setMode applies a change of the channel's media mode.
-func (r *room) setMode(mode string) {
+func (r *call) setMode(mode string) {
 	r.mode = mode
 	if r.mode == ModeP2P {
 		r.stopIngests() // their media cannot go peer-to-peer
@@ -203,7 +204,7 @@ func (r *room) setMode(mode string) {
 
 // handle applies one message from c. Messages that need no room state
 // (ping, chat) never get here.
-func (r *room) handle(c *client, m signaling.Message) {
+func (r *call) handle(c *socket, m signaling.Message) {
 	if m.Type == signaling.TypeJoin {
 		r.join(c, m)
 		return
@@ -233,7 +234,7 @@ func (r *room) handle(c *client, m signaling.Message) {
 	}
 }
 
-func (r *room) join(c *client, m signaling.Message) {
+func (r *call) join(c *socket, m signaling.Message) {
 	if c.p != nil {
 		c.refuse(signaling.CodeAlreadyJoined, m.Type, "this connection is already in the call as %s", c.p.ID)
 		return
@@ -302,7 +303,7 @@ func (r *room) join(c *client, m signaling.Message) {
 	r.log.Info("participant joined", "participant_id", id, "user_id", c.user.UserID, "resumed", id == m.Resume)
 }
 
-func (r *room) removeParticipant(c *client, reason string) {
+func (r *call) removeParticipant(c *socket, reason string) {
 	if c.p == nil {
 		return
 	}
@@ -325,7 +326,7 @@ func (r *room) removeParticipant(c *client, reason string) {
 }
 
 // roster lists the call's participants except skip, in a stable order.
-func (r *room) roster(skip *client) []signaling.Participant {
+func (r *call) roster(skip *socket) []signaling.Participant {
 	ps := make([]signaling.Participant, 0, len(r.participants))
 	for _, c := range r.participants {
 		if c != skip {
@@ -337,7 +338,7 @@ func (r *room) roster(skip *client) []signaling.Participant {
 }
 
 // broadcast encodes m once and queues it on every socket but skip.
-func (r *room) broadcast(skip *client, m signaling.Message) {
+func (r *call) broadcast(skip *socket, m signaling.Message) {
 	b, err := signaling.Encode(m)
 	if err != nil {
 		r.log.Error("encode broadcast", "type", m.Type, "err", err)
@@ -351,7 +352,7 @@ func (r *room) broadcast(skip *client, m signaling.Message) {
 }
 
 // broadcastJoined encodes m once and queues it on every joined socket.
-func (r *room) broadcastJoined(m signaling.Message) {
+func (r *call) broadcastJoined(m signaling.Message) {
 	b, err := signaling.Encode(m)
 	if err != nil {
 		r.log.Error("encode broadcast", "type", m.Type, "err", err)
@@ -364,7 +365,7 @@ func (r *room) broadcastJoined(m signaling.Message) {
 
 // refreshICEServers sends fresh TURN credentials to sockets whose last
 // ones are older than ICERefresh, so a long call outlives them.
-func (r *room) refreshICEServers(now time.Time) {
+func (r *call) refreshICEServers(now time.Time) {
 	if r.cfg.ICERefresh <= 0 {
 		return
 	}
