@@ -101,15 +101,26 @@ func (u *user) trackID(n int) string {
 // recorder runs; it returns the take's id.
 func (u *user) startRecording(trackID string) string {
 	u.t.Helper()
-	u.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.track[data-track-id=%q] .record-btn`, trackID))))
+	u.clickRecord(trackID)
 	u.waitFor("the recorder to start", `window.parleyStudio.state.rec && window.parleyStudio.state.rec.recorder.startedAt > 0`, 20*time.Second)
 	return eval[string](u, `window.parleyStudio.state.rec.take.id`)
+}
+
+// clickRecord clicks a track's record button in one step in the page: the
+// studio re-renders its track list on every live event, so a node found
+// by one protocol call may be gone by the next ("Could not find node with
+// given id").
+func (u *user) clickRecord(trackID string) {
+	u.t.Helper()
+	if !eval[bool](u, fmt.Sprintf(`(() => { const b = document.querySelector('.track[data-track-id=%q] .record-btn'); if (!b) return false; b.click(); return true; })()`, trackID)) {
+		u.t.Fatalf("no record button on track %s", trackID)
+	}
 }
 
 // stopRecording clicks stop and waits until the take is saved.
 func (u *user) stopRecording(trackID string) {
 	u.t.Helper()
-	u.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`.track[data-track-id=%q] .record-btn`, trackID))))
+	u.clickRecord(trackID)
 	u.waitFor("the take to be saved", `window.parleyStudio.state.rec === null`, 30*time.Second)
 }
 
