@@ -242,6 +242,8 @@ func (s *Server) apiRecordingFile(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "audio/ogg")
 	case ".webm":
 		w.Header().Set("Content-Type", "video/webm")
+	case ".mkv":
+		w.Header().Set("Content-Type", "video/x-matroska")
 	case ".mp4":
 		w.Header().Set("Content-Type", "video/mp4")
 	}
