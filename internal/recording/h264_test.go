@@ -138,6 +138,9 @@ func TestH264Recover(t *testing.T) {
 	s := newService(t, Config{Dir: dir, QueuePackets: 1 << 16})
 	ss, _ := s.Start("chan1", Person{UserID: "u1"}, nil)
 	v := ss.Track(h264Track)
+	if v == nil {
+		t.Fatal("H.264 track not recorded")
+	}
 	feedH264(t, v, aus)
 	v.Close()
 	m := ss.Stop(StateFinished, "test")
