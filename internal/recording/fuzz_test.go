@@ -40,5 +40,7 @@ func FuzzKeyframe(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		keyframe(true, b)
 		keyframe(false, b)
+		h264Frame(b)
+		spsSize(b)
 	})
 }

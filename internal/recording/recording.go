@@ -1,8 +1,8 @@
 // Package recording records calls on the server: every participant's
 // microphone, camera and screen share, each in a file of its own as the
-// SFU receives it, without transcoding (Opus in Ogg, VP8/VP9 in WebM),
-// plus a manifest (manifest.json) that places every file on the
-// recording's timeline.
+// SFU receives it, without transcoding (Opus in Ogg, VP8/VP9 in WebM,
+// H.264 in Matroska), plus a manifest (manifest.json) that places every
+// file on the recording's timeline.
 //
 // # Driving it
 //
@@ -423,6 +423,8 @@ func (ss *Session) Track(t media.TrackInfo) media.TrackSink {
 		ext = ".ogg"
 	case "video/vp8", "video/vp9":
 		ext = ".webm"
+	case "video/h264":
+		ext = ".mkv" // Matroska: WebM has no H.264
 	default:
 		ss.log.Warn("not recording a track: codec not supported", "codec", t.MimeType, "track", t.TrackID)
 		return nil

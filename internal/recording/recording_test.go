@@ -450,12 +450,13 @@ func TestLayerSwitch(t *testing.T) {
 	if f.LayerSwitches != 1 {
 		t.Errorf("%d layer switches, want 1", f.LayerSwitches)
 	}
-	// One second of f, then (after a second's gap) a second of h.
-	if f.DurationMS < 1900 || f.DurationMS > 2100 {
-		t.Errorf("the file lasts %d ms, want about 2000", f.DurationMS)
+	// One second of f, then (after a second's gap and the 5 skipped
+	// frames, 167 ms) a second of h, its last frame flushed at the end.
+	if f.DurationMS < 2050 || f.DurationMS > 2200 {
+		t.Errorf("the file lasts %d ms, want about 2133", f.DurationMS)
 	}
-	if d := ffprobeDuration(t, filepath.Join(s.cfg.Dir, "chan1", m.ID, f.Name)); d < 1900*time.Millisecond || d > 2100*time.Millisecond {
-		t.Errorf("plays %v, want about 2s", d)
+	if d := ffprobeDuration(t, filepath.Join(s.cfg.Dir, "chan1", m.ID, f.Name)); d < 2050*time.Millisecond || d > 2200*time.Millisecond {
+		t.Errorf("plays %v, want about 2.133s", d)
 	}
 }
 

@@ -56,7 +56,7 @@ func (s *Service) repair(dir string, m *Manifest) {
 		switch filepath.Ext(f.Name) {
 		case ".ogg":
 			dur, err = repairOgg(p)
-		case ".webm":
+		case ".webm", ".mkv":
 			dur, err = repairWebM(s, p)
 		default:
 			err = errors.New("unknown kind of file")

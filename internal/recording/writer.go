@@ -60,6 +60,7 @@ type trackWriter struct {
 	clock uint32
 	video bool
 	vp9   bool
+	h264  bool // AVC frames in a Matroska file; it opens at a keyframe with SPS and PPS
 
 	free, queue chan *item
 	dropped     atomic.Uint64
@@ -94,6 +95,7 @@ func newTrackWriter(ss *Session, path string, t media.TrackInfo) (*trackWriter, 
 	w := &trackWriter{
 		ss: ss, path: path, info: t, clock: t.ClockRate,
 		video: t.Kind == "video", vp9: strings.EqualFold(t.MimeType, "video/vp9"),
+		h264: strings.EqualFold(t.MimeType, "video/h264"),
 		free: make(chan *item, n), queue: make(chan *item, n+1), done: make(chan struct{}),
 		f: &countingFile{f: fh, svc: ss.svc}, layer: -1, now: ss.svc.cfg.Now,
 	}
@@ -236,6 +238,10 @@ func (w *trackWriter) packet(it *item) {
 		var dp rtp.Depacketizer = &codecs.VP8Packet{}
 		if w.vp9 {
 			dp = &codecs.VP9Packet{}
+		} else if w.h264 {
+			// Length-prefixed NAL units (AVC form), as Matroska stores
+			// them; STAP-A and FU-A are unpacked.
+			dp = &codecs.H264Packet{IsAVC: true}
 		}
 		w.sb = samplebuilder.New(128, dp, w.clock)
 	}
@@ -262,7 +268,14 @@ func (w *trackWriter) begin(l int, ts uint32) {
 }
 
 func (w *trackWriter) frame(l int, data []byte, ts uint32) {
-	kf, width, height := keyframe(w.vp9, data)
+	var kf bool
+	var width, height int
+	var sps, pps []byte
+	if w.h264 {
+		kf, sps, pps = h264Frame(data)
+	} else {
+		kf, width, height = keyframe(w.vp9, data)
+	}
 	if w.waitKey {
 		if !kf {
 			return // a new layer can only start at a keyframe
@@ -273,14 +286,21 @@ func (w *trackWriter) frame(l int, data []byte, ts uint32) {
 		if !kf {
 			return
 		}
-		codec := "V_VP8"
-		if w.vp9 {
-			codec = "V_VP9"
+		te := webm.TrackEntry{Name: "Video", TrackNumber: 1, TrackUID: 1, CodecID: "V_VP8", TrackType: 1}
+		switch {
+		case w.vp9:
+			te.CodecID = "V_VP9"
+		case w.h264:
+			// The decoder's configuration goes in the header, so the
+			// file can only open at a keyframe that carries it.
+			if sps == nil || pps == nil {
+				return
+			}
+			width, height = spsSize(sps)
+			te.CodecID, te.CodecPrivate = "V_MPEG4/ISO/AVC", avcConfig(sps, pps)
 		}
-		ws, err := newWebM(w.f, webm.TrackEntry{
-			Name: "Video", TrackNumber: 1, TrackUID: 1, CodecID: codec, TrackType: 1,
-			Video: &webm.Video{PixelWidth: uint64(width), PixelHeight: uint64(height)},
-		}, w.ss.log)
+		te.Video = &webm.Video{PixelWidth: uint64(width), PixelHeight: uint64(height)}
+		ws, err := newWebM(w.f, te, w.ss.log)
 		if err != nil {
 			w.writeFailed(err)
 			return
@@ -314,8 +334,14 @@ func newWebM(w *countingFile, te webm.TrackEntry, log *slog.Logger) (webm.BlockW
 	// value, which it writes the duration into (a data race between
 	// files). One track needs no block sorter (the default is shared too).
 	info := &webm.Info{TimecodeScale: 1000000, MuxingApp: "parley", WritingApp: "parley"}
+	// WebM allows only VP8/VP9 (and audio codecs we do not put here):
+	// anything else is plain Matroska.
+	header := *webm.DefaultEBMLHeader
+	if te.CodecID != "V_VP8" && te.CodecID != "V_VP9" {
+		header.DocType = "matroska"
+	}
 	ws, err := webm.NewSimpleBlockWriter(w, []webm.TrackEntry{te},
-		mkvcore.WithSegmentInfo(info), mkvcore.WithBlockInterceptor(nil),
+		mkvcore.WithEBMLHeader(&header), mkvcore.WithSegmentInfo(info), mkvcore.WithBlockInterceptor(nil),
 		mkvcore.WithSeekHead(true), mkvcore.WithCues(cuesSpace),
 		mkvcore.WithOnFatalHandler(func(err error) { log.Error("webm writer", "err", err) }),
 		mkvcore.WithOnErrorHandler(func(err error) { log.Debug("webm writer", "err", err) }))
@@ -338,6 +364,14 @@ func (w *trackWriter) writeFailed(err error) {
 }
 
 func (w *trackWriter) finish() {
+	if w.sb != nil && !w.broken {
+		// The last frame waits in the sample builder for a packet of
+		// the next one, which will not come.
+		w.sb.Flush()
+		for s := w.sb.Pop(); s != nil; s = w.sb.Pop() {
+			w.frame(w.layer, s.Data, s.PacketTimestamp)
+		}
+	}
 	var err error
 	switch {
 	case w.wm != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"path"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
+	"github.com/parley/parley/internal/studio"
 )
 
 // Recordings is what the recording routes need from the server. Set it
@@ -41,6 +43,7 @@ func (s *Server) routeRecordings(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/channels/{id}/recordings/{rec}", s.requireAPI(s.recordingMember(s.apiRecordingDelete)))
 	mux.HandleFunc("POST /api/channels/{id}/recordings/{rec}/composite", s.requireAPI(s.recordingMember(s.apiComposite)))
 	mux.HandleFunc("GET /api/channels/{id}/recordings/{rec}/files/{name}", s.requireAPI(s.recordingMember(s.apiRecordingFile)))
+	mux.HandleFunc("POST /api/channels/{id}/recordings/{rec}/to-studio", s.requireAPI(s.recordingMember(s.apiRecordingToStudio)))
 }
 
 type channelKey struct{}
@@ -91,6 +94,7 @@ func (s *Server) apiRecordingState(w http.ResponseWriter, r *http.Request) {
 		"membersMayRecord": allowed,
 		"mayRecord":        s.recordings.MayRecord(r.Context(), signalUser(mustUser(r)), ch.ID) == nil,
 		"composites":       s.recordings.Composites != nil,
+		"studio":           s.studio != nil,
 	})
 }
 
@@ -242,6 +246,8 @@ func (s *Server) apiRecordingFile(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "audio/ogg")
 	case ".webm":
 		w.Header().Set("Content-Type", "video/webm")
+	case ".mkv":
+		w.Header().Set("Content-Type", "video/x-matroska")
 	case ".mp4":
 		w.Header().Set("Content-Type", "video/mp4")
 	}
@@ -266,4 +272,59 @@ func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "recordings", page{Title: "Recordings of " + ch.Name,
 		Data: channelData{Channel: ch, IsOwner: ch.OwnerID == u.ID}})
+}
+
+// apiRecordingToStudio opens a stopped recording as a song in the studio
+// (members): one track per participant, each of their audio files a
+// finished take placed at the file's start on the recording's timeline.
+// 201 with the song; 507 when the channel's studio storage cannot hold
+// the files.
+func (s *Server) apiRecordingToStudio(w http.ResponseWriter, r *http.Request) {
+	if s.studio == nil {
+		writeJSONError(w, http.StatusNotFound, "this server has no studio")
+		return
+	}
+	ch, u := mustChannel(r), mustUser(r)
+	m, err := s.recordings.Service.Get(ch.ID, r.PathValue("rec"))
+	if err != nil {
+		writeJSONError(w, http.StatusNotFound, "no such recording")
+		return
+	}
+	if m.State == recording.StateRecording {
+		writeJSONError(w, http.StatusConflict, recording.ErrRecording.Error())
+		return
+	}
+	var tracks []studio.ImportTrack
+	index := map[string]int{} // participant -> track
+	for _, f := range m.Files {
+		if f.Kind != "audio" || f.Bytes <= 0 {
+			continue
+		}
+		i, ok := index[f.Participant]
+		if !ok {
+			i = len(tracks)
+			index[f.Participant] = i
+			name := f.UserName
+			if name == "" {
+				name = f.Participant
+			}
+			tracks = append(tracks, studio.ImportTrack{Name: name})
+		}
+		chID, recID, name := ch.ID, m.ID, f.Name
+		tracks[i].Takes = append(tracks[i].Takes, studio.ImportTake{
+			Open: func() (io.ReadCloser, error) { return s.recordings.Service.Open(chID, recID, name) },
+			Size: f.Bytes, OffsetMS: f.StartMS, DurationMS: f.DurationMS,
+		})
+	}
+	if len(tracks) == 0 {
+		writeJSONError(w, http.StatusConflict, "this recording has no audio to open in the studio")
+		return
+	}
+	name := "Call of " + m.StartedAt.UTC().Format("2006-01-02 15:04") + " UTC"
+	song, err := s.studio.ImportSong(r.Context(), ch.ID, studio.Member{UserID: u.ID, Owner: ch.OwnerID == u.ID}, name, tracks)
+	if err != nil {
+		s.studioError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"song": song})
 }

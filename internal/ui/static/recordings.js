@@ -38,6 +38,7 @@ class RecordingsPage {
     /** @type {SyncedPlayer|null} */
     this.player = null;
     this.composites = false; // the server has ffmpeg
+    this.studio = false; // the server has the studio
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.poll = undefined;
     const policy = h("label", { class: "inline" });
@@ -59,6 +60,7 @@ class RecordingsPage {
         const state = await st.json();
         this.policyBox.checked = state.membersMayRecord === true;
         this.composites = state.composites === true;
+        this.studio = state.studio === true;
       }
       this.render(recs);
       // Composites being made: show their progress as it goes.
@@ -101,7 +103,30 @@ class RecordingsPage {
     return h("li", { class: "recording", "data-recording-id": r.id },
       h("p", {}, h("strong", {}, when), ` · ${formatDuration(r.duration_ms)} · started by ${r.started_by.name || "someone"}${state}`),
       h("p", { class: "muted-text small" }, `In the call: ${people}`),
-      r.files.length ? play : "", del, this.compositeItem(r), files);
+      r.files.length ? play : "", del, this.compositeItem(r), this.studioItem(r), files);
+  }
+
+  /**
+   * "Open in the studio": the recording becomes a song, each participant
+   * a track, their audio the takes.
+   * @param {Recording} r
+   */
+  studioItem(r) {
+    if (!this.studio || r.state === "recording" || !r.files.some((f) => f.kind === "audio")) return null;
+    return h("button", { type: "button", class: "btn btn-small to-studio", onclick: () => this.toStudio(r) }, "Open in the studio");
+  }
+
+  /** @param {Recording} r */
+  async toStudio(r) {
+    setText(this.status, "Copying the audio into the studio…");
+    const res = await fetch(`${this.base}/recordings/${encodeURIComponent(r.id)}/to-studio`, { method: "POST" });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      setText(this.status, `Could not open it in the studio: ${body.error || `the server answered ${res.status}`}`);
+      return;
+    }
+    this.status.replaceChildren(`It is the song “${body.song.name}” now: `,
+      h("a", { href: `/c/${encodeURIComponent(this.channelId)}/studio` }, "open the studio"), ".");
   }
 
   /**
