@@ -157,3 +157,37 @@ func TestMusicModeMouthToEar(t *testing.T) {
 	t.Logf("floor of this run: RTT %.2f ms (speech) / %.2f ms (music); audio I/O %.1f ms",
 		speech.halfRTT*2000, mus.halfRTT*2000, mus.audio*1000)
 }
+
+// TestMusicModeKeptWhenReconnecting: Ann is in music mode when the server
+// restarts; her page rejoins in music mode (join carries state.music), so
+// Bob, loading the call afresh from the restarted server, sees it, and
+// Ann's microphone and encoder stay in music mode.
+func TestMusicModeKeptWhenReconnecting(t *testing.T) {
+	s, ann, bob, ch := bandOf(t)
+	ann.joinCall(ch)
+	bob.joinCall(ch)
+	annID := ann.myID()
+	ann.do(chromedp.Click(chromedp.CSS("#music-btn")))
+	ann.waitFor("music mode on", `window.parley.state.me.music === true`, 15*time.Second)
+
+	s.Stop()
+	ann.waitFor("signaling shown as reconnecting", `document.querySelector('#signal-status')?.dataset.state === "reconnecting"`, 10*time.Second)
+	s.Restart()
+	ann.waitFor("signaling reconnected", `document.querySelector('#signal-status')?.dataset.state === "connected" && window.parley.myId`, 20*time.Second)
+	if got := ann.myID(); got != annID {
+		t.Errorf("Ann rejoined as %s, want %s", got, annID)
+	}
+	// A fresh page knows only what the restarted server tells it.
+	bob.joinCall(ch)
+	bob.waitFor("Ann's music mode, from the restarted server", fmt.Sprintf(`!!document.querySelector('li[data-participant-id=%q] .flag[title="Music mode"]')`, annID), 15*time.Second)
+	if eval[string](ann, `document.querySelector('#music-btn').getAttribute('aria-pressed')`) != "true" {
+		t.Errorf("Ann's Music mode button is not pressed after the reconnect")
+	}
+	bobID := bob.myID()
+	l := ann.waitLink("Ann's encoder in music mode towards Bob's new page", bobID, func(l audioLink) bool {
+		return strings.Contains(l.SendFmtp, "stereo=1") && l.MaxBitrate == 160000
+	}, 30*time.Second)
+	if l.Mic.EchoCancellation {
+		t.Errorf("after the reconnect Ann's microphone has echo cancellation on")
+	}
+}
