@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/servertest"
 )
 
 // Music mode for the call (issue 11, "Monitor like musicians need") and
@@ -15,7 +18,9 @@ import (
 
 // audioLink is window.parley.audioLink(peer) (static/testhook.js).
 type audioLink struct {
+	Topology        string  `json:"topology"`
 	RTT             float64 `json:"rtt"`
+	RecvRTT         float64 `json:"recvRtt"`
 	JBDelay         float64 `json:"jbDelay"`
 	JBEmitted       float64 `json:"jbEmitted"`
 	JBTarget        float64 `json:"jbTarget"`
@@ -81,12 +86,22 @@ func (m mouthToEar) String() string {
 // listener's).
 func measureMouthToEar(listener, speaker *user, listenerID, speakerID string, seconds float64) mouthToEar {
 	listener.t.Helper()
-	before := listener.audioLink(speakerID)
+	// The first two seconds after a start or a switch are the jitter
+	// buffer settling; they do not count.
+	start := listener.audioLink(speakerID)
+	before := listener.waitLink("2 s of audio to settle", speakerID,
+		func(l audioLink) bool { return l.JBEmitted >= start.JBEmitted+2*48000 }, 30*time.Second)
 	after := listener.waitLink(fmt.Sprintf("%.0f s more of %s's audio played out", seconds, speaker.name), speakerID,
 		func(l audioLink) bool { return l.JBEmitted >= before.JBEmitted+seconds*48000 }, time.Duration(seconds*4+20)*time.Second)
 	sp := speaker.audioLink(listenerID)
+	// One way: half the round trip to the peer (mesh), or to the SFU and
+	// from it (speaker's publish connection, listener's subscribe one).
+	oneWay := after.RTT / 2
+	if after.Topology == "sfu" {
+		oneWay = sp.RTT/2 + after.RecvRTT/2
+	}
 	m := mouthToEar{
-		halfRTT:        after.RTT / 2,
+		halfRTT:        oneWay,
 		jitterBuffer:   (after.JBDelay - before.JBDelay) / (after.JBEmitted - before.JBEmitted),
 		audio:          sp.BaseLatency + after.BaseLatency + after.OutputLatency,
 		speakerBase:    sp.BaseLatency,
@@ -106,12 +121,27 @@ func measureMouthToEar(listener, speaker *user, listenerID, speakerID string, se
 // suppression and auto gain, her encoder negotiated Opus stereo at the
 // music bitrate without DTX (the SDP she applied and the codec of her
 // outbound-rtp say so) with the bitrate cap on her sender; then the
-// delay again. Both delays are logged for docs/performance.md.
+// delay again. Both delays are logged for docs/performance.md. Once peer
+// to peer (mesh) and once through the SFU (P2PMax 1), whose Opus
+// parameters (minptime, useinbandfec) music mode must keep.
 func TestMusicModeMouthToEar(t *testing.T) {
-	_, ann, bob, ch := bandOf(t)
+	for _, topology := range []string{"mesh", "sfu"} {
+		t.Run(topology, func(t *testing.T) {
+			var opts []servertest.Option
+			if topology == "sfu" {
+				opts = append(opts, servertest.WithConfig(func(c *config.Config) { c.P2PMax = 1 }))
+			}
+			mouthToEarIn(t, topology, opts...)
+		})
+	}
+}
+
+func mouthToEarIn(t *testing.T, topology string, opts ...servertest.Option) {
+	_, ann, bob, ch := bandOf(t, opts...)
 	ann.joinCall(ch)
 	bob.joinCall(ch)
 	annID, bobID := ann.myID(), bob.myID()
+	bob.waitFor("the call's topology", fmt.Sprintf(`window.parley.state.topology === %q`, topology), 30*time.Second)
 	bob.waitLink("Ann's audio", annID, func(l audioLink) bool { return l.PacketsReceived > 100 && l.JBEmitted > 0 && l.RTT > 0 }, 30*time.Second)
 
 	speechLink := ann.audioLink(bobID)
@@ -141,6 +171,9 @@ func TestMusicModeMouthToEar(t *testing.T) {
 			t.Errorf("music mode: the SDP Ann's page applied lacks %q", want)
 		}
 	}
+	if topology == "sfu" && (!strings.Contains(music.SendFmtp, "minptime=10") || !strings.Contains(music.SendFmtp, "useinbandfec=1")) {
+		t.Errorf("music mode: the SFU's Opus parameters (minptime=10, useinbandfec=1) were lost: %q", music.SendFmtp)
+	}
 	if !strings.Contains(music.SendFmtp, "usedtx=0") || !strings.Contains(music.SendFmtp, "maxaveragebitrate=160000") {
 		t.Errorf("music mode: Ann's outbound-rtp codec is %q, want stereo at 160 kbit/s without DTX", music.SendFmtp)
 	}
@@ -154,7 +187,7 @@ func TestMusicModeMouthToEar(t *testing.T) {
 	bob.waitLink("Ann's audio after the switch", annID, func(l audioLink) bool { return l.JBEmitted > 0 }, 10*time.Second)
 	mus := measureMouthToEar(bob, ann, bobID, annID, 5)
 	t.Logf("music mode: mouth-to-ear %s; Ann sends %q, target bitrate %.0f bit/s, mic %+v", mus, music.SendFmtp, music.TargetBitrate, music.Mic)
-	t.Logf("floor of this run: RTT %.2f ms (speech) / %.2f ms (music); audio I/O %.1f ms",
+	t.Logf("floor of this run: round trip %.2f ms (speech) / %.2f ms (music; through the SFU: publish + subscribe); audio I/O %.1f ms",
 		speech.halfRTT*2000, mus.halfRTT*2000, mus.audio*1000)
 }
 

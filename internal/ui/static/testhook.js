@@ -87,7 +87,9 @@ async function audioLink(call, peerId) {
   const send = mesh ?? sfu?.pub;
   const recv = mesh ?? sfu?.sub;
   const out = {
-    rtt: 0, jbDelay: 0, jbEmitted: 0, jbTarget: 0, packetsReceived: 0,
+    topology: mesh ? "mesh" : "sfu",
+    /** round-trip time (s) of the sending connection, and of the receiving one (the same in the mesh) */
+    rtt: 0, recvRtt: 0, jbDelay: 0, jbEmitted: 0, jbTarget: 0, packetsReceived: 0,
     sendFmtp: "", recvFmtp: "", remoteSdp: send?.remoteDescription?.sdp ?? "", maxBitrate: 0, targetBitrate: 0,
     mic: /** @type {MediaTrackSettings} */ ({}), baseLatency: 0, outputLatency: 0,
     /** @type {(number|null)[]} the audio receivers' jitterBufferTarget (ms; null = the browser's) */
@@ -103,6 +105,7 @@ async function audioLink(call, peerId) {
     if (x.type === "outbound-rtp" && x.kind === "audio") { out.sendFmtp = fmtpOf(stats, x.codecId); out.targetBitrate = x.targetBitrate ?? 0; }
   }
   for (const x of rstats) {
+    if (x.type === "candidate-pair" && x.nominated && x.currentRoundTripTime !== undefined) out.recvRtt = x.currentRoundTripTime;
     if (x.type !== "inbound-rtp" || x.kind !== "audio") continue;
     out.jbDelay += x.jitterBufferDelay ?? 0;
     out.jbEmitted += x.jitterBufferEmittedCount ?? 0;
