@@ -155,8 +155,12 @@ async function tuneSender(sender) {
   if (sender.track?.kind !== "audio") return;
   const p = sender.getParameters();
   if (!p.encodings?.length) return; // not negotiated yet: the next call sets it
+  const want = music.on ? MUSIC_BITRATE : undefined;
+  // Speech mode on a sender never switched: nothing to change (and no
+  // setParameters racing the other modules' own).
+  if (p.encodings.every((e) => e.maxBitrate === want)) return;
   for (const e of p.encodings) {
-    if (music.on) e.maxBitrate = MUSIC_BITRATE;
+    if (want) e.maxBitrate = want;
     else delete e.maxBitrate;
   }
   try {
