@@ -220,6 +220,10 @@ type State struct {
 	Video  bool `json:"video"`
 	Screen bool `json:"screen"`
 	Hand   bool `json:"hand"`
+	// Music is true while the participant's page is in music mode
+	// (unprocessed stereo microphone, Opus at a music bitrate; see
+	// docs/studio.md). The server only relays it.
+	Music bool `json:"music,omitzero"`
 }
 
 // Participant is one member's presence in a call.

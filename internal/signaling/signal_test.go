@@ -281,3 +281,25 @@ func TestModerateValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestMusicStateRelayed: state.music (music mode, docs/studio.md) is read
+// from update and join and written back out; left out while false, so the
+// wire shape for pages without music mode is unchanged.
+func TestMusicStateRelayed(t *testing.T) {
+	for _, in := range []string{`{"type":"update","state":{"audio":true,"music":true}}`, `{"type":"join","state":{"music":true}}`} {
+		m, err := DecodeClient([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if m.State == nil || !m.State.Music {
+			t.Errorf("%s: state %+v, want music true", in, m.State)
+		}
+	}
+	b, err := Encode(Message{Type: TypeParticipantUpdated, Participant: &Participant{ID: "p_abcdefgh12", State: State{Audio: true, Music: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"state":{"audio":true,"video":false,"screen":false,"hand":false,"music":true}`; !strings.Contains(string(b), want) {
+		t.Errorf("got %s, want it to contain %s", b, want)
+	}
+}

@@ -8,6 +8,7 @@ import { getLocalMedia, getDeviceTrack, describeMediaError, canShareScreen, getS
 import { deviceConstraints } from "./prejoin.js";
 import { icon, showNotice } from "./ui.js";
 import { shortcutFor } from "./status.js";
+import { music, setMusic } from "./musicmode.js";
 
 /**
  * @typedef {import("./protocol.js").MediaState} MediaState
@@ -53,6 +54,7 @@ export class Controls {
     ui.muteBtn.addEventListener("click", () => this.toggleDevice("audio"));
     ui.cameraBtn.addEventListener("click", () => this.toggleDevice("video"));
     ui.screenBtn.addEventListener("click", () => this.toggleScreen());
+    ui.musicBtn.addEventListener("click", () => this.toggleMusic());
     ui.hangupBtn.addEventListener("click", () => this.host.leave());
     if (!canShareScreen()) {
       ui.screenBtn.disabled = true;
@@ -86,6 +88,7 @@ export class Controls {
     if (audio && pre?.prefs.muted) audio.enabled = false;
     if (video && pre?.prefs.camOff) video.enabled = false;
     this.state = { audio: !!audio && audio.enabled, video: !!video && video.enabled, screen: false, hand: false };
+    music.on = false; // a fresh microphone is a speech one
     return media.notice;
   }
 
@@ -95,6 +98,29 @@ export class Controls {
     for (const t of this.localStream?.getTracks() ?? []) t.stop();
     this.localStream = null;
     this.state = nothing();
+    music.on = false;
+  }
+
+  /**
+   * Music mode on or off (musicmode.js): our microphone unprocessed and in
+   * stereo, Opus at a music bitrate, the smallest jitter buffer; announced
+   * as state.music, kept across reconnects (join carries the state).
+   */
+  async toggleMusic() {
+    const host = this.host;
+    if (!this.localStream || !host.session.wantsIn) return;
+    const on = !music.on;
+    try {
+      await setMusic(on, this.localStream);
+    } catch (err) {
+      const d = describeMediaError(err, "microphone");
+      showNotice(host.ui, `Music mode could not ${on ? "start" : "stop"}: ${d.why}. ${d.fix.replace(/ and rejoin\.$/, ", then try again.")}`);
+      return;
+    }
+    if (on) this.state.music = true;
+    else delete this.state.music;
+    host.tiles.localTile?.attach(this.localStream);
+    host.sendUpdate();
   }
 
   /**
@@ -209,6 +235,9 @@ export class Controls {
     if (!ui.screenBtn.disabled) {
       setToggle(ui.screenBtn, s.screen, icon("screen"), s.screen ? "Stop sharing your screen" : "Share your screen, a window or a tab");
     }
+    setToggle(ui.musicBtn, !!s.music, icon("music"), s.music
+      ? "Music mode is on: your sound goes out unprocessed, in stereo. Press for speech mode."
+      : "Music mode: send your instrument unprocessed, in stereo at a music bitrate, with the smallest jitter buffer");
   }
 }
 

@@ -5,6 +5,8 @@
 // side may renegotiate at any time (a screen share, an ICE restart) and
 // colliding offers resolve themselves.
 
+import { register, remoteDescription, setLocal, tune, tuneReceiver } from "./musicmode.js";
+
 /** Minimum time between two ICE restarts of one connection. */
 export const ICE_RESTART_INTERVAL_MS = 5000;
 
@@ -110,7 +112,7 @@ export class Peer {
     pc.onnegotiationneeded = async () => {
       try {
         this.makingOffer = true;
-        await pc.setLocalDescription();
+        await setLocal(pc);
         this.sendDescription();
       } catch (err) {
         console.warn("parley: creating an offer for", this.id, "failed", err);
@@ -128,7 +130,9 @@ export class Peer {
       if (!candidate.candidate) return;
       this.opts.send({ type: "candidate", to: this.id, candidate: candidate.toJSON() });
     };
-    pc.ontrack = (ev) => this.opts.onTrack(this, ev);
+    pc.ontrack = (ev) => { tuneReceiver(ev.receiver); this.opts.onTrack(this, ev); };
+    // Music mode (musicmode.js) renegotiates to apply its Opus parameters.
+    this.unregisterMusic = register(pc, () => pc.dispatchEvent(new Event("negotiationneeded")));
     pc.onsignalingstatechange = () => {
       if (opts.debug) console.debug("parley peer", this.id, "signalingState", pc.signalingState);
       if (pc.signalingState === "stable") this.watchStuck();
@@ -213,12 +217,13 @@ export class Peer {
       if (this.ignoreOffer) return;
 
       this.isSettingRemoteAnswerPending = description.type === "answer";
-      await pc.setRemoteDescription(description); // rolls back our offer if needed
+      await pc.setRemoteDescription(remoteDescription(description)); // rolls back our offer if needed
       this.isSettingRemoteAnswerPending = false;
       if (description.type === "offer") {
-        await pc.setLocalDescription();
+        await setLocal(pc);
         this.sendDescription();
       }
+      void tune(pc);
     } catch (err) {
       this.isSettingRemoteAnswerPending = false;
       console.warn("parley: applying the", description.type, "from", this.id, "failed", err);
@@ -324,6 +329,7 @@ export class Peer {
     clearTimeout(this.stuckTimer);
     const pc = this.pc;
     pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+    this.unregisterMusic();
     pc.onsignalingstatechange = pc.onicegatheringstatechange = pc.oniceconnectionstatechange = null;
     try { pc.close(); } catch { /* ignore */ }
   }

@@ -11,7 +11,7 @@
 // does not fit instead of guessing.
 
 /**
- * @typedef {{audio: boolean, video: boolean, screen: boolean, hand: boolean}} MediaState
+ * @typedef {{audio: boolean, video: boolean, screen: boolean, hand: boolean, music?: boolean}} MediaState  music: see musicmode.js
  * @typedef {""|"owner"|"moderator"|"guest"} Role  "" = a plain member
  * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState, role?: Role, handSeq?: number}} Participant
  * @typedef {{userId: string, name: string, username?: string, role?: Role}} User
@@ -270,7 +270,8 @@ export function finalCloseReason(code) {
  */
 export function asMediaState(raw) {
   const s = /** @type {Record<string, unknown>} */ (raw && typeof raw === "object" ? raw : {});
-  return { audio: !!s.audio, video: !!s.video, screen: !!s.screen, hand: !!s.hand };
+  const st = { audio: !!s.audio, video: !!s.video, screen: !!s.screen, hand: !!s.hand };
+  return s.music === true ? { ...st, music: true } : st;
 }
 
 /**

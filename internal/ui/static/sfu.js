@@ -8,6 +8,7 @@
 // bookkeeping.
 
 import { peerStateFor, updateIceServers, ICE_RESTART_INTERVAL_MS } from "./peer.js";
+import { register, remoteDescription, setLocal, tune, tuneReceiver } from "./musicmode.js";
 
 /** The `to`/`from` of every SFU signaling message. */
 export const SFU_PEER = "sfu";
@@ -138,7 +139,10 @@ export class SfuSession {
     pub.onconnectionstatechange = () => this.stateChanged("pub");
 
     const sub = this.sub;
-    sub.ontrack = (ev) => { if (!this.closed) opts.onTrack(ev); };
+    sub.ontrack = (ev) => { tuneReceiver(ev.receiver); if (!this.closed) opts.onTrack(ev); };
+    // Music mode (musicmode.js): a new publish offer applies its Opus
+    // parameters; the subscribe side takes them at the server's next offer.
+    this.unregisterMusic = [register(pub, () => this.offer()), register(sub, () => {})];
     sub.onicecandidate = (ev) => this.sendCandidate("sub", ev.candidate);
     sub.onconnectionstatechange = () => this.stateChanged("sub");
     if (opts.debug) {
@@ -234,7 +238,7 @@ export class SfuSession {
     this.offering = true;
     this.offerAgain = false;
     try {
-      await pc.setLocalDescription();
+      await setLocal(pc);
       this.sendOffer();
     } catch (err) {
       console.warn("parley: creating the publish offer failed", err);
@@ -290,13 +294,15 @@ export class SfuSession {
       this.run("pub", async () => {
         if (this.pub.signalingState !== "have-local-offer") return; // a duplicate
         clearTimeout(this.answerTimer);
-        await this.pub.setRemoteDescription({ type: "answer", sdp: m.sdp });
+        await this.pub.setRemoteDescription(remoteDescription({ type: "answer", sdp: m.sdp }));
+        void tune(this.pub);
         if (this.offerAgain) this.offer();
       });
     } else if (m.type === "offer" && m.pc !== "pub") {
       this.run("sub", async () => {
-        await this.sub.setRemoteDescription({ type: "offer", sdp: m.sdp });
-        await this.sub.setLocalDescription();
+        await this.sub.setRemoteDescription(remoteDescription({ type: "offer", sdp: m.sdp }));
+        await setLocal(this.sub);
+        void tune(this.sub);
         const d = this.sub.localDescription;
         if (d && !this.closed) this.opts.send({ type: "answer", to: SFU_PEER, pc: "sub", sdp: d.sdp });
       });
@@ -362,6 +368,7 @@ export class SfuSession {
     clearTimeout(this.restartTimer);
     for (const pc of [this.pub, this.sub]) {
       pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+      for (const u of this.unregisterMusic) u();
       pc.onsignalingstatechange = pc.oniceconnectionstatechange = null;
       try { pc.close(); } catch { /* ignore */ }
     }

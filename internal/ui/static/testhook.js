@@ -62,8 +62,68 @@ export function installTestHook(call) {
         }
         return out;
       },
+      /**
+       * The audio link to one peer (mesh), or the SFU's connections: what
+       * the mouth-to-ear measurement (e2e TestMusicModeMouthToEar) reads.
+       * @param {string} peerId
+       */
+      audioLink(peerId) { return audioLink(call, peerId); },
     }),
     configurable: false,
     writable: false,
   });
+}
+
+/**
+ * Stats of the audio to and from a peer: round-trip time, the receiving
+ * jitter buffer's totals, the sending encoder's Opus parameters and
+ * bitrate cap, the microphone's settings and this page's audio latencies.
+ * @param {import("./call.js").Call} call
+ * @param {string} peerId
+ */
+async function audioLink(call, peerId) {
+  const sfu = call.topology.sfu;
+  const mesh = call.remotes.get(peerId)?.peer?.pc;
+  const send = mesh ?? sfu?.pub;
+  const recv = mesh ?? sfu?.sub;
+  const out = {
+    topology: mesh ? "mesh" : "sfu",
+    /** round-trip time (s) of the sending connection, and of the receiving one (the same in the mesh) */
+    rtt: 0, recvRtt: 0, jbDelay: 0, jbEmitted: 0, jbTarget: 0, packetsReceived: 0,
+    sendFmtp: "", recvFmtp: "", remoteSdp: send?.remoteDescription?.sdp ?? "", maxBitrate: 0, targetBitrate: 0,
+    mic: /** @type {MediaTrackSettings} */ ({}), baseLatency: 0, outputLatency: 0,
+    /** @type {(number|null)[]} the audio receivers' jitterBufferTarget (ms; null = the browser's) */
+    jitterBufferTargets: [],
+  };
+  if (!send || !recv) return out;
+  const stats = [...(await send.getStats()).values()];
+  const rstats = recv === send ? stats : [...(await recv.getStats()).values()];
+  /** @param {any[]} list @param {string} id */
+  const fmtpOf = (list, id) => list.find((x) => x.id === id)?.sdpFmtpLine ?? "";
+  for (const x of stats) {
+    if (x.type === "candidate-pair" && x.nominated && x.currentRoundTripTime !== undefined) out.rtt = x.currentRoundTripTime;
+    if (x.type === "outbound-rtp" && x.kind === "audio") { out.sendFmtp = fmtpOf(stats, x.codecId); out.targetBitrate = x.targetBitrate ?? 0; }
+  }
+  for (const x of rstats) {
+    if (x.type === "candidate-pair" && x.nominated && x.currentRoundTripTime !== undefined) out.recvRtt = x.currentRoundTripTime;
+    if (x.type !== "inbound-rtp" || x.kind !== "audio") continue;
+    out.jbDelay += x.jitterBufferDelay ?? 0;
+    out.jbEmitted += x.jitterBufferEmittedCount ?? 0;
+    out.jbTarget += x.jitterBufferTargetDelay ?? 0;
+    out.packetsReceived += x.packetsReceived ?? 0;
+    out.recvFmtp = fmtpOf(rstats, x.codecId);
+  }
+  for (const r of recv.getReceivers()) {
+    if (r.track?.kind === "audio" && "jitterBufferTarget" in r) out.jitterBufferTargets.push(/** @type {{jitterBufferTarget: number|null}} */ (/** @type {unknown} */ (r)).jitterBufferTarget);
+  }
+  for (const s of send.getSenders()) {
+    if (s.track?.kind !== "audio") continue;
+    out.maxBitrate = s.getParameters().encodings?.[0]?.maxBitrate ?? 0;
+    out.mic = s.track.getSettings();
+  }
+  const ctx = new AudioContext();
+  out.baseLatency = ctx.baseLatency ?? 0;
+  out.outputLatency = ctx.outputLatency ?? 0;
+  await ctx.close();
+  return out;
 }

@@ -34,6 +34,7 @@ const ICONS = {
   cam: "M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z",
   screen: "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2h-6v2h3v2H7v-2h3v-2H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm0 2v10h16V6H4z",
   hangup: "M12 9c-1.6 0-3.15.25-4.6.72v3.1c0 .39-.23.74-.56.9-.98.49-1.87 1.12-2.66 1.85a1 1 0 0 1-1.41-.01L.29 13.08a1 1 0 0 1 0-1.41C3.34 8.78 7.46 7 12 7s8.66 1.78 11.71 4.67a1 1 0 0 1 0 1.41l-2.48 2.48a1 1 0 0 1-1.41.01 11.3 11.3 0 0 0-2.67-1.85 1 1 0 0 1-.56-.9v-3.1C15.15 9.25 13.6 9 12 9z",
+  music: "M9 3v11.55A4 4 0 1 0 11 18V8h6V3H9z",
   chat: "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 2-2z",
 };
 
@@ -110,6 +111,7 @@ export function formatTime(at) {
  * @property {HTMLButtonElement} muteBtn
  * @property {HTMLButtonElement} cameraBtn
  * @property {HTMLButtonElement} screenBtn
+ * @property {HTMLButtonElement} musicBtn
  * @property {HTMLButtonElement} hangupBtn
  * @property {HTMLElement} onlineList
  * @property {HTMLElement} onlineEmpty
@@ -163,10 +165,11 @@ export function buildLayout(root, info) {
   const muteBtn = ctl("mute-btn", "Mute", "Mute or unmute your microphone (M)", icon("mic"), true);
   const cameraBtn = ctl("camera-btn", "Stop video", "Turn your camera off or on (V)", icon("cam"), true);
   const screenBtn = ctl("screen-btn", "Share screen", "Share your screen, a window or a tab", icon("screen"), true);
+  const musicBtn = ctl("music-btn", "Music mode", "Music mode: your instrument unprocessed, in stereo at a music bitrate (docs/studio.md)", icon("music"), true);
   const hangupBtn = ctl("hangup-btn", "Leave", "Leave the call (L)", icon("hangup"), false, "ctl-danger");
   const callView = h("section", { id: "call-view", class: "call-view", "aria-label": info.channelName ? `Call in ${info.channelName}` : "Call", hidden: true },
     tiles,
-    h("div", { id: "controls", class: "controls", role: "toolbar", "aria-label": "Call controls" }, muteBtn, cameraBtn, screenBtn, hangupBtn),
+    h("div", { id: "controls", class: "controls", role: "toolbar", "aria-label": "Call controls" }, muteBtn, cameraBtn, screenBtn, musicBtn, hangupBtn),
     h("p", { id: "shortcut-help", class: "shortcut-help muted-text small" },
       "Keyboard shortcuts (outside the chat box): ", h("kbd", {}, "M"), " mute/unmute · ", h("kbd", {}, "V"), " camera on/off · ", h("kbd", {}, "L"), " leave"));
 
@@ -209,7 +212,7 @@ export function buildLayout(root, info) {
 
   return {
     root, signalStatus, callStatus, notice, noticeText, lobby, lobbySummary, joinBtn, callView, tiles,
-    muteBtn, cameraBtn, screenBtn, hangupBtn, onlineList, onlineEmpty, chat, chatToggle, chatBadge,
+    muteBtn, cameraBtn, screenBtn, musicBtn, hangupBtn, onlineList, onlineEmpty, chat, chatToggle, chatBadge,
     chatLog, chatForm, chatInput, chatError, toast, toastText,
   };
 }
@@ -276,7 +279,8 @@ export function renderPeople(ui, people, myId) {
       h("span", { class: "person-flags" },
         st.audio ? null : h("span", { class: "flag", title: "Muted" }, icon("mic", true), h("span", { class: "visually-hidden" }, ", muted")),
         st.video ? null : h("span", { class: "flag", title: "Camera off" }, icon("cam", true), h("span", { class: "visually-hidden" }, ", camera off")),
-        st.screen ? h("span", { class: "flag flag-on", title: "Sharing screen" }, icon("screen"), h("span", { class: "visually-hidden" }, ", sharing screen")) : null));
+        st.screen ? h("span", { class: "flag flag-on", title: "Sharing screen" }, icon("screen"), h("span", { class: "visually-hidden" }, ", sharing screen")) : null,
+        st.music ? h("span", { class: "flag flag-on", title: "Music mode" }, icon("music"), h("span", { class: "visually-hidden" }, ", music mode")) : null));
   }));
   ui.onlineEmpty.hidden = sorted.length > 0;
 }
