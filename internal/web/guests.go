@@ -11,10 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/parley/parley/internal/account"
-	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
@@ -198,19 +195,11 @@ func (s *Server) guestSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := "guest:" + g.ID
-	release, ok := s.rooms.Reserve(userID, s.cfg.MaxConnectionsPerUser)
+	conn, release, ok := s.upgrade(w, r, userID, "too many connections for this guest: close some tabs")
 	if !ok {
-		http.Error(w, "too many connections for this guest: close some tabs", http.StatusTooManyRequests)
 		return
 	}
 	defer release()
-	connlimit.ReleaseContext(r.Context())
-	w.Header().Set("Connection", "close")
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signaling.Subprotocol}})
-	if err != nil {
-		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
-		return
-	}
 	user := signaling.User{UserID: userID, Name: g.Name, Role: signaling.RoleGuest}
 	auth := room.Auth{UserID: userID, Credential: guestCredential(ch.ID), At: at}
 	s.rooms.ServeGuest(context.WithoutCancel(r.Context()), conn, ch.ID, ch.Mode, requestHost(r), user, auth, link.Lobby)

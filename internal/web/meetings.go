@@ -7,10 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/coder/websocket"
-
 	"github.com/parley/parley/internal/account"
-	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/signaling"
 )
 
@@ -74,19 +71,11 @@ func (s *Server) quickSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
 		return
 	}
-	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
+	conn, release, ok := s.upgrade(w, r, u.ID, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser))
 	if !ok {
-		http.Error(w, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
 		return
 	}
 	defer release()
-	connlimit.ReleaseContext(r.Context())
-	w.Header().Set("Connection", "close")
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signaling.Subprotocol}})
-	if err != nil {
-		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
-		return
-	}
 	ctx := context.WithoutCancel(r.Context())
 	if err := s.accounts.QuickCallInUse(ctx, q.ID, true); err != nil {
 		s.log.Warn("quick call in use", "err", err)

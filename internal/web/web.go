@@ -338,12 +338,26 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
 		return
 	}
-	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
+	conn, release, ok := s.upgrade(w, r, u.ID, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser))
 	if !ok {
-		http.Error(w, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
 		return
 	}
 	defer release()
+	// The request context ends when this handler returns; the socket's
+	// life is bounded by the room manager instead.
+	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signaling.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username, Role: role}, auth)
+}
+
+// upgrade counts one more connection of userID (answering 429 with
+// tooMany beyond --max-connections-per-user) and accepts the signaling
+// WebSocket. On failure it has answered and ok is false; otherwise the
+// caller calls release once the socket is done.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, userID, tooMany string) (conn *websocket.Conn, release func(), ok bool) {
+	release, ok = s.rooms.Reserve(userID, s.cfg.MaxConnectionsPerUser)
+	if !ok {
+		http.Error(w, tooMany, http.StatusTooManyRequests)
+		return nil, nil, false
+	}
 	// The socket is bounded by the account's limit from here on, not by
 	// the per-address cap on connections; should the upgrade fail, the
 	// connection closes after the answer rather than stay uncounted.
@@ -353,12 +367,11 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	// on another site cannot open a socket with the user's cookie.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{signaling.Subprotocol}})
 	if err != nil {
+		release()
 		s.log.Warn("websocket upgrade refused", "origin", r.Header.Get("Origin"), "err", err)
-		return
+		return nil, nil, false
 	}
-	// The request context ends when this handler returns; the socket's
-	// life is bounded by the room manager instead.
-	s.rooms.Serve(context.WithoutCancel(r.Context()), conn, id, ch.Mode, requestHost(r), signaling.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username, Role: role}, auth)
+	return conn, release, true
 }
 
 // requestHost is the host name (or IP) the client used to reach us,
