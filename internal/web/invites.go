@@ -62,15 +62,7 @@ func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		_, err = s.accounts.CreateInvite(r.Context(), mustUser(r), id, opts)
 	}
-	if fields, ok := fieldErrors(err); ok {
-		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Form: form, Errors: fields})
-		return
-	}
-	if err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=invite-created#invites", http.StatusSeeOther)
+	s.channelFormDone(w, r, form, err, "/c/"+id+"?done=invite-created#invites")
 }
 
 func (s *Server) revokeInvite(w http.ResponseWriter, r *http.Request) {

@@ -383,6 +383,13 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 	form := formValues(r, "username")
 	id := r.PathValue("id")
 	_, err := s.accounts.AddMember(r.Context(), mustUser(r), id, form["username"])
+	s.channelFormDone(w, r, form, err, "/c/"+id+"?done=added")
+}
+
+// channelFormDone answers a form of the channel page: its validation
+// errors on the page (422, the input kept), another error as the
+// channel's error page, success by redirecting to done.
+func (s *Server) channelFormDone(w http.ResponseWriter, r *http.Request, form map[string]string, err error, done string) {
 	if fields, ok := fieldErrors(err); ok {
 		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Form: form, Errors: fields})
 		return
@@ -391,7 +398,7 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		s.channelError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/c/"+id+"?done=added", http.StatusSeeOther)
+	http.Redirect(w, r, done, http.StatusSeeOther)
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
@@ -423,15 +430,7 @@ func (s *Server) setMode(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	_, err := s.accounts.SetChannelMode(r.Context(), mustUser(r), id, r.PostFormValue("mode"))
-	if fields, ok := fieldErrors(err); ok {
-		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: fields})
-		return
-	}
-	if err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=mode", http.StatusSeeOther)
+	s.channelFormDone(w, r, nil, err, "/c/"+id+"?done=mode")
 }
 
 type inviteData struct {
