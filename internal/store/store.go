@@ -95,7 +95,7 @@ func open(ctx context.Context, dsn, dataDir string, log *slog.Logger, upTo int) 
 		return nil, err
 	}
 	db := &DB{sql: sqlDB, dialect: dialect, log: log.With("component", "store", "dialect", dialect)}
-	if err := db.Ping(ctx); err != nil {
+	if err := db.connect(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", dialect, err)
 	}
@@ -151,6 +151,26 @@ func (db *DB) Close() error {
 // Dialect reports which database is in use: "sqlite" or "postgres".
 func (db *DB) Dialect() string {
 	return db.dialect
+}
+
+// connect pings until the database answers. Two servers (or tests)
+// opening one new SQLite file at once both switch it to WAL, and the
+// loser is answered SQLITE_BUSY at once, without the busy handler: wait
+// and try again for as long as busy_timeout would have waited.
+func (db *DB) connect(ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := db.Ping(ctx)
+		var liteErr *sqlite.Error
+		if err == nil || !errors.As(err, &liteErr) || liteErr.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Ping checks that the database answers; it suits a health check.
