@@ -156,10 +156,11 @@ type fakeMedia struct {
 	gate     chan struct{} // Join waits until it is closed
 	gateOnce sync.Once
 	joined   chan *fakePeer // every peer Join made, in order
+	room     chan media.RoomEvents
 }
 
 func newFakeMedia(gated bool) *fakeMedia {
-	fm := &fakeMedia{gate: make(chan struct{}), joined: make(chan *fakePeer, 64)}
+	fm := &fakeMedia{gate: make(chan struct{}), joined: make(chan *fakePeer, 64), room: make(chan media.RoomEvents, 64)}
 	if !gated {
 		fm.open()
 	}
@@ -169,8 +170,9 @@ func newFakeMedia(gated bool) *fakeMedia {
 // open lets Join return.
 func (fm *fakeMedia) open() { fm.gateOnce.Do(func() { close(fm.gate) }) }
 
-func (fm *fakeMedia) Join(_, id string, _ media.RoomEvents, pe media.PeerEvents) (room.MediaPeer, error) {
+func (fm *fakeMedia) Join(_, id string, re media.RoomEvents, pe media.PeerEvents) (room.MediaPeer, error) {
 	<-fm.gate
+	fm.room <- re
 	p := &fakePeer{id: id, ev: pe, calls: make(chan string, 1024), done: make(chan struct{})}
 	fm.joined <- p
 	return p, nil
@@ -371,6 +373,35 @@ func TestThirdParticipantMovesToSFUAlone(t *testing.T) {
 	case <-annPeer.Done():
 		t.Error("ann's SFU connections closed at once on the switch to the mesh, want them kept for a grace period")
 	default:
+	}
+}
+
+// TestNewcomerHearsCurrentSpeaker: the speaker is broadcast when it
+// changes, and someone who joins while that person talks is told at once
+// (a fourth participant's page highlighted nobody before).
+func TestNewcomerHearsCurrentSpeaker(t *testing.T) {
+	fm := newFakeMedia(false)
+	a := newActor(t, room.ModeAuto, fm)
+	ann, bob, cat := a.dial("ann"), a.dial("bob"), a.dial("cat")
+	annID := join(ann).You.ID
+	join(bob)
+	join(cat)
+	var re media.RoomEvents
+	select {
+	case re = <-fm.room:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no SFU join within 5s")
+	}
+	re.Speaker(annID)
+	for _, p := range []*peer{ann, bob, cat} {
+		if m := p.expect(signaling.TypeSpeaker); m.ID != annID {
+			t.Fatalf("speaker %q, want ann (%s)", m.ID, annID)
+		}
+	}
+	dan := a.dial("dan")
+	join(dan)
+	if m := dan.expect(signaling.TypeSpeaker); m.ID != annID {
+		t.Fatalf("newcomer told speaker %q, want ann (%s)", m.ID, annID)
 	}
 }
 

@@ -61,6 +61,9 @@ type call struct {
 	// speaker carries the SFU's active-speaker changes; it is never closed
 	// (media may call after the room ends) and holds only the latest.
 	speaker chan string
+	// speakerNow is the last speaker broadcast, told to each newcomer so
+	// a page that joins while someone talks highlights them too.
+	speakerNow string
 	// mediaEnded carries SFU peers that closed by themselves (never
 	// closed; senders give up if it is full).
 	mediaEnded chan endedMedia
@@ -134,6 +137,7 @@ func (r *call) run() {
 				}
 			}
 		case id := <-r.speaker:
+			r.speakerNow = id
 			r.broadcastJoined(signaling.Message{Type: signaling.TypeSpeaker, ID: id})
 		case e := <-r.mediaEnded:
 			r.restoreMedia(e)
@@ -293,6 +297,9 @@ func (r *call) join(c *socket, m signaling.Message) {
 	topology := r.wantTopology()
 	c.sendMsg(signaling.Message{Type: signaling.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID), Locked: r.locked})
 	r.broadcast(c, signaling.Message{Type: signaling.TypeParticipantJoined, Participant: &you})
+	if _, ok := r.participants[r.speakerNow]; ok && r.speakerNow != id {
+		c.sendMsg(signaling.Message{Type: signaling.TypeSpeaker, ID: r.speakerNow})
+	}
 	if r.rec != nil {
 		r.rec.s.Participant(id, c.user)
 	}
