@@ -206,7 +206,7 @@ func (s *Server) accountFormError(w http.ResponseWriter, r *http.Request, err er
 		if rl.Mail {
 			msg = "Too many confirmation links were sent. Try again in " + humanDuration(rl.RetryAfter) + "."
 		}
-		s.renderAccount(w, r, http.StatusTooManyRequests, page{Form: form, Errors: map[string]string{formKey: msg}, Flash: msg}, accountData{})
+		s.renderAccount(w, r, http.StatusTooManyRequests, page{Form: form, Errors: map[string]string{formKey: msg}, Flash: msg, FlashError: true}, accountData{})
 	case errors.Is(err, account.ErrBusy):
 		w.Header().Set("Retry-After", fmt.Sprint(account.RetryAfterSeconds(account.BusyRetryAfter)))
 		msg := "Parley is busy checking other passwords right now. Send the form again in a few seconds."

@@ -95,21 +95,13 @@ func (s *Server) guestsOn(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	id := r.PathValue("id")
-	if _, err := s.accounts.SetGuestLink(r.Context(), mustUser(r), id, r.PostFormValue("lobby") == "1"); err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=guests-on", http.StatusSeeOther)
+	_, err := s.accounts.SetGuestLink(r.Context(), mustUser(r), r.PathValue("id"), r.PostFormValue("lobby") == "1")
+	s.channelFormDone(w, r, nil, err, "guests-on", "#guests")
 }
 
 func (s *Server) guestsOff(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := s.accounts.GuestsOff(r.Context(), mustUser(r), id); err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=guests-off", http.StatusSeeOther)
+	err := s.accounts.GuestsOff(r.Context(), mustUser(r), r.PathValue("id"))
+	s.channelFormDone(w, r, nil, err, "guests-off", "#guests")
 }
 
 type guestData struct {

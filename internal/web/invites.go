@@ -62,28 +62,19 @@ func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		_, err = s.accounts.CreateInvite(r.Context(), mustUser(r), id, opts)
 	}
-	s.channelFormDone(w, r, form, err, "/c/"+id+"?done=invite-created#invites")
+	s.channelFormDone(w, r, form, err, "invite-created", "#invites")
 }
 
 func (s *Server) revokeInvite(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	err := s.accounts.RevokeInvite(r.Context(), mustUser(r), id, r.PathValue("invite"))
-	if errors.Is(err, account.ErrNotFound) {
+	err := s.accounts.RevokeInvite(r.Context(), mustUser(r), r.PathValue("id"), r.PathValue("invite"))
+	if errors.Is(err, account.ErrNotFound) && !wantsJSON(r) {
 		s.errorPage(w, r, http.StatusNotFound, "No such invite link", "That invite link does not exist or was already revoked. Go back to the channel page.")
 		return
 	}
-	if err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=invite-revoked#invites", http.StatusSeeOther)
+	s.channelFormDone(w, r, nil, err, "invite-revoked", "#invites")
 }
 
 func (s *Server) resetInvites(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.accounts.ResetInvites(r.Context(), mustUser(r), id); err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=invites-reset#invites", http.StatusSeeOther)
+	_, err := s.accounts.ResetInvites(r.Context(), mustUser(r), r.PathValue("id"))
+	s.channelFormDone(w, r, nil, err, "invites-reset", "#invites")
 }

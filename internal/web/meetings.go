@@ -118,12 +118,8 @@ func (s *Server) joinByCode(w http.ResponseWriter, r *http.Request) {
 
 // rotateCode gives the channel a new meeting code (owner only).
 func (s *Server) rotateCode(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.accounts.RotateMeetingCode(r.Context(), mustUser(r), id); err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=code", http.StatusSeeOther)
+	_, err := s.accounts.RotateMeetingCode(r.Context(), mustUser(r), r.PathValue("id"))
+	s.channelFormDone(w, r, nil, err, "code", "")
 }
 
 // setModerator makes a member a moderator of the channel's calls (on=1)
@@ -132,15 +128,6 @@ func (s *Server) setModerator(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	id, userID := r.PathValue("id"), r.PathValue("user")
-	err := s.accounts.SetModerator(r.Context(), mustUser(r), id, userID, r.PostFormValue("on") == "1")
-	if ve, ok := errors.AsType[*account.ValidationError](err); ok {
-		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: ve.Fields, Flash: strings.Join(ve.Messages(), " ")})
-		return
-	}
-	if err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=moderator", http.StatusSeeOther)
+	err := s.accounts.SetModerator(r.Context(), mustUser(r), r.PathValue("id"), r.PathValue("user"), r.PostFormValue("on") == "1")
+	s.channelFormDone(w, r, nil, err, "moderator", "#members")
 }

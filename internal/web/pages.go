@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -28,7 +29,9 @@ type page struct {
 	Form   map[string]string
 	Errors map[string]string
 	Next   string
-	Data   any
+	// FlashError marks Flash as an error: it stays until dismissed.
+	FlashError bool
+	Data       any
 }
 
 // fieldData feeds the "field" template.
@@ -113,17 +116,19 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.URL.Query().Get("next"))
 	if _, ok := s.currentUser(r); ok {
-		http.Redirect(w, r, "/channels", http.StatusSeeOther)
+		http.Redirect(w, r, orDefault(next, "/channels"), http.StatusSeeOther)
 		return
 	}
-	s.render(w, r, http.StatusOK, "signup", page{Title: "Sign up"})
+	s.render(w, r, http.StatusOK, "signup", page{Title: "Sign up", Next: next})
 }
 
 func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
+	next := safeNext(r.URL.Query().Get("next"))
 	form := formValues(r, "username", "display_name", "email", "password")
 	u, err := s.accounts.SignUp(r.Context(), account.SignUpInput{
 		Username: form["username"], DisplayName: form["display_name"], Email: form["email"], Password: form["password"],
@@ -132,18 +137,18 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	delete(form, "password") // never echo a password back into a page
 	var rl *account.RateLimitedError
 	if fields, ok := fieldErrors(err); ok {
-		s.render(w, r, http.StatusUnprocessableEntity, "signup", page{Title: "Sign up", Form: form, Errors: fields})
+		s.render(w, r, http.StatusUnprocessableEntity, "signup", page{Title: "Sign up", Next: next, Form: form, Errors: fields})
 		return
 	}
 	if errors.As(err, &rl) {
 		w.Header().Set("Retry-After", fmt.Sprint(account.RetryAfterSeconds(rl.RetryAfter)))
-		s.render(w, r, http.StatusTooManyRequests, "signup", page{Title: "Sign up", Form: form, Errors: map[string]string{
+		s.render(w, r, http.StatusTooManyRequests, "signup", page{Title: "Sign up", Next: next, Form: form, Errors: map[string]string{
 			"form": "Too many accounts were made from your network address recently. Try again in " + humanDuration(rl.RetryAfter) + ", or ask the server's operator.",
 		}})
 		return
 	}
 	if errors.Is(err, account.ErrBusy) {
-		s.busy(w, r, "signup", page{Title: "Sign up", Form: form})
+		s.busy(w, r, "signup", page{Title: "Sign up", Next: next, Form: form})
 		return
 	}
 	if err != nil {
@@ -156,15 +161,32 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setSessionCookie(w, token)
-	http.Redirect(w, r, "/channels", http.StatusSeeOther)
+	// An invite link opened before signing up carries on from here.
+	http.Redirect(w, r, orDefault(next, "/channels"), http.StatusSeeOther)
 }
 
-// safeNext keeps a post-login redirect on this site.
+// maxNextLen bounds a post-login or post-sign-up redirect target.
+const maxNextLen = 1024
+
+// safeNext keeps a post-login (or post-sign-up) redirect on this site: a
+// path of this server, never another site's address. Anything doubtful
+// reads as no target at all.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || len(next) > maxNextLen || !strings.HasPrefix(next, "/") {
 		return ""
 	}
-	if u, err := url.Parse(next); err != nil || u.Host != "" || u.Scheme != "" {
+	// "//host" and "/\host" are other sites to a browser (which reads a
+	// backslash as a slash); so is "/\t/host" once it drops the tab, and
+	// url.Parse refuses control characters. No backslash anywhere, then.
+	if strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') {
+		return ""
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f {
+			return ""
+		}
+	}
+	if u, err := url.Parse(next); err != nil || u.Host != "" || u.Scheme != "" || u.Opaque != "" {
 		return ""
 	}
 	return next
@@ -303,40 +325,43 @@ type channelData struct {
 	Invites []inviteView
 }
 
-func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int, p page) {
+// channelView gathers what the channel page shows the request's user.
+func (s *Server) channelView(r *http.Request) (channelData, error) {
 	u := mustUser(r)
 	ch, err := s.accounts.Channel(r.Context(), u, r.PathValue("id"))
 	if err != nil {
-		s.channelError(w, r, err)
-		return
+		return channelData{}, err
 	}
 	members, err := s.accounts.Members(r.Context(), u, ch.ID)
 	if err != nil {
-		s.channelError(w, r, err)
-		return
+		return channelData{}, err
 	}
 	d := channelData{Channel: ch, Members: members, IsOwner: ch.OwnerID == u.ID}
 	if d.Moderators, err = s.accounts.Moderators(r.Context(), u, ch.ID); err != nil {
-		s.channelError(w, r, err)
-		return
+		return channelData{}, err
 	}
 	if d.MeetingCode, err = s.accounts.MeetingCode(r.Context(), u, ch.ID); err != nil {
-		s.channelError(w, r, err)
-		return
+		return channelData{}, err
 	}
 	if d.IsOwner {
 		if g, err := s.accounts.GuestLink(r.Context(), u, ch.ID); err == nil {
 			d.GuestLink = &g
 		}
 		d.BaseURL = s.baseURL(r)
-	}
-	if d.IsOwner {
 		if d.Invites, err = s.inviteViews(r, u, ch.ID); err != nil {
-			s.channelError(w, r, err)
-			return
+			return channelData{}, err
 		}
 	}
-	p.Title = ch.Name
+	return d, nil
+}
+
+func (s *Server) channelPage(w http.ResponseWriter, r *http.Request, status int, p page) {
+	d, err := s.channelView(r)
+	if err != nil {
+		s.channelError(w, r, err)
+		return
+	}
+	p.Title = d.Channel.Name
 	p.Data = d
 	s.render(w, r, status, "channel", p)
 }
@@ -346,8 +371,11 @@ func (s *Server) channel(w http.ResponseWriter, r *http.Request) {
 }
 
 // flash reads the one-line notice a redirect carries in its query.
-func flash(r *http.Request) string {
-	switch r.URL.Query().Get("done") {
+func flash(r *http.Request) string { return doneMessage(r.URL.Query().Get("done")) }
+
+// doneMessage is the notice for what a form did (done).
+func doneMessage(done string) string {
+	switch done {
 	case "added":
 		return "Member added."
 	case "removed":
@@ -373,7 +401,7 @@ func flash(r *http.Request) string {
 	case "invites-reset":
 		return "All invite links revoked; a new one is below."
 	}
-	return accountFlash(r.URL.Query().Get("done"))
+	return accountFlash(done)
 }
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
@@ -383,36 +411,13 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 	form := formValues(r, "username")
 	id := r.PathValue("id")
 	_, err := s.accounts.AddMember(r.Context(), mustUser(r), id, form["username"])
-	s.channelFormDone(w, r, form, err, "/c/"+id+"?done=added")
-}
-
-// channelFormDone answers a form of the channel page: its validation
-// errors on the page (422, the input kept), another error as the
-// channel's error page, success by redirecting to done.
-func (s *Server) channelFormDone(w http.ResponseWriter, r *http.Request, form map[string]string, err error, done string) {
-	if fields, ok := fieldErrors(err); ok {
-		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Form: form, Errors: fields})
-		return
-	}
-	if err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, done, http.StatusSeeOther)
+	s.channelFormDone(w, r, form, err, "added", "#members")
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 	id, userID := r.PathValue("id"), r.PathValue("user")
 	err := s.accounts.RemoveMember(r.Context(), mustUser(r), id, userID)
-	if ve, ok := errors.AsType[*account.ValidationError](err); ok {
-		s.channelPage(w, r, http.StatusUnprocessableEntity, page{Errors: ve.Fields, Flash: strings.Join(ve.Messages(), " ")})
-		return
-	}
-	if err != nil {
-		s.channelError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/c/"+id+"?done=removed", http.StatusSeeOther)
+	s.channelFormDone(w, r, nil, err, "removed", "#members")
 }
 
 func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
@@ -428,9 +433,9 @@ func (s *Server) setMode(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	id := r.PathValue("id")
-	_, err := s.accounts.SetChannelMode(r.Context(), mustUser(r), id, r.PostFormValue("mode"))
-	s.channelFormDone(w, r, nil, err, "/c/"+id+"?done=mode")
+	form := formValues(r, "mode")
+	_, err := s.accounts.SetChannelMode(r.Context(), mustUser(r), r.PathValue("id"), form["mode"])
+	s.channelFormDone(w, r, form, err, "mode", "#mode-form")
 }
 
 type inviteData struct {
@@ -440,8 +445,23 @@ type inviteData struct {
 
 // inviteForm asks before joining: a GET must not change anything, or any
 // page could make a visitor join a channel by embedding the link.
+//
+// A visitor who is not logged in is offered to log in or to create an
+// account, both coming back here afterwards (next). They are told nothing
+// about the channel, not even whether the link works: that needs an
+// account, like everything else about a channel.
 func (s *Server) inviteForm(w http.ResponseWriter, r *http.Request) {
 	code := r.PathValue("code")
+	u, ok := s.currentUser(r)
+	if !ok && s.refuseGuest(w, r, false) {
+		return
+	}
+	if !ok {
+		next := safeNext("/invite/" + url.PathEscape(code))
+		s.render(w, r, http.StatusOK, "invite", page{Title: "Invitation", Next: next})
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
 	ch, err := s.accounts.InviteChannel(r.Context(), mustUser(r), code)
 	if err != nil {
 		s.inviteError(w, r, err)

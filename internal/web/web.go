@@ -98,7 +98,8 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
 	mux.HandleFunc("POST /account/tokens/{id}/revoke", s.requirePage(s.revokeToken))
 	s.routeAccounts(mux) // /forgot, /reset/, /verify/, /account/...
-	mux.HandleFunc("GET /invite/{code}", s.requirePage(s.inviteForm))
+	// Logged out too: the invite page offers to log in or sign up.
+	mux.HandleFunc("GET /invite/{code}", s.inviteForm)
 	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
 	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
 	mux.HandleFunc("GET /ws/c/{id}", s.websocket)
@@ -116,6 +117,10 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		if wantsJSON(r) {
+			writeJSONError(w, http.StatusForbidden, "cross-origin request refused: it was sent from another site")
+			return
+		}
 		s.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so Parley refused it. Open Parley directly and try again.")
 	}))
 	s.handler = securityHeaders(cop.Handler(mux), cfg.Secure())
@@ -204,7 +209,13 @@ func (s *Server) authenticate(r *http.Request) (store.User, room.Auth, bool) {
 func (s *Server) requirePage(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.currentUser(r)
-		if !ok && s.refuseGuest(w, r, false) {
+		if !ok && s.refuseGuest(w, r, wantsJSON(r)) {
+			return
+		}
+		if !ok && wantsJSON(r) {
+			// A page's script (manage.js) cannot follow a redirect to
+			// the log-in page; it says so instead.
+			writeJSONError(w, http.StatusUnauthorized, "You are not logged in any more. Reload the page and log in again.")
 			return
 		}
 		if !ok {
