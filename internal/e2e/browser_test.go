@@ -2,11 +2,15 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley/parley/internal/servertest"
@@ -283,4 +287,107 @@ func jsObject(m map[string]int) string {
 		out += fmt.Sprintf("%q:%d", k, v)
 	}
 	return out + "}"
+}
+
+// byRole is a query option that finds elements by their ARIA role and
+// accessible name as Chromium computes them for assistive technology
+// (Accessibility.queryAXTree), the way a screen-reader user finds a
+// control: chromedp.Click("Add member", byRole("button", "Add member")).
+// The selector string is only a label for errors. Elements the
+// accessibility tree ignores (hidden ones) do not count. Role names are
+// the computed ones: a <select> is a "combobox", an <input type=text>
+// a "textbox", a <p role=status> a "status".
+func byRole(role, name string) chromedp.QueryOption {
+	return chromedp.ByFunc(func(ctx context.Context, t *chromedp.Target, n *chromedp.Node) ([]cdp.NodeID, error) {
+		return axQuery(ctx, t, n.BackendNodeID, role, name)
+	})
+}
+
+// axQuery returns the DOM nodes under root with the role and name ("":
+// any name).
+func axQuery(ctx context.Context, t *chromedp.Target, root cdp.BackendNodeID, role, name string) ([]cdp.NodeID, error) {
+	nodes, err := axNodes(ctx, t, root, role, name)
+	if err != nil || len(nodes) == 0 {
+		return nil, err
+	}
+	ids := make([]cdp.BackendNodeID, len(nodes))
+	for i, n := range nodes {
+		ids[i] = n.BackendDOMNodeID
+	}
+	res, err := cdp.Call(ctx, t, dom.PushNodesByBackendIDsToFrontend, dom.PushNodesByBackendIDsToFrontendParams{BackendNodeIDs: ids})
+	return res.NodeIDs, err
+}
+
+func axNodes(ctx context.Context, t *chromedp.Target, root cdp.BackendNodeID, role, name string) ([]*accessibility.Node, error) {
+	res, err := cdp.Call(ctx, t, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{BackendNodeID: root, Role: role, AccessibleName: name})
+	if err != nil {
+		return nil, fmt.Errorf("query the accessibility tree for %s %q: %w", role, name, err)
+	}
+	var out []*accessibility.Node
+	for _, n := range res.Nodes {
+		if !n.Ignored && n.BackendDOMNodeID != 0 {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// roleNames lists the accessible names of the elements with the role on
+// u's page now (not waiting), in document order.
+func (u *user) roleNames(role string) []string {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+	defer cancel()
+	// The root as chromedp knows it: DOM.getDocument would renumber the
+	// nodes behind chromedp's back and break its later queries.
+	roots, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS("html")))
+	if err != nil {
+		u.t.Fatalf("%s: the page's root: %v", u.name, err)
+	}
+	names, err := chromedp.Run(ctx, chromedp.Action[[]string](func(ctx context.Context, t *chromedp.Target) ([]string, error) {
+		nodes, err := axNodes(ctx, t, roots[0].BackendNodeID, role, "")
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(nodes))
+		for _, n := range nodes {
+			var s string
+			if n.Name != nil && len(n.Name.Value) > 0 {
+				if err := json.Unmarshal(n.Name.Value, &s); err != nil {
+					return nil, fmt.Errorf("accessible name %s: %w", n.Name.Value, err)
+				}
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}))
+	if err != nil {
+		u.t.Fatalf("%s: the names of the %ss: %v", u.name, role, err)
+	}
+	return names
+}
+
+// hasRole reports whether u's page has an element with the role and
+// name now (not waiting).
+func (u *user) hasRole(role, name string) bool {
+	u.t.Helper()
+	for _, n := range u.roleNames(role) {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// clickRole clicks the element with the role and accessible name,
+// waiting for it to be there and visible.
+func (u *user) clickRole(role, name string) {
+	u.t.Helper()
+	u.do(chromedp.Click(role+" "+name, byRole(role, name)))
+}
+
+// typeRole types into the field with the role and accessible name.
+func (u *user) typeRole(role, name, text string) {
+	u.t.Helper()
+	u.do(chromedp.SendKeys(role+" "+name, text, byRole(role, name)))
 }

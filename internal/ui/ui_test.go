@@ -80,7 +80,7 @@ func TestModulesAreChecked(t *testing.T) {
 
 // TestEmbeddedAssets checks that what the pages load is in the binary.
 func TestEmbeddedAssets(t *testing.T) {
-	for _, name := range []string{"app.css", "call.js", "signaling.js", "peer.js", "media.js", "chat.js", "ui.js", "status.js",
+	for _, name := range []string{"app.css", "call.js", "manage.js", "notices.js", "signaling.js", "peer.js", "media.js", "chat.js", "ui.js", "status.js",
 		"studio/main.js", "studio/api.js", "studio/uploader.js", "studio/recorder.js", "studio/player.js", "studio/render.js", "studio/mixdown.js", "studio/waveform.js", "studio/live.js", "studio/dom.js", "studio/studio.css"} {
 		if _, err := fs.Stat(Static(), name); err != nil {
 			t.Errorf("static/%s not embedded: %v", name, err)
