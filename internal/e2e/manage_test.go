@@ -111,6 +111,29 @@ func TestManageDuringCallInBrowser(t *testing.T) {
 		olga.waitFramesRise([]string{bobID}, 10, 15*time.Second)
 	}
 
+	// Every management control is there for assistive technology, by
+	// role and name.
+	for _, c := range []struct{ role, name string }{
+		{"button", "Change the code"},
+		{"button", "Make Bob (@bob) a moderator"},
+		{"button", "Remove Bob (@bob)"},
+		{"textbox", "Add a member by username"},
+		{"button", "Add member"},
+		{"checkbox", "Guests wait in the lobby until a member lets them in"},
+		{"button", "Turn guest link on"},
+		{"combobox", "Link expires"},
+		{"spinbutton", "Use limit (empty for no limit)"},
+		{"button", "Create invite link"},
+		{"button", "Reset invite links (revoke all, make a new one)"},
+		{"combobox", "How calls carry media"},
+		{"button", "Save call mode"},
+		{"button", "Delete channel"},
+	} {
+		if !olga.hasRole(c.role, c.name) {
+			t.Errorf("no %s named %q on the owner's page (%ss: %q)", c.role, c.name, c.role, olga.roleNames(c.role))
+		}
+	}
+
 	// Add a member.
 	olga.typeRole("textbox", "Add a member by username", "nell")
 	olga.clickRole("button", "Add member")
