@@ -158,6 +158,7 @@ function clearFieldErrors(form) {
     else el.removeAttribute("aria-describedby");
     delete el.dataset.describedby;
   }
+  // The notice of an earlier answer, too: it would contradict this one.
   const prev = form.nextElementSibling;
-  if (prev instanceof HTMLElement && prev.classList.contains("notice-error") && prev.dataset.placed) prev.remove();
+  if (prev instanceof HTMLElement && prev.classList.contains("notice") && prev.dataset.placed) prev.remove();
 }
