@@ -182,8 +182,25 @@ func TestManageAnswersJSON(t *testing.T) {
 			markID, _, _ = strings.Cut(part, "/")
 		}
 	}
+	if st, m = postJSON(t, s, owner, "/c/"+ch+"/members/"+markID+"/moderator", url.Values{"on": {"1"}}); st != http.StatusOK || !strings.Contains(html(m, "members"), "Stop Mark (@mark) moderating") {
+		t.Errorf("make moderator: %d %v", st, m)
+	}
+	if st, m = postJSON(t, s, owner, "/c/"+ch+"/guests", url.Values{"lobby": {"1"}}); st != http.StatusOK || !strings.Contains(html(m, "members"), `id="guest-url"`) {
+		t.Errorf("guest link on: %d %v", st, m)
+	}
+	if st, m = postJSON(t, s, owner, "/c/"+ch+"/guests/off", nil); st != http.StatusOK || strings.Contains(html(m, "members"), `id="guest-url"`) {
+		t.Errorf("guest link off: %d %v", st, m)
+	}
 	if st, m = postJSON(t, s, owner, "/c/"+ch+"/members/"+markID+"/remove", nil); st != http.StatusOK || strings.Contains(html(m, "members"), `data-username="mark"`) {
 		t.Errorf("remove member %q: %d, still listed", markID, st)
+	}
+	// Removing the owner: a message for no field of the form.
+	_, page := s.Get(owner, "/c/"+ch)
+	_, rest, _ := strings.Cut(page, `data-user-id="`)
+	ownerID, _, _ := strings.Cut(rest, `"`)
+	st, m = postJSON(t, s, owner, "/c/"+ch+"/members/"+ownerID+"/remove", nil)
+	if f, _ := m["fields"].(map[string]any); st != http.StatusUnprocessableEntity || f["user"] == nil {
+		t.Errorf("removing the owner: %d %v, want 422 with a user error", st, m)
 	}
 	if st, m = postJSON(t, s, owner, "/c/"+ch+"/code", nil); st != http.StatusOK || m["notice"] == "" {
 		t.Errorf("new code: %d %v", st, m)
