@@ -1,12 +1,15 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley/parley/internal/servertest"
@@ -215,4 +218,30 @@ func TestManageDuringCallInBrowser(t *testing.T) {
 	olga.clickRole("button", "Dismiss notice")
 	olga.waitFor("the error notice dismissed", `!document.querySelector('#members [role=alert]')`, 5*time.Second)
 	stillInCall("at the end")
+}
+
+// TestManageWithoutJavaScript (issue 14): with scripts off, the same
+// forms still work as plain forms: post, 303 back to the page, the
+// notice rendered by the server.
+func TestManageWithoutJavaScript(t *testing.T) {
+	s := servertest.Start(t)
+	s.SignUp("nell", "Nell")
+	olga := newUser(t, newBrowser(t), s, "Olga")
+	olga.signUp("olga", "Olga")
+	ch := olga.createChannel("Plain")
+	olga.do(chromedp.Action[chromedp.Void](func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return chromedp.Void{}, err
+	}))
+	olga.do(chromedp.Navigate(s.URL + "/c/" + ch))
+	olga.typeRole("textbox", "Add a member by username", "nell")
+	olga.clickRole("button", "Add member")
+	olga.waitFor("the page again, with Nell", `location.search === "?done=added" && !!document.querySelector('#member-list li[data-username="nell"]')`, 15*time.Second)
+	// (location.search still says ?done=: no script of the page ran.)
+	if !strings.Contains(eval[string](olga, `document.querySelector('[data-flash]')?.textContent || ""`), "Member added.") {
+		t.Error("no server-rendered notice after the plain form")
+	}
+	olga.do(chromedp.SetValue("the call mode", "p2p", byRole("combobox", "How calls carry media")))
+	olga.clickRole("button", "Save call mode")
+	olga.waitFor("the mode saved", `location.search === "?done=mode" && document.querySelector('#mode').value === "p2p"`, 15*time.Second)
 }
