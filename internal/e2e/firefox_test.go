@@ -208,8 +208,11 @@ func (u *ffUser) run(cmd map[string]any) json.RawMessage {
 	return v
 }
 
-func (u *ffUser) navigate(path string) { u.t.Helper(); u.run(map[string]any{"op": "goto", "url": u.s.URL + path}) }
-func (u *ffUser) click(sel string)     { u.t.Helper(); u.run(map[string]any{"op": "click", "sel": sel}) }
+func (u *ffUser) navigate(path string) {
+	u.t.Helper()
+	u.run(map[string]any{"op": "goto", "url": u.s.URL + path})
+}
+func (u *ffUser) click(sel string) { u.t.Helper(); u.run(map[string]any{"op": "click", "sel": sel}) }
 func (u *ffUser) fill(sel, text string) {
 	u.t.Helper()
 	u.run(map[string]any{"op": "type", "sel": sel, "text": text})
