@@ -1,0 +1,129 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley/parley/internal/servertest"
+)
+
+// axeViolation is one rule axe-core found broken, with the elements.
+type axeViolation struct {
+	ID     string `json:"id"`
+	Impact string `json:"impact"`
+	Help   string `json:"help"`
+	URL    string `json:"helpUrl"`
+	Nodes  []struct {
+		Target  []any  `json:"target"`
+		HTML    string `json:"html"`
+		Summary string `json:"failureSummary"`
+	} `json:"nodes"`
+}
+
+// axeScript is axe-core's browser bundle from _browsers (pinned by its
+// lock file). The test injects it into the page it checks; Parley never
+// serves it.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(nodeModule(t, filepath.Join("axe-core", "axe.min.js")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// axeCheck runs axe-core on u's page as it is now and fails the test on
+// any violation, whatever its impact. what names the page and its state.
+func (u *user) axeCheck(t *testing.T, axe, what string) {
+	t.Helper()
+	if !eval[bool](u, `typeof window.axe === "object"`) {
+		eval[bool](u, axe+"\n;true")
+	}
+	out := evalAsync[string](u, `axe.run(document, {resultTypes: ["violations"]}).then(r => JSON.stringify(r.violations))`)
+	var vs []axeViolation
+	if err := json.Unmarshal([]byte(out), &vs); err != nil {
+		t.Fatalf("%s: axe answered %s: %v", what, out, err)
+	}
+	for _, v := range vs {
+		var b strings.Builder
+		for _, n := range v.Nodes {
+			fmt.Fprintf(&b, "\n    %v %s\n      %s", n.Target, n.HTML, strings.ReplaceAll(n.Summary, "\n", "\n      "))
+		}
+		t.Errorf("%s: axe %s (%s): %s (%s)%s", what, v.ID, v.Impact, v.Help, v.URL, b.String())
+	}
+	t.Logf("%s: axe found %d violations", what, len(vs))
+}
+
+// TestAccessibility runs axe-core on every page and state a person goes
+// through: landing, sign-up, login, forgotten password, channels,
+// account, the channel page before joining, a two-person call, a
+// three-person call (SFU) with chat messages, the recordings and studio
+// pages, and an error page. Any violation fails, minor ones included.
+func TestAccessibility(t *testing.T) {
+	axe := axeScript(t)
+	s := servertest.Start(t)
+	browser := newBrowser(t)
+	ada := newUser(t, browser, s, "Ada")
+
+	for _, p := range []struct{ path, what string }{
+		{"/", "landing"}, {"/signup", "sign-up"}, {"/login", "login"}, {"/forgot", "forgotten password"},
+	} {
+		ada.do(chromedp.Navigate(s.URL + p.path))
+		ada.axeCheck(t, axe, p.what)
+	}
+	ada.signUp("ada", "Ada")
+	ada.axeCheck(t, axe, "channels (empty)")
+	ch := ada.createChannel("Accessible sync")
+	ada.do(chromedp.Navigate(s.URL + "/channels"))
+	ada.axeCheck(t, axe, "channels (one channel)")
+	ada.do(chromedp.Navigate(s.URL + "/account"))
+	ada.axeCheck(t, axe, "account")
+	ada.do(chromedp.Navigate(s.URL + "/c/nosuchchannel0000000"))
+	ada.axeCheck(t, axe, "error page")
+
+	bob := newUser(t, browser, s, "Bob")
+	bob.signUp("bob", "Bob")
+	cyd := newUser(t, browser, s, "Cyd")
+	cyd.signUp("cyd", "Cyd")
+	ada.addMember(ch, "bob")
+	ada.addMember(ch, "cyd")
+	ada.do(chromedp.Navigate(s.URL + "/c/" + ch))
+	ada.waitFor("signaling to connect", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
+	ada.axeCheck(t, axe, "channel page before joining")
+
+	ada.joinCall(ch)
+	ada.axeCheck(t, axe, "call, alone")
+	bob.joinCall(ch)
+	adaID, bobID := ada.myID(), bob.myID()
+	ada.waitRemoteVideos([]string{bobID}, 45*time.Second)
+	bob.waitRemoteVideos([]string{adaID}, 45*time.Second)
+	ada.axeCheck(t, axe, "two-person call")
+
+	cyd.joinCall(ch)
+	cydID := cyd.myID()
+	cyd.waitRemoteVideos([]string{adaID, bobID}, 45*time.Second)
+	for i, u := range []*user{ada, bob, cyd} {
+		u.do(fill("#chat-input", fmt.Sprintf("hello from %s, message %d", u.name, i)), chromedp.Click(chromedp.CSS("#chat-send")))
+	}
+	cyd.waitFor("three chat messages", `document.querySelectorAll('#chat-log .chat-msg').length >= 3`, 10*time.Second)
+	if err := ada.tryWaitFor(fmt.Sprintf(`%s.every(id => document.querySelector('#tiles .tile[data-participant-id="' + id + '"]')?.dataset.frames === "yes")`, jsArray([]string{bobID, cydID})), 20*time.Second); err != nil {
+		t.Logf("DEBUG ada state %s", eval[string](ada, `JSON.stringify(window.parley.state)`))
+		t.Logf("DEBUG cyd state %s", eval[string](cyd, `JSON.stringify(window.parley.state)`))
+		t.Logf("DEBUG bob state %s", eval[string](bob, `JSON.stringify(window.parley.state)`))
+	}
+	ada.waitFor("Bob's and Cyd's tiles with video", fmt.Sprintf(`%s.every(id => document.querySelector('#tiles .tile[data-participant-id="' + id + '"]')?.dataset.frames === "yes")`, jsArray([]string{bobID, cydID})), 45*time.Second)
+	ada.axeCheck(t, axe, "three-person call with chat")
+	cyd.axeCheck(t, axe, "three-person call with chat (the last to join)")
+
+	ada.do(chromedp.Navigate(s.URL + "/c/" + ch + "/recordings"))
+	ada.axeCheck(t, axe, "recordings")
+	ada.do(chromedp.Navigate(s.URL + "/c/" + ch + "/studio"))
+	ada.axeCheck(t, axe, "studio")
+}
