@@ -80,9 +80,10 @@ func (u *user) axeCheck(t *testing.T, axe, what string) {
 
 // TestAccessibility runs axe-core on every page and state a person goes
 // through: landing, sign-up, login, forgotten password, channels,
-// account, the channel page before joining, a two-person call, a
-// three-person call (SFU) with chat messages, the recordings and studio
-// pages, and an error page. Any violation fails, minor ones included.
+// account, the channel page before joining and its pre-join check, alone
+// in the call, a two-person call, a three-person call (SFU) with chat
+// messages and a raised hand, the recordings and studio pages, and an
+// error page. Any violation fails, minor ones included.
 func TestAccessibility(t *testing.T) {
 	axe := axeScript(t)
 	s := servertest.Start(t)
@@ -114,6 +115,9 @@ func TestAccessibility(t *testing.T) {
 	ada.do(chromedp.Navigate(s.URL + "/c/" + ch))
 	ada.waitFor("signaling to connect", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
 	ada.axeCheck(t, axe, "channel page before joining")
+	ada.do(chromedp.Click(chromedp.CSS("#prejoin-check")))
+	ada.waitFor("the pre-join preview playing", `document.querySelector('#prejoin-preview')?.videoWidth > 0`, 30*time.Second)
+	ada.axeCheck(t, axe, "pre-join check (preview, devices, level)")
 
 	ada.joinCall(ch)
 	ada.axeCheck(t, axe, "call, alone")
@@ -130,6 +134,8 @@ func TestAccessibility(t *testing.T) {
 	}
 	cyd.waitFor("three chat messages", `document.querySelectorAll('#chat-log .chat-msg').length >= 3`, 10*time.Second)
 	ada.waitTiles([]string{bobID, cydID}, time.Minute)
+	bob.do(chromedp.Click(chromedp.CSS("#hand-btn")))
+	ada.waitFor("Bob's raised hand listed", `!!document.querySelector('#hands-list li')`, 10*time.Second)
 	ada.axeCheck(t, axe, "three-person call with chat")
 	cyd.axeCheck(t, axe, "three-person call with chat (the last to join)")
 
