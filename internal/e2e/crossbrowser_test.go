@@ -76,7 +76,8 @@ func TestFirefoxChromiumP2PCall(t *testing.T) {
 
 // A three-person call with Firefox in it goes through the SFU: each page
 // gets the two others' video and audio, Firefox's mute shows on the
-// others' tiles, and closing the Firefox tab removes its tile within 1 s.
+// others' tiles, and closing the Firefox tab, then a Chromium one,
+// removes the tile from the others' pages within 1 s.
 func TestFirefoxSFUCall(t *testing.T) {
 	start := time.Now()
 	s := servertest.Start(t)
@@ -126,7 +127,17 @@ func TestFirefoxSFUCall(t *testing.T) {
 			t.Errorf("%s: Bob's tile went %s after his tab closed, want within %s", u.name, took, tileGoneWithin)
 		}
 	}
-	// The two left keep talking.
+	// The two left keep talking; then Cyd closes her Chromium tab.
 	ada.waitFramesRise([]string{cydID}, 10, 10*time.Second)
+	ada.watchTileGone(cydID)
+	closed = time.Now()
+	if err := chromedp.Cancel(cyd.ctx); err != nil { // closes the tab
+		t.Fatalf("close Cyd's tab: %v", err)
+	}
+	took := ada.tileGoneAfter(closed, 20*time.Second)
+	t.Logf("Chromium tab closed: Cyd's tile gone from Ada's page %s later", took.Round(time.Millisecond))
+	if took > tileGoneWithin {
+		t.Errorf("Cyd's tile went %s after her tab closed, want within %s", took, tileGoneWithin)
+	}
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }

@@ -235,6 +235,8 @@ func ffEval[T any](u *ffUser, expr string) T {
 func (u *ffUser) waitFor(what, expr string, timeout time.Duration) {
 	u.t.Helper()
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	var last error
 	for {
 		v, err := u.f.do(map[string]any{"op": "eval", "page": u.name, "expr": "!!(" + expr + ")"}, 10*time.Second)
@@ -247,7 +249,7 @@ func (u *ffUser) waitFor(what, expr string, timeout time.Duration) {
 		if time.Now().After(deadline) {
 			u.t.Fatalf("%s (firefox): waited %s for %s (%s); last error: %v", u.name, timeout, what, expr, last)
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+		<-tick.C
 	}
 }
 
