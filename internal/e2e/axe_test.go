@@ -144,3 +144,36 @@ func TestAccessibility(t *testing.T) {
 	ada.do(chromedp.Navigate(s.URL + "/c/" + ch + "/studio"))
 	ada.axeCheck(t, axe, "studio")
 }
+
+// TestAccessibilityGuestsAndLobby runs axe-core on the states the first
+// test does not reach: the channel page with a moderator and the guest
+// link on, the guest's name page, a guest waiting in the lobby, and a
+// member's call with someone waiting (admit and deny).
+func TestAccessibilityGuestsAndLobby(t *testing.T) {
+	axe := axeScript(t)
+	s := servertest.Start(t)
+	browser := newBrowser(t)
+	ada, gus := newUser(t, browser, s, "Ada"), newUser(t, browser, s, "Gus")
+	ada.signUp("ada", "Ada")
+	s.SignUp("bob", "Bob")
+	ch := ada.createChannel("Open house")
+	ada.addMember(ch, "bob")
+	ada.do(chromedp.Click(chromedp.CSS(`#member-list li[data-username="bob"] form[action$="/moderator"] button`)))
+	ada.waitFor("Bob shown a moderator", `document.readyState === "complete" && /Unmake moderator/.test(document.querySelector('#member-list li[data-username="bob"]')?.textContent || "")`, 10*time.Second)
+	ada.do(chromedp.Navigate(s.URL+"/c/"+ch), chromedp.Click(chromedp.CSS("#guests-on-btn")))
+	ada.waitFor("the guest link", `!!document.querySelector('#guest-url')`, 10*time.Second)
+	ada.axeCheck(t, axe, "channel page with a moderator and the guest link")
+	link := eval[string](ada, `document.querySelector('#guest-url').value`)
+	ada.joinCall(ch)
+
+	gus.do(chromedp.Navigate(link))
+	gus.axeCheck(t, axe, "guest name page")
+	gus.do(fill("#name", "Gus Guest"), chromedp.Click(chromedp.CSS("#guest-enter-btn")))
+	gus.waitFor("the guest's call page", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
+	gus.axeCheck(t, axe, "guest's call page before joining")
+	gus.do(chromedp.Click(chromedp.CSS("#join-btn")))
+	gus.waitFor("Gus told he waits", `/Waiting for someone in the call to let you in/.test(document.querySelector('#moderation-status').textContent)`, 15*time.Second)
+	gus.axeCheck(t, axe, "guest waiting in the lobby")
+	ada.waitFor("1 waiting on Ada's page", `(() => { const w = document.querySelector('#waiting'); return !!w && !w.hidden && /1 waiting/.test(w.textContent); })()`, 10*time.Second)
+	ada.axeCheck(t, axe, "call with a guest waiting (admit, deny)")
+}
