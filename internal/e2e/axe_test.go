@@ -64,6 +64,12 @@ func (u *user) axeCheck(t *testing.T, axe, what string) {
 	if err != nil {
 		t.Fatalf("%s: axe.run: %v", what, err)
 	}
+	reportAxe(t, what, out)
+}
+
+// reportAxe fails t for each violation in axe's JSON answer.
+func reportAxe(t *testing.T, what, out string) {
+	t.Helper()
 	var vs []axeViolation
 	if err := json.Unmarshal([]byte(out), &vs); err != nil {
 		t.Fatalf("%s: axe answered %s: %v", what, out, err)
@@ -176,4 +182,18 @@ func TestAccessibilityGuestsAndLobby(t *testing.T) {
 	gus.axeCheck(t, axe, "guest waiting in the lobby")
 	ada.waitFor("1 waiting on Ada's page", `(() => { const w = document.querySelector('#waiting'); return !!w && !w.hidden && /1 waiting/.test(w.textContent); })()`, 10*time.Second)
 	ada.axeCheck(t, axe, "call with a guest waiting (admit, deny)")
+}
+
+// axeCheck is axeCheck for a Firefox page.
+func (u *ffUser) axeCheck(t *testing.T, axe, what string) {
+	t.Helper()
+	if !ffEval[bool](u, `typeof window.axe === "object"`) {
+		u.run(map[string]any{"op": "script", "source": axe})
+	}
+	var out string
+	raw := u.runFor(map[string]any{"op": "eval", "expr": `axe.run(document, {resultTypes: ["violations"]}).then(r => JSON.stringify(r.violations))`}, 3*time.Minute)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s (Firefox): axe answered %s: %v", what, raw, err)
+	}
+	reportAxe(t, what+" (Firefox)", out)
 }

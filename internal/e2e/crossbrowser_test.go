@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,6 +59,9 @@ func TestFirefoxChromiumP2PCall(t *testing.T) {
 		t.Errorf("Firefox's topology %q, want mesh (two people talk peer to peer)", topo)
 	}
 	t.Logf("media both ways after %s", time.Since(start).Round(time.Millisecond))
+	if _, err := os.Stat(filepath.Join(browsersDir, "node_modules", "axe-core", "axe.min.js")); err == nil {
+		bob.axeCheck(t, axeScript(t), "two-person call")
+	}
 
 	bob.click("#mute-btn")
 	ada.waitFor("Bob (Firefox) shown muted", fmt.Sprintf(`document.querySelector('%s')?.dataset.audio === "off"`, tileSel(bobID)), 5*time.Second)
@@ -103,6 +108,16 @@ func TestFirefoxSFUCall(t *testing.T) {
 		t.Errorf("Firefox's topology %q, want sfu", topo)
 	}
 	t.Logf("media between all three after %s", time.Since(start).Round(time.Millisecond))
+
+	// Chat from Firefox reaches Chromium; axe checks the Firefox page with it.
+	bob.fill("#chat-input", "hello from Firefox")
+	bob.click("#chat-send")
+	ada.waitFor("Bob's chat from Firefox", `[...document.querySelectorAll('#chat-log .chat-msg')].some(m => m.textContent.includes("hello from Firefox"))`, 10*time.Second)
+	ada.do(fill("#chat-input", "hello from Chromium"), chromedp.Click(chromedp.CSS("#chat-send")))
+	bob.waitFor("Ada's chat in Firefox", `[...document.querySelectorAll('#chat-log .chat-msg')].some(m => m.textContent.includes("hello from Chromium"))`, 10*time.Second)
+	if _, err := os.Stat(filepath.Join(browsersDir, "node_modules", "axe-core", "axe.min.js")); err == nil {
+		bob.axeCheck(t, axeScript(t), "three-person call with chat")
+	}
 
 	bob.click("#mute-btn")
 	for _, u := range []*user{ada, cyd} {

@@ -200,8 +200,15 @@ func newFFUser(t *testing.T, f *firefox, s *servertest.Server, username, display
 
 func (u *ffUser) run(cmd map[string]any) json.RawMessage {
 	u.t.Helper()
+	return u.runFor(cmd, 45*time.Second)
+}
+
+// runFor is run for a command that may take up to timeout.
+func (u *ffUser) runFor(cmd map[string]any, timeout time.Duration) json.RawMessage {
+	u.t.Helper()
 	cmd["page"] = u.name
-	v, err := u.f.do(cmd, 45*time.Second)
+	cmd["timeoutMs"] = timeout.Milliseconds()
+	v, err := u.f.do(cmd, timeout+5*time.Second)
 	if err != nil {
 		u.t.Fatalf("%s (firefox): %s: %v", u.name, cmd["op"], err)
 	}
@@ -239,7 +246,7 @@ func (u *ffUser) waitFor(what, expr string, timeout time.Duration) {
 	defer tick.Stop()
 	var last error
 	for {
-		v, err := u.f.do(map[string]any{"op": "eval", "page": u.name, "expr": "!!(" + expr + ")"}, 10*time.Second)
+		v, err := u.f.do(map[string]any{"op": "eval", "page": u.name, "expr": "!!(" + expr + ")", "timeoutMs": 10000}, 15*time.Second)
 		if err == nil && string(v) == "true" {
 			return
 		}

@@ -9,14 +9,15 @@
 //   {"id":3,"op":"eval","page":"ada","expr":"document.title"}   (awaited; JSON value)
 //   {"id":4,"op":"click","page":"ada","sel":"#join-btn"}
 //   {"id":5,"op":"type","page":"ada","sel":"#chat-input","text":"hi"}
-//   {"id":6,"op":"close","page":"ada"}                          (closes the tab, as a person would)
+//   {"id":6,"op":"script","page":"ada","source":"…"}            (runs a script's source)
+//   {"id":7,"op":"close","page":"ada"}                          (closes the tab, as a person would)
 //
-// Every command is bounded (opTimeoutMs); the first line it prints is
+// Every command is bounded (opTimeoutMs, or its own timeoutMs); the first line it prints is
 // {"ready":true,"version":"…"} once Firefox runs. It exits when stdin ends.
 import { createInterface } from "node:readline";
 import puppeteer from "puppeteer-core";
 
-const opTimeoutMs = 30_000;
+const opTimeoutMs = 30_000; // unless the command says timeoutMs
 const executablePath = process.env.PARLEY_FIREFOX || "/usr/bin/firefox-esr";
 
 // Fake camera and microphone without a prompt; without the two
@@ -27,7 +28,7 @@ const browser = await puppeteer.launch({
   browser: "firefox",
   executablePath,
   headless: true,
-  protocolTimeout: opTimeoutMs,
+  protocolTimeout: 10 * 60_000, // each command has its own bound
   extraPrefsFirefox: {
     "media.navigator.streams.fake": true,
     "media.navigator.permission.disabled": true,
@@ -72,6 +73,10 @@ async function run(cmd) {
     case "eval":
       // A string, so the page's own realm evaluates it (awaited if a promise).
       return await pageOf(cmd.page).evaluate(`(async () => (${cmd.expr}))()`);
+    case "script":
+      // A classic script's source (axe-core's bundle, say), run as is.
+      await pageOf(cmd.page).evaluate(cmd.source);
+      return null;
     case "click":
       await pageOf(cmd.page).locator(cmd.sel).click();
       return null;
@@ -109,10 +114,11 @@ rl.on("line", (line) => {
   // One command at a time, in order, each bounded.
   queue = queue.then(async () => {
     let timer;
+    const ms = Number(cmd.timeoutMs) > 0 ? Number(cmd.timeoutMs) : opTimeoutMs;
     try {
       const value = await Promise.race([
         run(cmd),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${cmd.op} took over ${opTimeoutMs} ms`)), opTimeoutMs); }),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${cmd.op} took over ${ms} ms`)), ms); }),
       ]);
       reply({ id: cmd.id, value: value === undefined ? null : value });
     } catch (e) {
