@@ -118,7 +118,7 @@ func TestManageDuringCallInBrowser(t *testing.T) {
 	// role and name.
 	for _, c := range []struct{ role, name string }{
 		{"button", "Change the code"},
-		{"button", "Make Bob (@bob) a moderator"},
+		{"button", "Make moderator: Bob (@bob)"},
 		{"button", "Remove Bob (@bob)"},
 		{"textbox", "Add a member by username"},
 		{"button", "Add member"},

@@ -95,8 +95,11 @@ func (c *socket) serve(ctx context.Context, r *call, postChat PostChat) {
 	r.post(func() { r.attach(c) })
 	err := c.readLoop(ctx, r, postChat)
 	reason := signaling.ReasonDisconnected
-	if c.timedOut.Load() {
+	switch {
+	case c.timedOut.Load():
 		reason = signaling.ReasonTimeout
+	case c.closedByClient(err):
+		reason = signaling.ReasonLeft
 	}
 	r.post(func() { r.detach(c, reason) })
 
@@ -112,6 +115,28 @@ func (c *socket) serve(ctx context.Context, r *call, postChat PostChat) {
 	stopSFU()
 	<-sfuDone // it may be negotiating: what it sends goes before the close
 	<-writerDone
+}
+
+// closedByClient reports whether the read loop ended because the client
+// closed the socket cleanly, of its own accord: a close frame with 1000
+// (the page left for good) or 1001 (the browser closed the tab or went to
+// another page), before the server began closing. That is a leave, told to
+// the others as "left" at once, so their pages drop the tile instead of
+// keeping it for a resume: browsers often cut off the leave message a
+// closing page sends (Firefox mostly does), but not the close frame. A
+// drop without a close frame (network loss, a crash) stays "disconnected"
+// (or "timeout"), and the participant can still resume.
+func (c *socket) closedByClient(err error) bool {
+	select {
+	case <-c.closing:
+		return false // the server closed first; the client only answered
+	default:
+	}
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+		return true
+	}
+	return false
 }
 
 func (c *socket) readLoop(ctx context.Context, r *call, postChat PostChat) error {

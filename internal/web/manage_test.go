@@ -182,7 +182,7 @@ func TestManageAnswersJSON(t *testing.T) {
 			markID, _, _ = strings.Cut(part, "/")
 		}
 	}
-	if st, m = postJSON(t, s, owner, "/c/"+ch+"/members/"+markID+"/moderator", url.Values{"on": {"1"}}); st != http.StatusOK || !strings.Contains(html(m, "members"), "Stop Mark (@mark) moderating") {
+	if st, m = postJSON(t, s, owner, "/c/"+ch+"/members/"+markID+"/moderator", url.Values{"on": {"1"}}); st != http.StatusOK || !strings.Contains(html(m, "members"), "Unmake moderator: Mark (@mark)") {
 		t.Errorf("make moderator: %d %v", st, m)
 	}
 	if st, m = postJSON(t, s, owner, "/c/"+ch+"/guests", url.Values{"lobby": {"1"}}); st != http.StatusOK || !strings.Contains(html(m, "members"), `id="guest-url"`) {

@@ -100,8 +100,8 @@ export class Call {
     this.prejoin = parts.prejoin;
 
     this.controls.bind();
-    // Best effort: tell the others right away instead of after the server's
-    // 15 s dead-socket timeout.
+    // Tell the others at once. If the browser cuts the leave off (Firefox
+    // does), the close frame (1000 or 1001) still counts as leaving.
     window.addEventListener("pagehide", () => {
       if (this.session.wantsIn) this.sig.send({ type: "leave" });
       this.sig.stop();

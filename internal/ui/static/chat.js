@@ -111,7 +111,7 @@ export class Chat {
     const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     const mine = m.userId === this.opts.myUserId;
     const at = String(m.at || "");
-    const li = h("li", { class: mine ? "chat-msg mine" : "chat-msg", "data-message-id": m.id, "data-at": at },
+    const el = h("div", { class: mine ? "chat-msg mine" : "chat-msg", "data-message-id": m.id, "data-at": at },
       h("span", { class: "chat-meta" },
         // <bdi>: right-to-left text in a name cannot reorder the line.
         h("bdi", { class: "chat-name" }, m.name || "Someone"),
@@ -125,7 +125,7 @@ export class Chat {
 
     const items = /** @type {HTMLElement[]} */ (Array.from(log.children));
     const idx = insertionIndex(items.map((x) => x.dataset.at || ""), at);
-    log.insertBefore(li, items[idx] || null);
+    log.insertBefore(el, items[idx] || null);
     if (nearBottom || mine || o.history) log.scrollTop = log.scrollHeight;
 
     if (!o.history && !mine && !this.isOpen() && this.isCollapsible()) {

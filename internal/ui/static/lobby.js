@@ -79,9 +79,9 @@ export class LobbyView {
     this.title.textContent = `${n} waiting`;
     this.list.replaceChildren(...this.waiting.map((w) => h("li", { "data-waiting-id": w.id },
       h("bdi", {}, w.name), w.role ? h("span", { class: "muted-text" }, ` · ${w.role}`) : null, " ",
-      h("button", { type: "button", class: "btn btn-small btn-primary admit-btn", "aria-label": `Let ${w.name} in`, onclick: () => this.host.send({ type: "admit", id: w.id }) }, "Admit"),
+      h("button", { type: "button", class: "btn btn-small btn-primary admit-btn", "aria-label": `Admit ${w.name}`, onclick: () => this.host.send({ type: "admit", id: w.id }) }, "Admit"),
       " ",
-      h("button", { type: "button", class: "btn btn-small btn-danger deny-btn", "aria-label": `Do not let ${w.name} in`, onclick: () => this.host.send({ type: "deny", id: w.id }) }, "Deny"))));
+      h("button", { type: "button", class: "btn btn-small btn-danger deny-btn", "aria-label": `Deny ${w.name}`, onclick: () => this.host.send({ type: "deny", id: w.id }) }, "Deny"))));
   }
 }
 

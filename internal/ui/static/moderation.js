@@ -247,9 +247,9 @@ export class Moderation {
         const n = p.name;
         extras.push(h("span", { class: "person-actions" },
           p.state.audio ? modButton("Mute", `Mute ${n}`, "mod-mute", () => this.moderate("mute", id)) : null,
-          modButton("Mute, ask to unmute", `Mute ${n} and ask them to wait before unmuting`, "mod-mute-ask", () => this.moderate("mute", id, true)),
-          modButton("Allow unmute", `Let ${n} unmute again`, "mod-allow", () => this.moderate("allow-unmute", id)),
-          p.state.video ? modButton("Camera off", `Turn off ${n}'s camera`, "mod-camera", () => this.moderate("camera-off", id)) : null,
+          modButton("Mute, ask to unmute", `Mute, ask to unmute: ${n} waits until allowed to unmute`, "mod-mute-ask", () => this.moderate("mute", id, true)),
+          modButton("Allow unmute", `Allow unmute: let ${n} unmute again`, "mod-allow", () => this.moderate("allow-unmute", id)),
+          p.state.video ? modButton("Camera off", `Camera off for ${n}`, "mod-camera", () => this.moderate("camera-off", id)) : null,
           modButton("Remove", `Remove ${n} from the call`, "mod-remove", () => this.moderate("remove", id), "btn-danger")));
       }
       li.append(...extras);

@@ -63,6 +63,14 @@ export function installTestHook(call) {
         return out;
       },
       /**
+       * What each remote camera tile plays, from the receivers' stats
+       * (mesh or SFU alike): decoded video frames and audio energy, by
+       * participant id. Firefox's getVideoPlaybackQuality stays 0 for
+       * remote video, so the cross-browser tests count with this.
+       * @returns {Promise<Record<string, {frames: number, energy: number, audioBytes: number}>>}
+       */
+      inbound() { return inbound(call); },
+      /**
        * The audio link to one peer (mesh), or the SFU's connections: what
        * the mouth-to-ear measurement (e2e TestMusicModeMouthToEar) reads.
        * @param {string} peerId
@@ -125,5 +133,34 @@ async function audioLink(call, peerId) {
   out.baseLatency = ctx.baseLatency ?? 0;
   out.outputLatency = ctx.outputLatency ?? 0;
   await ctx.close();
+  return out;
+}
+
+/**
+ * Inbound video frames and audio energy of each remote camera tile.
+ * @param {import("./call.js").Call} call
+ */
+async function inbound(call) {
+  /** @type {RTCRtpReceiver[]} */
+  const receivers = [];
+  for (const r of call.remotes.values()) if (r.peer?.pc) receivers.push(...r.peer.pc.getReceivers());
+  if (call.topology.sfu) receivers.push(...call.topology.sfu.sub.getReceivers());
+  /** @type {Record<string, {frames: number, energy: number, audioBytes: number}>} */
+  const out = {};
+  const tiles = document.querySelectorAll("#tiles .tile[data-participant-id]:not(.local):not(.screen)");
+  for (const tile of tiles) {
+    const id = /** @type {HTMLElement} */ (tile).dataset.participantId ?? "";
+    const o = out[id] = { frames: 0, energy: 0, audioBytes: 0 };
+    const stream = /** @type {MediaStream|null} */ (tile.querySelector("video")?.srcObject ?? null);
+    for (const track of stream?.getTracks() ?? []) {
+      const rc = receivers.find((x) => x.track === track);
+      if (!rc) continue;
+      for (const s of (await rc.getStats()).values()) {
+        if (s.type !== "inbound-rtp") continue;
+        if (track.kind === "video") o.frames += s.framesDecoded || 0;
+        else { o.energy += s.totalAudioEnergy || 0; o.audioBytes += s.bytesReceived || 0; }
+      }
+    }
+  }
   return out;
 }

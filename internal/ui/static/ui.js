@@ -176,7 +176,8 @@ export function buildLayout(root, info) {
   const onlineList = h("ul", { id: "online-list", class: "list people-list", "aria-labelledby": "people-title" });
   const onlineEmpty = h("p", { id: "online-empty", class: "muted-text" }, "Nobody is in the call yet.");
 
-  const chatLog = h("ol", { id: "chat-log", class: "chat-log", role: "log", "aria-live": "polite", "aria-label": "Chat messages", tabindex: "0" });
+  // A div: role="log" is not allowed on a list, and list items need one.
+  const chatLog = h("div", { id: "chat-log", class: "chat-log", role: "log", "aria-live": "polite", "aria-label": "Chat messages", tabindex: "0" });
   const chatInput = /** @type {HTMLInputElement} */ (h("input", {
     id: "chat-input", name: "text", type: "text", "aria-label": "Chat message", maxlength: "2000",
     autocomplete: "off", placeholder: "Message everyone", "aria-describedby": "chat-error",
