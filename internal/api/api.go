@@ -115,6 +115,7 @@ func New(d Deps) (*API, error) {
 	a.routes = append(a.routes, Route{"GET", Prefix + "/openapi.json"})
 	// Each area registers its routes here (one line each).
 	a.routeMe()
+	a.routeChannels()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 	})
