@@ -116,6 +116,7 @@ func New(d Deps) (*API, error) {
 	// Each area registers its routes here (one line each).
 	a.routeMe()
 	a.routeChannels()
+	a.routeCall()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 	})
