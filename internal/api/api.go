@@ -117,6 +117,7 @@ func New(d Deps) (*API, error) {
 	a.routeMe()
 	a.routeChannels()
 	a.routeCall()
+	a.routeMessages()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 	})

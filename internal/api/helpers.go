@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -23,7 +24,11 @@ const (
 // to clients: base64url of "v1:" and the sort key of the last item of the
 // previous page.
 func pageParams(r *http.Request) (limit int, after string, err error) {
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return 0, "", &Problem{Type: TypeInvalidBody, Title: "Bad Request", Status: http.StatusBadRequest,
+			Detail: "The query string is malformed (a bad %-escape?): " + err.Error()}
+	}
 	limit = DefaultLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
