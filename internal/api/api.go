@@ -118,6 +118,8 @@ func New(d Deps) (*API, error) {
 	a.routeChannels()
 	a.routeCall()
 	a.routeMessages()
+	a.routeRecordings()
+	a.routeTakes()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 	})
