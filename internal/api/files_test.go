@@ -42,7 +42,7 @@ func studio(t *testing.T, c *caller, ch, method, path string, body []byte, out a
 
 type takeOut struct {
 	ID, State, SongName, TrackName, AudioPath, UserID string
-	Bytes                                            int64
+	Bytes                                             int64
 }
 
 func TestTakesAPI(t *testing.T) {
