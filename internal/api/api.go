@@ -120,6 +120,7 @@ func New(d Deps) (*API, error) {
 	a.routeMessages()
 	a.routeRecordings()
 	a.routeTakes()
+	a.routeCredentials()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 	})
