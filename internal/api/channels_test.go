@@ -139,6 +139,7 @@ func testChannelsAPI(t *testing.T, opts ...servertest.Option) {
 
 	// Delete: owner only.
 	bob.problem(403, "DELETE", "/api/v1/channels/"+ch.ID, nil)
+	ann.problem(412, "DELETE", "/api/v1/channels/"+ch.ID, nil, "If-Match", `"stale"`)
 	ann.do(204, "DELETE", "/api/v1/channels/"+ch.ID, nil)
 	ann.problem(404, "DELETE", "/api/v1/channels/"+ch.ID, nil)
 	ann.problem(404, "GET", "/api/v1/channels/"+ch.ID, nil)
