@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
@@ -160,6 +162,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, err
 	}
 	h.SetRecordings(s.webRecordings())
+	v1, err := api.New(api.Deps{Log: log.With("part", "api"), Accounts: s.accounts, Rooms: s.rooms,
+		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie,
+		Rate: rate.Limit(cfg.APIRate), Burst: cfg.APIBurst})
+	if err != nil {
+		return nil, err
+	}
+	h.SetAPI(v1)
 	s.http = &http.Server{
 		Handler: h,
 		// ReadTimeout bounds the whole request, body included: a client
