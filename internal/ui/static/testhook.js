@@ -25,6 +25,11 @@ export function snapshot(call) {
     speakerMessages: call.speakerMessages,
     // The last layout message: what the server was told we draw.
     layout: call.tiles.layout.lastSent,
+    // What arrives from each remote (netstats.js): picture size, frame
+    // rate, loss, round trip; and whose media has stalled.
+    received: Object.fromEntries([...call.tiles.measured].map(([id, m]) => [id,
+      { width: m.width, height: m.height, fps: m.fps, loss: m.loss, rtt: m.rtt }])),
+    stalled: [...call.tiles.stalled],
   };
 }
 
