@@ -260,9 +260,14 @@ func writeScreenshot(t *testing.T, u *user, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("..", "..", "docs", "images", name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
+	paths := []string{filepath.Join("..", "..", "docs", "images", name)}
+	if name == "call.png" { // the landing page shows it too
+		paths = append(paths, filepath.Join("..", "ui", "static", "call-screenshot.png"))
 	}
-	t.Logf("wrote %s", path)
+	for _, path := range paths {
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", path)
+	}
 }
