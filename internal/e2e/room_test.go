@@ -190,6 +190,12 @@ func TestCallRoom(t *testing.T) {
 		if g.FirstTileTop > 100 {
 			t.Errorf("bob (phone): the first video starts %.0f px down, want it near the top", g.FirstTileTop)
 		}
+		if err := bob.tryWaitFor(`(() => { const r = JSON.parse(`+receivedJS+`); return r.length === 2 && r.every(x => x.w > 0 && (x.tw < 480 || x.w >= 640)); })()`, 25*time.Second); err != nil {
+			t.Errorf("bob (phone): a large tile did not receive 640×360: %+v", bob.received())
+		}
+		for _, r := range bob.received() {
+			t.Logf("bob (phone): tile %d×%d device px receives %d×%d at %.0f frames/s", r.TW, r.TH, r.W, r.H, r.FPS)
+		}
 		if *updateScreenshot {
 			writeScreenshot(t, bob, "call-phone.png")
 		}
