@@ -176,6 +176,19 @@ func TestCallRoom(t *testing.T) {
 		ada.waitFor("the speaker view", `document.querySelector('#tiles').dataset.layout === "featured" && document.querySelector('#view-btn').textContent === "Grid view"`, 5*time.Second)
 		ada.do(chromedp.Click(chromedp.CSS("#view-btn")))
 		ada.waitFor("the grid view", `document.querySelector('#tiles').dataset.layout === "grid" && document.querySelector('#view-btn').textContent === "Speaker view"`, 5*time.Second)
+		// A screen share is shown large; its button says how to stop it.
+		cyd.do(chromedp.Click(chromedp.CSS("#screen-btn")))
+		cyd.waitFor("Stop sharing", fmt.Sprintf(label, "#screen-btn", "Stop sharing", "Stop sharing"), 10*time.Second)
+		ada.waitFor("Cyd's screen shown large", fmt.Sprintf(`document.querySelector('#tiles .tile.screen[data-participant-id=%q]')?.dataset.featured === "true"`, c.ids[2]), 20*time.Second)
+		cyd.do(chromedp.Click(chromedp.CSS("#screen-btn")))
+		cyd.waitFor("Share screen", fmt.Sprintf(label, "#screen-btn", "Share screen", "Share screen"), 10*time.Second)
+		ada.waitFor("the grid after the share", `document.querySelector('#tiles').dataset.layout === "grid"`, 10*time.Second)
+		// The channel settings are one button away, with the call running.
+		ada.do(chromedp.Click(chromedp.CSS("#manage-btn")))
+		ada.waitFor("the settings shown", `!document.body.classList.contains("in-call") && document.querySelector('#members').getClientRects().length > 0
+			&& document.querySelector('#manage-btn').textContent === "Back to the call" && window.parley.state.joined`, 5*time.Second)
+		ada.do(chromedp.Click(chromedp.CSS("#manage-btn")))
+		ada.checkRoom(t, "back from the settings", 3)
 		ada.waitFor("the status in words", `document.querySelector('#signal-status').textContent === "Connected"`, 2*time.Second)
 	})
 

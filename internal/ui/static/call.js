@@ -86,8 +86,11 @@ export class Call {
     });
     /** What arrives from whom, from the connections' stats (netstats.js). */
     this.stats = new StatsMonitor(() => this.statsSources(), (m) => {
+      const before = this.tiles.anyFlowing();
       this.tiles.showMeasured(m, this.remotes);
-      this.render();
+      // Re-render (status lines) only when what they say changes: render
+      // rebuilds the people list, which would steal focus every second.
+      if (before !== this.tiles.anyFlowing()) this.render();
     });
     this.room = new Room(this);
     /** @type {Controls} */

@@ -166,6 +166,7 @@ export class StageLayout {
     const els = /** @type {HTMLElement[]} */ ([...this.container.children].filter((c) => c.classList.contains("tile")));
     const W = this.container.clientWidth;
     const H = this.container.clientHeight;
+    if (W <= 0 || H <= 0) return; // hidden (the lobby): placed when shown
     const tiles = els.map((el) => ({ el, key: tileKey(el), screen: el.dataset.screen === "true", local: el.classList.contains("local") }));
     const key = featuredKey(tiles, this);
     /** @param {HTMLElement} el @param {Rect} r */

@@ -62,6 +62,9 @@ export class TileView {
     /** Remotes from whom nothing arrives although their connection says it is up. */
     /** @type {Set<string>} */
     this.stalled = new Set();
+    /** Remotes whose media is seen arriving (not merely not stalled). */
+    /** @type {Set<string>} */
+    this.arriving = new Set();
     /** Last measurement per remote (netstats.js), for the page state. */
     /** @type {Map<string, import("./netstats.js").Measured>} */
     this.measured = new Map();
@@ -186,8 +189,15 @@ export class TileView {
       const m = measured.get(id);
       const r = remotes.get(id);
       if (!m || !r) { t.camera.setQuality({ level: "unknown", text: "Network quality: measuring" }); continue; }
-      const flowing = now - m.lastGrowth < STALL_MS;
-      const video = this.participants.get(id)?.state.video ?? false;
+      const st = this.participants.get(id)?.state;
+      const video = st?.video ?? false;
+      // Something should arrive: their microphone, or their camera while
+      // we show it (the SFU sends nothing for a tile off screen). Muted with
+      // the camera off, silence proves nothing.
+      const expected = !!st?.audio || (video && !!this.layout.watched.get(t.camera.video)?.onScreen);
+      const flowing = !expected || now - m.lastGrowth < STALL_MS;
+      if (expected && flowing) this.arriving.add(id);
+      else this.arriving.delete(id);
       t.camera.setQuality(qualityOf({ loss: m.loss, rtt: m.rtt, fps: video && t.camera.video.videoWidth > 0 ? m.fps : null, flowing, video }));
       const was = this.stalled.has(id);
       if (flowing) this.stalled.delete(id);
@@ -196,9 +206,9 @@ export class TileView {
     }
   }
 
-  /** Whether media arrives from anyone (false with nobody to hear from). */
+  /** Whether media is seen arriving from anyone (false with nobody sending). */
   anyFlowing() {
-    for (const id of this.tiles.keys()) if (this.measured.has(id) && !this.stalled.has(id)) return true;
+    for (const id of this.tiles.keys()) if (this.arriving.has(id)) return true;
     return false;
   }
 
@@ -215,6 +225,7 @@ export class TileView {
     this.baseState.delete(r.id);
     this.painted.delete(r.id);
     this.stalled.delete(r.id);
+    this.arriving.delete(r.id);
   }
 
   /** @param {boolean} on */
