@@ -224,6 +224,12 @@ func TestCallRoom(t *testing.T) {
 	})
 
 	t.Run("joins announced by name", func(t *testing.T) {
+		// (Shown on failure: what the live region said.)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("Ada's live region: %s", eval[string](ada, `JSON.stringify([...document.querySelectorAll('#announcer p')].map(p => p.textContent))`))
+			}
+		})
 		ada.waitFor("Bob and Cyd announced", `(() => { const l = [...document.querySelectorAll('#announcer p')].map(p => p.textContent);
 			return l.includes("Bob joined") && l.includes("Cyd joined"); })()`, 2*time.Second)
 	})

@@ -339,13 +339,13 @@ export function showNotice(ui, text) {
 
 /**
  * Says something to screen-reader users through the live region: "Bob
- * joined". The last few stay (a log), older ones go.
+ * joined". The last 20 stay (a log), older ones go.
  * @param {Layout} ui
  * @param {string} text
  */
 export function announce(ui, text) {
   ui.announcer.append(h("p", {}, text));
-  while (ui.announcer.childElementCount > 5) ui.announcer.firstElementChild?.remove();
+  while (ui.announcer.childElementCount > 20) ui.announcer.firstElementChild?.remove();
 }
 
 /**
