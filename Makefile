@@ -37,6 +37,7 @@ fuzz:
 	go test ./internal/recording -run '^$$' -fuzz FuzzScanBlocks -fuzztime 20s
 	go test ./internal/web -run '^$$' -fuzz FuzzSafeNext -fuzztime 20s
 
-# Regenerates docs/images/call.png and studio.png from the browser tests.
+# Regenerates docs/images/call.png (desktop, also the landing page's
+# picture), call-phone.png and studio.png from the browser tests.
 screenshot:
-	go test ./internal/e2e -run 'TestThreePersonCall|TestStudioLiveOverdub' -count=1 -update-screenshot
+	go test ./internal/e2e -run 'TestCallRoom|TestStudioLiveOverdub' -count=1 -update-screenshot

@@ -6,8 +6,6 @@ package e2e_test
 import (
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,7 @@ import (
 	"github.com/parley/parley/internal/servertest"
 )
 
-var updateScreenshot = flag.Bool("update-screenshot", false, "write docs/images/call.png from TestThreePersonCall and docs/images/studio.png from TestStudioLiveOverdub")
+var updateScreenshot = flag.Bool("update-screenshot", false, "write docs/images/call.png and call-phone.png from TestCallRoom (call.png also as the landing page's internal/ui/static/call-screenshot.png) and docs/images/studio.png from TestStudioLiveOverdub")
 
 // call is three people in one channel's call, each in their own window.
 type call struct {
@@ -85,21 +83,6 @@ func tileSel(id string) string {
 func TestThreePersonCall(t *testing.T) {
 	c := startCall(t, "Ada", "Bob", "Cyd")
 	ada, bob, cyd := c.users[0], c.users[1], c.users[2]
-
-	if *updateScreenshot {
-		png, err := chromedp.Run(ada.ctx, chromedp.FullScreenshot(100)) // quality 100 gives a PNG
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join("..", "..", "docs", "images", "call.png")
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s", path)
-	}
 
 	t.Run("mute shows on the others' tiles", func(t *testing.T) {
 		ada.do(chromedp.Click(chromedp.CSS("#mute-btn")))

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -23,6 +24,10 @@ func TestSixPersonCall(t *testing.T) {
 		names = names[:n] // PARLEY_E2E_LARGE=3: a smaller call, for comparison
 	}
 	c := startCall(t, names...)
+	// Everyone's tiles fill the window (TestCallRoom checks 2 and 3).
+	for _, u := range c.users {
+		u.checkRoom(t, fmt.Sprintf("%d people", len(names)), len(names))
+	}
 	const window = 10 * time.Second
 	base := make([]map[string]int, len(c.users))
 	for i, u := range c.users {

@@ -145,3 +145,34 @@ func TestSimulcastHidden(t *testing.T) {
 		t.Fatalf("resumed with seq %d after %d, keyframe %v, layer %d (want h)", p.seq, prev.seq, p.kf, p.layer)
 	}
 }
+
+// TestSimulcastTwoLayers: a camera captured below 540 lines publishes h
+// and f only (Chrome sends at most two layers there; sfu.js
+// encodingsFor). With no q layer the SFU still gives a small tile the
+// smaller layer and a large one the full picture. (The helper's two
+// layers are 640×360 and 1280×720, marked 0 and 1 in the payload.)
+func TestSimulcastTwoLayers(t *testing.T) {
+	c := newCall(t, callOpts{rids: []string{"h", "f"},
+		layout: []Tile{{Participant: "PUB", Source: "camera", Width: 202, Height: 114}}})
+	sub, v := c.sub, c.cam
+	stop := make(chan struct{})
+	done := sendSimulcast(v, stop)
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	last := func() (byte, int) {
+		rt := sub.track("PUB:camera")
+		if rt == nil || len(rt.pkts) == 0 {
+			return 255, 0
+		}
+		return rt.pkts[len(rt.pkts)-1].layer, len(rt.pkts)
+	}
+	testtool.Eventually(t, 15*time.Second, func() bool { l, n := last(); return l == 0 && n >= 30 }, "h at the 202×114 strip tile")
+	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 1420, Height: 798}})
+	testtool.Eventually(t, 10*time.Second, func() bool { l, _ := last(); return l == 1 }, "f at a 1420×798 pinned tile")
+	sub.peer.SetLayout([]Tile{{Participant: "PUB", Source: "camera", Width: 456, Height: 325}})
+	testtool.Eventually(t, 10*time.Second, func() bool { l, _ := last(); return l == 0 }, "h again at a 456×325 tile (640×360 covers it)")
+	sub.checkErrs()
+	c.pub.checkErrs()
+}

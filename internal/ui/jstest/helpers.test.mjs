@@ -72,9 +72,16 @@ test("chat messages are placed in time order", () => {
 });
 
 test("status texts", () => {
-  assert.equal(signalText("connected", { inCall: true }), "Signaling: connected");
-  assert.equal(signalText("reconnecting", { inCall: true }), "Signaling lost — reconnecting… your call continues");
-  assert.match(signalText("offline", { inCall: false, reason: "you are signed out." }), /offline — you are signed out/);
+  assert.equal(signalText("connected", { inCall: true }), "Connected");
+  assert.equal(signalText("reconnecting", { inCall: true }), "Reconnecting… your call continues peer to peer");
+  // Through the server, the call goes on only if the stats say media arrives.
+  assert.equal(signalText("reconnecting", { inCall: true, viaServer: true, flowing: false }), "Reconnecting… media interrupted");
+  assert.equal(signalText("reconnecting", { inCall: true, viaServer: true, flowing: true }), "Reconnecting… media still arrives");
+  assert.match(signalText("offline", { inCall: false, reason: "you are signed out." }), /^Offline — you are signed out/);
+  const sfuDown = { view: /** @type {"call"} */ ("call"), joining: false, inCallCount: 0, others: 2, connected: 2, failed: 0, signalUp: false, sfu: { pub: "connected", sub: "connected" } };
+  assert.match(callSummary({ ...sfuDown, flowing: false }), /media through it is interrupted/);
+  assert.doesNotMatch(callSummary({ ...sfuDown, flowing: false }), /keeps flowing|continues/);
+  assert.match(callSummary({ ...sfuDown, sfu: null, flowing: true }), /keeps flowing/);
   assert.match(peerStatusText("failed", { name: "Ada", gone: false, hasTurn: false }), /enable TURN/);
   assert.match(peerStatusText("connected", { name: "Ada", gone: true, hasTurn: false }), /^Ada lost their connection/);
   assert.equal(callSummary({ view: "call", joining: false, inCallCount: 0, others: 3, connected: 1, failed: 1, signalUp: true }),

@@ -58,6 +58,9 @@ test("only the camera is simulcast, with the protocol's rids", () => {
   assert.ok(enc?.every((e, i) => i === 0 || e.maxBitrate > enc[i - 1].maxBitrate));
   enc[0].maxBitrate = 1; // a copy: the constant stays as it was
   assert.equal(CAMERA_ENCODINGS[0].maxBitrate, 150_000);
+  // A 640×360 camera: Chrome would drop the top of three layers; two go out.
+  assert.deepEqual(encodingsFor("camera", 360)?.map((e) => e.rid), ["h", "f"]);
+  assert.deepEqual(encodingsFor("camera", 720)?.map((e) => e.rid), ["q", "h", "f"]);
   assert.equal(encodingsFor("microphone"), undefined);
   assert.equal(encodingsFor("screen"), undefined);
 });

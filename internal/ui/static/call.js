@@ -16,9 +16,12 @@ import { MediaPaths } from "./topology.js";
 import { TileView } from "./tiles.js";
 import { Controls } from "./controls.js";
 import { Chat } from "./chat.js";
-import { buildLayout, renderPeople, showToast, showNotice, setText, duplicateNames, nameKey } from "./ui.js";
+import { buildLayout, renderPeople, showNotice, setText, duplicateNames, nameKey, announce } from "./ui.js";
 import { signalText, callSummary, lobbySummary, hasTurnServer } from "./status.js";
 import { installTestHook } from "./testhook.js";
+import { handleServerError } from "./callerrors.js";
+import { StatsMonitor } from "./netstats.js";
+import { Room } from "./room.js";
 import { RecordControl } from "./record.js";
 import { meetingParts } from "./lobby.js";
 import {
@@ -79,7 +82,17 @@ export class Call {
       participants: this.participants,
       sendLayout: (tiles) => this.session.joined && this.sig.send({ type: "layout", tiles }),
       onChange: () => this.renderAll(),
+      announce: (text) => announce(this.ui, text),
     });
+    /** What arrives from whom, from the connections' stats (netstats.js). */
+    this.stats = new StatsMonitor(() => this.statsSources(), (m) => {
+      const before = this.tiles.anyFlowing();
+      this.tiles.showMeasured(m, this.remotes);
+      // Re-render (status lines) only when what they say changes: render
+      // rebuilds the people list, which would steal focus every second.
+      if (before !== this.tiles.anyFlowing()) this.render();
+    });
+    this.room = new Room(this);
     /** @type {Controls} */
     this.controls = new Controls(this);
     this.record = new RecordControl(this.ui, { channelId: this.channelId, send: (msg) => this.sig.send(msg) });
@@ -262,6 +275,7 @@ export class Call {
     this.participants.set(p.id, p);
     if (this.session.joined) {
       const r = this.remotes.get(p.id);
+      announce(this.ui, r ? `${p.name} is back` : `${p.name} joined`);
       if (r) {
         // They resumed: the connection we kept is still theirs.
         this.topology.clearGone(r);
@@ -282,11 +296,15 @@ export class Call {
    */
   onParticipantLeft(id, reason) {
     if (typeof id !== "string" || id === this.session.myId) return;
+    const name = this.participants.get(id)?.name ?? "Someone";
     this.participants.delete(id);
     const r = this.remotes.get(id);
+    const lostSignaling = reason === "disconnected" || reason === "timeout";
+    if (this.session.joined && reason !== "replaced") {
+      announce(this.ui, lostSignaling ? `${name}'s connection is reconnecting` : `${name} left`);
+    }
     if (r) {
       const cs = this.topology.connectionState(r);
-      const lostSignaling = reason === "disconnected" || reason === "timeout";
       if (lostSignaling && cs !== "failed" && cs !== "closed") this.topology.markGone(r);
       else this.topology.remove(id); // "left", "replaced", or nothing left to keep
     }
@@ -313,59 +331,7 @@ export class Call {
   }
 
   /** @param {import("./protocol.js").ErrorMessage} m */
-  onError(m) {
-    const text = typeof m.message === "string" && m.message
-      ? m.message
-      : `The server refused a message (${m.code || "unknown error"}).`;
-    const ref = m.ref ?? "";
-    if (ref === "chat") return this.chat.serverError(text);
-    if (ref === "layout") {
-      // Sent while the server was still setting up our SFU connections
-      // (or just after leaving the SFU); onServerReady sends it again.
-      console.info("parley:", text);
-      return;
-    }
-    if (m.code === "unknown-peer") {
-      // A peer left while our offer/candidate was in flight: expected, harmless.
-      console.info("parley:", text);
-      return;
-    }
-    const sfu = this.topology.sfu;
-    if (sfu && ["offer", "answer", "candidate"].includes(ref)) {
-      // Most likely about the SFU connections (mesh messages fail with
-      // unknown-peer), and the two sides recover by themselves: a refused
-      // answer makes the server offer again; a refused offer is retried.
-      console.info("parley:", text);
-      if (ref === "offer" && this.topology.current === "sfu") sfu.offerRefused();
-      return;
-    }
-    if (ref === "join") {
-      if (m.code === "already-joined" && !this.session.restartedForJoin) {
-        // The server keeps one join per socket; rejoining after a leave on
-        // the same socket needs a fresh one (maybeSendJoin runs on its hello).
-        this.session.restartedForJoin = true;
-        this.sig.restart();
-        return;
-      }
-      if (this.session.phase === "resume-sent" && m.code === "invalid") {
-        // Our resume id was refused: join as a newcomer instead.
-        this.topology.removeAll();
-        this.topology.closeSfu();
-        this.session.fire("resume-refused");
-        this.maybeSendJoin();
-        return;
-      }
-      showToast(this.ui, `Could not join the call: ${text}`);
-      this.teardown();
-      return;
-    }
-    if (m.code === "not-joined" && ["offer", "answer", "candidate", "update", "layout"].includes(ref)) {
-      // Raced with a leave or a reconnect; the next join resends our state.
-      console.info("parley:", text);
-      return;
-    }
-    showToast(this.ui, text);
-  }
+  onError(m) { handleServerError(this, m); }
 
   /** @param {{everOpened: boolean, failures: number, code: number}} info */
   onSocketClosed(info) {
@@ -419,7 +385,7 @@ export class Call {
   onSpeaker(id) {
     this.speakerMessages++;
     this.tiles.showSpeaker(typeof id === "string" ? id : "", this.session.myId);
-    this.tiles.renderSpotlight(this.session.joined);
+    this.tiles.relayout();
   }
 
   // ------------------------------------------------------------ join/leave
@@ -452,6 +418,7 @@ export class Call {
     this.topology.current = "mesh";
     this.tiles.setLayoutEnabled(false);
     this.tiles.speaker = this.tiles.spotlit = "";
+    this.stats.stop();
     this.controls.release();
     this.moderation.reset();
     this.lobbyView.reset();
@@ -470,7 +437,9 @@ export class Call {
     ui.root.dataset.view = v;
     ui.lobby.hidden = v === "call";
     ui.callView.hidden = v !== "call";
+    this.room.setInCall(v === "call");
     if (v === "call") {
+      this.stats.start();
       if (this.controls.localStream) this.tiles.showLocal(this.controls.localStream, this.userName);
       // The lobby (with its device check) may have been scrolled: show the call.
       ui.root.scrollIntoView({ block: "start" });
@@ -486,10 +455,29 @@ export class Call {
     this.render();
   }
 
+  /**
+   * The connections that carry remote media now, and whose each track is.
+   * @returns {{pc: RTCPeerConnection, whose: (track: string, mid: string) => string|null}[]}
+   */
+  statsSources() {
+    const out = [];
+    const sfu = this.topology.sfu;
+    if (sfu) {
+      out.push({ pc: sfu.sub, whose: (/** @type {string} */ track) => {
+        const id = track.split(":")[0]; // the SFU's tracks are PUBLISHER:camera
+        return this.remotes.get(id)?.shown === "sfu" ? id : null;
+      } });
+    }
+    for (const r of this.remotes.values()) {
+      if (r.shown === "mesh" && r.peer) out.push({ pc: r.peer.pc, whose: () => r.id });
+    }
+    return out;
+  }
+
   // ----------------------------------------------------------------- render
 
   renderAll() {
-    this.tiles.renderSpotlight(this.session.joined);
+    this.tiles.relayout();
     this.render();
   }
 
@@ -500,8 +488,13 @@ export class Call {
     const myId = this.session.myId;
     const state = this.controls.state;
 
+    const sfu = this.topology.sfu;
+    const viaServer = inCall && this.topology.current === "sfu" && !!sfu;
+    // Whether media really arrives (stats), not what the connections claim.
+    const flowing = this.tiles.anyFlowing();
     ui.signalStatus.dataset.state = sigState;
-    setText(ui.signalStatus, signalText(sigState, { inCall, reason: this.offlineReason }));
+    ui.signalStatus.dataset.media = inCall && this.remotes.size > 0 ? (flowing ? "flowing" : "interrupted") : "";
+    setText(ui.signalStatus, signalText(sigState, { inCall, reason: this.offlineReason, viaServer, flowing }));
 
     let connected = 0;
     let failed = 0;
@@ -510,7 +503,6 @@ export class Call {
       if (s === "connected") connected++;
       else if (s === "failed") failed++;
     }
-    const sfu = this.topology.sfu;
     setText(ui.callStatus, callSummary({
       view: this.view,
       joining: this.session.busy,
@@ -519,7 +511,8 @@ export class Call {
       connected,
       failed,
       signalUp: sigState === "connected",
-      sfu: inCall && this.topology.current === "sfu" && sfu ? { pub: sfu.publishing ? sfu.pubState : null, sub: sfu.subState } : null,
+      flowing,
+      sfu: viaServer && sfu ? { pub: sfu.publishing ? sfu.pubState : null, sub: sfu.subState } : null,
     }));
 
     const people = [...this.participants.values()];

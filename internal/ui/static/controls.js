@@ -228,17 +228,39 @@ export class Controls {
     const s = this.state;
     const hasMic = !!this.localStream?.getAudioTracks().length;
     const hasCam = !!this.localStream?.getVideoTracks().length;
-    setToggle(ui.muteBtn, !s.audio, icon("mic", !s.audio),
+    // The words say what pressing does ("Unmute" while muted), so a
+    // screen reader and the eye read the state from the label itself.
+    setAction(ui.muteBtn, !s.audio, icon("mic", !s.audio), s.audio ? "Mute" : "Unmute",
       s.audio ? "Mute your microphone (M)" : hasMic ? "Unmute your microphone (M)" : "Turn on your microphone — asks for permission (M)");
-    setToggle(ui.cameraBtn, !s.video, icon("cam", !s.video),
+    setAction(ui.cameraBtn, !s.video, icon("cam", !s.video), s.video ? "Stop video" : "Start video",
       s.video ? "Turn your camera off (V)" : hasCam ? "Turn your camera on (V)" : "Turn on your camera — asks for permission (V)");
     if (!ui.screenBtn.disabled) {
-      setToggle(ui.screenBtn, s.screen, icon("screen"), s.screen ? "Stop sharing your screen" : "Share your screen, a window or a tab");
+      setAction(ui.screenBtn, s.screen, icon("screen"), s.screen ? "Stop sharing" : "Share screen",
+        s.screen ? "Stop sharing your screen" : "Share your screen, a window or a tab");
     }
     setToggle(ui.musicBtn, !!s.music, icon("music"), s.music
       ? "Music mode is on: your sound goes out unprocessed, in stereo. Press for speech mode."
       : "Music mode: send your instrument unprocessed, in stereo at a music bitrate, with the smallest jitter buffer");
   }
+}
+
+/**
+ * A button whose label names its action; data-active styles the "off"
+ * (not sending) or "sharing" state.
+ * @param {HTMLButtonElement} btn
+ * @param {boolean} active
+ * @param {SVGElement} ic
+ * @param {string} label
+ * @param {string} title
+ */
+function setAction(btn, active, ic, label, title) {
+  btn.dataset.active = String(active);
+  btn.title = title;
+  if (btn.getAttribute("aria-label") !== label) btn.setAttribute("aria-label", label);
+  const text = btn.querySelector(".ctl-label");
+  if (text && text.textContent !== label) text.textContent = label;
+  const old = btn.querySelector("svg");
+  if (old && old.outerHTML !== ic.outerHTML) old.replaceWith(ic);
 }
 
 /**

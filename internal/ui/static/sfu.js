@@ -86,12 +86,23 @@ export function worseState(a, b) {
 }
 
 /**
- * Encodings for a published track: simulcast for the camera, one encoding
- * for everything else (undefined lets the browser choose).
- * @param {Source} source
+ * Below this capture height Chrome sends at most two simulcast layers
+ * (its table: 640×360 → 2, 960×540 → 3) and drops the top one, so a
+ * 640×360 camera with three encodings never sent its full picture.
  */
-export function encodingsFor(source) {
-  return source === "camera" ? CAMERA_ENCODINGS.map((e) => ({ ...e })) : undefined;
+export const THREE_LAYERS_MIN_HEIGHT = 540;
+
+/**
+ * Encodings for a published track: simulcast for the camera, one encoding
+ * for everything else (undefined lets the browser choose). A camera
+ * captured below 540 lines sends h and f only, so the full picture goes out.
+ * @param {Source} source
+ * @param {number} [height] the capture's height (track.getSettings()); unknown = three layers
+ */
+export function encodingsFor(source, height) {
+  if (source !== "camera") return undefined;
+  const all = CAMERA_ENCODINGS.map((e) => ({ ...e }));
+  return height && height < THREE_LAYERS_MIN_HEIGHT ? all.slice(1) : all;
 }
 
 /**
@@ -206,7 +217,7 @@ export class SfuSession {
     this.sources.set(track.id, source);
     /** @type {RTCRtpTransceiverInit} */
     const init = { direction: "sendonly", streams: [stream] };
-    const enc = encodingsFor(source);
+    const enc = encodingsFor(source, track.getSettings?.().height);
     if (enc) init.sendEncodings = enc;
     // addTransceiver fires negotiationneeded → offer().
     return this.pub.addTransceiver(track, init);

@@ -3,22 +3,27 @@
 // without a browser.
 
 /**
- * Text for #signal-status.
+ * Text for #signal-status: short and human; #call-status has the details.
+ * While the server is away, what it says about the call depends on the
+ * path media takes: peer to peer it goes on; through the server (SFU) it
+ * goes on only if the stats say media still arrives.
  * @param {import("./signaling.js").SignalState} state
- * @param {{inCall: boolean, reason?: string}} o reason explains "offline"
+ * @param {{inCall: boolean, reason?: string, viaServer?: boolean, flowing?: boolean}} o
+ *   reason explains "offline"; viaServer: media goes through the SFU;
+ *   flowing: media arrives from someone (netstats.js)
  */
 export function signalText(state, o) {
   switch (state) {
     case "connecting":
-      return "Signaling: connecting…";
+      return "Connecting…";
     case "connected":
-      return "Signaling: connected";
+      return "Connected";
     case "reconnecting":
-      return o.inCall
-        ? "Signaling lost — reconnecting… your call continues"
-        : "Signaling lost — reconnecting…";
+      if (!o.inCall) return "Reconnecting…";
+      if (o.viaServer) return o.flowing ? "Reconnecting… media still arrives" : "Reconnecting… media interrupted";
+      return "Reconnecting… your call continues peer to peer";
     default:
-      return "Signaling: offline" + (o.reason ? ` — ${o.reason}` : "");
+      return "Offline" + (o.reason ? ` — ${o.reason}` : "");
   }
 }
 
@@ -85,7 +90,7 @@ export function serverSummary(s) {
 /**
  * Text for #call-status.
  * @param {{view: "lobby"|"call", joining: boolean, inCallCount: number,
- *          others: number, connected: number, failed: number, signalUp: boolean,
+ *          others: number, connected: number, failed: number, signalUp: boolean, flowing?: boolean,
  *          sfu?: {pub: import("./peer.js").PeerState|null, sub: import("./peer.js").PeerState}|null}} s
  *   inCallCount: people in the call (lobby view); others/connected/failed: remote peers (call view);
  *   sfu: the connections with the server when media goes through it
@@ -107,7 +112,11 @@ export function callSummary(s) {
     text += parts.length ? ` (${parts.join(", ")}).` : ".";
   }
   if (s.sfu) text += " Media goes through the server." + serverSummary(s.sfu);
-  if (!s.signalUp) text += " Signaling is reconnecting; media keeps flowing.";
+  if (!s.signalUp) {
+    if (s.sfu && !s.flowing) text += " The connection to the server is lost and media through it is interrupted. Reconnecting…";
+    else if (s.sfu) text += " The connection to the server is lost; media still arrives for now. Reconnecting…";
+    else text += " The connection to the server is lost; your media goes directly between you and keeps flowing. Reconnecting…";
+  }
   return text;
 }
 

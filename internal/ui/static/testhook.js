@@ -25,6 +25,11 @@ export function snapshot(call) {
     speakerMessages: call.speakerMessages,
     // The last layout message: what the server was told we draw.
     layout: call.tiles.layout.lastSent,
+    // What arrives from each remote (netstats.js): picture size, frame
+    // rate, loss, round trip; and whose media has stalled.
+    received: Object.fromEntries([...call.tiles.measured].map(([id, m]) => [id,
+      { width: m.width, height: m.height, fps: m.fps, loss: m.loss, rtt: m.rtt }])),
+    stalled: [...call.tiles.stalled],
   };
 }
 
@@ -70,6 +75,23 @@ export function installTestHook(call) {
        * @returns {Promise<Record<string, {frames: number, energy: number, audioBytes: number}>>}
        */
       inbound() { return inbound(call); },
+      /**
+       * What we send through the SFU per simulcast layer: size, frame rate,
+       * bitrate cap and why the browser limits it (cpu, bandwidth).
+       */
+      async sfuSent() {
+        const sfu = call.topology.sfu;
+        if (!sfu) return { layers: [], availableOutgoingBitrate: 0 };
+        const layers = [];
+        let available = 0;
+        for (const s of (await sfu.pub.getStats()).values()) {
+          if (s.type === "candidate-pair" && s.nominated) available = s.availableOutgoingBitrate ?? 0;
+          if (s.type !== "outbound-rtp" || s.kind !== "video") continue;
+          layers.push({ rid: s.rid ?? "", width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, fps: s.framesPerSecond ?? 0,
+            limit: s.qualityLimitationReason ?? "", target: s.targetBitrate ?? 0, active: s.active ?? true });
+        }
+        return { layers, availableOutgoingBitrate: available };
+      },
       /**
        * The audio link to one peer (mesh), or the SFU's connections: what
        * the mouth-to-ear measurement (e2e TestMusicModeMouthToEar) reads.

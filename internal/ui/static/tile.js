@@ -38,6 +38,11 @@ export class Tile {
     this.avatarText = h("span", { class: "avatar-initials" });
     this.avatar = h("div", { class: "avatar", "aria-hidden": "true" }, this.avatarText);
     this.status = h("p", { class: "peer-status", "aria-live": "polite" });
+    // Network quality from the connection's real stats (netstats.js).
+    this.quality = h("span", { class: "tile-quality", role: "img", "data-level": "unknown", "aria-label": "Network quality: measuring", title: "Network quality: measuring" },
+      h("span", { class: "q-bar" }), h("span", { class: "q-bar" }), h("span", { class: "q-bar" }));
+    /** Pins this tile large (tiles.js wires the click). */
+    this.pinBtn = /** @type {HTMLButtonElement} */ (h("button", { type: "button", class: "tile-pin", "data-on": "false" }, "Pin"));
     const classes = ["tile"];
     if (o.kind === "screen") classes.push("screen");
     if (o.local) classes.push("local");
@@ -50,7 +55,8 @@ export class Tile {
       "data-peer-state": o.local ? null : "new",
       // Focusable so keyboard users can reveal the username as mouse users do.
       tabindex: o.local ? null : "0",
-    }, this.video, this.avatar, h("div", { class: "tile-bar" }, this.label, this.handle, this.micOff, this.camOff), o.local ? null : this.status);
+    }, this.video, this.avatar, h("div", { class: "tile-bar" }, this.label, this.handle, this.micOff, this.camOff, o.local ? null : this.quality),
+    o.local ? null : this.status, this.pinBtn);
     if (o.id) this.avatar.style.setProperty("--avatar-hue", String(hueFor(o.id)));
     this.setName(o.name, o.username);
     /** @type {MediaStreamTrack|null} */
@@ -99,6 +105,29 @@ export class Tile {
     if (user) this.el.setAttribute("title", text);
     else this.el.removeAttribute("title");
     this.avatarText.textContent = initials(this.name);
+    this.setPinned(this.pinBtn.dataset.on === "true");
+  }
+
+  /**
+   * The pin button's words follow the state: "Pin Bob" / "Unpin Bob".
+   * @param {boolean} on
+   */
+  setPinned(on) {
+    const what = this.kind === "screen" ? (this.local ? "your screen" : `${this.name}'s screen`) : this.local ? "yourself" : this.name;
+    this.pinBtn.dataset.on = String(on);
+    this.pinBtn.textContent = on ? "Unpin" : "Pin";
+    this.pinBtn.setAttribute("aria-label", `${on ? "Unpin" : "Pin"} ${what}`);
+  }
+
+  /**
+   * Shows the network quality measured for this participant.
+   * @param {{level: string, text: string}} q level: good, fair, poor, none, unknown
+   */
+  setQuality(q) {
+    if (this.quality.dataset.level === q.level && this.quality.title === q.text) return;
+    this.quality.dataset.level = q.level;
+    this.quality.title = q.text;
+    this.quality.setAttribute("aria-label", q.text);
   }
 
   /**

@@ -10,6 +10,8 @@ import { Tile } from "./tile.js";
 import { showNotice } from "./ui.js";
 import { peerStatusText } from "./status.js";
 import { LayoutReporter } from "./layout.js";
+import { StageLayout, tileKey } from "./grid.js";
+import { qualityOf, STALL_MS } from "./netstats.js";
 
 /**
  * @typedef {import("./protocol.js").Participant} Participant
@@ -22,6 +24,7 @@ import { LayoutReporter } from "./layout.js";
  * @property {Map<string, Participant>} participants  others in the call
  * @property {(tiles: import("./layout.js").LayoutTile[]) => boolean} sendLayout
  * @property {() => void} onChange  something the page summarises changed
+ * @property {(text: string) => void} announce  tells screen-reader users (live region)
  */
 
 /** The call's video tiles. */
@@ -46,6 +49,46 @@ export class TileView {
     /** The remote shown large in spotlight layout: the last one who spoke. */
     this.spotlit = "";
     this.soundBlocked = false;
+    this.announce = o.announce;
+    /** Places the tiles: grid, or one large (grid.js). */
+    this.stage = new StageLayout(o.ui.tiles);
+    this.stage.onArranged = () => this.paintPins();
+    /** What each remote's connection says, before the stats are heard. */
+    /** @type {Map<string, PeerState>} */
+    this.baseState = new Map();
+    /** What each remote's tile shows now. */
+    /** @type {Map<string, PeerState>} */
+    this.painted = new Map();
+    /** Remotes from whom nothing arrives although their connection says it is up. */
+    /** @type {Set<string>} */
+    this.stalled = new Set();
+    /** Remotes whose media is seen arriving (not merely not stalled). */
+    /** @type {Set<string>} */
+    this.arriving = new Set();
+    /** Last measurement per remote (netstats.js), for the page state. */
+    /** @type {Map<string, import("./netstats.js").Measured>} */
+    this.measured = new Map();
+  }
+
+  /**
+   * Wires a tile's pin button.
+   * @param {Tile} tile
+   */
+  pinnable(tile) {
+    tile.pinBtn.addEventListener("click", () => this.stage.togglePin(tileKey(tile.el)));
+    return tile;
+  }
+
+  paintPins() {
+    const all = [this.localTile, this.localScreenTile];
+    for (const t of this.tiles.values()) all.push(t.camera, t.screen);
+    for (const t of all) t?.setPinned(!!this.stage.pinned && tileKey(t.el) === this.stage.pinned);
+  }
+
+  /** The grid or the speaker view. @param {"grid"|"speaker"} mode */
+  setMode(mode) {
+    this.stage.mode = mode;
+    this.stage.schedule();
   }
 
   // ------------------------------------------------- TopologyView methods
@@ -55,7 +98,7 @@ export class TileView {
    * @returns {Tile}
    */
   createTile(p) {
-    const tile = new Tile({ id: p.id, name: p.name, username: p.username, kind: "camera", local: false });
+    const tile = this.pinnable(new Tile({ id: p.id, name: p.name, username: p.username, kind: "camera", local: false }));
     tile.setMedia(p.state);
     tile.onPlayBlocked = () => this.onSoundBlocked();
     this.ui.tiles.append(tile.el);
@@ -86,7 +129,7 @@ export class TileView {
     }
     if (!t.screen) {
       const name = this.participants.get(r.id)?.name ?? t.camera.name;
-      const s = new Tile({ id: r.id, name, username: t.camera.username, kind: "screen", local: false });
+      const s = this.pinnable(new Tile({ id: r.id, name, username: t.camera.username, kind: "screen", local: false }));
       t.screen = s;
       t.camera.el.after(s.el);
       this.layout.observe(s.video, r.id, "screen");
@@ -102,9 +145,71 @@ export class TileView {
   showState(r, state) {
     const t = this.tiles.get(r.id);
     if (!t) return;
+    this.baseState.set(r.id, state);
+    this.paintState(r);
+  }
+
+  /**
+   * Shows r's state: what the connection says, unless the stats show that
+   * nothing arrives although it claims to be up (the server went away:
+   * ICE takes many seconds to notice, the frozen picture does not wait).
+   * @param {Remote} r
+   */
+  paintState(r) {
+    const t = this.tiles.get(r.id);
+    if (!t) return;
+    const base = this.baseState.get(r.id) ?? "new";
+    const stalled = base === "connected" && this.stalled.has(r.id);
+    const state = stalled ? "reconnecting" : base;
     const name = this.participants.get(r.id)?.name ?? t.camera.name;
-    t.camera.setPeerState(state, peerStatusText(state, { name, gone: r.gone, hasTurn: this.hasTurn }));
+    const text = stalled
+      ? "Nothing is arriving from them — reconnecting…"
+      : peerStatusText(state, { name, gone: r.gone, hasTurn: this.hasTurn });
+    t.camera.setPeerState(state, text);
     t.screen?.setPeerState(state, "");
+    const before = this.painted.get(r.id);
+    this.painted.set(r.id, state);
+    if (before === "connected" && (state === "reconnecting" || state === "failed")) {
+      this.announce(`${name}'s connection is reconnecting`);
+    } else if ((before === "reconnecting" || before === "failed") && state === "connected") {
+      this.announce(`${name}'s connection is back`);
+    }
+  }
+
+  /**
+   * New measurements (netstats.js): network quality per tile, and which
+   * remotes have stalled.
+   * @param {Map<string, import("./netstats.js").Measured>} measured
+   * @param {Map<string, Remote>} remotes
+   */
+  showMeasured(measured, remotes) {
+    this.measured = measured;
+    const now = Date.now();
+    for (const [id, t] of this.tiles) {
+      const m = measured.get(id);
+      const r = remotes.get(id);
+      if (!m || !r) { t.camera.setQuality({ level: "unknown", text: "Network quality: measuring" }); continue; }
+      const st = this.participants.get(id)?.state;
+      const video = st?.video ?? false;
+      // Something should arrive: their microphone, or their camera while
+      // we show it (the SFU sends nothing for a tile off screen). Muted with
+      // the camera off, silence proves nothing.
+      const expected = !!st?.audio || (video && !!this.layout.watched.get(t.camera.video)?.onScreen);
+      const flowing = !expected || now - m.lastGrowth < STALL_MS;
+      if (expected && flowing) this.arriving.add(id);
+      else this.arriving.delete(id);
+      t.camera.setQuality(qualityOf({ loss: m.loss, rtt: m.rtt, fps: video && t.camera.video.videoWidth > 0 ? m.fps : null, flowing, video }));
+      const was = this.stalled.has(id);
+      if (flowing) this.stalled.delete(id);
+      else this.stalled.add(id);
+      if (was !== !flowing) this.paintState(r);
+    }
+  }
+
+  /** Whether media is seen arriving from anyone (false with nobody sending). */
+  anyFlowing() {
+    for (const id of this.tiles.keys()) if (this.arriving.has(id)) return true;
+    return false;
   }
 
   /** @param {Remote} r */
@@ -117,6 +222,10 @@ export class TileView {
     t.screen?.remove();
     t.camera.remove();
     if (this.spotlit === r.id) this.spotlit = "";
+    this.baseState.delete(r.id);
+    this.painted.delete(r.id);
+    this.stalled.delete(r.id);
+    this.arriving.delete(r.id);
   }
 
   /** @param {boolean} on */
@@ -168,18 +277,15 @@ export class TileView {
     for (const [rid, t] of this.tiles) t.camera.setSpeaking(rid === id);
     this.localTile?.setSpeaking(!!id && id === myId);
     if (id && this.tiles.has(id)) this.spotlit = id;
+    else if (id && id === myId) this.spotlit = "local";
+    this.relayout();
   }
 
-  /**
-   * Spotlight layout: more than four people, one of them shown large.
-   * @param {boolean} joined
-   */
-  renderSpotlight(joined) {
-    const big = joined && this.participants.size + 1 > 4;
-    if (big && !this.tiles.has(this.spotlit)) this.spotlit = "";
-    const on = big && this.spotlit !== "";
-    this.ui.tiles.classList.toggle("spotlight", big);
-    for (const [id, t] of this.tiles) t.camera.el.classList.toggle("spotlit", on && id === this.spotlit);
+  /** The speaker view shows the last speaker large. */
+  relayout() {
+    if (this.spotlit && this.spotlit !== "local" && !this.tiles.has(this.spotlit)) this.spotlit = "";
+    this.stage.speaker = this.spotlit ? `${this.spotlit}:camera` : "";
+    this.stage.schedule();
   }
 
   onSoundBlocked() {
@@ -206,7 +312,7 @@ export class TileView {
    */
   showLocal(stream, name) {
     if (this.localTile) return;
-    this.localTile = new Tile({ id: null, name, kind: "camera", local: true });
+    this.localTile = this.pinnable(new Tile({ id: null, name, kind: "camera", local: true }));
     this.ui.tiles.prepend(this.localTile.el);
     this.localTile.attach(stream);
   }
@@ -218,7 +324,7 @@ export class TileView {
    */
   showLocalScreen(stream, name) {
     this.localScreenTile?.remove();
-    this.localScreenTile = new Tile({ id: null, name, kind: "screen", local: true });
+    this.localScreenTile = this.pinnable(new Tile({ id: null, name, kind: "screen", local: true }));
     if (this.localTile) this.localTile.el.after(this.localScreenTile.el);
     else this.ui.tiles.prepend(this.localScreenTile.el);
     this.localScreenTile.attach(stream);

@@ -124,6 +124,12 @@ export function formatTime(at) {
  * @property {HTMLElement} chatError
  * @property {HTMLElement} toast
  * @property {HTMLElement} toastText
+ * @property {HTMLElement} announcer  live region: joins, leaves, reconnects, by name
+ * @property {HTMLButtonElement} detailsBtn  shows #call-status
+ * @property {HTMLButtonElement} viewBtn  grid ↔ speaker view
+ * @property {HTMLButtonElement} peopleToggle
+ * @property {HTMLButtonElement} manageBtn  channel settings ↔ back to the call
+ * @property {HTMLElement} people
  */
 
 /**
@@ -140,8 +146,23 @@ export function buildLayout(root, info) {
       "aria-pressed": toggle ? "false" : null,
     }, ic, h("span", { class: "ctl-label", "aria-hidden": "true" }, label)));
 
-  const signalStatus = h("p", { id: "signal-status", class: "status-pill", "data-state": "connecting", role: "status", "aria-live": "polite" }, "Signaling: connecting…");
-  const callStatus = h("p", { id: "call-status", class: "call-status", role: "status", "aria-live": "polite" });
+  const signalStatus = h("p", { id: "signal-status", class: "status-pill", "data-state": "connecting", role: "status", "aria-live": "polite" }, "Connecting…");
+  // The details of the connection, on demand.
+  const callStatus = h("p", { id: "call-status", class: "call-status", role: "status", "aria-live": "polite", hidden: true });
+  const detailsBtn = /** @type {HTMLButtonElement} */ (h("button", {
+    type: "button", id: "status-details-btn", class: "btn btn-small", "aria-controls": "call-status", "aria-expanded": "false",
+    onclick: () => {
+      callStatus.hidden = !callStatus.hidden;
+      detailsBtn.setAttribute("aria-expanded", String(!callStatus.hidden));
+      detailsBtn.textContent = callStatus.hidden ? "Details" : "Hide details";
+    },
+  }, "Details"));
+  const announcer = h("div", { id: "announcer", class: "visually-hidden", role: "log", "aria-live": "polite" });
+  const viewBtn = /** @type {HTMLButtonElement} */ (h("button", { type: "button", id: "view-btn", class: "btn btn-small room-only", "data-mode": "grid" }, "Speaker view"));
+  const peopleToggle = /** @type {HTMLButtonElement} */ (h("button", {
+    type: "button", id: "people-toggle", class: "btn btn-small sheet-toggle", "aria-controls": "people", "aria-expanded": "false",
+  }, "People"));
+  const manageBtn = /** @type {HTMLButtonElement} */ (h("button", { type: "button", id: "manage-btn", class: "btn btn-small room-only", hidden: true }, "Channel settings"));
   const chatBadge = h("span", { class: "badge", hidden: true });
   const chatToggle = /** @type {HTMLButtonElement} */ (h("button", {
     type: "button", id: "chat-toggle", class: "btn btn-small chat-toggle",
@@ -162,17 +183,23 @@ export function buildLayout(root, info) {
     h("p", { class: "muted-text small" }, "Your camera and microphone are used only after you press Join. You can chat without joining."));
 
   const tiles = h("div", { id: "tiles", class: "tiles" });
-  const muteBtn = ctl("mute-btn", "Mute", "Mute or unmute your microphone (M)", icon("mic"), true);
-  const cameraBtn = ctl("camera-btn", "Stop video", "Turn your camera off or on (V)", icon("cam"), true);
-  const screenBtn = ctl("screen-btn", "Share screen", "Share your screen, a window or a tab", icon("screen"), true);
+  // Mute, camera and screen say what pressing them does ("Unmute" while
+  // muted); controls.js keeps the words in step with the state.
+  const muteBtn = ctl("mute-btn", "Mute", "Mute or unmute your microphone (M)", icon("mic"), false);
+  const cameraBtn = ctl("camera-btn", "Stop video", "Turn your camera off or on (V)", icon("cam"), false);
+  const screenBtn = ctl("screen-btn", "Share screen", "Share your screen, a window or a tab", icon("screen"), false);
   const musicBtn = ctl("music-btn", "Music mode", "Music mode: your instrument unprocessed, in stereo at a music bitrate (docs/studio.md)", icon("music"), true);
   const hangupBtn = ctl("hangup-btn", "Leave", "Leave the call (L)", icon("hangup"), false, "ctl-danger");
+  muteBtn.setAttribute("aria-keyshortcuts", "M");
+  cameraBtn.setAttribute("aria-keyshortcuts", "V");
+  hangupBtn.setAttribute("aria-keyshortcuts", "L");
   const callView = h("section", { id: "call-view", class: "call-view", "aria-label": info.channelName ? `Call in ${info.channelName}` : "Call", hidden: true },
     tiles,
     h("div", { id: "controls", class: "controls", role: "toolbar", "aria-label": "Call controls" }, muteBtn, cameraBtn, screenBtn, musicBtn, hangupBtn),
     h("p", { id: "shortcut-help", class: "shortcut-help muted-text small" },
       "Keyboard shortcuts (outside the chat box): ", h("kbd", {}, "M"), " mute/unmute · ", h("kbd", {}, "V"), " camera on/off · ", h("kbd", {}, "L"), " leave"));
 
+  const people = h("section", { id: "people", class: "people panel", "aria-labelledby": "people-title" });
   const onlineList = h("ul", { id: "online-list", class: "list people-list", "aria-labelledby": "people-title" });
   const onlineEmpty = h("p", { id: "online-empty", class: "muted-text" }, "Nobody is in the call yet.");
 
@@ -197,24 +224,29 @@ export function buildLayout(root, info) {
     h("button", { type: "button", class: "btn-close", "aria-label": "Dismiss message", onclick: () => { toast.hidden = true; } }));
 
   root.replaceChildren(
+    announcer,
     h("div", { class: "call-top" },
-      // The page's h1 already names the channel.
-      h("h2", { class: "call-title" }, "Call"),
-      signalStatus, callStatus, chatToggle),
+      // The page's h1 names the channel; it is out of view in the call.
+      h("h2", { class: "call-title" }, info.channelName ? h("bdi", {}, info.channelName) : "Call"),
+      signalStatus, detailsBtn, callStatus, viewBtn, peopleToggle, chatToggle, manageBtn),
     notice,
     h("div", { class: "call-layout" },
       h("div", { class: "stage" }, lobby, callView),
       h("aside", { class: "sidebar", "aria-label": "People and chat" },
-        h("section", { id: "people", class: "people panel", "aria-labelledby": "people-title" },
-          h("h2", { id: "people-title" }, "In the call now:"), onlineList, onlineEmpty),
+        people,
         chat)),
     toast);
+  people.append(
+    h("div", { class: "panel-head" },
+      h("h2", { id: "people-title" }, "In the call now:"),
+      h("button", { type: "button", class: "btn-close sheet-close", "aria-label": "Close the people list", onclick: () => peopleToggle.click() })),
+    onlineList, onlineEmpty);
   root.dataset.view = "lobby";
 
   return {
     root, signalStatus, callStatus, notice, noticeText, lobby, lobbySummary, joinBtn, callView, tiles,
     muteBtn, cameraBtn, screenBtn, musicBtn, hangupBtn, onlineList, onlineEmpty, chat, chatToggle, chatBadge,
-    chatLog, chatForm, chatInput, chatError, toast, toastText,
+    chatLog, chatForm, chatInput, chatError, toast, toastText, announcer, detailsBtn, viewBtn, peopleToggle, manageBtn, people,
   };
 }
 
@@ -304,6 +336,17 @@ export function showToast(ui, text) {
 export function showNotice(ui, text) {
   ui.noticeText.textContent = text;
   ui.notice.hidden = !text;
+}
+
+/**
+ * Says something to screen-reader users through the live region: "Bob
+ * joined". The last 20 stay (a log), older ones go.
+ * @param {Layout} ui
+ * @param {string} text
+ */
+export function announce(ui, text) {
+  ui.announcer.append(h("p", {}, text));
+  while (ui.announcer.childElementCount > 20) ui.announcer.firstElementChild?.remove();
 }
 
 /**
