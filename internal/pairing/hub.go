@@ -432,9 +432,10 @@ func (h *Hub) run(rm *room, p *peer, role Role) {
 }
 
 // EndCredential stops every pair whose sender proved itself with
-// credential of userID (logged out, token revoked, password changed).
+// credential of userID (logged out, token revoked); an empty credential
+// means all of userID's (password changed).
 func (h *Hub) EndCredential(userID, credential string) {
-	h.endSenders(func(s Sender) bool { return s.UserID == userID && s.Credential == credential })
+	h.endSenders(func(s Sender) bool { return s.UserID == userID && (credential == "" || s.Credential == credential) })
 }
 
 // Kick stops every pair userID sends from channelID (removed from it).

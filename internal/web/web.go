@@ -26,6 +26,7 @@ import (
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/pairing"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
@@ -53,6 +54,7 @@ type Server struct {
 	proxies    clientip.Proxies
 	studio     *studio.Service // nil: no studio routes
 	guests     *guestBook      // guests.go
+	pairing    *pairing.Hub    // "Send to a device" (pairing.go); set by SetPairing
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -105,6 +107,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	s.routeWHIP(mux)   // /whip/{channel}, /whep/{channel} and their sessions
 	s.routeStudio(mux) // /c/{id}/studio, /api/channels/{id}/studio...
 	s.routeRecordings(mux)
+	s.routePairing(mux) // /receive, /ws/receive, /ws/send
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})
