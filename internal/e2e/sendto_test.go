@@ -77,6 +77,14 @@ func TestSendToDevice(t *testing.T) {
 		t.Fatalf("the device still shows %d streams after the stop", n)
 	}
 
+	// The whole grid: one stream per participant, named.
+	alice.sendTo(tv, "grid", "")
+	tv.waitFor("the device to play the grid", `window.parleyReceive.state === "playing"`, 30*time.Second)
+	tv.waitForAsync("Bob's tile in the grid", `window.parleyReceive.stats().then(s => s.names.length === 1 && s.names[0] === "Bob")`, 10*time.Second)
+	tv.waitDeviceFramesRise(10, 15*time.Second)
+	alice.do(chromedp.Click(chromedp.CSS("#sendto-stop")))
+	tv.waitFor("a new code after the grid", `window.parleyReceive.state === "waiting" && window.parleyReceive.code.length === 6`, 15*time.Second)
+
 	// The active speaker this time; then Alice leaves the call.
 	alice.sendTo(tv, "speaker", "")
 	tv.waitFor("the device to play the speaker", `window.parleyReceive.state === "playing"`, 30*time.Second)

@@ -98,4 +98,34 @@ func TestPairingRoutes(t *testing.T) {
 	if _, b, err := conn.Read(ctx2); err != nil || !strings.Contains(string(b), `"name":"Ann"`) {
 		t.Fatalf("device's message %s, %v", b, err)
 	}
+
+	// Logging out ends the pairs sent with that session: the device is
+	// told the sender stopped.
+	dev, _ := pairDial(t, s, nil, "/ws/receive", s.URL)
+	_, b, err = dev.Read(ctx2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code2 := strings.Split(strings.Split(string(b), `"code":"`)[1], `"`)[0]
+	snd, st := pairDial(t, s, ann, "/ws/send?code="+code2+"&channel="+ch, s.URL)
+	if st != http.StatusSwitchingProtocols {
+		t.Fatalf("sender with a cookie: %d", st)
+	}
+	if resp, _ := s.PostForm(ann, "/logout", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("log out: %d", resp.StatusCode)
+	}
+	for {
+		if _, _, err := snd.Read(ctx2); err != nil {
+			break
+		}
+	}
+	for {
+		_, b, err := dev.Read(ctx2)
+		if err != nil {
+			t.Fatalf("the device was not told the sender stopped: %v", err)
+		}
+		if strings.Contains(string(b), `"reason":"The sender stopped"`) {
+			break
+		}
+	}
 }

@@ -148,7 +148,7 @@ export class SendTo {
     ws.addEventListener("close", () => {
       if (this.ws !== ws) return;
       this.ws = null;
-      this.teardown("failed", opened
+      this.teardown(this.stopReason ? "idle" : "failed", opened
         ? this.stopReason || "The connection to the device ended."
         : "The code was not accepted. Check the 6 digits on the device (a code lasts 10 minutes). After many wrong codes, wait a few minutes.");
     });
