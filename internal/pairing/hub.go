@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config sets the hub's limits; zero values take the defaults.
@@ -109,6 +110,9 @@ type Hub struct {
 
 	stopSweep chan struct{}
 	sweepDone sync.WaitGroup
+
+	wrongCodes prometheus.Counter
+	pairs      prometheus.Counter
 }
 
 type room struct {
@@ -125,7 +129,10 @@ type room struct {
 func New(cfg Config, log *slog.Logger) *Hub {
 	cfg.defaults()
 	h := &Hub{cfg: cfg, log: log, rooms: map[string]*room{}, perIP: map[string]int{}, stopSweep: make(chan struct{}),
-		guesses: guesses{perIP: map[string]*window{}, span: cfg.GuessWindow, max: cfg.GuessesPerIP, maxGlob: cfg.GuessesGlobal}}
+		guesses:    guesses{perIP: map[string]*window{}, span: cfg.GuessWindow, max: cfg.GuessesPerIP, maxGlob: cfg.GuessesGlobal},
+		wrongCodes: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_pairing_wrong_codes_total", Help: "Send to a device: codes refused to senders (unknown, expired, malformed or taken)."}),
+		pairs:      prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_pairing_pairs_total", Help: "Send to a device: senders admitted to a device's code."}),
+	}
 	if cfg.SweepEvery > 0 {
 		h.sweepDone.Add(1)
 		go h.sweeper()
@@ -206,6 +213,13 @@ func (h *Hub) releaseIPLocked(ip string) {
 	if h.perIP[ip]--; h.perIP[ip] <= 0 {
 		delete(h.perIP, ip)
 	}
+}
+
+// Register adds the hub's metrics to reg.
+func (h *Hub) Register(reg prometheus.Registerer) {
+	reg.MustRegister(h.wrongCodes, h.pairs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_pairing_codes", Help: "Send to a device: codes open (waiting for a sender, or paired).",
+	}, func() float64 { return float64(h.Waiting()) }))
 }
 
 // Waiting is how many codes are open (waiting or paired); for tests and
@@ -329,6 +343,7 @@ func (h *Hub) ServeSend(w http.ResponseWriter, r *http.Request, ip string, who S
 	if status != 0 {
 		h.guesses.fail(ip, now)
 		h.mu.Unlock()
+		h.wrongCodes.Inc()
 		h.log.Info("pairing: code refused", "user_id", who.UserID, "status", status)
 		http.Error(w, why, status)
 		return
@@ -356,6 +371,7 @@ func (h *Hub) ServeSend(w http.ResponseWriter, r *http.Request, ip string, who S
 	rm.sender, rm.who = p, who
 	recv := rm.receiver
 	h.mu.Unlock()
+	h.pairs.Inc()
 	h.log.Info("pairing: paired", "user_id", who.UserID, "channel_id", who.ChannelID)
 	p.send(encode(Message{Type: TypePaired}))
 	recv.send(encode(Message{Type: TypePaired, Name: who.Name}))

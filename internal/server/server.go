@@ -163,6 +163,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	h.SetRecordings(s.webRecordings())
 	s.pairing = pairing.New(pairing.Config{TTL: cfg.PairingTTL}, log.With("part", "pairing"))
+	s.pairing.Register(reg)
 	undo = append(undo, func() error { s.pairing.Close(); return nil })
 	h.SetPairing(s.pairing)
 	s.http = &http.Server{
