@@ -128,4 +128,7 @@ func TestPairingRoutes(t *testing.T) {
 			break
 		}
 	}
+	if _, metrics := s.Get(s.Client(), "/metrics"); !strings.Contains(metrics, "parley_pairing_pairs_total 2") || !strings.Contains(metrics, "parley_pairing_wrong_codes_total 0") {
+		t.Errorf("/metrics does not count two pairs and no wrong code:\n%s", metrics)
+	}
 }
