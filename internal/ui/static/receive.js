@@ -53,7 +53,12 @@ class Receiver {
     this.tiles = new Map();
     this.soundBtn = /** @type {HTMLButtonElement} */ (el("button", { type: "button", class: "btn btn-primary", id: "receive-sound", hidden: "" }, "Turn the sound on"));
     this.soundBtn.addEventListener("click", () => this.unmute());
-    this.grid.before(this.soundBtn);
+    this.fullBtn = /** @type {HTMLButtonElement} */ (el("button", { type: "button", class: "btn", id: "receive-full", hidden: "" }, "Full screen"));
+    this.fullBtn.addEventListener("click", () => { void this.grid.requestFullscreen?.().catch(() => {}); });
+    this.grid.before(this.soundBtn, this.fullBtn);
+    /** Keeps a TV's screen on while it plays (where the browser allows). */
+    /** @type {WakeLockSentinel|null} */
+    this.wake = null;
     /** Offers are handled one at a time, in order. */
     /** @type {Promise<void>} */
     this.chain = Promise.resolve();
@@ -235,6 +240,23 @@ class Receiver {
     this.statusEl.textContent = (this.ended && this.state !== "playing" && this.state !== "paired" ? this.ended + ". " : "") + text[this.state];
     for (const [id, t] of this.tiles) t.caption.textContent = this.labels.get(id) ?? "";
     this.grid.dataset.count = String(this.tiles.size);
+    this.fullBtn.hidden = this.state !== "playing" || !document.fullscreenEnabled;
+    this.keepAwake(this.state === "playing");
+  }
+
+  /** @param {boolean} on */
+  keepAwake(on) {
+    if (on && !this.wake && navigator.wakeLock) {
+      navigator.wakeLock.request("screen").then((w) => {
+        if (this.state !== "playing" || this.wake) { void w.release(); return; }
+        this.wake = w;
+        // The browser drops it when the page is hidden; asked again on return.
+        w.addEventListener("release", () => { if (this.wake === w) this.wake = null; });
+      }).catch(() => {}); // not allowed (hidden page, no permission): the screen may sleep
+    } else if (!on && this.wake) {
+      void this.wake.release();
+      this.wake = null;
+    }
   }
 
   /** Diagnostics for tests: frames painted and audio received. */
@@ -258,6 +280,7 @@ const root = document.getElementById("receive-app");
 if (root) {
   const r = new Receiver(root);
   r.connect();
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") r.render(); });
   Object.defineProperty(window, "parleyReceive", {
     value: Object.freeze({
       get code() { return r.code; },
