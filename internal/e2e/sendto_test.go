@@ -27,35 +27,9 @@ const pairTTL = 8 * time.Second
 // client with the same code is refused; stopping, and leaving the call,
 // stop the device, which shows a new code; an unused code expires.
 func TestSendToDevice(t *testing.T) {
-	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.PairingTTL = pairTTL }))
-	alice := newUser(t, newBrowser(t), s, "Alice")
-	bob := newUser(t, newBrowser(t), s, "Bob")
-	alice.signUp("alice", "Alice")
-	bob.signUp("bob", "Bob")
-	channel := alice.createChannel("Movie night")
-	alice.addMember(channel, "bob")
-	alice.joinCall(channel)
-	bob.joinCall(channel)
-	bobID := bob.myID()
-	alice.waitRemoteVideos([]string{bobID}, 45*time.Second)
-
-	// The device: a browser of its own, not logged in.
-	tv := newUser(t, newBrowser(t), s, "TV")
-	tv.do(chromedp.Navigate(s.URL + "/receive"))
-	tv.waitFor("a code on the device", `window.parleyReceive?.code?.length === 6 && window.parleyReceive.state === "waiting"`, 15*time.Second)
-
+	s, alice, bobID, tv := startSendTo(t)
 	code := alice.sendTo(tv, "participant", bobID)
-	tv.waitFor("the device to play", `window.parleyReceive.state === "playing"`, 30*time.Second)
-	tv.waitForAsync("Bob's name on the device", `window.parleyReceive.stats().then(s => s.names.includes("Bob"))`, 10*time.Second)
-	tv.waitDeviceFramesRise(10, 15*time.Second)
-	// Autoplay with sound wants a gesture on the device: the page plays
-	// muted and offers a button, which a person presses.
-	if eval[bool](tv, `!document.querySelector("#receive-sound").hidden`) {
-		tv.do(chromedp.Click(chromedp.CSS("#receive-sound")))
-	}
-	tv.waitForAsync("Bob's tone on the device", `window.parleyReceive.stats().then(s => s.energy > 0)`, 20*time.Second)
-	energy := evalAsync[float64](tv, `window.parleyReceive.stats().then(s => s.energy)`)
-	tv.waitForAsync("the tone to keep playing", fmt.Sprintf(`window.parleyReceive.stats().then(s => s.energy > %v)`, energy), 10*time.Second)
+	tv.waitPlaysBob()
 
 	// A fourth client (a member of a call of their own) with the same
 	// code is refused: the pair admits two.
@@ -100,6 +74,61 @@ func TestSendToDevice(t *testing.T) {
 	if st := dialSend(t, s, dave, daveChannel, unused); st != http.StatusNotFound {
 		t.Fatalf("an expired code: status %d, want 404", st)
 	}
+}
+
+// startSendTo starts a server (codes expiring after pairTTL; opts may
+// change more), puts Alice and Bob in a call, and opens /receive on a
+// third browser, not logged in. It returns Bob's participant id.
+func startSendTo(t *testing.T, mutate ...func(*config.Config)) (s *servertest.Server, alice *user, bobID string, tv *user) {
+	t.Helper()
+	s = servertest.Start(t, servertest.WithConfig(func(c *config.Config) {
+		c.PairingTTL = pairTTL
+		for _, m := range mutate {
+			m(c)
+		}
+	}))
+	alice = newUser(t, newBrowser(t), s, "Alice")
+	bob := newUser(t, newBrowser(t), s, "Bob")
+	alice.signUp("alice", "Alice")
+	bob.signUp("bob", "Bob")
+	channel := alice.createChannel("Movie night")
+	alice.addMember(channel, "bob")
+	alice.joinCall(channel)
+	bob.joinCall(channel)
+	bobID = bob.myID()
+	alice.waitRemoteVideos([]string{bobID}, 45*time.Second)
+
+	tv = newUser(t, newBrowser(t), s, "TV")
+	tv.do(chromedp.Navigate(s.URL + "/receive"))
+	tv.waitFor("a code on the device", `window.parleyReceive?.code?.length === 6 && window.parleyReceive.state === "waiting"`, 15*time.Second)
+	return s, alice, bobID, tv
+}
+
+// waitPlaysBob waits until the device shows Bob's stream, named, with
+// frames rising, and hears his tone (decoded audio energy rising).
+func (u *user) waitPlaysBob() {
+	u.t.Helper()
+	u.waitFor("the device to play", `window.parleyReceive.state === "playing"`, 30*time.Second)
+	u.waitForAsync("Bob's name on the device", `window.parleyReceive.stats().then(s => s.names.includes("Bob"))`, 10*time.Second)
+	u.waitDeviceFramesRise(10, 15*time.Second)
+	// Autoplay with sound wants a gesture on the device: the page plays
+	// muted and offers a button, which a person presses.
+	if eval[bool](u, `!document.querySelector("#receive-sound").hidden`) {
+		u.do(chromedp.Click(chromedp.CSS("#receive-sound")))
+	}
+	u.waitForAsync("Bob's tone on the device", `window.parleyReceive.stats().then(s => s.energy > 0)`, 20*time.Second)
+	energy := evalAsync[float64](u, `window.parleyReceive.stats().then(s => s.energy)`)
+	u.waitForAsync("the tone to keep playing", fmt.Sprintf(`window.parleyReceive.stats().then(s => s.energy > %v)`, energy), 10*time.Second)
+}
+
+// TestSendToDeviceSFU: the same through the SFU (--p2p-max 1), in
+// "active speaker" mode: the tracks Alice's page forwards are the ones
+// its SFU subscribe connection receives.
+func TestSendToDeviceSFU(t *testing.T) {
+	_, alice, _, tv := startSendTo(t, func(c *config.Config) { c.P2PMax = 1 })
+	alice.waitFor("the call on the SFU", `window.parley.state.topology === "sfu" && Object.values(window.parley.state.shown || {}).every(p => p === "sfu")`, 20*time.Second)
+	alice.sendTo(tv, "speaker", "")
+	tv.waitPlaysBob()
 }
 
 // sendTo opens "Send to a device" in u's call, types the device's code
