@@ -296,8 +296,11 @@ func (h *Hub) ServeReceive(w http.ResponseWriter, r *http.Request, ip string) {
 	if err != nil || h.closed {
 		h.releaseIPLocked(ip)
 		h.mu.Unlock()
-		h.log.Error("pairing: no code", "err", err)
-		p.end(websocket.StatusInternalError, "no code available; reload the page")
+		if err != nil {
+			h.log.Error("pairing: no code", "err", err)
+			p.end(websocket.StatusInternalError, "no code available; reload the page")
+		}
+		p.end(websocket.StatusGoingAway, "the server is stopping")
 		p.wait()
 		return
 	}

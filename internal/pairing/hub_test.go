@@ -430,3 +430,20 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCloseEndsPairs(t *testing.T) {
+	h, srv, _ := start(t, pairing.Config{})
+	recv := dial(t, srv, "/ws/receive", "", 101)
+	code := recv.next(pairing.TypeCode).Code
+	send := dial(t, srv, "/ws/send?user=a&code="+code, "", 101)
+	send.next(pairing.TypePaired)
+	h.Close()
+	if st := send.closed(); st != websocket.StatusGoingAway {
+		t.Fatalf("sender closed with %v, want going away", st)
+	}
+	if st := recv.closed(); st != websocket.StatusGoingAway && st != websocket.StatusNormalClosure {
+		t.Fatalf("receiver closed with %v", st)
+	}
+	dial(t, srv, "/ws/receive", "", http.StatusServiceUnavailable)
+	dial(t, srv, "/ws/send?user=a&code="+code, "", http.StatusServiceUnavailable)
+}
