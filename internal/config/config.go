@@ -130,6 +130,9 @@ type Config struct {
 	SMTPURL string
 	// MailFrom is the sender of those mails, e.g. "Parley <parley@example.org>".
 	MailFrom string
+	// PairingTTL is how long a "Send to a device" code waits for a
+	// sender (0: 10 minutes).
+	PairingTTL time.Duration
 	// PublicURL is the address users reach Parley at
 	// (https://meet.example.org), which links in mails start with. It is
 	// required with SMTPURL: taken from the request's Host header, a link

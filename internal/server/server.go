@@ -28,6 +28,7 @@ import (
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/mail"
 	"github.com/parley/parley/internal/media"
+	"github.com/parley/parley/internal/pairing"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
@@ -55,6 +56,7 @@ type Server struct {
 	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
 	studio          *studio.Service
+	pairing         *pairing.Hub // "Send to a device"
 
 	recordings *recording.Service    // call recordings (recording.go)
 	composites *recording.Compositor // nil without ffmpeg
@@ -169,6 +171,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, err
 	}
 	h.SetAPI(v1)
+	s.pairing = pairing.New(pairing.Config{TTL: cfg.PairingTTL}, log.With("part", "pairing"))
+	s.pairing.Register(reg)
+	undo = append(undo, func() error { s.pairing.Close(); return nil })
+	h.SetPairing(s.pairing)
 	s.http = &http.Server{
 		Handler: h,
 		// ReadTimeout bounds the whole request, body included: a client
@@ -240,12 +246,18 @@ func (s *Server) wireAccount(acfg *account.Config) {
 	revoked, removed, deleted, mode := acfg.Revoked, acfg.MemberRemoved, acfg.ChannelDeleted, acfg.ModeChanged
 	acfg.Revoked = func(rv account.Revocation) {
 		s.rooms.EndAuth(rv.UserID, rv.Key, rv.Why)
+		if s.pairing != nil {
+			s.pairing.EndCredential(rv.UserID, rv.Key)
+		}
 		if revoked != nil {
 			revoked(rv)
 		}
 	}
 	acfg.MemberRemoved = func(channelID, userID string) {
 		s.rooms.Kick(channelID, userID)
+		if s.pairing != nil {
+			s.pairing.Kick(channelID, userID)
+		}
 		if removed != nil {
 			removed(channelID, userID)
 		}
@@ -331,6 +343,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	errHTTP := s.http.Shutdown(ctx)
 	errRooms := s.rooms.Shutdown(ctx)
+	s.pairing.Close()
 	s.recordings.StopAll("the server was stopped")
 	s.stopJanitor()
 	s.janitorDone.Wait()
@@ -349,6 +362,7 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	s.rooms.Shutdown(ctx)
+	s.pairing.Close()
 	s.stopJanitor()
 	s.janitorDone.Wait()
 	s.studio.Close()

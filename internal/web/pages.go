@@ -48,7 +48,7 @@ func (s *Server) parseTemplates(fsys fs.FS) error {
 	}
 	// missingkey=zero: templates look up .Form and .Errors by field name,
 	// and a field without an error must read as "", not fail.
-	for _, name := range slices.Concat(pageNames, accountPages) {
+	for _, name := range slices.Concat(pageNames, accountPages, pairingPages) {
 		t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).ParseFS(fsys, "layout.html", name+".html")
 		if err != nil {
 			return fmt.Errorf("parse template %s: %w", name, err)

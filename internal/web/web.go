@@ -26,6 +26,7 @@ import (
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/pairing"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
@@ -54,7 +55,8 @@ type Server struct {
 	studio     *studio.Service // nil: no studio routes
 	guests     *guestBook      // guests.go
 	// api serves /api/v1 (internal/api), set by SetAPI before serving.
-	api http.Handler
+	api     http.Handler
+	pairing *pairing.Hub // "Send to a device" (pairing.go); set by SetPairing
 }
 
 // SetAPI mounts the versioned API at /api/v1/. It does its own
@@ -121,6 +123,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	s.routeWHIP(mux)   // /whip/{channel}, /whep/{channel} and their sessions
 	s.routeStudio(mux) // /c/{id}/studio, /api/channels/{id}/studio...
 	s.routeRecordings(mux)
+	s.routePairing(mux) // /receive, /ws/receive, /ws/send
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})

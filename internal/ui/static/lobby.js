@@ -6,6 +6,7 @@
 import { h } from "./ui.js";
 import { Moderation } from "./moderation.js";
 import { PreJoin } from "./prejoin.js";
+import { SendTo } from "./sendto.js";
 
 /**
  * @typedef {{id: string, name: string, role?: string}} WaitingPerson
@@ -109,5 +110,6 @@ export function meetingParts(call) {
     teardown: () => call.teardown(),
     nameOf: (id) => moderation.nameOf(id, "You"),
   });
+  new SendTo(call); // "Send to a device": a control of its own (sendto.js)
   return { moderation, lobby, prejoin: new PreJoin(call.ui) };
 }
