@@ -133,6 +133,7 @@ func evalAsync[T any](u *user, expr string) T {
 	return v
 }
 
+
 // waitFor waits until a JavaScript expression is truthy in u's page.
 func (u *user) waitFor(what, expr string, timeout time.Duration) {
 	u.t.Helper()
@@ -141,7 +142,8 @@ func (u *user) waitFor(what, expr string, timeout time.Duration) {
 	}
 }
 
-// tryWaitFor evaluates expr every 50 ms until it is truthy. Evaluation
+// tryWaitFor evaluates expr every 50 ms until it is (or its promise
+// resolves to) truthy. Evaluation
 // errors (the page is navigating, say) count as "not yet".
 func (u *user) tryWaitFor(expr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -150,7 +152,8 @@ func (u *user) tryWaitFor(expr string, timeout time.Duration) error {
 	var lastErr error
 	for {
 		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		// A promise counts by what it resolves to, not as a truthy object.
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Promise.resolve("+expr+").then(v => !!v)", chromedp.EvalAwaitPromise))
 		cancel()
 		if err == nil && ok {
 			return nil

@@ -306,11 +306,5 @@ func (u *user) waitMedia(ids []string, timeout time.Duration) {
 	u.t.Helper()
 	u.waitRemoteVideos(ids, timeout)
 	cond := fmt.Sprintf(`(async () => await (%s))()`, mediaFlowing(ids, 0))
-	u.waitForAsync("audio with sound from "+strings.Join(ids, ","), cond, 15*time.Second)
-}
-
-// waitForAsync is waitFor for an expression that returns a promise.
-func (u *user) waitForAsync(what, expr string, timeout time.Duration) {
-	u.t.Helper()
-	testtool.Eventually(u.t, timeout, func() bool { return evalAsync[bool](u, expr) }, u.name+": "+what)
+	u.waitFor("audio with sound from "+strings.Join(ids, ","), cond, 15*time.Second)
 }

@@ -114,6 +114,11 @@ func TestManageDuringCallInBrowser(t *testing.T) {
 		olga.waitFramesRise([]string{bobID}, 10, 15*time.Second)
 	}
 
+	// In the call, the call takes the window; "Channel settings" shows
+	// the channel's management with the call still running.
+	olga.clickRole("button", "Channel settings")
+	olga.waitFor("the settings shown", `!document.body.classList.contains("in-call")`, 5*time.Second)
+
 	// Every management control is there for assistive technology, by
 	// role and name.
 	for _, c := range []struct{ role, name string }{

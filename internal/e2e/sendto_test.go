@@ -54,7 +54,7 @@ func TestSendToDevice(t *testing.T) {
 	// The whole grid: one stream per participant, named.
 	alice.sendTo(tv, "grid", "")
 	tv.waitFor("the device to play the grid", `window.parleyReceive.state === "playing"`, 30*time.Second)
-	tv.waitForAsync("Bob's tile in the grid", `window.parleyReceive.stats().then(s => s.names.length === 1 && s.names[0] === "Bob")`, 10*time.Second)
+	tv.waitFor("Bob's tile in the grid", `window.parleyReceive.stats().then(s => s.names.length === 1 && s.names[0] === "Bob")`, 10*time.Second)
 	tv.waitDeviceFramesRise(10, 15*time.Second)
 	alice.do(chromedp.Click(chromedp.CSS("#sendto-stop")))
 	tv.waitFor("a new code after the grid", `window.parleyReceive.state === "waiting" && window.parleyReceive.code.length === 6`, 15*time.Second)
@@ -109,16 +109,16 @@ func startSendTo(t *testing.T, mutate ...func(*config.Config)) (s *servertest.Se
 func (u *user) waitPlaysBob() {
 	u.t.Helper()
 	u.waitFor("the device to play", `window.parleyReceive.state === "playing"`, 30*time.Second)
-	u.waitForAsync("Bob's name on the device", `window.parleyReceive.stats().then(s => s.names.includes("Bob"))`, 10*time.Second)
+	u.waitFor("Bob's name on the device", `window.parleyReceive.stats().then(s => s.names.includes("Bob"))`, 10*time.Second)
 	u.waitDeviceFramesRise(10, 15*time.Second)
 	// Autoplay with sound wants a gesture on the device: the page plays
 	// muted and offers a button, which a person presses.
 	if eval[bool](u, `!document.querySelector("#receive-sound").hidden`) {
 		u.do(chromedp.Click(chromedp.CSS("#receive-sound")))
 	}
-	u.waitForAsync("Bob's tone on the device", `window.parleyReceive.stats().then(s => s.energy > 0)`, 20*time.Second)
+	u.waitFor("Bob's tone on the device", `window.parleyReceive.stats().then(s => s.energy > 0)`, 20*time.Second)
 	energy := evalAsync[float64](u, `window.parleyReceive.stats().then(s => s.energy)`)
-	u.waitForAsync("the tone to keep playing", fmt.Sprintf(`window.parleyReceive.stats().then(s => s.energy > %v)`, energy), 10*time.Second)
+	u.waitFor("the tone to keep playing", fmt.Sprintf(`window.parleyReceive.stats().then(s => s.energy > %v)`, energy), 10*time.Second)
 }
 
 // TestSendToDeviceSFU: the same through the SFU (--p2p-max 1), in
@@ -171,32 +171,7 @@ func (u *user) waitDeviceFramesRise(n int, timeout time.Duration) {
 	if len(base) == 0 {
 		u.t.Fatalf("%s: no streams shown", u.name)
 	}
-	u.waitForAsync(fmt.Sprintf("frames to rise from %v", base), fmt.Sprintf(`window.parleyReceive.stats().then(s => s.frames.length === %d && s.frames.every((f, i) => f >= %s[i] + %d))`, len(base), jsInts(base), n), timeout)
-}
-
-// waitForAsync is waitFor for an expression that may be a promise
-// (waitFor would take the promise itself as truthy).
-func (u *user) waitForAsync(what, expr string, timeout time.Duration) {
-	u.t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var lastErr error
-	for {
-		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Promise.resolve("+expr+").then(v => !!v)", chromedp.EvalAwaitPromise))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if err != nil {
-			lastErr = err
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("%s: waited %s for %s (%s); last error: %v", u.name, timeout, what, expr, lastErr)
-		}
-		<-tick.C
-	}
+	u.waitFor(fmt.Sprintf("frames to rise from %v", base), fmt.Sprintf(`window.parleyReceive.stats().then(s => s.frames.length === %d && s.frames.every((f, i) => f >= %s[i] + %d))`, len(base), jsInts(base), n), timeout)
 }
 
 func jsInts(v []int) string {
