@@ -153,7 +153,7 @@ func (u *user) tryWaitFor(expr string, timeout time.Duration) error {
 	for {
 		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
 		// A promise counts by what it resolves to, not as a truthy object.
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Promise.resolve("+expr+").then(v => !!v)", chromedp.EvalAwaitPromise))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Promise.resolve(("+expr+"\n)).then(v => !!v)", chromedp.EvalAwaitPromise))
 		cancel()
 		if err == nil && ok {
 			return nil
