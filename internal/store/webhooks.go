@@ -308,11 +308,11 @@ func (db *DB) DeliveryFailed(ctx context.Context, id string, status int, why str
 	return nil
 }
 
-// RecentDeliveries returns the user's newest deliveries (all webhooks),
-// newest first; Secret is left empty.
-func (db *DB) RecentDeliveries(ctx context.Context, userID string, limit int) ([]Delivery, error) {
+// RecentDeliveries returns the user's newest deliveries, of one webhook
+// (or of all with webhookID ""), newest first; Secret is left empty.
+func (db *DB) RecentDeliveries(ctx context.Context, userID, webhookID string, limit int) ([]Delivery, error) {
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-		WHERE w.user_id = ? ORDER BY d.created_at DESC, d.seq DESC LIMIT ?`), userID, limit)
+		WHERE w.user_id = ? AND (? = '' OR w.id = ?) ORDER BY d.created_at DESC, d.seq DESC LIMIT ?`), userID, webhookID, webhookID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: recent deliveries: %w", err)
 	}
@@ -352,7 +352,8 @@ func (db *DB) WebhookDeliveries(ctx context.Context, webhookID string) ([]Delive
 	return out, rows.Err()
 }
 
-// ResendDelivery makes one of the user's deliveries pending again, due at
+// ResendDelivery makes one of the user's deliveries (of webhookID, unless
+// that is "") pending again, due at
 // once, with a fresh retry window until expires (ErrNotFound for anyone
 // else's). Being the webhook's oldest pending row again, it goes out
 // before the events queued after it.
@@ -360,11 +361,11 @@ func (db *DB) WebhookDeliveries(ctx context.Context, webhookID string) ([]Delive
 // A delivery still pending is being tried already: that yields an error
 // wrapping ErrConflict, and the row is left alone (resetting its time
 // could send it twice at once).
-func (db *DB) ResendDelivery(ctx context.Context, userID, id string, now, expires time.Time) error {
+func (db *DB) ResendDelivery(ctx context.Context, userID, webhookID, id string, now, expires time.Time) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var state string
 		err := tx.QueryRowContext(ctx, db.q(`SELECT d.state FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-			WHERE d.id = ? AND w.user_id = ?`), id, userID).Scan(&state)
+			WHERE d.id = ? AND w.user_id = ? AND (? = '' OR w.id = ?)`), id, userID, webhookID, webhookID).Scan(&state)
 		if err != nil {
 			return mapErr(err)
 		}

@@ -373,6 +373,9 @@ func flash(r *http.Request) string {
 	case "invites-reset":
 		return "All invite links revoked; a new one is below."
 	}
+	if m := webhookFlash(r.URL.Query().Get("done")); m != "" {
+		return m
+	}
 	return accountFlash(r.URL.Query().Get("done"))
 }
 
@@ -491,6 +494,11 @@ type accountData struct {
 	MailConfigured bool
 	EmailHint      string
 	Plan           []account.ChannelFate
+
+	// The webhook section (webhooks.go); webhookChecked are the events
+	// ticked in a refused form.
+	Webhooks       *webhookSection
+	webhookChecked []string
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {

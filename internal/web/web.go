@@ -31,6 +31,7 @@ import (
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/ui"
+	"github.com/parley/parley/internal/webhook"
 )
 
 // SessionCookie is the name of the login cookie.
@@ -51,8 +52,9 @@ type Server struct {
 	// recordings is set by SetRecordings before serving (recordings.go)
 	recordings *Recordings
 	proxies    clientip.Proxies
-	studio     *studio.Service // nil: no studio routes
-	guests     *guestBook      // guests.go
+	studio     *studio.Service  // nil: no studio routes
+	guests     *guestBook       // guests.go
+	webhooks   *webhook.Service // nil: no webhook routes (webhooks.go)
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -105,6 +107,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	s.routeWHIP(mux)   // /whip/{channel}, /whep/{channel} and their sessions
 	s.routeStudio(mux) // /c/{id}/studio, /api/channels/{id}/studio...
 	s.routeRecordings(mux)
+	s.routeWebhooks(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})

@@ -252,9 +252,15 @@ func (s *Service) Delete(ctx context.Context, userID, id string) error {
 	return nil
 }
 
-// Deliveries returns the user's newest deliveries, newest first.
-func (s *Service) Deliveries(ctx context.Context, userID string, limit int) ([]store.Delivery, error) {
-	ds, err := s.db.RecentDeliveries(ctx, userID, limit)
+// Deliveries returns the user's newest deliveries, newest first: of one
+// webhook, or of all with webhookID "".
+func (s *Service) Deliveries(ctx context.Context, userID, webhookID string, limit int) ([]store.Delivery, error) {
+	if webhookID != "" {
+		if _, err := s.Get(ctx, userID, webhookID); err != nil {
+			return nil, err
+		}
+	}
+	ds, err := s.db.RecentDeliveries(ctx, userID, webhookID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
@@ -262,10 +268,11 @@ func (s *Service) Deliveries(ctx context.Context, userID string, limit int) ([]s
 }
 
 // Resend queues one of the user's finished deliveries again, due at once
-// (ahead of its webhook's later events), with a fresh retry window.
-func (s *Service) Resend(ctx context.Context, userID, id string) error {
+// (ahead of its webhook's later events), with a fresh retry window. With
+// webhookID not "", the delivery must be that webhook's.
+func (s *Service) Resend(ctx context.Context, userID, webhookID, id string) error {
 	now := time.Now()
-	err := s.db.ResendDelivery(ctx, userID, id, now, now.Add(s.cfg.RetryFor))
+	err := s.db.ResendDelivery(ctx, userID, webhookID, id, now, now.Add(s.cfg.RetryFor))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return ErrNotFound
