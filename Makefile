@@ -32,6 +32,8 @@ fuzz:
 	go test ./internal/recording -run '^$$' -fuzz FuzzKeyframe -fuzztime 20s
 	go test ./internal/recording -run '^$$' -fuzz FuzzOggPages -fuzztime 20s
 	go test ./internal/recording -run '^$$' -fuzz FuzzScanBlocks -fuzztime 20s
+	go test ./internal/webhook -run '^$$' -fuzz FuzzParseSignature -fuzztime 20s
+	go test ./internal/webhook -run '^$$' -fuzz FuzzParseURL -fuzztime 20s
 
 # Regenerates docs/images/call.png and studio.png from the browser tests.
 screenshot:
