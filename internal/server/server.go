@@ -334,7 +334,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.recordings.StopAll("the server was stopped")
 	s.stopJanitor()
 	s.janitorDone.Wait()
-	s.stopWebhooks() // after the rooms: their last events are in the outbox
+	s.stopWebhooks()   // after the rooms: their last events are in the outbox
 	s.accounts.Flush() // mails being sent still need the database
 	s.stopComposites()
 	errSFU := s.sfu.Close()
