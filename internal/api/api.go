@@ -24,6 +24,7 @@ import (
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/studio"
+	"github.com/parley/parley/internal/webhook"
 )
 
 // Prefix is where the API is mounted.
@@ -42,6 +43,8 @@ type Deps struct {
 	Recordings *recording.Service
 	// Studio is the channels' studios; nil: none.
 	Studio *studio.Service
+	// Webhooks is the accounts' webhooks; nil: none (webhooks.go).
+	Webhooks *webhook.Service
 	// SessionCookie is the name of the web app's login cookie.
 	SessionCookie string
 	// Rate is how many requests per second one credential (token, API
@@ -118,6 +121,7 @@ func New(d Deps) (*API, error) {
 	a.routeChannels()
 	a.routeCall()
 	a.routeMessages()
+	a.routeWebhooks()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 	})

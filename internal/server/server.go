@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	h.SetRecordings(s.webRecordings())
 	h.SetWebhooks(s.webhooks)
 	v1, err := api.New(api.Deps{Log: log.With("part", "api"), Accounts: s.accounts, Rooms: s.rooms,
-		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie})
+		Recordings: s.recordings, Studio: s.studio, Webhooks: s.webhooks, SessionCookie: web.SessionCookie})
 	if err != nil {
 		return nil, err
 	}

@@ -55,24 +55,24 @@ type Envelope struct {
 	// for every webhook the event goes to. Receivers de-duplicate by it.
 	ID        string    `json:"id"`
 	Type      string    `json:"type"`
-	CreatedAt time.Time `json:"created_at"`
-	ChannelID string    `json:"channel_id"`
+	CreatedAt time.Time `json:"createdAt"`
+	ChannelID string    `json:"channelId"`
 	// Data depends on Type (docs/api.md#webhooks).
 	Data json.RawMessage `json:"data"`
 }
 
 // CallData is the data of call.started and call.ended.
 type CallData struct {
-	CallID    string     `json:"call_id"`
-	StartedAt time.Time  `json:"started_at"`
-	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	CallID    string     `json:"callId"`
+	StartedAt time.Time  `json:"startedAt"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
 }
 
 // ParticipantData is the data of participant.joined and participant.left.
 type ParticipantData struct {
-	CallID        string `json:"call_id"`
-	ParticipantID string `json:"participant_id"`
-	UserID        string `json:"user_id,omitempty"`
+	CallID        string `json:"callId"`
+	ParticipantID string `json:"participantId"`
+	UserID        string `json:"userId,omitempty"`
 	Username      string `json:"username,omitempty"`
 	Name          string `json:"name"`
 	Role          string `json:"role,omitempty"`
@@ -83,9 +83,9 @@ type ParticipantData struct {
 
 // MemberData is the data of member.added and member.removed.
 type MemberData struct {
-	UserID      string `json:"user_id"`
+	UserID      string `json:"userId"`
 	Username    string `json:"username"`
-	DisplayName string `json:"display_name"`
+	DisplayName string `json:"displayName"`
 	// How: "added" (by the owner), "invite" (joined by a link), "removed"
 	// (by the owner) or "left" (on their own).
 	How string `json:"how"`
@@ -93,18 +93,18 @@ type MemberData struct {
 
 // RecordingData is the data of recording.finished.
 type RecordingData struct {
-	RecordingID string `json:"recording_id"`
+	RecordingID string `json:"recordingId"`
 	State       string `json:"state"`
-	DurationMS  int64  `json:"duration_ms"`
+	DurationMS  int64  `json:"durationMs"`
 }
 
 // TakeData is the data of studio.take_finished.
 type TakeData struct {
-	TakeID     string `json:"take_id"`
-	TrackID    string `json:"track_id"`
-	SongID     string `json:"song_id"`
-	UserID     string `json:"user_id"`
-	DurationMS int64  `json:"duration_ms"`
+	TakeID     string `json:"takeId"`
+	TrackID    string `json:"trackId"`
+	SongID     string `json:"songId"`
+	UserID     string `json:"userId"`
+	DurationMS int64  `json:"durationMs"`
 }
 
 // NewEvent builds an outbox event of type typ in channelID, happening at
