@@ -127,6 +127,9 @@ type Config struct {
 	// doubling up to RetryMax (0: 10 s and 1 h).
 	WebhookRetryMin time.Duration
 	WebhookRetryMax time.Duration
+	// WebhookTimeout bounds one delivery attempt (0: 10 s). A delivery cut
+	// off by a crash is sent again 2×WebhookTimeout+5 s later.
+	WebhookTimeout time.Duration
 	// SMTPURL names the mail server for password reset and verification
 	// links: smtp://user:pass@host:587 (STARTTLS when offered) or
 	// smtps://user:pass@host:465 (implicit TLS). Empty: no mail; reset
@@ -169,6 +172,7 @@ func Default() Config {
 
 		WebhookRetryMin: 10 * time.Second,
 		WebhookRetryMax: time.Hour,
+		WebhookTimeout:  10 * time.Second,
 	}
 }
 
@@ -225,6 +229,9 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "turn:") && !strings.HasPrefix(s, "turns:") {
 			errs = append(errs, fmt.Errorf("--ice-server %q must start with stun:, turn: or turns:", s))
 		}
+	}
+	if c.WebhookTimeout < 0 || c.WebhookTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("--webhook-timeout %v: use a duration up to 5m (0 = the default, 10s)", c.WebhookTimeout))
 	}
 	if c.WebhookRetryMin < 0 || c.WebhookRetryMax < 0 || (c.WebhookRetryMax > 0 && c.WebhookRetryMax < c.WebhookRetryMin) {
 		errs = append(errs, fmt.Errorf("--webhook-retry-min %v / --webhook-retry-max %v: use durations of 0 or more, the max at least the min (0 = the defaults, 10s and 1h)", c.WebhookRetryMin, c.WebhookRetryMax))

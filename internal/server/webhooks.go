@@ -21,6 +21,7 @@ func (s *Server) startWebhooks(acfg *account.Config) {
 		AllowPrivate: s.cfg.WebhookAllowPrivate,
 		RetryMin:     s.cfg.WebhookRetryMin,
 		RetryMax:     s.cfg.WebhookRetryMax,
+		Timeout:      s.cfg.WebhookTimeout,
 	}, s.db, s.log.With("part", "webhook"))
 	if acfg.MemberEvent == nil {
 		acfg.MemberEvent = func(channelID string, u store.User, how string) (store.OutboxEvent, error) {

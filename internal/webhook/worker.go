@@ -54,9 +54,10 @@ func (s *Service) Run(ctx context.Context) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	defer client.CloseIdleConnections()
-	// The lease outlasts an attempt, so a row is never sent twice at
-	// once by one worker; another server takes it only if this one died.
-	lease := s.cfg.Timeout*3 + 30*time.Second
+	// The lease outlasts an attempt (bounded by Timeout) and the writing
+	// of its outcome, so a row is never sent twice at once; another
+	// worker takes it only if this one died (or lost its database).
+	lease := 2*s.cfg.Timeout + 5*time.Second
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
 	lastPrune := time.Time{}
