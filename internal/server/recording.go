@@ -119,7 +119,7 @@ func (r recorder) Start(channelID string, by signaling.User, onFail func(error))
 	if err != nil {
 		return nil, err
 	}
-	return session{ss, channelID, r.finished}, nil
+	return &session{ss, channelID, r.finished}, nil
 }
 
 type session struct {
