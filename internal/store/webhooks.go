@@ -251,9 +251,18 @@ func scanDelivery(s scanner) (Delivery, error) {
 func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
 	var out []Delivery
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		query := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+		// Driven by the webhooks, each finding its head in one index seek
+		// (webhook_deliveries_head), so the cost follows the number of
+		// webhooks, not the backlog. SQLite, without statistics, would
+		// rather scan every pending row: CROSS JOIN holds it to this
+		// order (PostgreSQL plans by its statistics).
+		join := "JOIN"
+		if db.dialect == DialectSQLite {
+			join = "CROSS JOIN"
+		}
+		query := `SELECT ` + deliveryColumns + ` FROM webhooks w ` + join + ` webhook_deliveries d ON d.webhook_id = w.id
+			AND d.seq = (SELECT MIN(e.seq) FROM webhook_deliveries e WHERE e.webhook_id = w.id AND e.state = 'pending')
 			WHERE d.state = 'pending' AND d.next_at <= ?
-			AND d.seq = (SELECT MIN(e.seq) FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id AND e.state = 'pending')
 			ORDER BY d.next_at, d.id LIMIT ?`
 		if db.dialect == DialectPostgres {
 			query += ` FOR UPDATE OF d SKIP LOCKED`

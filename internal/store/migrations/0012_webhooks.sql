@@ -42,4 +42,7 @@ CREATE TABLE webhook_deliveries (
     finished_at BIGINT NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX webhook_deliveries_order ON webhook_deliveries(webhook_id, seq);
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_at);
+-- A webhook's oldest pending row in one seek (the worker's claim).
+CREATE INDEX webhook_deliveries_head ON webhook_deliveries(webhook_id, state, seq);
+-- Pruning finished rows.
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries(state, finished_at);
