@@ -2,11 +2,13 @@ package web_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
 	"github.com/parley/parley/internal/testtool"
+	"github.com/parley/parley/internal/webhook"
 )
 
 // TestWebhooksOnAccountPage: the account page adds a webhook (its secret
@@ -96,4 +99,37 @@ func annUser(t *testing.T, s *servertest.Server) string {
 		t.Fatal(err)
 	}
 	return u.ID
+}
+
+// TestStudioTakeFinishedWebhook: finishing a take writes its
+// studio.take_finished event with the take (to the channel owner's
+// webhook); finishing it again writes nothing more.
+func TestStudioTakeFinishedWebhook(t *testing.T) {
+	var bodies atomic.Value
+	bodies.Store([]string{})
+	var mu sync.Mutex
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies.Store(append(bodies.Load().([]string), string(b)))
+		mu.Unlock()
+	}))
+	defer hs.Close()
+	f := newStudioFixture(t, servertest.WithConfig(func(c *config.Config) { c.WebhookAllowPrivate = true }))
+	ctx := context.Background()
+	ann := annUser(t, f.s)
+	if _, err := f.s.Webhooks().Create(ctx, ann, webhook.Input{URL: hs.URL, Events: []string{webhook.StudioTakeFinished}}); err != nil {
+		t.Fatal(err)
+	}
+	k := f.newTake(t, f.bob, 0)
+	for range 2 {
+		if st := f.bob.json("POST", "/takes/"+k.ID+"/finish", map[string]int64{"durationMs": 700}, nil); st != http.StatusOK {
+			t.Fatalf("finish: %d", st)
+		}
+	}
+	testtool.Eventually(t, 10*time.Second, func() bool { return len(bodies.Load().([]string)) >= 1 }, "take_finished delivered")
+	got := bodies.Load().([]string)
+	if len(got) != 1 || !strings.Contains(got[0], `"takeId":"`+k.ID+`"`) || !strings.Contains(got[0], `"durationMs":700`) || !strings.Contains(got[0], `"type":"studio.take_finished"`) {
+		t.Errorf("deliveries %v", got)
+	}
 }
