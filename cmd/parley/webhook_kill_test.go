@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/signaling"
+	"github.com/parley/parley/internal/store/storetest"
 	"github.com/parley/parley/internal/testtool"
 	"github.com/parley/parley/internal/webhook"
 )
@@ -128,12 +129,18 @@ func (p *parleyProcess) joinCall(session, channelID string) *websocket.Conn {
 // first delivery without answering, and the server is killed with
 // SIGKILL. Started again on the same data, it delivers every event
 // written before the kill, in order, each once, signed, and invents none
-// (the call whose server died is not reported as ended).
+// (the call whose server died is not reported as ended). On SQLite and
+// (with PARLEY_TEST_POSTGRES) on PostgreSQL.
 func TestWebhookSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it")
 	}
 	bin := buildParley(t)
+	t.Run("sqlite", func(t *testing.T) { webhookKill(t, bin, "") })
+	t.Run("postgres", func(t *testing.T) { webhookKill(t, bin, storetest.PostgresDSN(t)) })
+}
+
+func webhookKill(t *testing.T, bin, dsn string) {
 	t.Setenv("PARLEY_WEBHOOK_ALLOW_PRIVATE", "true") // the receiver is on loopback
 	t.Setenv("PARLEY_WEBHOOK_RETRY_MIN", "20ms")
 	t.Setenv("PARLEY_WEBHOOK_RETRY_MAX", "100ms")
@@ -143,7 +150,7 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 	hs := httptest.NewServer(rc)
 	defer hs.Close()
 
-	srv := &parleyProcess{t: t, bin: bin, dataDir: t.TempDir()}
+	srv := &parleyProcess{t: t, bin: bin, dataDir: t.TempDir(), dsn: dsn}
 	srv.start()
 	t.Cleanup(srv.kill)
 	ann := srv.signUp("ann")
