@@ -6,6 +6,16 @@
 // Every route is described by the OpenAPI 3.1 document in openapi/
 // (served at /api/v1/openapi.json); tests check each answer against it.
 // Errors are RFC 9457 problem details (problem.go).
+//
+// Adding an area (join tokens, webhooks, ...): describe its routes in a
+// new openapi/<area>.json (only "paths" and "components"; it is merged
+// into base.json, and a path or component defined twice fails start-up),
+// register them in a route<Area> method with a.handle (authenticated) or
+// a.handlePublic, call it from New, and check every answer in its tests
+// with internal/apitest (apitest.Do or apitest.Check).
+// TestEveryRouteIsDocumented fails for a route registered here but not
+// in the document, or the other way round. Never register on a.mux
+// directly: such a route escapes that test.
 package api
 
 import (
@@ -110,21 +120,21 @@ func New(d Deps) (*API, error) {
 	}
 	a := &API{d: d, log: d.Log, mux: http.NewServeMux(), cop: http.NewCrossOriginProtection(), doc: doc,
 		limits: &limiter{rate: d.Rate, burst: d.Burst, now: d.Clock, m: map[string]*limitEntry{}}}
-	a.mux.HandleFunc("GET "+Prefix+"/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	a.handlePublic("GET", "/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(a.doc)
 	})
-	a.routes = append(a.routes, Route{"GET", Prefix + "/openapi.json"})
 	// Each area registers its routes here (one line each).
 	a.routeMe()
 	a.routeChannels()
 	a.routeCall()
 	a.routeMessages()
+	a.routeRecordings()
+	a.routeTakes()
+	a.routeCredentials()
 	a.routeWebhooks()
-	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
-	})
+	a.mux.HandleFunc(Prefix+"/", a.notFound)
 	return a, nil
 }
 
@@ -133,37 +143,25 @@ func New(d Deps) (*API, error) {
 func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A pattern that matches the path but not the method makes ServeMux
-	// answer 405 in plain text: answer a problem instead.
-	if _, pattern := a.mux.Handler(r); pattern == "" || (!strings.Contains(pattern, " ") && pattern != Prefix+"/") {
-		a.mux.ServeHTTP(w, r)
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// notFound answers a path no route has (404), or a method the path's
+// routes do not take (405 with Allow), as problems.
+func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := a.mux.Handler(r2); pattern != Prefix+"/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		WriteProblem(w, Errorf(http.StatusMethodNotAllowed, "%s does not take %s: it takes %s.", r.URL.Path, r.Method, strings.Join(allow, ", ")))
 		return
 	}
-	a.mux.ServeHTTP(&problem405{ResponseWriter: w}, r)
-}
-
-// problem405 rewrites ServeMux's plain-text 405 into a problem.
-type problem405 struct {
-	http.ResponseWriter
-	swallow bool
-}
-
-func (p *problem405) WriteHeader(status int) {
-	if status == http.StatusMethodNotAllowed {
-		p.swallow = true
-		p.ResponseWriter.Header().Del("X-Content-Type-Options")
-		WriteProblem(p.ResponseWriter, Errorf(http.StatusMethodNotAllowed, "This route does not take that method: allowed are %s.", p.ResponseWriter.Header().Get("Allow")))
-		return
-	}
-	p.ResponseWriter.WriteHeader(status)
-}
-
-func (p *problem405) Write(b []byte) (int, error) {
-	if p.swallow {
-		return len(b), nil
-	}
-	return p.ResponseWriter.Write(b)
+	WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 }
 
 // handle registers an authenticated route: the caller is authenticated,
@@ -190,6 +188,16 @@ func (a *API) handle(method, path string, h handler) {
 		if err := h(w, r, c); err != nil {
 			fail(a.log, w, r, err)
 		}
+	})
+}
+
+// handlePublic registers a route that needs no credential (it must do
+// its own checks and limits).
+func (a *API) handlePublic(method, path string, h http.HandlerFunc) {
+	a.routes = append(a.routes, Route{method, Prefix + path})
+	a.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		h(w, r)
 	})
 }
 

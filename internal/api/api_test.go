@@ -146,8 +146,15 @@ func TestMeAndAuth(t *testing.T) {
 	bad.problem(401, "GET", "/api/v1/me", nil)
 	bad.problem(401, "GET", "/api/v1/me", nil, "Authorization", "Basic YTpi")
 
-	// The document is served.
-	anon.do(200, "GET", "/api/v1/openapi.json", nil)
+	// The document is served, and is OpenAPI 3.1.
+	_, body := anon.do(200, "GET", "/api/v1/openapi.json", nil)
+	served, err := openapi3.NewLoader().LoadFromData(body)
+	if err != nil || !served.IsOpenAPI31OrLater() {
+		t.Fatalf("served document: %v", err)
+	}
+	if err := served.Validate(context.Background()); err != nil {
+		t.Fatalf("served document: %v", err)
+	}
 }
 
 // TestEveryRouteIsDocumented fails when a route is registered under
@@ -171,6 +178,28 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 			if !registered[method+" "+path] {
 				t.Errorf("%s %s is in the OpenAPI document but not registered", method, path)
 			}
+		}
+	}
+}
+
+// TestUnknownRoutes: paths and methods the API does not have are
+// problems too (they are not in the document, so checked here by hand).
+func TestUnknownRoutes(t *testing.T) {
+	s := servertest.Start(t)
+	c := &caller{t: t, s: s}
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/api/v1/nope", 404, ""},
+		{"POST", "/api/v1/me", 405, "GET"},
+		{"PUT", "/api/v1/channels", 405, "GET, POST"},
+		{"POST", "/api/v1/channels/x", 405, "GET, PATCH, DELETE"},
+	} {
+		resp, body := s.Do(s.Client(), c.req(tc.method, tc.path, nil))
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d %q Allow %q: %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), body)
 		}
 	}
 }

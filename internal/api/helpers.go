@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -160,4 +161,9 @@ func checkIfMatch(r *http.Request, current string) error {
 func preconditionFailed() *Problem {
 	return &Problem{Type: TypeETagMismatch, Title: "Precondition Failed", Status: http.StatusPreconditionFailed,
 		Detail: "It changed since you read it (If-Match does not match its ETag): read it again, then retry."}
+}
+
+// sortBy sorts items by key, ascending.
+func sortBy[T any](items []T, key func(T) string) {
+	sort.SliceStable(items, func(i, j int) bool { return key(items[i]) < key(items[j]) })
 }
