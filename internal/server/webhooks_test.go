@@ -197,3 +197,41 @@ func TestWebhooksDeliverEveryEvent(t *testing.T) {
 		t.Errorf("member.removed data %+v", last)
 	}
 }
+
+// TestRecordingFinishedWebhook: stopping a call recording (by hand:
+// state finished) sends
+// recording.finished with the recording's id and how it ended.
+func TestRecordingFinishedWebhook(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.WebhookAllowPrivate = true }))
+	owner := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(owner, "Rec")
+	ann := s.Token("ann")
+	rc := &hookReceiver{t: t}
+	hs := httptest.NewServer(rc)
+	defer hs.Close()
+	wh, err := s.Webhooks().Create(context.Background(), user(t, s, "ann").ID, webhook.Input{URL: hs.URL, Events: []string{webhook.RecordingFinished}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	rc.secret = wh.Secret
+	rc.mu.Unlock()
+	k := openSocket(t, s, ann, ch)
+	k.await(signaling.TypeHello)
+	k.send(signaling.Message{Type: signaling.TypeJoin, State: &signaling.State{}})
+	k.await(signaling.TypeJoined)
+	code, b := api(t, s, ann, "POST", "/api/channels/"+ch+"/recording", map[string]string{"action": "start"})
+	if code != 200 {
+		t.Fatalf("start: %d %s", code, b)
+	}
+	if code, b := api(t, s, ann, "POST", "/api/channels/"+ch+"/recording", map[string]string{"action": "stop"}); code != 200 {
+		t.Fatalf("stop: %d %s", code, b)
+	}
+	testtool.Eventually(t, 10*time.Second, func() bool { return len(rc.got()) == 1 }, "recording.finished delivered")
+	ev := rc.got()[0]
+	var d webhook.RecordingData
+	json.Unmarshal(ev.Data, &d)
+	if ev.Type != webhook.RecordingFinished || ev.ChannelID != ch || d.RecordingID == "" || d.State != "finished" {
+		t.Errorf("event %s %s %+v", ev.Type, ev.ChannelID, d)
+	}
+}
