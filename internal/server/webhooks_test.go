@@ -198,9 +198,8 @@ func TestWebhooksDeliverEveryEvent(t *testing.T) {
 	}
 }
 
-// TestRecordingFinishedWebhook: stopping a call recording (by hand:
-// state finished) sends
-// recording.finished with the recording's id and how it ended.
+// TestRecordingFinishedWebhook: stopping a call recording by hand sends
+// recording.finished with the recording's id and state "finished".
 func TestRecordingFinishedWebhook(t *testing.T) {
 	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.WebhookAllowPrivate = true }))
 	owner := s.SignUp("ann", "Ann")
