@@ -16,6 +16,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/servertest"
 	"github.com/parley/parley/internal/signaling"
+	"github.com/parley/parley/internal/store/storetest"
 	"github.com/parley/parley/internal/testtool"
 	"github.com/parley/parley/internal/webhook"
 )
@@ -232,5 +233,88 @@ func TestRecordingFinishedWebhook(t *testing.T) {
 	json.Unmarshal(ev.Data, &d)
 	if ev.Type != webhook.RecordingFinished || ev.ChannelID != ch || d.RecordingID == "" || d.State != "finished" {
 		t.Errorf("event %s %s %+v", ev.Type, ev.ChannelID, d)
+	}
+}
+
+// TestWebhooksTwoServersOnePostgres: two servers on one PostgreSQL
+// database both run delivery workers over the shared outbox. Events
+// written through either arrive once each, and each webhook's in the
+// order written, while the receivers refuse every third request.
+func TestWebhooksTwoServersOnePostgres(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	conf := servertest.WithConfig(func(c *config.Config) {
+		c.DatabaseURL = dsn
+		c.WebhookAllowPrivate = true
+		c.WebhookRetryMin, c.WebhookRetryMax = 5*time.Millisecond, 20*time.Millisecond
+	})
+	a := servertest.Start(t, conf)
+	b := servertest.Start(t, conf)
+	owner := a.SignUp("ann", "Ann")
+	ch := a.CreateChannel(owner, "Shared")
+	ann := user(t, a, "ann")
+	ctx := context.Background()
+
+	type rec struct {
+		mu     sync.Mutex
+		n      int
+		events []string
+	}
+	const hooks, perHook = 3, 30
+	recs := make([]*rec, hooks)
+	for i := range recs {
+		r := &rec{}
+		recs[i] = r
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			body, _ := io.ReadAll(req.Body)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.n++
+			if r.n%3 == 0 {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			var env webhook.Envelope
+			json.Unmarshal(body, &env)
+			r.events = append(r.events, env.ID)
+		}))
+		defer hs.Close()
+		if _, err := a.Webhooks().Create(ctx, ann.ID, webhook.Input{URL: hs.URL, Events: []string{webhook.CallStarted}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for i := range perHook {
+		via := a
+		if i%2 == 1 {
+			via = b
+		}
+		ev, err := via.Webhooks().Event(webhook.CallStarted, ch, webhook.CallData{CallID: "call_x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := via.DB().Enqueue(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, ev.ID)
+	}
+	a.Webhooks().Kick()
+	b.Webhooks().Kick()
+	testtool.Eventually(t, 30*time.Second, func() bool {
+		for _, r := range recs {
+			r.mu.Lock()
+			n := len(r.events)
+			r.mu.Unlock()
+			if n < perHook {
+				return false
+			}
+		}
+		return true
+	}, "every event at every webhook")
+	for i, r := range recs {
+		r.mu.Lock()
+		if strings.Join(r.events, " ") != strings.Join(want, " ") {
+			t.Errorf("webhook %d got %d events, not once each in the order written:\n%v\nwant\n%v", i, len(r.events), r.events, want)
+		}
+		r.mu.Unlock()
 	}
 }
