@@ -37,6 +37,8 @@ fuzz:
 	go test ./internal/recording -run '^$$' -fuzz FuzzOggPages -fuzztime 20s
 	go test ./internal/recording -run '^$$' -fuzz FuzzScanBlocks -fuzztime 20s
 	go test ./internal/web -run '^$$' -fuzz FuzzSafeNext -fuzztime 20s
+	go test ./internal/webhook -run '^$$' -fuzz FuzzParseSignature -fuzztime 20s
+	go test ./internal/webhook -run '^$$' -fuzz FuzzParseURL -fuzztime 20s
 
 # Regenerates docs/images/call.png (desktop, also the landing page's
 # picture), call-phone.png and studio.png from the browser tests.

@@ -178,6 +178,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.SMTPURL, "smtp-url", "PARLEY_SMTP_URL", "mail server for password reset and verification links: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465; empty logs reset links instead")
 	f.string(&cfg.MailFrom, "mail-from", "PARLEY_MAIL_FROM", `sender of those mails, e.g. "Parley <parley@example.org>"`)
 	f.string(&cfg.PublicURL, "public-url", "PARLEY_PUBLIC_URL", "the address users open Parley at, e.g. https://meet.example.org; links in mails start with it (required with --smtp-url)")
+	f.bool(&cfg.WebhookAllowPrivate, "webhook-allow-private", "PARLEY_WEBHOOK_ALLOW_PRIVATE", "let webhooks call loopback and private addresses (tests, LAN-only servers); refused by default against SSRF")
+	f.duration(&cfg.WebhookRetryMin, "webhook-retry-min", "PARLEY_WEBHOOK_RETRY_MIN", "wait before retrying a failed webhook delivery the first time; doubled after each failure, with jitter")
+	f.duration(&cfg.WebhookRetryMax, "webhook-retry-max", "PARLEY_WEBHOOK_RETRY_MAX", "longest wait between two attempts of a webhook delivery (retries stop 24 h after the event)")
+	f.duration(&cfg.WebhookTimeout, "webhook-timeout", "PARLEY_WEBHOOK_TIMEOUT", "longest a webhook delivery attempt may take, connection included; slower is a failure, retried")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (go tool pprof) to this file until the server stops")
 	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")

@@ -25,7 +25,8 @@ func TestServeHelpDocumentsEveryFlag(t *testing.T) {
 		"-tls", "PARLEY_TLS", "-tls-cert", "-tls-key", "-log-format", "PARLEY_LOG_FORMAT", "-ice-server",
 		"-turn", "-turn-addr", "-turn-tls-addr", "-turn-public-ip", "-turn-relay-ports", "-turn-secret", "-turn-url",
 		"-turn-allow-private", "PARLEY_TURN_SECRET", "-trusted-proxies", "PARLEY_TRUSTED_PROXIES",
-		"-max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP", "-read-timeout", "PARLEY_READ_TIMEOUT"} {
+		"-max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP", "-read-timeout", "PARLEY_READ_TIMEOUT",
+		"-webhook-allow-private", "PARLEY_WEBHOOK_ALLOW_PRIVATE", "-webhook-retry-min", "-webhook-retry-max", "-webhook-timeout"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help does not mention %s", want)
 		}

@@ -237,6 +237,12 @@ type Config struct {
 	// link off (or replaced it), once stored, so the caller can close the
 	// guests' sockets. It must not block.
 	GuestsOff func(channelID string)
+	// MemberEvent, if set, builds the webhook outbox event of a change of
+	// channelID's members: how is "added" (by the owner), "invite"
+	// (joined by a link), "removed" (by the owner) or "left". The store
+	// writes it in the change's own transaction, so the event commits
+	// with the change or not at all. An error refuses the change.
+	MemberEvent func(channelID string, member store.User, how string) (store.OutboxEvent, error)
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.

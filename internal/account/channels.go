@@ -137,7 +137,11 @@ func (s *Service) AddMember(ctx context.Context, actor store.User, channelID, us
 	if already {
 		return store.User{}, invalid("username", fmt.Sprintf("%q is already a member of this channel. Enter someone else.", u.Username))
 	}
-	if err := s.db.AddMember(ctx, channelID, u.ID); err != nil {
+	evs, err := s.memberEvent(channelID, u, "added")
+	if err != nil {
+		return store.User{}, err
+	}
+	if err := s.db.AddMember(ctx, channelID, u.ID, evs...); err != nil {
 		return store.User{}, fmt.Errorf("account: add member: %w", err)
 	}
 	s.log.Info("member added", "channel_id", channelID, "user_id", u.ID, "by", actor.ID)
@@ -161,7 +165,20 @@ func (s *Service) RemoveMember(ctx context.Context, actor store.User, channelID,
 	if userID == c.OwnerID {
 		return invalid("user", "You own this channel, so you can't remove yourself. Delete the channel instead.")
 	}
-	err = s.db.ExpelMember(ctx, channelID, userID, s.now())
+	var evs []store.OutboxEvent
+	if s.cfg.MemberEvent != nil {
+		u, err := s.db.UserByID(ctx, userID)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("user %q is not a member of channel %q: %w", userID, channelID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("account: remove member: %w", err)
+		}
+		if evs, err = s.memberEvent(channelID, u, "removed"); err != nil {
+			return err
+		}
+	}
+	err = s.db.ExpelMember(ctx, channelID, userID, s.now(), evs...)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("user %q is not a member of channel %q: %w", userID, channelID, ErrNotFound)
 	}
@@ -186,15 +203,19 @@ func (s *Service) Leave(ctx context.Context, user store.User, channelID string) 
 	if user.ID == c.OwnerID {
 		return invalid("user", "You own this channel, so you can't leave it. Delete the channel instead.")
 	}
-	if err := s.removeMember(ctx, channelID, user.ID); err != nil {
+	evs, err := s.memberEvent(channelID, user, "left")
+	if err != nil {
+		return err
+	}
+	if err := s.removeMember(ctx, channelID, user.ID, evs...); err != nil {
 		return err
 	}
 	s.log.Info("member left", "channel_id", channelID, "user_id", user.ID)
 	return nil
 }
 
-func (s *Service) removeMember(ctx context.Context, channelID, userID string) error {
-	err := s.db.RemoveMember(ctx, channelID, userID)
+func (s *Service) removeMember(ctx context.Context, channelID, userID string, evs ...store.OutboxEvent) error {
+	err := s.db.RemoveMember(ctx, channelID, userID, evs...)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("user %q is not a member of channel %q: %w", userID, channelID, ErrNotFound)
 	}
@@ -291,6 +312,19 @@ func (s *Service) SetChannelMode(ctx context.Context, actor store.User, channelI
 		s.cfg.ModeChanged(c.ID, mode)
 	}
 	return c, nil
+}
+
+// memberEvent builds the outbox event of a membership change, if the
+// server wants them (Config.MemberEvent).
+func (s *Service) memberEvent(channelID string, member store.User, how string) ([]store.OutboxEvent, error) {
+	if s.cfg.MemberEvent == nil {
+		return nil, nil
+	}
+	ev, err := s.cfg.MemberEvent(channelID, member, how)
+	if err != nil {
+		return nil, fmt.Errorf("account: member event: %w", err)
+	}
+	return []store.OutboxEvent{ev}, nil
 }
 
 // ErrChanged is returned (wrapped) by UpdateChannel when the channel

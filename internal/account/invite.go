@@ -237,7 +237,22 @@ func (s *Service) JoinByInvite(ctx context.Context, user store.User, code string
 	if code == "" {
 		return store.Channel{}, fmt.Errorf("empty invite code: %w", ErrNotFound)
 	}
-	inv, joined, err := s.db.RedeemInvite(ctx, code, user.ID, checkInvite(s.now()))
+	var evs []store.OutboxEvent
+	if s.cfg.MemberEvent != nil {
+		// A link's channel never changes: the event can be made before
+		// the transaction that uses the link (and writes it if she joins).
+		inv, err := s.db.InviteByCode(ctx, code)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Channel{}, fmt.Errorf("invite: %w", ErrNotFound)
+		}
+		if err != nil {
+			return store.Channel{}, fmt.Errorf("account: join: %w", err)
+		}
+		if evs, err = s.memberEvent(inv.ChannelID, user, "invite"); err != nil {
+			return store.Channel{}, err
+		}
+	}
+	inv, joined, err := s.db.RedeemInvite(ctx, code, user.ID, checkInvite(s.now()), evs...)
 	if errors.Is(err, store.ErrNotFound) {
 		// Unknown code, or the channel was deleted a moment ago.
 		return store.Channel{}, fmt.Errorf("invite: %w", ErrNotFound)

@@ -34,6 +34,7 @@ import (
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/studio"
+	"github.com/parley/parley/internal/webhook"
 )
 
 // Prefix is where the API is mounted.
@@ -52,6 +53,8 @@ type Deps struct {
 	Recordings *recording.Service
 	// Studio is the channels' studios; nil: none.
 	Studio *studio.Service
+	// Webhooks is the accounts' webhooks; nil: none (webhooks.go).
+	Webhooks *webhook.Service
 	// SessionCookie is the name of the web app's login cookie.
 	SessionCookie string
 	// Rate is how many requests per second one credential (token, API
@@ -130,6 +133,7 @@ func New(d Deps) (*API, error) {
 	a.routeRecordings()
 	a.routeTakes()
 	a.routeCredentials()
+	a.routeWebhooks()
 	a.mux.HandleFunc(Prefix+"/", a.notFound)
 	return a, nil
 }

@@ -123,6 +123,18 @@ type Config struct {
 	// StudioIdle is how long a take in progress may go without a chunk
 	// before it is marked interrupted (0: the studio's default, 15 s).
 	StudioIdle time.Duration
+	// WebhookAllowPrivate lets webhooks reach loopback and private
+	// addresses (tests, LAN-only servers); by default such URLs are
+	// refused and such connections cut (docs/security.md#webhooks).
+	WebhookAllowPrivate bool
+	// WebhookRetryMin and WebhookRetryMax bound the wait between a
+	// webhook delivery's attempts: RetryMin after the first failure,
+	// doubling up to RetryMax (0: 10 s and 1 h).
+	WebhookRetryMin time.Duration
+	WebhookRetryMax time.Duration
+	// WebhookTimeout bounds one delivery attempt (0: 10 s). A delivery cut
+	// off by a crash is sent again 2×WebhookTimeout+5 s later.
+	WebhookTimeout time.Duration
 	// SMTPURL names the mail server for password reset and verification
 	// links: smtp://user:pass@host:587 (STARTTLS when offered) or
 	// smtps://user:pass@host:465 (implicit TLS). Empty: no mail; reset
@@ -167,6 +179,10 @@ func Default() Config {
 		TURNCredentialTTL: 24 * time.Hour,
 
 		StudioQuota: 2 << 30,
+
+		WebhookRetryMin: 10 * time.Second,
+		WebhookRetryMax: time.Hour,
+		WebhookTimeout:  10 * time.Second,
 	}
 }
 
@@ -223,6 +239,12 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "turn:") && !strings.HasPrefix(s, "turns:") {
 			errs = append(errs, fmt.Errorf("--ice-server %q must start with stun:, turn: or turns:", s))
 		}
+	}
+	if c.WebhookTimeout < 0 || c.WebhookTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("--webhook-timeout %v: use a duration up to 5m (0 = the default, 10s)", c.WebhookTimeout))
+	}
+	if c.WebhookRetryMin < 0 || c.WebhookRetryMax < 0 || (c.WebhookRetryMax > 0 && c.WebhookRetryMax < c.WebhookRetryMin) {
+		errs = append(errs, fmt.Errorf("--webhook-retry-min %v / --webhook-retry-max %v: use durations of 0 or more, the max at least the min (0 = the defaults, 10s and 1h)", c.WebhookRetryMin, c.WebhookRetryMax))
 	}
 	if c.StudioQuota < 0 {
 		errs = append(errs, fmt.Errorf("--studio-quota %d: use a size of 0 or more bytes (0 = the default, 2GiB)", c.StudioQuota))

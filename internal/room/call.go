@@ -67,6 +67,10 @@ type call struct {
 	// mediaEnded carries SFU peers that closed by themselves (never
 	// closed; senders give up if it is full).
 	mediaEnded chan endedMedia
+	// callID and callStarted name the call in progress for Config.Events
+	// ("" between calls; events.go).
+	callID      string
+	callStarted time.Time
 }
 
 // retired is an SFU connection kept for a while after the room went back
@@ -297,6 +301,9 @@ func (r *call) join(c *socket, m signaling.Message) {
 	topology := r.wantTopology()
 	c.sendMsg(signaling.Message{Type: signaling.TypeJoined, You: &you, Participants: others, Topology: topology, ResumeToken: r.resumeToken(id, c.user.UserID), Locked: r.locked})
 	r.broadcast(c, signaling.Message{Type: signaling.TypeParticipantJoined, Participant: &you})
+	if holder == nil { // not the same participant on a new socket
+		r.participantIn(&you)
+	}
 	if _, ok := r.participants[r.speakerNow]; ok && r.speakerNow != id {
 		c.sendMsg(signaling.Message{Type: signaling.TypeSpeaker, ID: r.speakerNow})
 	}
@@ -315,6 +322,7 @@ func (r *call) removeParticipant(c *socket, reason string) {
 		return
 	}
 	id := c.p.ID
+	gone := *c.p
 	c.p = nil
 	c.audioHold, c.videoHold = holdNone, holdNone
 	if r.participants[id] != c {
@@ -322,6 +330,7 @@ func (r *call) removeParticipant(c *socket, reason string) {
 	}
 	delete(r.participants, id)
 	r.joined.Store(int32(len(r.participants)))
+	r.participantOut(gone, reason)
 	r.callOver()
 	r.dropMedia(c)
 	r.broadcast(c, signaling.Message{Type: signaling.TypeParticipantLeft, ID: id, Reason: reason})

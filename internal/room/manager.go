@@ -67,6 +67,11 @@ type Config struct {
 	// ResumeKey signs the resume tokens given in joined; nil: a random
 	// one, so tokens do not survive a restart (ids then start afresh).
 	ResumeKey []byte
+	// Events, if set, is told of calls starting and ending and of
+	// participants joining and leaving (events.go). It is called on the
+	// room's goroutine, in order, so it must be quick: the server writes
+	// the webhook outbox row there, at the moment of the fact.
+	Events func(CallEvent)
 }
 
 func (c Config) withDefaults() Config {

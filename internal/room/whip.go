@@ -240,6 +240,7 @@ func (r *call) startIngest(in *Ingest) error {
 	r.updateTopology()
 	you := p
 	r.broadcast(nil, signaling.Message{Type: signaling.TypeParticipantJoined, Participant: &you})
+	r.participantIn(&you)
 	r.log.Info("whip participant joined", "participant_id", p.ID, "user_id", p.UserID)
 	return nil
 }

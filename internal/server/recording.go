@@ -108,17 +108,25 @@ func (s *Server) webRecordings() *web.Recordings {
 }
 
 // recorder adapts the recording service to the room's Recorder.
-type recorder struct{ svc *recording.Service }
+type recorder struct {
+	svc *recording.Service
+	// finished, if set, is told when a recording ended (webhooks).
+	finished func(channelID, id, state string, started time.Time)
+}
 
 func (r recorder) Start(channelID string, by signaling.User, onFail func(error)) (room.RecordingSession, error) {
 	ss, err := r.svc.Start(channelID, recording.Person{UserID: by.UserID, Name: by.Name}, onFail)
 	if err != nil {
 		return nil, err
 	}
-	return session{ss}, nil
+	return &session{ss, channelID, r.finished}, nil
 }
 
-type session struct{ *recording.Session }
+type session struct {
+	*recording.Session
+	channelID string
+	finished  func(channelID, id, state string, started time.Time)
+}
 
 func (s session) Participant(id string, u signaling.User) {
 	s.Session.Participant(recording.Person{ParticipantID: id, UserID: u.UserID, Name: u.Name})
@@ -132,4 +140,7 @@ func (s session) Stop(stopped bool, reason string) {
 		state = recording.StateStopped
 	}
 	s.Session.Stop(state, reason)
+	if s.finished != nil {
+		s.finished(s.channelID, s.Session.ID(), state, s.Session.StartedAt())
+	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/turnserver"
 	"github.com/parley/parley/internal/web"
+	"github.com/parley/parley/internal/webhook"
 )
 
 // Server is a running-or-ready Parley server.
@@ -63,6 +64,10 @@ type Server struct {
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
+
+	webhooks          *webhook.Service // webhooks.go
+	stopWebhookWorker context.CancelFunc
+	webhookDone       sync.WaitGroup
 }
 
 // New opens the database (running migrations) and builds every part. The
@@ -94,6 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		acfg.SessionTTL = cfg.SessionTTL
 	}
 	s.wireAccount(&acfg)
+	s.startWebhooks(&acfg)
 	if cfg.SMTPURL != "" && acfg.Mailer == nil {
 		sender, err := mail.New(cfg.SMTPURL, cfg.MailFrom)
 		if err != nil {
@@ -137,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	undo = append(undo, func() error { s.stopComposites(); return nil })
 	s.rooms = room.NewManager(room.Config{
-		Recorder:     recorder{s.recordings},
+		Recorder:     recorder{s.recordings, s.recordingEvent},
 		MayRecord:    s.mayRecord,
 		ResumeKey:    derivedKey(secret, "parley resume tokens"),
 		ICEServers:   s.iceServers,
@@ -146,12 +152,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		PingTimeout:  cfg.PingTimeout,
 		Media:        room.SFUMedia(s.sfu),
 		P2PMax:       cfg.P2PMax,
+		Events:       s.callEvent,
 	}, log.With("part", "room"), s.postChat)
 	s.rooms.Register(reg)
 
 	// The studio tells the channel's open pages of each change through
 	// the room's sockets.
-	s.studio, err = studio.New(ctx, studio.Config{Dir: filepath.Join(cfg.DataDir, "studio"), Quota: cfg.StudioQuota, Idle: cfg.StudioIdle},
+	s.studio, err = studio.New(ctx, studio.Config{Dir: filepath.Join(cfg.DataDir, "studio"), Quota: cfg.StudioQuota, Idle: cfg.StudioIdle, TakeEvent: s.takeEvent},
 		log.With("part", "studio"), db, func(channelID string, ev signaling.StudioEvent) {
 			s.rooms.Notify(channelID, signaling.Message{Type: signaling.TypeStudio, Studio: &ev})
 		})
@@ -164,8 +171,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, err
 	}
 	h.SetRecordings(s.webRecordings())
+	h.SetWebhooks(s.webhooks)
 	v1, err := api.New(api.Deps{Log: log.With("part", "api"), Accounts: s.accounts, Rooms: s.rooms,
-		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie,
+		Recordings: s.recordings, Studio: s.studio, Webhooks: s.webhooks, SessionCookie: web.SessionCookie,
 		Rate: rate.Limit(cfg.APIRate), Burst: cfg.APIBurst})
 	if err != nil {
 		return nil, err
@@ -217,6 +225,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	s.stopJanitor = cancel
 	s.janitorDone.Add(1)
 	go s.janitor(jctx)
+	s.runWebhooks()
 	return s, nil
 }
 
@@ -347,6 +356,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.recordings.StopAll("the server was stopped")
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.stopWebhooks()   // after the rooms: their last events are in the outbox
 	s.accounts.Flush() // mails being sent still need the database
 	s.stopComposites()
 	errSFU := s.sfu.Close()
@@ -365,6 +375,7 @@ func (s *Server) Close() error {
 	s.pairing.Close()
 	s.stopJanitor()
 	s.janitorDone.Wait()
+	s.stopWebhooks()
 	s.studio.Close()
 	s.stopComposites()
 	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())

@@ -21,7 +21,9 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/server"
+	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/store/storetest"
+	"github.com/parley/parley/internal/webhook"
 )
 
 // Server is a running test server.
@@ -198,6 +200,12 @@ func (s *Server) Restart() {
 
 // Accounts is the running server's account service, for test setup.
 func (s *Server) Accounts() *account.Service { return s.srv.Accounts() }
+
+// DB is the running server's database.
+func (s *Server) DB() *store.DB { return s.srv.DB() }
+
+// Webhooks is the running server's webhook service.
+func (s *Server) Webhooks() *webhook.Service { return s.srv.Webhooks() }
 
 // Client returns an HTTP client with its own cookie jar that does not
 // follow redirects, so tests can see them.

@@ -119,11 +119,20 @@ func (db *DB) ChannelsForUser(ctx context.Context, userID string) ([]Channel, er
 // add, so it also lifts a removal recorded by ExpelMember. Adding an
 // existing member is not an error. An unknown channel or user yields an
 // error wrapping ErrNotFound.
-func (db *DB) AddMember(ctx context.Context, channelID, userID string) error {
+//
+// events go to the webhook outbox in the same transaction, only if the
+// user was not a member already.
+func (db *DB) AddMember(ctx context.Context, channelID, userID string, events ...OutboxEvent) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES (?, ?, ?)
-			ON CONFLICT (channel_id, user_id) DO NOTHING`), channelID, userID, millis(time.Now())); err != nil {
+		res, err := tx.ExecContext(ctx, db.q(`INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES (?, ?, ?)
+			ON CONFLICT (channel_id, user_id) DO NOTHING`), channelID, userID, millis(time.Now()))
+		if err != nil {
 			return mapErr(err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			if err := db.enqueue(ctx, tx, events); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM channel_removals WHERE channel_id = ? AND user_id = ?`), channelID, userID); err != nil {
 			return mapErr(err)
@@ -139,12 +148,22 @@ func (db *DB) AddMember(ctx context.Context, channelID, userID string) error {
 // RemoveMember takes the user out of the channel, as when they leave on
 // their own; invite links still let them back in (compare ExpelMember). It
 // returns an error wrapping ErrNotFound if the user was not a member.
-func (db *DB) RemoveMember(ctx context.Context, channelID, userID string) error {
-	res, err := db.sql.ExecContext(ctx, db.q(`DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?`), channelID, userID)
+// events go to the webhook outbox in the same transaction.
+func (db *DB) RemoveMember(ctx context.Context, channelID, userID string, events ...OutboxEvent) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM channel_members WHERE channel_id = ? AND user_id = ?`), channelID, userID)
+		if err != nil {
+			return mapErr(err)
+		}
+		if err := expectRow(res, "member %q", userID); err != nil {
+			return err
+		}
+		return db.enqueue(ctx, tx, events)
+	})
 	if err != nil {
-		return fmt.Errorf("store: remove %q from channel %q: %w", userID, channelID, mapErr(err))
+		return fmt.Errorf("store: remove %q from channel %q: %w", userID, channelID, err)
 	}
-	return expectRow(res, "store: remove %q from channel %q", userID, channelID)
+	return nil
 }
 
 // IsMember reports whether the user is a member of the channel.

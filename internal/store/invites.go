@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -190,7 +191,10 @@ type RedeemCheck func(inv Invite, removed, member bool) error
 // removed) or after (and removes the user again), and two joins cannot
 // both take the last use of a limited link. An unknown code yields an error
 // wrapping ErrNotFound.
-func (db *DB) RedeemInvite(ctx context.Context, code, userID string, check RedeemCheck) (Invite, bool, error) {
+//
+// events go to the webhook outbox in the same transaction, if the user
+// joins; those for another channel than the link's are dropped.
+func (db *DB) RedeemInvite(ctx context.Context, code, userID string, check RedeemCheck, events ...OutboxEvent) (Invite, bool, error) {
 	var (
 		inv    Invite
 		joined bool
@@ -235,7 +239,8 @@ func (db *DB) RedeemInvite(ctx context.Context, code, userID string, check Redee
 			return fmt.Errorf("add member: %w", mapErr(err))
 		}
 		joined = true
-		return nil
+		mine := slices.DeleteFunc(slices.Clone(events), func(ev OutboxEvent) bool { return ev.ChannelID != inv.ChannelID })
+		return db.enqueue(ctx, tx, mine)
 	})
 	if err != nil {
 		return Invite{}, false, fmt.Errorf("store: redeem invite: %w", err)
@@ -246,7 +251,8 @@ func (db *DB) RedeemInvite(ctx context.Context, code, userID string, check Redee
 // ExpelMember takes the user out of the channel and records that the owner
 // removed them, so no invite link lets them back in until AddMember. It
 // returns an error wrapping ErrNotFound if the user was not a member.
-func (db *DB) ExpelMember(ctx context.Context, channelID, userID string, at time.Time) error {
+// events go to the webhook outbox in the same transaction.
+func (db *DB) ExpelMember(ctx context.Context, channelID, userID string, at time.Time, events ...OutboxEvent) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if err := db.lockChannel(ctx, tx, channelID); err != nil {
 			return err
@@ -260,7 +266,10 @@ func (db *DB) ExpelMember(ctx context.Context, channelID, userID string, at time
 		}
 		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO channel_removals (channel_id, user_id, removed_at) VALUES (?, ?, ?)
 			ON CONFLICT (channel_id, user_id) DO UPDATE SET removed_at = excluded.removed_at`), channelID, userID, millis(at))
-		return mapErr(err)
+		if err != nil {
+			return mapErr(err)
+		}
+		return db.enqueue(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("store: remove %q from channel %q: %w", userID, channelID, err)

@@ -370,13 +370,23 @@ func (db *DB) AckChunk(ctx context.Context, takeID string, chunks, bytes, durati
 
 // EndTake sets a take's final state (TakeDone or TakeInterrupted) and,
 // when durationMS > 0, its duration.
-func (db *DB) EndTake(ctx context.Context, takeID, state string, durationMS int64) error {
-	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE studio_takes SET state = ?, duration_ms = CASE WHEN CAST(? AS BIGINT) > 0 THEN CAST(? AS BIGINT) ELSE duration_ms END WHERE id = ?`),
-		state, durationMS, durationMS, takeID)
-	if err != nil {
-		return fmt.Errorf("store: end take %q: %w", takeID, mapErr(err))
-	}
-	return expectRow(res, "store: end take %q", takeID)
+//
+// events go to the webhook outbox in the same transaction.
+func (db *DB) EndTake(ctx context.Context, takeID, state string, durationMS int64, events ...OutboxEvent) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE studio_takes SET state = ?, duration_ms = CASE WHEN CAST(? AS BIGINT) > 0 THEN CAST(? AS BIGINT) ELSE duration_ms END WHERE id = ?`),
+			state, durationMS, durationMS, takeID)
+		if err != nil {
+			return fmt.Errorf("store: end take %q: %w", takeID, mapErr(err))
+		}
+		if err := expectRow(res, "store: end take %q", takeID); err != nil {
+			return err
+		}
+		if err := db.enqueue(ctx, tx, events); err != nil {
+			return fmt.Errorf("store: end take %q: %w", takeID, err)
+		}
+		return nil
+	})
 }
 
 // DeleteTake deletes a take of the channel and unchooses it. The caller

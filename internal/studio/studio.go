@@ -54,6 +54,10 @@ type Config struct {
 	// Idle is how long a take may go without a chunk before it is marked
 	// interrupted.
 	Idle time.Duration
+	// TakeEvent, if set, builds the webhook outbox event of a take its
+	// recorder finished; it is written in the same transaction as the
+	// take's new state. An error refuses the finish.
+	TakeEvent func(channelID string, k store.Take) (store.OutboxEvent, error)
 }
 
 func (c Config) withDefaults() Config {

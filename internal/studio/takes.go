@@ -218,7 +218,20 @@ func (s *Service) Finish(ctx context.Context, channelID, takeID string, m Member
 		return lt.take, nil // a retried finish
 	}
 	durationMS = max(min(durationMS, maxOffsetMS), 0)
-	if err := s.db.EndTake(ctx, takeID, store.TakeDone, durationMS); err != nil {
+	var evs []store.OutboxEvent
+	if s.cfg.TakeEvent != nil {
+		k := lt.take
+		k.State = store.TakeDone
+		if durationMS > 0 {
+			k.DurationMS = durationMS
+		}
+		ev, err := s.cfg.TakeEvent(channelID, k)
+		if err != nil {
+			return store.Take{}, fmt.Errorf("studio: take event: %w", err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := s.db.EndTake(ctx, takeID, store.TakeDone, durationMS, evs...); err != nil {
 		return store.Take{}, notFound(err)
 	}
 	lt.take.State = store.TakeDone

@@ -186,6 +186,9 @@ func (s *Server) accountExtras(r *http.Request, d *accountData) error {
 	if d.Plan, err = s.accounts.DeletionPlan(r.Context(), u); err != nil {
 		return err
 	}
+	if err := s.fillWebhooks(r, d, d.webhookChecked); err != nil {
+		return err
+	}
 	d.MailConfigured = s.accounts.MailConfigured()
 	d.EmailHint = "Parley sends password reset links here."
 	if d.MailConfigured {

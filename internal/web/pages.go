@@ -401,6 +401,9 @@ func doneMessage(done string) string {
 	case "invites-reset":
 		return "All invite links revoked; a new one is below."
 	}
+	if m := webhookFlash(done); m != "" {
+		return m
+	}
 	return accountFlash(done)
 }
 
@@ -516,6 +519,11 @@ type accountData struct {
 	MailConfigured bool
 	EmailHint      string
 	Plan           []account.ChannelFate
+
+	// The webhook section (webhooks.go); webhookChecked are the events
+	// ticked in a refused form.
+	Webhooks       *webhookSection
+	webhookChecked []string
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) {

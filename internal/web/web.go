@@ -32,6 +32,7 @@ import (
 	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/studio"
 	"github.com/parley/parley/internal/ui"
+	"github.com/parley/parley/internal/webhook"
 )
 
 // SessionCookie is the name of the login cookie.
@@ -52,8 +53,9 @@ type Server struct {
 	// recordings is set by SetRecordings before serving (recordings.go)
 	recordings *Recordings
 	proxies    clientip.Proxies
-	studio     *studio.Service // nil: no studio routes
-	guests     *guestBook      // guests.go
+	studio     *studio.Service  // nil: no studio routes
+	guests     *guestBook       // guests.go
+	webhooks   *webhook.Service // nil: no webhook routes (webhooks.go)
 	// api serves /api/v1 (internal/api), set by SetAPI before serving.
 	api     http.Handler
 	pairing *pairing.Hub // "Send to a device" (pairing.go); set by SetPairing
@@ -124,6 +126,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	s.routeStudio(mux) // /c/{id}/studio, /api/channels/{id}/studio...
 	s.routeRecordings(mux)
 	s.routePairing(mux) // /receive, /ws/receive, /ws/send
+	s.routeWebhooks(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or go back to your channels.")
 	})
