@@ -4,6 +4,7 @@
 //	parley join URL [flags] join a call as a native participant
 //	parley loadtest [flags] load-test a server (see parley loadtest --help)
 //	parley p2p listen|dial  a direct call between two copies, no server
+//	parley cluster status   a cluster's nodes, calls and participants
 package main
 
 import (
@@ -35,6 +36,7 @@ Usage:
   parley join URL [flags] join a channel's call from the command line
   parley loadtest [flags] synthetic publishers and subscribers against a server
   parley p2p listen|dial  talk directly with another copy, no server (parley p2p --help)
+  parley cluster status  list a cluster's nodes, their calls and participants
   parley help            show this text
 `
 
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return join(args[1:], os.Stdin, stdout, stderr)
 	case "p2p":
 		return p2pCmd(args[1:], os.Stdin, stdout, stderr)
+	case "cluster":
+		return clusterCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -176,6 +180,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&cfg.SMTPURL, "smtp-url", "PARLEY_SMTP_URL", "mail server for password reset and verification links: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465; empty logs reset links instead")
 	f.string(&cfg.MailFrom, "mail-from", "PARLEY_MAIL_FROM", `sender of those mails, e.g. "Parley <parley@example.org>"`)
 	f.string(&cfg.PublicURL, "public-url", "PARLEY_PUBLIC_URL", "the address users open Parley at, e.g. https://meet.example.org; links in mails start with it (required with --smtp-url)")
+	f.string(&cfg.RedisURL, "redis", "PARLEY_REDIS_URL", "Redis URL (redis://host:6379/0); with a PostgreSQL --database this node joins a cluster: calls are placed on nodes through Redis, rate limits counted there")
+	f.string(&cfg.RedisPrefix, "redis-prefix", "PARLEY_REDIS_PREFIX", "prefix of every Redis key of this deployment (several can share one Redis)")
+	f.string(&cfg.NodeID, "node-id", "PARLEY_NODE_ID", "this node's name in the cluster (default: made and kept in --data-dir)")
+	f.string(&cfg.NodeURL, "node-url", "PARLEY_NODE_URL", "URL the other nodes reach this one at, e.g. http://10.0.0.2:8080 (default: http://--addr, which must then be a specific address)")
+	f.duration(&cfg.LeaseTTL, "lease-ttl", "PARLEY_LEASE_TTL", "how long a call's lease on this node lasts without renewal: how soon a vanished node's calls restart elsewhere")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (go tool pprof) to this file until the server stops")
 	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")

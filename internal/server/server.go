@@ -22,6 +22,7 @@ import (
 
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/clientip"
+	"github.com/parley/parley/internal/cluster"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/mail"
@@ -57,6 +58,9 @@ type Server struct {
 	recordings *recording.Service    // call recordings (recording.go)
 	composites *recording.Compositor // nil without ffmpeg
 
+	node     *cluster.Node // nil unless --redis (cluster.go)
+	nodeOnce sync.Once
+
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
 }
@@ -90,6 +94,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		acfg.SessionTTL = cfg.SessionTTL
 	}
 	s.wireAccount(&acfg)
+	reg := prometheus.NewRegistry()
+	if err := s.joinCluster(&acfg, reg); err != nil {
+		return nil, err
+	}
+	undo = append(undo, s.closeNode)
 	if cfg.SMTPURL != "" && acfg.Mailer == nil {
 		sender, err := mail.New(cfg.SMTPURL, cfg.MailFrom)
 		if err != nil {
@@ -101,7 +110,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.accounts.Register(reg)
 	s.proxies, _ = clientip.ParseProxies(cfg.TrustedProxies) // Validate checked it
@@ -160,6 +168,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, err
 	}
 	h.SetRecordings(s.webRecordings())
+	if s.node != nil {
+		h.SetCluster(s.node)
+	}
 	s.http = &http.Server{
 		Handler: h,
 		// ReadTimeout bounds the whole request, body included: a client
@@ -306,6 +317,7 @@ func (s *Server) janitor(ctx context.Context) {
 // clean shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	ln = connlimit.New(ln, s.cfg.MaxConnectionsPerIP, s.proxies.Trusted, s.connsRefused, s.log.With("part", "http"))
+	s.startNode(ln)
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
@@ -320,6 +332,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // "going away" (clients reconnect by themselves), waits for in-flight
 // requests up to ctx, and closes the database.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainNode(ctx) // in a cluster: its calls start elsewhere as their clients reconnect
 	errHTTP := s.http.Shutdown(ctx)
 	errRooms := s.rooms.Shutdown(ctx)
 	s.recordings.StopAll("the server was stopped")
@@ -331,7 +344,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errTURN := s.closeTURN()
 	s.studio.Close()
 	errDB := s.db.Close()
-	return errors.Join(errHTTP, errRooms, errSFU, errTURN, errDB)
+	return errors.Join(errHTTP, errRooms, errSFU, errTURN, errDB, s.closeNode())
 }
 
 // Close stops at once, like a killed process: every connection is cut.
@@ -344,7 +357,7 @@ func (s *Server) Close() error {
 	s.janitorDone.Wait()
 	s.studio.Close()
 	s.stopComposites()
-	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())
+	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close(), s.closeNode())
 }
 
 func (s *Server) closeTURN() error {

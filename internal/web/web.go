@@ -53,6 +53,10 @@ type Server struct {
 	proxies    clientip.Proxies
 	studio     *studio.Service // nil: no studio routes
 	guests     *guestBook      // guests.go
+	// cluster places calls on nodes (nil: this is the only node); the
+	// forwarder carries requests to the node that holds a call (cluster.go).
+	cluster   Placer
+	forwarder *http.Transport
 }
 
 // New builds the handler. Templates are parsed here so a broken template
@@ -336,6 +340,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Error("websocket role", "err", err)
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
+		return
+	}
+	if s.forward(w, r, id) {
 		return
 	}
 	conn, release, ok := s.upgrade(w, r, u.ID, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser))

@@ -136,6 +136,9 @@ func (s *Server) whipSession(kind string) http.HandlerFunc {
 			return
 		}
 		res := s.whip.get(kind, r.PathValue("channel"), r.PathValue("resource"), u.ID)
+		if res == nil && s.forward(w, r, r.PathValue("channel")) {
+			return // the session lives on the node holding the call
+		}
 		if res == nil {
 			http.Error(w, fmt.Sprintf("no such %s session: it has ended, or the address is wrong (a session belongs to the user who started it)", strings.ToUpper(kind)), http.StatusNotFound)
 			return
@@ -183,6 +186,9 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 	case err != nil:
 		s.log.Error(kind+" authorize", "err", err)
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
+		return
+	}
+	if s.forward(w, r, ch.ID) {
 		return
 	}
 	if !hasType(r, sdpType) {
