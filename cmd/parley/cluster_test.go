@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parley/parley/internal/client"
+	"github.com/parley/parley/internal/cluster"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/source"
 	"github.com/parley/parley/internal/store/storetest"
@@ -393,14 +394,14 @@ func TestClusterCallSurvivesNodes(t *testing.T) {
 	}
 	lb := startProxy(t, addrs...)
 	web := &parleyProcess{t: t, base: lb.url()}
-	names := []string{"ada", "bo", "cy", "di"}
+	names := []string{"adam", "bert", "cleo", "dana"}
 	sessions := map[string]string{}
 	for _, n := range names {
 		sessions[n] = web.signUp(n)
 	}
-	ch := web.createChannel(sessions["ada"], "cluster")
+	ch := web.createChannel(sessions["adam"], "cluster")
 	for _, n := range names[1:] {
-		web.addMember(sessions["ada"], ch, n)
+		web.addMember(sessions["adam"], ch, n)
 	}
 
 	start := time.Now()
@@ -419,17 +420,20 @@ func TestClusterCallSurvivesNodes(t *testing.T) {
 	}
 	t.Logf("the call is held by %s", owner)
 
-	// cluster status lists it.
-	var out, errb strings.Builder
-	if code := run([]string{"cluster", "status", "--redis", redisURL, "--redis-prefix", prefix}, &out, &errb); code != 0 {
-		t.Fatalf("cluster status: exit %d: %s", code, errb.String())
-	}
-	if !strings.Contains(out.String(), "call "+ch+"  4 participants") || strings.Count(out.String(), "node n") != 3 {
-		t.Errorf("cluster status:\n%s", out.String())
-	}
+	// cluster status lists it (the registry is refreshed every LeaseTTL/4).
+	var status string
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		var out, errb strings.Builder
+		if code := run([]string{"cluster", "status", "--redis", redisURL, "--redis-prefix", prefix}, &out, &errb); code != 0 {
+			t.Fatalf("cluster status: exit %d: %s", code, errb.String())
+		}
+		status = out.String()
+		return strings.Contains(status, "call "+ch+"  4 participants") && strings.Count(status, "node n") == 3
+	}, "cluster status lists three nodes and the call with four participants")
+	t.Logf("parley cluster status:\n%s", status)
 
 	// Chat through node 1 is seen through node 3, whichever holds the call.
-	chatThrough(t, nodes[0], nodes[2], ch, sessions["bo"], sessions["cy"])
+	chatThrough(t, nodes[0], nodes[2], ch, sessions["bert"], sessions["cleo"])
 
 	// Crash: kill -9 the owner.
 	for _, m := range members {
@@ -622,16 +626,16 @@ func TestClusterRedisOutage(t *testing.T) {
 	n2 := startNode(t, bin, "n2", dsn, redisURL, "parley:")
 	lb := startProxy(t, n1.addr, n2.addr)
 	web := &parleyProcess{t: t, base: lb.url()}
-	names := []string{"ada", "bo", "cy"}
+	names := []string{"adam", "bert", "cleo"}
 	sessions := map[string]string{}
 	for _, n := range names {
 		sessions[n] = web.signUp(n)
 	}
-	ch := web.createChannel(sessions["ada"], "outage")
+	ch := web.createChannel(sessions["adam"], "outage")
 	for _, n := range names[1:] {
-		web.addMember(sessions["ada"], ch, n)
+		web.addMember(sessions["adam"], ch, n)
 	}
-	members := []*member{joinMember(t, lb.url(), ch, "ada"), joinMember(t, lb.url(), ch, "bo")}
+	members := []*member{joinMember(t, lb.url(), ch, "adam"), joinMember(t, lb.url(), ch, "bert")}
 	testtool.Eventually(t, 30*time.Second, func() bool { return allHear(members, 1) }, "the two hear each other")
 	owner := leaseOwner(t, redisURL, "parley:", ch)
 
@@ -640,20 +644,37 @@ func TestClusterRedisOutage(t *testing.T) {
 	}
 	stop()
 	down := time.Now()
-	// A join during the outage: it waits (the server retries placing the
-	// call) and succeeds once Redis is back.
+	// A join during the outage, through the node that does not hold the
+	// call: it waits (the server retries placing the call) and succeeds
+	// once Redis is back, on the node that held the call.
+	other := n1
+	if owner == "n1" {
+		other = n2
+	}
 	joined := make(chan *member, 1)
-	go func() { joined <- joinMember(t, lb.url(), ch, "cy") }()
+	go func() { joined <- joinMember(t, other.base, ch, "cleo") }()
 	<-time.After(10*time.Second - time.Since(down)) // the outage lasts 10 s: the scenario, not a synchronisation
+	select {
+	case <-joined:
+		t.Fatal("the join through the other node completed while Redis was down")
+	default:
+	}
 	startRedisOn(t, port)
+	back := time.Now()
 	var cy *member
 	select {
 	case cy = <-joined:
 	case <-time.After(40 * time.Second):
 		t.Fatal("the join attempted during the outage did not succeed after Redis came back")
 	}
+	t.Logf("the join through %s waiting since the outage began completed %v after Redis came back", other.id, time.Since(back).Round(time.Millisecond))
 	members = append(members, cy)
 	testtool.Eventually(t, 30*time.Second, func() bool { return allHear(members, 2) }, "all three hear each other after the outage")
+	testtool.Eventually(t, 10*time.Second, func() bool { return leaseOwner(t, redisURL, "parley:", ch) == owner }, "the lease is rebuilt for "+owner)
+	nodes, err := cluster.Status(context.Background(), redisURL, "parley:")
+	if err != nil || len(nodes) != 2 {
+		t.Errorf("registry after the outage: %v, %v", nodes, err)
+	}
 	var gaps []time.Duration
 	for _, m := range members[:2] {
 		gaps = append(gaps, m.gap())

@@ -74,6 +74,10 @@ type Node struct {
 	held     map[string]time.Time // room → when this node took its lease
 	draining bool
 	nodeURL  string
+	// failed is when Redis last failed this node: for a while after an
+	// outage no new lease is taken, so the nodes that ran calls through
+	// it claim theirs back first (tick) and no call starts twice.
+	failed time.Time
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -240,6 +244,11 @@ func (n *Node) tick(ctx context.Context) {
 
 	cctx, cancel := context.WithTimeout(ctx, n.cfg.LeaseTTL/4)
 	defer cancel()
+	if err := n.rdb.Ping(cctx).Err(); err != nil {
+		n.noteFailure()
+		n.log.Debug("redis unreachable", "err", err)
+		return
+	}
 	ttl := n.cfg.LeaseTTL.Milliseconds()
 	for _, id := range release {
 		if err := releaseScript.Run(cctx, n.rdb, []string{n.leaseKey(id)}, n.cfg.NodeID).Err(); err != nil {
@@ -301,18 +310,34 @@ func (n *Node) Place(ctx context.Context, roomID string, runningHere bool, wait 
 	}
 }
 
+// noteFailure records that Redis failed just now.
+func (n *Node) noteFailure() {
+	n.mu.Lock()
+	n.failed = time.Now()
+	n.mu.Unlock()
+}
+
+// unavailable notes a Redis failure and wraps it.
+func (n *Node) unavailable(err error) error {
+	n.noteFailure()
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
 func (n *Node) place(ctx context.Context, roomID string) (bool, *url.URL, error) {
 	n.mu.Lock()
 	draining := n.draining
+	// Just after an outage, leave a lapsed lease to the node still running
+	// the call: it claims it back within a renewal period.
+	settling := time.Since(n.failed) < n.cfg.LeaseTTL/2
 	n.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	key := n.leaseKey(roomID)
 	for range 3 {
-		if !draining {
+		if !draining && !settling {
 			ok, err := n.rdb.SetNX(cctx, key, n.cfg.NodeID, n.cfg.LeaseTTL).Result()
 			if err != nil {
-				return false, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+				return false, nil, n.unavailable(err)
 			}
 			if ok {
 				n.mu.Lock()
@@ -326,10 +351,13 @@ func (n *Node) place(ctx context.Context, roomID string) (bool, *url.URL, error)
 			if draining {
 				return false, nil, ErrDraining
 			}
+			if settling {
+				return false, nil, fmt.Errorf("%w: it has just come back; waiting for the calls' nodes to claim them", ErrUnavailable)
+			}
 			continue // lapsed in between: try to take it
 		}
 		if err != nil {
-			return false, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return false, nil, n.unavailable(err)
 		}
 		if owner == n.cfg.NodeID {
 			if draining {
@@ -350,7 +378,7 @@ func (n *Node) place(ctx context.Context, roomID string) (bool, *url.URL, error)
 			continue
 		}
 		if err != nil {
-			return false, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return false, nil, n.unavailable(err)
 		}
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" {
