@@ -543,5 +543,7 @@ func (m *Manager) Rooms() map[string]int {
 // away" (1001): its call now belongs to another node, and the clients
 // reconnect (through any node) to get there.
 func (m *Manager) Move(roomID string) {
-	m.tell(roomID, func(r *call) { r.closeAll(websocket.StatusGoingAway, "server is restarting: the call moved to another node, reconnect") })
+	m.tell(roomID, func(r *call) {
+		r.closeAll(websocket.StatusGoingAway, "server is restarting: the call moved to another node, reconnect")
+	})
 }
