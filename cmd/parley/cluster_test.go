@@ -692,3 +692,86 @@ func TestClusterRedisOutage(t *testing.T) {
 func startRedisOn(t *testing.T, port int) {
 	startRedis(t, port)
 }
+
+// TestClusterProxyCost measures what carrying a socket through another
+// node costs: opening a socket (upgrade to hello) and a WebSocket ping
+// round trip, straight to the node holding the call and through the other
+// node. It logs the medians (docs/performance.md) and checks only that
+// the proxied path works.
+func TestClusterProxyCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two servers")
+	}
+	needRedis(t, systemRedis)
+	dsn := storetest.PostgresDSN(t)
+	redisURL := "redis://" + systemRedis + "/0"
+	prefix := redisPrefix(t, redisURL)
+	bin := buildParley(t)
+	n1 := startNode(t, bin, "n1", dsn, redisURL, prefix)
+	n2 := startNode(t, bin, "n2", dsn, redisURL, prefix)
+	web := &parleyProcess{t: t, base: n1.base}
+	sess := web.signUp("pia")
+	ch := web.createChannel(sess, "cost")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dial := func(n *clusterNode) (*websocket.Conn, time.Duration) {
+		start := time.Now()
+		conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+"/ws/c/"+ch, &websocket.DialOptions{
+			HTTPHeader:   http.Header{"Cookie": {"parley_session=" + sess}, "Origin": {n.base}},
+			Subprotocols: []string{signaling.Subprotocol},
+		})
+		if err != nil {
+			t.Fatalf("dial %s: %v", n.id, err)
+		}
+		if _, _, err := conn.Read(ctx); err != nil {
+			t.Fatalf("hello through %s: %v", n.id, err)
+		}
+		return conn, time.Since(start)
+	}
+	// A socket on n1 makes n1 the call's node for the whole test.
+	hold, _ := dial(n1)
+	defer hold.CloseNow()
+	go func() {
+		for {
+			if _, _, err := hold.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	if o := leaseOwner(t, redisURL, prefix, ch); o != "n1" {
+		t.Fatalf("the call is on %q, want n1", o)
+	}
+	median := func(ds []time.Duration) time.Duration {
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	measure := func(n *clusterNode) (open, ping time.Duration) {
+		var opens, pings []time.Duration
+		for range 15 {
+			conn, d := dial(n)
+			opens = append(opens, d)
+			conn.Close(websocket.StatusNormalClosure, "")
+		}
+		conn, _ := dial(n)
+		defer conn.CloseNow()
+		go func() {
+			for {
+				if _, _, err := conn.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+		for range 200 {
+			start := time.Now()
+			if err := conn.Ping(ctx); err != nil {
+				t.Fatalf("ping through %s: %v", n.id, err)
+			}
+			pings = append(pings, time.Since(start))
+		}
+		return median(opens), median(pings)
+	}
+	do, dp := measure(n1)
+	po, pp := measure(n2)
+	t.Logf("socket open (upgrade to hello), median of 15: direct %v, through the other node %v (+%v)", do.Round(time.Microsecond), po.Round(time.Microsecond), (po - do).Round(time.Microsecond))
+	t.Logf("WebSocket ping round trip, median of 200: direct %v, through the other node %v (+%v)", dp.Round(time.Microsecond), pp.Round(time.Microsecond), (pp - dp).Round(time.Microsecond))
+}
