@@ -432,6 +432,19 @@ func TestClusterCallSurvivesNodes(t *testing.T) {
 	}, "cluster status lists three nodes and the call with four participants")
 	t.Logf("parley cluster status:\n%s", status)
 
+	// Each node's /metrics names it.
+	for _, n := range nodes {
+		resp, err := http.Get(n.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := `parley_node_info{node_id="` + n.id + `"} 1`; !strings.Contains(string(body), want) {
+			t.Errorf("%s /metrics lacks %s", n.id, want)
+		}
+	}
+
 	// Chat through node 1 is seen through node 3, whichever holds the call.
 	chatThrough(t, nodes[0], nodes[2], ch, sessions["bert"], sessions["cleo"])
 

@@ -14,7 +14,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -42,6 +44,11 @@ type Config struct {
 	// HTTP server (http://10.0.0.2:8080).
 	NodeID  string
 	NodeURL string
+	// Secret is shared by every node (derived from --turn-secret): each
+	// node signs its registered URL with it, and a node forwards
+	// participants (with their cookies) only to a URL so signed, so that
+	// whoever can write to Redis cannot point the nodes at another host.
+	Secret []byte
 	// LeaseTTL is how long a room's lease lasts without renewal (and a
 	// node's registry entry without a heartbeat): the longest a dead
 	// node's calls stay unreachable. Default 6 s.
@@ -148,6 +155,9 @@ func New(cfg Config, log *slog.Logger, local Local, lost Lost) (*Node, error) {
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 6 * time.Second
+	}
+	if len(cfg.Secret) < 16 {
+		return nil, errors.New("cluster: the shared secret (--turn-secret) must be at least 16 bytes")
 	}
 	if !ValidNodeID(cfg.NodeID) {
 		return nil, fmt.Errorf("cluster: node id %q: use 1-64 letters, digits, '.', '-' or '_'", cfg.NodeID)
@@ -276,7 +286,7 @@ func (n *Node) tick(ctx context.Context) {
 	}
 	calls, _ := json.Marshal(rooms)
 	pipe := n.rdb.TxPipeline()
-	pipe.HSet(cctx, n.nodeKey(n.cfg.NodeID), "url", nodeURL, "calls", string(calls), "seen", time.Now().UTC().Format(time.RFC3339))
+	pipe.HSet(cctx, n.nodeKey(n.cfg.NodeID), "url", nodeURL, "sig", n.sign(n.cfg.NodeID, nodeURL), "calls", string(calls), "seen", time.Now().UTC().Format(time.RFC3339))
 	pipe.PExpire(cctx, n.nodeKey(n.cfg.NodeID), n.cfg.LeaseTTL)
 	pipe.SAdd(cctx, n.nodesKey(), n.cfg.NodeID)
 	if _, err := pipe.Exec(cctx); err != nil {
@@ -308,6 +318,13 @@ func (n *Node) Place(ctx context.Context, roomID string, runningHere bool, wait 
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// sign is the registry entry's signature of node id's URL.
+func (n *Node) sign(id, nodeURL string) string {
+	mac := hmac.New(sha256.New, n.cfg.Secret)
+	mac.Write([]byte("parley node url\x00" + id + "\x00" + nodeURL))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // noteFailure records that Redis failed just now.
@@ -370,7 +387,10 @@ func (n *Node) place(ctx context.Context, roomID string) (bool, *url.URL, error)
 			n.mu.Unlock()
 			return true, nil, nil
 		}
-		raw, err := n.rdb.HGet(cctx, n.nodeKey(owner), "url").Result()
+		h, err := n.rdb.HMGet(cctx, n.nodeKey(owner), "url", "sig").Result()
+		if err == nil && h[0] == nil {
+			err = redis.Nil
+		}
 		if errors.Is(err, redis.Nil) {
 			// Its owner stopped heartbeating: the lease is stale.
 			n.log.Info("the node holding this call is gone: taking it over", "channel_id", roomID, "node_id", owner)
@@ -379,6 +399,11 @@ func (n *Node) place(ctx context.Context, roomID string) (bool, *url.URL, error)
 		}
 		if err != nil {
 			return false, nil, n.unavailable(err)
+		}
+		raw, _ := h[0].(string)
+		sig, _ := h[1].(string)
+		if !hmac.Equal([]byte(sig), []byte(n.sign(owner, raw))) {
+			return false, nil, fmt.Errorf("cluster: node %s registered URL %q without a valid signature: is --turn-secret the same on every node? (not forwarding there)", owner, raw)
 		}
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" {

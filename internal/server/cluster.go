@@ -34,7 +34,8 @@ func (s *Server) joinCluster(acfg *account.Config, reg prometheus.Registerer) er
 		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 		return out
 	}
-	node, err := cluster.New(cluster.Config{RedisURL: s.cfg.RedisURL, Prefix: s.cfg.RedisPrefix, NodeID: id, LeaseTTL: s.cfg.LeaseTTL},
+	node, err := cluster.New(cluster.Config{RedisURL: s.cfg.RedisURL, Prefix: s.cfg.RedisPrefix, NodeID: id, LeaseTTL: s.cfg.LeaseTTL,
+		Secret: derivedKey(s.cfg.TURNSecret, "parley cluster node URLs")},
 		s.log.With("part", "cluster"), local, func(roomID string) { s.rooms.Move(roomID) })
 	if err != nil {
 		return err
