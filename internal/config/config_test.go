@@ -102,12 +102,16 @@ func TestValidateCluster(t *testing.T) {
 		{"sqlite", func(c *Config) { c.RedisURL, c.TURNSecret = "redis://127.0.0.1:6379/0", secret }, []string{"--redis needs --database"}},
 		{"no secret", func(c *Config) { c.RedisURL, c.DatabaseURL = "redis://127.0.0.1:6379/0", pg }, []string{"--redis needs --turn-secret"}},
 		{"bad url", func(c *Config) { c.RedisURL, c.DatabaseURL, c.TURNSecret = "http://127.0.0.1:6379", pg, secret }, []string{"--redis \"http"}},
-		{"wildcard addr", func(c *Config) { c.RedisURL, c.DatabaseURL, c.TURNSecret, c.Addr = "redis://r:6379", pg, secret, ":8080" }, []string{"--node-url"}},
+		{"wildcard addr", func(c *Config) {
+			c.RedisURL, c.DatabaseURL, c.TURNSecret, c.Addr = "redis://r:6379", pg, secret, ":8080"
+		}, []string{"--node-url"}},
 		{"bad node", func(c *Config) {
 			c.RedisURL, c.DatabaseURL, c.TURNSecret, c.NodeID, c.NodeURL = "redis://r:6379", pg, secret, "a b", "ftp://x"
 		}, []string{"--node-id", "--node-url"}},
 		{"node id alone", func(c *Config) { c.NodeID = "a" }, []string{"need --redis"}},
-		{"lease", func(c *Config) { c.RedisURL, c.DatabaseURL, c.TURNSecret, c.LeaseTTL = "redis://r:6379", pg, secret, time.Millisecond }, []string{"--lease-ttl"}},
+		{"lease", func(c *Config) {
+			c.RedisURL, c.DatabaseURL, c.TURNSecret, c.LeaseTTL = "redis://r:6379", pg, secret, time.Millisecond
+		}, []string{"--lease-ttl"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -44,13 +44,15 @@ func (s *Server) joinCluster(acfg *account.Config, reg prometheus.Registerer) er
 	if acfg.Limiters == nil {
 		acfg.Limiters = node.NewLimiter
 	}
-	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "parley_node_info",
 		Help:        "Always 1; its node_id label names this node of the cluster.",
 		ConstLabels: prometheus.Labels{"node_id": id},
-	}))
+	})
+	info.Set(1)
+	reg.MustRegister(info)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "parley_node_calls_held", Help: "Call leases this node holds in the cluster.",
+		Name: "parley_node_calls", Help: "Calls running on this node of the cluster.",
 		ConstLabels: prometheus.Labels{"node_id": id},
 	}, func() float64 { r, _, _ := s.rooms.Counts(); return float64(r) }))
 	return nil
