@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -57,23 +56,40 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, roomID string) 
 	if s.cluster == nil {
 		return false
 	}
-	local, owner, err := s.cluster.Place(r.Context(), roomID, s.rooms.Active(roomID), placeWait)
-	if err != nil {
-		s.log.Warn("cannot place the call", "channel_id", roomID, "err", err)
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "the call cannot be reached right now (the cluster is reorganising): try again in a moment", http.StatusServiceUnavailable)
+	// A GET (the WebSocket upgrade) whose owner turns out dead is placed
+	// again at once: the call usually starts here, without the client
+	// having to come back.
+	for attempt := 0; ; attempt++ {
+		local, owner, err := s.cluster.Place(r.Context(), roomID, s.rooms.Active(roomID), placeWait)
+		if err != nil {
+			s.log.Warn("cannot place the call", "channel_id", roomID, "err", err)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "the call cannot be reached right now (the cluster is reorganising): try again in a moment", http.StatusServiceUnavailable)
+			return true
+		}
+		if local {
+			return false
+		}
+		if r.Header.Get(forwardedHeader) != "" {
+			// Another node sent it here as the owner, and the call moved
+			// meanwhile: the client retries through the load balancer.
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "the call moved to another node: try again", http.StatusServiceUnavailable)
+			return true
+		}
+		retry := r.Method == http.MethodGet && attempt == 0
+		if !s.proxy(w, r, roomID, owner, retry) {
+			continue // the owner was dead and nothing was answered yet
+		}
 		return true
 	}
-	if local {
-		return false
-	}
-	if r.Header.Get(forwardedHeader) != "" {
-		// Another node sent it here as the owner, and the call moved
-		// meanwhile: the client retries through the load balancer.
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "the call moved to another node: try again", http.StatusServiceUnavailable)
-		return true
-	}
+}
+
+// proxy passes r to the owner's node. If the owner refuses the connection
+// it is reported dead; with retry, nothing is answered then and proxy
+// returns false, otherwise 503.
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, roomID string, owner *url.URL, retry bool) (answered bool) {
+	answered = true
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(owner)
@@ -84,16 +100,21 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, roomID string) 
 		Transport:     s.forwarder,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, syscall.ECONNREFUSED) || isDialError(err) {
+			dead := errors.Is(err, syscall.ECONNREFUSED) || isDialError(err)
+			if dead {
 				s.cluster.Dead(roomID, owner)
+				if retry {
+					answered = false
+					return
+				}
 			}
 			s.log.Warn("proxy to the call's node failed", "channel_id", roomID, "node_url", owner.String(), "err", err)
 			w.Header().Set("Retry-After", "1")
-			http.Error(w, fmt.Sprintf("the node holding this call did not answer: try again (%s)", "it is being replaced"), http.StatusServiceUnavailable)
+			http.Error(w, "the node holding this call did not answer: try again in a moment", http.StatusServiceUnavailable)
 		},
 	}
 	rp.ServeHTTP(w, r)
-	return true
+	return answered
 }
 
 func isDialError(err error) bool {
