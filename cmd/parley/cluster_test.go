@@ -710,7 +710,8 @@ func startRedisOn(t *testing.T, port int) {
 // node costs: opening a socket (upgrade to hello) and a WebSocket ping
 // round trip, straight to the node holding the call and through the other
 // node. It logs the medians (docs/performance.md) and checks only that
-// the proxied path works.
+// the proxied path works. Then a logout through the other node must end
+// the socket on the call's node (revocations reach every node).
 func TestClusterProxyCost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two servers")
@@ -744,9 +745,11 @@ func TestClusterProxyCost(t *testing.T) {
 	// A socket on n1 makes n1 the call's node for the whole test.
 	hold, _ := dial(n1)
 	defer hold.CloseNow()
+	holdErr := make(chan error, 1)
 	go func() {
 		for {
 			if _, _, err := hold.Read(ctx); err != nil {
+				holdErr <- err
 				return
 			}
 		}
@@ -787,4 +790,16 @@ func TestClusterProxyCost(t *testing.T) {
 	po, pp := measure(n2)
 	t.Logf("socket open (upgrade to hello), median of 15: direct %v, through the other node %v (+%v)", do.Round(time.Microsecond), po.Round(time.Microsecond), (po - do).Round(time.Microsecond))
 	t.Logf("WebSocket ping round trip, median of 200: direct %v, through the other node %v (+%v)", dp.Round(time.Microsecond), pp.Round(time.Microsecond), (pp - dp).Round(time.Microsecond))
+
+	// Logging out through n2 ends the socket on n1 (the change reaches
+	// every node through Redis).
+	(&parleyProcess{t: t, base: n2.base}).form(sess, "/logout", url.Values{})
+	select {
+	case err := <-holdErr:
+		if websocket.CloseStatus(err) != 4001 {
+			t.Errorf("socket on n1 after logging out through n2: %v, want close 4001", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("logging out through n2 left the socket on n1 open")
+	}
 }

@@ -86,6 +86,8 @@ type Node struct {
 	// it claim theirs back first (tick) and no call starts twice.
 	failed time.Time
 
+	subs []*redis.PubSub // events.go
+
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -462,6 +464,13 @@ func (n *Node) Close() error {
 	if n.stop != nil {
 		n.stop()
 		<-n.done
+	}
+	n.mu.Lock()
+	subs := n.subs
+	n.subs = nil
+	n.mu.Unlock()
+	for _, ps := range subs {
+		ps.Close()
 	}
 	return n.rdb.Close()
 }

@@ -72,6 +72,7 @@ func (s *Server) startNode(ln net.Listener) {
 			}
 			u = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
 		}
+		s.node.Subscribe(s.apply)
 		s.node.Start(u)
 	})
 }

@@ -241,19 +241,19 @@ func (s *Server) postChat(ctx context.Context, u signaling.User, channelID, text
 func (s *Server) wireAccount(acfg *account.Config) {
 	revoked, removed, deleted, mode := acfg.Revoked, acfg.MemberRemoved, acfg.ChannelDeleted, acfg.ModeChanged
 	acfg.Revoked = func(rv account.Revocation) {
-		s.rooms.EndAuth(rv.UserID, rv.Key, rv.Why)
+		s.change(cluster.Event{Kind: evRevoked, User: rv.UserID, Key: rv.Key, Value: rv.Why})
 		if revoked != nil {
 			revoked(rv)
 		}
 	}
 	acfg.MemberRemoved = func(channelID, userID string) {
-		s.rooms.Kick(channelID, userID)
+		s.change(cluster.Event{Kind: evKick, Channel: channelID, User: userID})
 		if removed != nil {
 			removed(channelID, userID)
 		}
 	}
 	acfg.ChannelDeleted = func(channelID string) {
-		s.rooms.CloseRoom(channelID)
+		s.change(cluster.Event{Kind: evDeleted, Channel: channelID})
 		if s.studio != nil { // its takes' files
 			s.studio.ChannelDeleted(channelID)
 		}
@@ -264,23 +264,62 @@ func (s *Server) wireAccount(acfg *account.Config) {
 	}
 	guestsOff := acfg.GuestsOff
 	acfg.GuestsOff = func(channelID string) {
-		s.rooms.EndAuth("", "guests:"+channelID, "the owner turned guest access off")
+		s.change(cluster.Event{Kind: evGuestsOff, Channel: channelID})
 		if guestsOff != nil {
 			guestsOff(channelID)
 		}
 	}
 	roleChanged := acfg.RoleChanged
 	acfg.RoleChanged = func(channelID, userID, role string) {
-		s.rooms.SetRole(channelID, userID, role)
+		s.change(cluster.Event{Kind: evRole, Channel: channelID, User: userID, Value: role})
 		if roleChanged != nil {
 			roleChanged(channelID, userID, role)
 		}
 	}
 	acfg.ModeChanged = func(channelID, m string) {
-		s.rooms.SetMode(channelID, m)
+		s.change(cluster.Event{Kind: evMode, Channel: channelID, Value: m})
 		if mode != nil {
 			mode(channelID, m)
 		}
+	}
+}
+
+// The kinds of change the calls must follow, on every node.
+const (
+	evRevoked   = "revoked"
+	evKick      = "kick"
+	evDeleted   = "deleted"
+	evGuestsOff = "guests-off"
+	evRole      = "role"
+	evMode      = "mode"
+)
+
+// change applies ev to the calls on this node and, in a cluster, tells
+// the other nodes (whose subscriptions apply it to theirs).
+func (s *Server) change(ev cluster.Event) {
+	s.apply(ev)
+	if s.node != nil {
+		go s.node.Publish(ev)
+	}
+}
+
+// apply makes this node's calls follow ev.
+func (s *Server) apply(ev cluster.Event) {
+	switch ev.Kind {
+	case evRevoked:
+		s.rooms.EndAuth(ev.User, ev.Key, ev.Value)
+	case evKick:
+		s.rooms.Kick(ev.Channel, ev.User)
+	case evDeleted:
+		s.rooms.CloseRoom(ev.Channel)
+	case evGuestsOff:
+		s.rooms.EndAuth("", "guests:"+ev.Channel, "the owner turned guest access off")
+	case evRole:
+		s.rooms.SetRole(ev.Channel, ev.User, ev.Value)
+	case evMode:
+		s.rooms.SetMode(ev.Channel, ev.Value)
+	default:
+		s.log.Warn("ignored a cluster event of an unknown kind", "kind", ev.Kind)
 	}
 }
 

@@ -1,0 +1,61 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Event is a change one node makes that must reach the calls on every
+// node: a credential ended, a member removed, a channel deleted, a role or
+// media mode changed, guests turned off. The node that made it applies it
+// at once; the others get it through Redis pub/sub.
+type Event struct {
+	Kind    string `json:"kind"` // the server's names: "revoked", "kick", ...
+	Channel string `json:"channel,omitempty"`
+	User    string `json:"user,omitempty"`
+	Key     string `json:"key,omitempty"`
+	Value   string `json:"value,omitempty"` // a role, a mode, a reason
+	From    string `json:"from"`
+}
+
+func (n *Node) eventsKey() string { return n.cfg.Prefix + "events" }
+
+// Publish sends ev to the other nodes. It does not wait for Redis for
+// long: an event lost to an outage leaves the other nodes' sockets of
+// that credential open until they reconnect (docs/security.md, Cluster).
+func (n *Node) Publish(ev Event) {
+	ev.From = n.cfg.NodeID
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := n.rdb.Publish(ctx, n.eventsKey(), b).Err(); err != nil {
+		n.log.Warn("could not tell the other nodes of a change", "kind", ev.Kind, "channel_id", ev.Channel, "user_id", ev.User, "err", err)
+	}
+}
+
+// Subscribe calls handle, on one goroutine, with every event another node
+// publishes, until Close. The subscription reconnects by itself after a
+// Redis outage.
+func (n *Node) Subscribe(handle func(Event)) {
+	ps := n.rdb.Subscribe(context.Background(), n.eventsKey())
+	n.mu.Lock()
+	n.subs = append(n.subs, ps)
+	n.mu.Unlock()
+	go func() {
+		for m := range ps.Channel() {
+			var ev Event
+			if len(m.Payload) > 64<<10 || json.Unmarshal([]byte(m.Payload), &ev) != nil {
+				n.log.Warn("ignored a malformed cluster event")
+				continue
+			}
+			if ev.From == n.cfg.NodeID {
+				continue
+			}
+			handle(ev)
+		}
+	}()
+}
