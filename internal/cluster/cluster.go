@@ -92,6 +92,16 @@ type Node struct {
 	done chan struct{}
 }
 
+var setLogger sync.Once
+
+// redisLog sends go-redis's own messages (a failed dial on every attempt
+// during an outage) to the debug log instead of stderr.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
+}
+
 // ErrUnavailable: Redis cannot be reached, so which node holds a call is
 // unknown for now; the caller retries later.
 var ErrUnavailable = errors.New("cluster: the coordination store (Redis) is unreachable")
@@ -151,7 +161,9 @@ func New(cfg Config, log *slog.Logger, local Local, lost Lost) (*Node, error) {
 	opt.DialTimeout = time.Second
 	opt.ReadTimeout = time.Second
 	opt.WriteTimeout = time.Second
-	opt.MaxRetries = 0 // callers retry with their own pacing
+	opt.MaxRetries = -1 // callers retry with their own pacing
+	opt.DialerRetries = 1
+	setLogger.Do(func() { redis.SetLogger(redisLog{log}) })
 	if cfg.Prefix == "" {
 		cfg.Prefix = "parley:"
 	}
@@ -305,7 +317,7 @@ func (n *Node) Place(ctx context.Context, roomID string, runningHere bool, wait 
 	deadline := time.Now().Add(wait)
 	for {
 		local, owner, err = n.place(ctx, roomID)
-		if err == nil || errors.Is(err, ErrDraining) {
+		if !errors.Is(err, ErrUnavailable) {
 			return local, owner, err
 		}
 		if runningHere {
