@@ -47,8 +47,8 @@ func (n *Node) Subscribe(handle func(Event)) {
 	n.mu.Unlock()
 	go func() {
 		for m := range ps.Channel() {
-			var ev Event
-			if len(m.Payload) > 64<<10 || json.Unmarshal([]byte(m.Payload), &ev) != nil {
+			ev, ok := decodeEvent(m.Payload)
+			if !ok {
 				n.log.Warn("ignored a malformed cluster event")
 				continue
 			}
@@ -58,4 +58,16 @@ func (n *Node) Subscribe(handle func(Event)) {
 			handle(ev)
 		}
 	}()
+}
+
+// maxEventBytes bounds one event on the wire.
+const maxEventBytes = 64 << 10
+
+// decodeEvent reads one published event; ok is false for anything that is
+// not one (too large, not JSON, no kind or sender).
+func decodeEvent(payload string) (ev Event, ok bool) {
+	if len(payload) > maxEventBytes || json.Unmarshal([]byte(payload), &ev) != nil || ev.Kind == "" || ev.From == "" {
+		return Event{}, false
+	}
+	return ev, true
 }
