@@ -406,11 +406,19 @@ func TestClusterCallSurvivesNodes(t *testing.T) {
 
 	start := time.Now()
 	var members []*member
-	for _, n := range names {
+	for _, n := range names[:3] {
 		members = append(members, joinMember(t, lb.url(), ch, n))
 	}
-	testtool.Eventually(t, 30*time.Second, func() bool { return allHear(members, 3) }, "every participant hears the three others")
-	t.Logf("four participants hear each other %v after the first joined; the proxy spread connections over %d nodes", time.Since(start).Round(time.Millisecond), lb.used())
+	// The fourth is the real call page in Chromium, when there is one.
+	page := joinPage(t, lb.url(), ch, names[3])
+	if page == nil {
+		members = append(members, joinMember(t, lb.url(), ch, names[3]))
+	}
+	everyoneHears := func() bool {
+		return allHear(members, 3) && (page == nil || page.hearing() >= 3)
+	}
+	testtool.Eventually(t, 30*time.Second, everyoneHears, "every participant hears the three others")
+	t.Logf("four participants (browser: %v) hear each other %v after the first joined; the proxy spread connections over %d nodes", page != nil, time.Since(start).Round(time.Millisecond), lb.used())
 	if lb.used() < 2 {
 		t.Errorf("the proxy used %d nodes; want connections on several", lb.used())
 	}
@@ -456,7 +464,7 @@ func TestClusterCallSurvivesNodes(t *testing.T) {
 	byID[owner].kill()
 	testtool.Eventually(t, 30*time.Second, func() bool {
 		o := leaseOwner(t, redisURL, prefix, ch)
-		return o != "" && o != owner && allHear(members, 3)
+		return o != "" && o != owner && everyoneHears()
 	}, "every participant hears the others again after the owner was killed")
 	recovered := time.Since(killed)
 	var gaps []time.Duration
@@ -478,7 +486,7 @@ func TestClusterCallSurvivesNodes(t *testing.T) {
 	byID[next].term()
 	testtool.Eventually(t, 30*time.Second, func() bool {
 		o := leaseOwner(t, redisURL, prefix, ch)
-		return o != "" && o != next && allHear(members, 3)
+		return o != "" && o != next && everyoneHears()
 	}, "every participant hears the others again after the owner drained")
 	drained := time.Since(termed)
 	gaps = gaps[:0]
