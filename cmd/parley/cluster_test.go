@@ -543,9 +543,10 @@ func chatThrough(t *testing.T, from, to *clusterNode, ch, sessFrom, sessTo strin
 	}
 }
 
-// TestClusterLoginLimit: failed logins spread over three nodes are
-// limited as on one node (the counts live in Redis).
-func TestClusterLoginLimit(t *testing.T) {
+// TestClusterSharedState: failed logins spread over three nodes are
+// limited as on one node (the counts live in Redis), and a guest admitted
+// through one node opens the call's socket through another.
+func TestClusterSharedState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three servers")
 	}
@@ -583,6 +584,48 @@ func TestClusterLoginLimit(t *testing.T) {
 	t.Logf("failed logins allowed across three nodes: %d", allowed)
 	if allowed != 5 {
 		t.Errorf("three nodes allowed %d failed logins; one node allows 5", allowed)
+	}
+
+	// A guest link turned on, and a guest let in, through n1.
+	p1 := &parleyProcess{t: t, base: nodes[0].base}
+	owner := p1.signUp("gina")
+	ch := p1.createChannel(owner, "guests")
+	p1.form(owner, "/c/"+ch+"/guests", url.Values{})
+	req, _ := http.NewRequest(http.MethodGet, nodes[0].base+"/c/"+ch, nil)
+	req.Header.Set("Cookie", "parley_session="+owner)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`/g/([A-Za-z0-9_-]+)`).FindSubmatch(page)
+	if m == nil {
+		t.Fatal("no guest link on the channel page")
+	}
+	code := string(m[1])
+	var token string
+	for _, c := range p1.form("", "/g/"+code, url.Values{"name": {"Visitor"}}).Cookies() {
+		if c.Name == "parley_guest" {
+			token = c.Value
+		}
+	}
+	if token == "" {
+		t.Fatal("no guest cookie")
+	}
+	// The guest's socket through n3 is accepted (n3 knows the guest).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(nodes[2].base, "http")+"/ws/g/"+code, &websocket.DialOptions{
+		HTTPHeader:   http.Header{"Cookie": {"parley_guest=" + token}, "Origin": {nodes[2].base}},
+		Subprotocols: []string{signaling.Subprotocol},
+	})
+	if err != nil {
+		t.Fatalf("guest let in through n1 opening a socket through n3: %v", err)
+	}
+	defer conn.CloseNow()
+	if _, data, err := conn.Read(ctx); err != nil || !strings.Contains(string(data), `"hello"`) {
+		t.Fatalf("guest socket through n3: %s, %v", data, err)
 	}
 }
 

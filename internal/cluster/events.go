@@ -3,7 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Event is a change one node makes that must reach the calls on every
@@ -70,4 +73,23 @@ func decodeEvent(payload string) (ev Event, ok bool) {
 		return Event{}, false
 	}
 	return ev, true
+}
+
+// Put keeps value under key (in this deployment's prefix) for ttl: state
+// every node must see, such as guests admitted through one node.
+func (n *Node) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return n.rdb.Set(ctx, n.cfg.Prefix+"kv:"+key, value, ttl).Err()
+}
+
+// Get reads what Put kept; ok is false when there is nothing (or it
+// expired).
+func (n *Node) Get(ctx context.Context, key string) (value []byte, ok bool, err error) {
+	v, err := n.rdb.Get(ctx, n.cfg.Prefix+"kv:"+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return v, true, nil
 }

@@ -169,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	h.SetRecordings(s.webRecordings())
 	if s.node != nil {
-		h.SetCluster(s.node)
+		h.SetCluster(s.node, s.node)
 	}
 	s.http = &http.Server{
 		Handler: h,

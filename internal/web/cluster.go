@@ -36,8 +36,10 @@ const placeWait = 20 * time.Second
 
 // SetCluster makes this server one node of a cluster: sockets and WHIP/WHEP
 // requests of a call another node holds are proxied to that node.
-func (s *Server) SetCluster(p Placer) {
+// Guests are kept in kv, so that every node knows them.
+func (s *Server) SetCluster(p Placer, kv KV) {
 	s.cluster = p
+	s.guests.shared = kv
 	s.forwarder = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
