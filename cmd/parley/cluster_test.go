@@ -854,3 +854,44 @@ func TestClusterProxyCost(t *testing.T) {
 		t.Error("logging out through n2 left the socket on n1 open")
 	}
 }
+
+// TestClusterP2PCallKeepsMedia: a two-person call is peer-to-peer, so its
+// media does not pass through any node: killing the node that holds its
+// room does not interrupt it while the room moves.
+func TestClusterP2PCallKeepsMedia(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two servers")
+	}
+	needRedis(t, systemRedis)
+	dsn := storetest.PostgresDSN(t)
+	redisURL := "redis://" + systemRedis + "/0"
+	prefix := redisPrefix(t, redisURL)
+	bin := buildParley(t)
+	n1 := startNode(t, bin, "n1", dsn, redisURL, prefix)
+	n2 := startNode(t, bin, "n2", dsn, redisURL, prefix)
+	byID := map[string]*clusterNode{"n1": n1, "n2": n2}
+	lb := startProxy(t, n1.addr, n2.addr)
+	web := &parleyProcess{t: t, base: lb.url()}
+	sessions := map[string]string{"adam": web.signUp("adam"), "bert": web.signUp("bert")}
+	ch := web.createChannel(sessions["adam"], "p2p")
+	web.addMember(sessions["adam"], ch, "bert")
+	members := []*member{joinMember(t, lb.url(), ch, "adam"), joinMember(t, lb.url(), ch, "bert")}
+	testtool.Eventually(t, 30*time.Second, func() bool { return allHear(members, 1) }, "the two hear each other")
+	owner := leaseOwner(t, redisURL, prefix, ch)
+	for _, m := range members {
+		m.mark()
+	}
+	byID[owner].kill()
+	testtool.Eventually(t, 30*time.Second, func() bool {
+		o := leaseOwner(t, redisURL, prefix, ch)
+		return o != "" && o != owner
+	}, "the room moves to the other node")
+	// Hear each other for two more seconds on the new node.
+	moved := time.Now()
+	testtool.Eventually(t, 10*time.Second, func() bool { return time.Since(moved) > 2*time.Second && allHear(members, 1) }, "media after the move")
+	gaps := []time.Duration{members[0].gap(), members[1].gap()}
+	t.Logf("peer-to-peer call: kill -9 of %s, room moved to %s; longest media gap %v", owner, leaseOwner(t, redisURL, prefix, ch), gaps)
+	if slices.Max(gaps) > time.Second {
+		t.Errorf("a peer-to-peer call's media paused %v when its room's node died", slices.Max(gaps))
+	}
+}
