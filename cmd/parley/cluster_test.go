@@ -87,6 +87,7 @@ type clusterNode struct {
 	dsn      string
 	redisURL string
 	prefix   string
+	extra    []string // more flags
 
 	cmd  *exec.Cmd
 	base string
@@ -95,8 +96,8 @@ type clusterNode struct {
 	done chan struct{} // closed when the process has exited
 }
 
-func startNode(t *testing.T, bin, id, dsn, redisURL, prefix string) *clusterNode {
-	n := &clusterNode{t: t, bin: bin, id: id, dataDir: t.TempDir(), dsn: dsn, redisURL: redisURL, prefix: prefix}
+func startNode(t *testing.T, bin, id, dsn, redisURL, prefix string, extra ...string) *clusterNode {
+	n := &clusterNode{t: t, bin: bin, id: id, dataDir: t.TempDir(), dsn: dsn, redisURL: redisURL, prefix: prefix, extra: extra}
 	n.start()
 	t.Cleanup(n.kill)
 	return n
@@ -109,6 +110,7 @@ func (n *clusterNode) start() {
 		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--rtc-listen-ip", "127.0.0.1", "--rtc-loopback-only", "--turn", "off",
 		"--turn-secret", clusterSecret, "--database", n.dsn, "--redis", n.redisURL, "--redis-prefix", n.prefix,
 		"--node-id", n.id, "--lease-ttl", "3s", "--trusted-proxies", "127.0.0.1")
+	cmd.Args = append(cmd.Args, n.extra...)
 	cmd.Env = append(os.Environ(), "PARLEY_TLS=", "PARLEY_DATABASE_URL=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -544,8 +546,9 @@ func chatThrough(t *testing.T, from, to *clusterNode, ch, sessFrom, sessTo strin
 }
 
 // TestClusterSharedState: failed logins spread over three nodes are
-// limited as on one node (the counts live in Redis), and a guest admitted
-// through one node opens the call's socket through another.
+// limited as on one node (the counts live in Redis), a guest admitted
+// through one node opens the call's socket through another, and the
+// per-account connection limit counts sockets on every node.
 func TestClusterSharedState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three servers")
@@ -557,7 +560,7 @@ func TestClusterSharedState(t *testing.T) {
 	bin := buildParley(t)
 	var nodes []*clusterNode
 	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startNode(t, bin, id, dsn, redisURL, prefix))
+		nodes = append(nodes, startNode(t, bin, id, dsn, redisURL, prefix, "--max-connections-per-user", "2"))
 	}
 	(&parleyProcess{t: t, base: nodes[0].base}).signUp("eve")
 	allowed := 0
@@ -626,6 +629,39 @@ func TestClusterSharedState(t *testing.T) {
 	defer conn.CloseNow()
 	if _, data, err := conn.Read(ctx); err != nil || !strings.Contains(string(data), `"hello"`) {
 		t.Fatalf("guest socket through n3: %s, %v", data, err)
+	}
+
+	// --max-connections-per-user 2 holds across nodes: gina's sockets to
+	// three channels whose calls live on three nodes: the third is refused.
+	var chans []string
+	for i := range 3 {
+		chans = append(chans, p1.createChannel(owner, fmt.Sprintf("limit %d", i)))
+	}
+	for i, n := range nodes {
+		c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.base, "http")+"/ws/c/"+chans[i], &websocket.DialOptions{
+			HTTPHeader:   http.Header{"Cookie": {"parley_session=" + owner}, "Origin": {n.base}},
+			Subprotocols: []string{signaling.Subprotocol},
+		})
+		if i < 2 {
+			if err != nil {
+				t.Fatalf("socket %d of gina through %s: %v", i+1, n.id, err)
+			}
+			defer c.CloseNow()
+			if _, _, err := c.Read(ctx); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err == nil {
+			c.CloseNow()
+			t.Fatalf("a third socket of gina through %s was accepted; the limit is 2 across the cluster", n.id)
+		}
+		if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("third socket: %v, want 429", err)
+		}
+	}
+	if o1, o2 := leaseOwner(t, redisURL, prefix, chans[0]), leaseOwner(t, redisURL, prefix, chans[1]); o1 == o2 {
+		t.Errorf("both calls on %s: the limit was not tested across nodes", o1)
 	}
 }
 

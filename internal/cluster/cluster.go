@@ -79,6 +79,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	held     map[string]time.Time // room → when this node took its lease
+	conns    map[string]string    // this node's counted connections: member → user (conns.go)
 	draining bool
 	nodeURL  string
 	// failed is when Redis last failed this node: for a while after an
@@ -176,7 +177,7 @@ func New(cfg Config, log *slog.Logger, local Local, lost Lost) (*Node, error) {
 	if !ValidNodeID(cfg.NodeID) {
 		return nil, fmt.Errorf("cluster: node id %q: use 1-64 letters, digits, '.', '-' or '_'", cfg.NodeID)
 	}
-	return &Node{cfg: cfg, log: log, rdb: redis.NewClient(opt), local: local, lost: lost, held: map[string]time.Time{}}, nil
+	return &Node{cfg: cfg, log: log, rdb: redis.NewClient(opt), local: local, lost: lost, held: map[string]time.Time{}, conns: map[string]string{}}, nil
 }
 
 // ID is this node's id.
@@ -295,6 +296,7 @@ func (n *Node) tick(ctx context.Context) {
 			}
 		}
 	}
+	n.renewConns(cctx)
 	if draining {
 		return
 	}

@@ -21,6 +21,25 @@ type Placer interface {
 	Dead(roomID string, owner *url.URL)
 	// ID is this node's id.
 	ID() string
+	// ReserveConn counts a connection of userID across the cluster,
+	// unless it has max already.
+	ReserveConn(ctx context.Context, userID string, max int) (release func(), ok bool)
+}
+
+// reserve counts one more connection (socket or WHIP/WHEP session) of
+// userID against --max-connections-per-user: on this node, and in a
+// cluster across all nodes.
+func (s *Server) reserve(ctx context.Context, userID string) (release func(), ok bool) {
+	local, ok := s.rooms.Reserve(userID, s.cfg.MaxConnectionsPerUser)
+	if !ok || s.cluster == nil {
+		return local, ok
+	}
+	shared, ok := s.cluster.ReserveConn(ctx, userID, s.cfg.MaxConnectionsPerUser)
+	if !ok {
+		local()
+		return nil, false
+	}
+	return func() { shared(); local() }, true
 }
 
 // forwardedHeader marks a request one node passed to another: the

@@ -360,7 +360,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 // WebSocket. On failure it has answered and ok is false; otherwise the
 // caller calls release once the socket is done.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, userID, tooMany string) (conn *websocket.Conn, release func(), ok bool) {
-	release, ok = s.rooms.Reserve(userID, s.cfg.MaxConnectionsPerUser)
+	release, ok = s.reserve(r.Context(), userID)
 	if !ok {
 		http.Error(w, tooMany, http.StatusTooManyRequests)
 		return nil, nil, false

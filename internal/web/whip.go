@@ -200,7 +200,7 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
-	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
+	release, ok := s.reserve(r.Context(), u.ID)
 	if !ok {
 		http.Error(w, fmt.Sprintf("this account already has %d connections open: end some sessions (DELETE) and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
 		return
