@@ -34,6 +34,7 @@ fuzz:
 	go test ./internal/mail -run '^$$' -fuzz FuzzParseURL -fuzztime 20s
 	go test ./internal/pairing -run '^$$' -fuzz FuzzDecode -fuzztime 20s
 	go test ./internal/recording -run '^$$' -fuzz FuzzKeyframe -fuzztime 20s
+	go test ./internal/cluster -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 20s
 	go test ./internal/recording -run '^$$' -fuzz FuzzOggPages -fuzztime 20s
 	go test ./internal/recording -run '^$$' -fuzz FuzzScanBlocks -fuzztime 20s
 	go test ./internal/web -run '^$$' -fuzz FuzzSafeNext -fuzztime 20s

@@ -4,6 +4,7 @@
 //	parley join URL [flags] join a call as a native participant
 //	parley loadtest [flags] load-test a server (see parley loadtest --help)
 //	parley p2p listen|dial  a direct call between two copies, no server
+//	parley cluster status   a cluster's nodes, calls and participants
 package main
 
 import (
@@ -35,6 +36,7 @@ Usage:
   parley join URL [flags] join a channel's call from the command line
   parley loadtest [flags] synthetic publishers and subscribers against a server
   parley p2p listen|dial  talk directly with another copy, no server (parley p2p --help)
+  parley cluster status  list a cluster's nodes, their calls and participants
   parley help            show this text
 `
 
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return join(args[1:], os.Stdin, stdout, stderr)
 	case "p2p":
 		return p2pCmd(args[1:], os.Stdin, stdout, stderr)
+	case "cluster":
+		return clusterCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -182,6 +186,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.duration(&cfg.WebhookRetryMin, "webhook-retry-min", "PARLEY_WEBHOOK_RETRY_MIN", "wait before retrying a failed webhook delivery the first time; doubled after each failure, with jitter")
 	f.duration(&cfg.WebhookRetryMax, "webhook-retry-max", "PARLEY_WEBHOOK_RETRY_MAX", "longest wait between two attempts of a webhook delivery (retries stop 24 h after the event)")
 	f.duration(&cfg.WebhookTimeout, "webhook-timeout", "PARLEY_WEBHOOK_TIMEOUT", "longest a webhook delivery attempt may take, connection included; slower is a failure, retried")
+	f.string(&cfg.RedisURL, "redis", "PARLEY_REDIS_URL", "Redis URL (redis://host:6379/0); with a PostgreSQL --database this node joins a cluster: calls are placed on nodes through Redis, rate limits counted there")
+	f.string(&cfg.RedisPrefix, "redis-prefix", "PARLEY_REDIS_PREFIX", "prefix of every Redis key of this deployment (several can share one Redis)")
+	f.string(&cfg.NodeID, "node-id", "PARLEY_NODE_ID", "this node's name in the cluster (default: made and kept in --data-dir)")
+	f.string(&cfg.NodeURL, "node-url", "PARLEY_NODE_URL", "URL the other nodes reach this one at, e.g. http://10.0.0.2:8080 (default: http://--addr, which must then be a specific address)")
+	f.duration(&cfg.LeaseTTL, "lease-ttl", "PARLEY_LEASE_TTL", "how long a call's lease on this node lasts without renewal: how soon a vanished node's calls restart elsewhere")
 	var cpuProfile string
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile (go tool pprof) to this file until the server stops")
 	f.bool(&cfg.RTCLoopbackOnly, "rtc-loopback-only", "PARLEY_RTC_LOOPBACK_ONLY", "media on loopback addresses only: for load tests with clients on this machine")

@@ -140,7 +140,7 @@ func TestServeProcess(t *testing.T) {
 // TestServeEnvMatchesFlags: every serve flag is read from the environment
 // variable named after it (PARLEY_ and the flag in capitals), so nobody
 // has to look the name up; --database keeps the conventional
-// PARLEY_DATABASE_URL.
+// PARLEY_DATABASE_URL and PARLEY_REDIS_URL.
 func TestServeEnvMatchesFlags(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 {
@@ -164,8 +164,8 @@ func TestServeEnvMatchesFlags(t *testing.T) {
 			continue // not bound to the environment (profiling)
 		}
 		want := "PARLEY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if name == "database" {
-			want = "PARLEY_DATABASE_URL"
+		if name == "database" || name == "redis" {
+			want = "PARLEY_" + strings.ToUpper(name) + "_URL"
 		}
 		if env[1] != want {
 			t.Errorf("--%s is read from %s, want %s", name, env[1], want)

@@ -207,6 +207,10 @@ type Config struct {
 	MaxMailsPerIP      int
 	MaxMailsPerAccount int
 	MailWindow         time.Duration
+	// Limiters, if set, makes the shared rate limiter for each of the
+	// service's limits (several nodes counting attempts together); nil
+	// counts in memory, per node.
+	Limiters func(LimiterParams) Limiter
 	// Clock, if set, is the time source when New is given none: tests of
 	// a whole server use it to expire links without waiting.
 	Clock func() time.Time
@@ -337,9 +341,9 @@ type Service struct {
 	db      *store.DB
 	log     *slog.Logger
 	now     func() time.Time
-	limiter *limiter // failed logins
-	signups *limiter // sign-ups per address
-	mails   *limiter // reset and verification mails
+	limiter limits // failed logins
+	signups limits // sign-ups per address
+	mails   limits // reset and verification mails
 	hasher  *hasher
 	// background runs mail jobs (recovery.go) off the request, so a
 	// reset request for a known account takes as long as for an unknown
@@ -369,12 +373,21 @@ func New(cfg Config, db *store.DB, log *slog.Logger, now func() time.Time) *Serv
 		db:      db,
 		log:     log.With("component", "account"),
 		now:     now,
-		limiter: newLimiter(cfg.FailureWindow, cfg.SlowDownDelay, cfg.MaxSlowDownDelay),
-		signups: newLimiter(cfg.SignUpWindow, 0, 0),
-		mails:   newLimiter(cfg.MailWindow, 0, 0),
+		limiter: cfg.limits("logins", cfg.FailureWindow, cfg.SlowDownDelay, cfg.MaxSlowDownDelay, log),
+		signups: cfg.limits("signups", cfg.SignUpWindow, 0, 0, log),
+		mails:   cfg.limits("mails", cfg.MailWindow, 0, 0, log),
 		slots:   make(chan struct{}, maxMailJobs),
 		hasher:  newHasher(cfg.MaxConcurrentHashes, cfg.HashQueueWait),
 	}
+}
+
+// limits makes one limiter: in memory, shared when c.Limiters says so.
+func (c Config) limits(name string, window, delay, maxDelay time.Duration, log *slog.Logger) limits {
+	l := limits{limiter: newLimiter(window, delay, maxDelay), log: log}
+	if c.Limiters != nil {
+		l.shared = c.Limiters(LimiterParams{Name: name, Window: window, Delay: delay, MaxDelay: maxDelay})
+	}
+	return l
 }
 
 // SessionTTL is how long a new session lasts, e.g. for a cookie's Max-Age.

@@ -1,6 +1,8 @@
 package account
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -153,4 +155,84 @@ func (l *limiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.attempts)
+}
+
+// Rule is one limit a shared Limiter checks: at most Limit attempts on
+// Key per window (Limit <= 0: no limit, nothing recorded); with Slow,
+// attempts past the limit are paced with a doubling delay instead of
+// refused until the window has passed.
+type Rule struct {
+	Key   string
+	Limit int
+	Slow  bool
+}
+
+// LimiterParams describe one of the service's limiters: Name is "logins",
+// "signups" or "mails"; Delay and MaxDelay pace Slow rules.
+type LimiterParams struct {
+	Name                    string
+	Window, Delay, MaxDelay time.Duration
+}
+
+// Limiter is a rate limiter shared by several servers (Config.Limiters),
+// so that N nodes do not allow N times the attempts. It behaves as the
+// in-memory one: Admit reserves an attempt on every rule's key if all
+// allow one (returning 0), else records nothing and returns the wait;
+// Undo takes back the attempt Admit recorded at at; Clear forgets keys.
+// An error (the shared store is unreachable) makes the service fall back
+// to its own in-memory count for that call.
+type Limiter interface {
+	Admit(ctx context.Context, now time.Time, rules []Rule) (time.Duration, error)
+	Undo(ctx context.Context, at time.Time, keys []string) error
+	Clear(ctx context.Context, keys []string) error
+}
+
+// limits is a service limiter: the shared one when configured, with the
+// in-memory one as its fallback (and the only one otherwise).
+type limits struct {
+	*limiter
+	shared Limiter
+	log    *slog.Logger
+}
+
+// sharedTimeout bounds one call to the shared limiter.
+const sharedTimeout = 2 * time.Second
+
+func (l limits) admit(now time.Time, rules ...rule) time.Duration {
+	if l.shared != nil {
+		rs := make([]Rule, len(rules))
+		for i, r := range rules {
+			rs[i] = Rule{Key: r.key, Limit: r.limit, Slow: r.slow}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		wait, err := l.shared.Admit(ctx, now, rs)
+		if err == nil {
+			return wait
+		}
+		l.log.Warn("shared rate limiter unreachable: counting on this node only", "err", err)
+	}
+	return l.limiter.admit(now, rules...)
+}
+
+func (l limits) undo(at time.Time, keys ...string) {
+	if l.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		if err := l.shared.Undo(ctx, at, keys); err != nil {
+			l.log.Warn("shared rate limiter unreachable", "err", err)
+		}
+	}
+	l.limiter.undo(at, keys...)
+}
+
+func (l limits) clear(keys ...string) {
+	if l.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		if err := l.shared.Clear(ctx, keys); err != nil {
+			l.log.Warn("shared rate limiter unreachable", "err", err)
+		}
+	}
+	l.limiter.clear(keys...)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -150,7 +151,29 @@ type Config struct {
 	// required with SMTPURL: taken from the request's Host header, a link
 	// could be pointed at another site by whoever asks for the mail.
 	PublicURL string
+
+	// RedisURL (redis://host:6379/0), with a PostgreSQL DatabaseURL, makes
+	// this node a member of a cluster: calls are placed on nodes through
+	// leases in Redis, and rate limits are counted there. Empty: one node.
+	RedisURL string
+	// RedisPrefix starts every Redis key of this deployment, so several
+	// can share one Redis ("parley:").
+	RedisPrefix string
+	// NodeID names this node in the cluster; empty: one made and kept in
+	// DataDir.
+	NodeID string
+	// NodeURL is where the other nodes reach this node's HTTP server
+	// (http://10.0.0.2:8080); empty: http(s)://Addr, which must then name
+	// a specific address.
+	NodeURL string
+	// LeaseTTL is how long a call's lease (and a node's registry entry)
+	// lasts without renewal: how soon a call whose node vanished without
+	// a trace can start elsewhere.
+	LeaseTTL time.Duration
 }
+
+// Clustered reports whether this node is one of several (RedisURL set).
+func (c *Config) Clustered() bool { return c.RedisURL != "" }
 
 // Default returns the settings `parley serve` uses when told nothing.
 func Default() Config {
@@ -183,6 +206,8 @@ func Default() Config {
 		WebhookRetryMin: 10 * time.Second,
 		WebhookRetryMax: time.Hour,
 		WebhookTimeout:  10 * time.Second,
+		RedisPrefix:     "parley:",
+		LeaseTTL:        6 * time.Second,
 	}
 }
 
@@ -350,6 +375,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--public-url %q: use the scheme and host users open Parley at, like https://meet.example.org", c.PublicURL))
 		}
 	}
+	errs = append(errs, c.validateCluster()...)
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--session-ttl %s is too short: use at least 1m", c.SessionTTL))
 	}
@@ -358,3 +384,48 @@ func (c *Config) Validate() error {
 
 // Secure reports whether the server speaks HTTPS (and so sets Secure cookies).
 func (c *Config) Secure() bool { return c.TLS != "" }
+
+var validNodeID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// validateCluster checks the settings of a cluster member.
+func (c *Config) validateCluster() []error {
+	if c.RedisURL == "" {
+		if c.NodeID != "" || c.NodeURL != "" {
+			return []error{errors.New("--node-id and --node-url need --redis: they name this node in a cluster")}
+		}
+		return nil
+	}
+	var errs []error
+	u, err := url.Parse(c.RedisURL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--redis %q: use a URL like redis://127.0.0.1:6379/0 (rediss:// for TLS)", c.RedisURL))
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("--redis needs --database: the nodes of a cluster share one PostgreSQL database"))
+	}
+	if c.TURNSecret == "" {
+		errs = append(errs, errors.New("--redis needs --turn-secret: every node must sign TURN credentials and resume tokens with the same secret (a long random string, the same on all nodes)"))
+	} else if len(c.TURNSecret) < 16 {
+		errs = append(errs, errors.New("--turn-secret is too short for a cluster: use at least 16 random characters"))
+	}
+	if c.NodeID != "" && !validNodeID.MatchString(c.NodeID) {
+		errs = append(errs, fmt.Errorf("--node-id %q: use 1 to 64 letters, digits, '.', '-' or '_'", c.NodeID))
+	}
+	if c.NodeURL != "" {
+		nu, err := url.Parse(c.NodeURL)
+		if err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" || (nu.Path != "" && nu.Path != "/") {
+			errs = append(errs, fmt.Errorf("--node-url %q: use the scheme, host and port other nodes reach this one at, like http://10.0.0.2:8080", c.NodeURL))
+		}
+	} else if host, _, err := net.SplitHostPort(c.Addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			errs = append(errs, fmt.Errorf("--redis needs --node-url when --addr %q names no specific address: give the URL other nodes reach this one at", c.Addr))
+		}
+	}
+	if c.RedisPrefix == "" || len(c.RedisPrefix) > 64 {
+		errs = append(errs, errors.New("--redis-prefix: use 1 to 64 characters, e.g. parley:"))
+	}
+	if c.LeaseTTL < time.Second || c.LeaseTTL > time.Minute {
+		errs = append(errs, fmt.Errorf("--lease-ttl %s: use 1s to 1m (6s is the default)", c.LeaseTTL))
+	}
+	return errs
+}

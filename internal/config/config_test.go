@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -83,5 +84,53 @@ func TestValidateMail(t *testing.T) {
 		if strings.Contains(err.Error(), "secret") {
 			t.Errorf("error quotes the SMTP password: %v", err)
 		}
+	}
+}
+
+func TestValidateCluster(t *testing.T) {
+	const pg = "postgres://u@db/parley"
+	const secret = "0123456789abcdef0123"
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		want []string // nil: valid
+	}{
+		{"member", func(c *Config) { c.RedisURL, c.DatabaseURL, c.TURNSecret = "redis://127.0.0.1:6379/0", pg, secret }, nil},
+		{"node url", func(c *Config) {
+			c.RedisURL, c.DatabaseURL, c.TURNSecret, c.Addr, c.NodeURL, c.NodeID = "redis://r:6379/1", pg, secret, ":8080", "http://10.0.0.2:8080", "node-a"
+		}, nil},
+		{"sqlite", func(c *Config) { c.RedisURL, c.TURNSecret = "redis://127.0.0.1:6379/0", secret }, []string{"--redis needs --database"}},
+		{"no secret", func(c *Config) { c.RedisURL, c.DatabaseURL = "redis://127.0.0.1:6379/0", pg }, []string{"--redis needs --turn-secret"}},
+		{"bad url", func(c *Config) { c.RedisURL, c.DatabaseURL, c.TURNSecret = "http://127.0.0.1:6379", pg, secret }, []string{"--redis \"http"}},
+		{"wildcard addr", func(c *Config) {
+			c.RedisURL, c.DatabaseURL, c.TURNSecret, c.Addr = "redis://r:6379", pg, secret, ":8080"
+		}, []string{"--node-url"}},
+		{"bad node", func(c *Config) {
+			c.RedisURL, c.DatabaseURL, c.TURNSecret, c.NodeID, c.NodeURL = "redis://r:6379", pg, secret, "a b", "ftp://x"
+		}, []string{"--node-id", "--node-url"}},
+		{"node id alone", func(c *Config) { c.NodeID = "a" }, []string{"need --redis"}},
+		{"lease", func(c *Config) {
+			c.RedisURL, c.DatabaseURL, c.TURNSecret, c.LeaseTTL = "redis://r:6379", pg, secret, time.Millisecond
+		}, []string{"--lease-ttl"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(&c)
+			err := c.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("valid cluster config refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted; want errors mentioning %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -531,3 +531,24 @@ func newParticipantID() string {
 	rand.Read(b)
 	return "p_" + strings.ToLower(idEncoding.EncodeToString(b))
 }
+
+// Rooms lists the rooms running here with their participants in calls,
+// by room id (a cluster node advertises them and renews their leases).
+func (m *Manager) Rooms() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int, len(m.rooms))
+	for id, r := range m.rooms {
+		out[id] = int(r.joined.Load())
+	}
+	return out
+}
+
+// Move closes every socket and WHIP/WHEP session of roomID with "going
+// away" (1001): its call now belongs to another node, and the clients
+// reconnect (through any node) to get there.
+func (m *Manager) Move(roomID string) {
+	m.tell(roomID, func(r *call) {
+		r.closeAll(websocket.StatusGoingAway, "server is restarting: the call moved to another node, reconnect")
+	})
+}

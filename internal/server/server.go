@@ -24,6 +24,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/clientip"
+	"github.com/parley/parley/internal/cluster"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/mail"
@@ -61,6 +62,9 @@ type Server struct {
 
 	recordings *recording.Service    // call recordings (recording.go)
 	composites *recording.Compositor // nil without ffmpeg
+
+	node     *cluster.Node // nil unless --redis (cluster.go)
+	nodeOnce sync.Once
 
 	stopJanitor context.CancelFunc
 	janitorDone sync.WaitGroup
@@ -100,6 +104,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	s.wireAccount(&acfg)
 	s.startWebhooks(&acfg)
+	reg := prometheus.NewRegistry()
+	if err := s.joinCluster(&acfg, reg); err != nil {
+		return nil, err
+	}
+	undo = append(undo, s.closeNode)
 	if cfg.SMTPURL != "" && acfg.Mailer == nil {
 		sender, err := mail.New(cfg.SMTPURL, cfg.MailFrom)
 		if err != nil {
@@ -111,7 +120,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	s.accounts = account.New(acfg, db, log.With("part", "account"), nil)
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.accounts.Register(reg)
 	s.proxies, _ = clientip.ParseProxies(cfg.TrustedProxies) // Validate checked it
@@ -183,6 +191,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	s.pairing.Register(reg)
 	undo = append(undo, func() error { s.pairing.Close(); return nil })
 	h.SetPairing(s.pairing)
+	if s.node != nil {
+		h.SetCluster(s.node, s.node)
+	}
 	s.http = &http.Server{
 		Handler: h,
 		// ReadTimeout bounds the whole request, body included: a client
@@ -254,25 +265,19 @@ func (s *Server) postChat(ctx context.Context, u signaling.User, channelID, text
 func (s *Server) wireAccount(acfg *account.Config) {
 	revoked, removed, deleted, mode := acfg.Revoked, acfg.MemberRemoved, acfg.ChannelDeleted, acfg.ModeChanged
 	acfg.Revoked = func(rv account.Revocation) {
-		s.rooms.EndAuth(rv.UserID, rv.Key, rv.Why)
-		if s.pairing != nil {
-			s.pairing.EndCredential(rv.UserID, rv.Key)
-		}
+		s.change(cluster.Event{Kind: evRevoked, User: rv.UserID, Key: rv.Key, Value: rv.Why})
 		if revoked != nil {
 			revoked(rv)
 		}
 	}
 	acfg.MemberRemoved = func(channelID, userID string) {
-		s.rooms.Kick(channelID, userID)
-		if s.pairing != nil {
-			s.pairing.Kick(channelID, userID)
-		}
+		s.change(cluster.Event{Kind: evKick, Channel: channelID, User: userID})
 		if removed != nil {
 			removed(channelID, userID)
 		}
 	}
 	acfg.ChannelDeleted = func(channelID string) {
-		s.rooms.CloseRoom(channelID)
+		s.change(cluster.Event{Kind: evDeleted, Channel: channelID})
 		if s.studio != nil { // its takes' files
 			s.studio.ChannelDeleted(channelID)
 		}
@@ -283,23 +288,68 @@ func (s *Server) wireAccount(acfg *account.Config) {
 	}
 	guestsOff := acfg.GuestsOff
 	acfg.GuestsOff = func(channelID string) {
-		s.rooms.EndAuth("", "guests:"+channelID, "the owner turned guest access off")
+		s.change(cluster.Event{Kind: evGuestsOff, Channel: channelID})
 		if guestsOff != nil {
 			guestsOff(channelID)
 		}
 	}
 	roleChanged := acfg.RoleChanged
 	acfg.RoleChanged = func(channelID, userID, role string) {
-		s.rooms.SetRole(channelID, userID, role)
+		s.change(cluster.Event{Kind: evRole, Channel: channelID, User: userID, Value: role})
 		if roleChanged != nil {
 			roleChanged(channelID, userID, role)
 		}
 	}
 	acfg.ModeChanged = func(channelID, m string) {
-		s.rooms.SetMode(channelID, m)
+		s.change(cluster.Event{Kind: evMode, Channel: channelID, Value: m})
 		if mode != nil {
 			mode(channelID, m)
 		}
+	}
+}
+
+// The kinds of change the calls must follow, on every node.
+const (
+	evRevoked   = "revoked"
+	evKick      = "kick"
+	evDeleted   = "deleted"
+	evGuestsOff = "guests-off"
+	evRole      = "role"
+	evMode      = "mode"
+)
+
+// change applies ev to the calls on this node and, in a cluster, tells
+// the other nodes (whose subscriptions apply it to theirs).
+func (s *Server) change(ev cluster.Event) {
+	s.apply(ev)
+	if s.node != nil {
+		go s.node.Publish(ev)
+	}
+}
+
+// apply makes this node's calls follow ev.
+func (s *Server) apply(ev cluster.Event) {
+	switch ev.Kind {
+	case evRevoked:
+		s.rooms.EndAuth(ev.User, ev.Key, ev.Value)
+		if s.pairing != nil {
+			s.pairing.EndCredential(ev.User, ev.Key)
+		}
+	case evKick:
+		s.rooms.Kick(ev.Channel, ev.User)
+		if s.pairing != nil {
+			s.pairing.Kick(ev.Channel, ev.User)
+		}
+	case evDeleted:
+		s.rooms.CloseRoom(ev.Channel)
+	case evGuestsOff:
+		s.rooms.EndAuth("", "guests:"+ev.Channel, "the owner turned guest access off")
+	case evRole:
+		s.rooms.SetRole(ev.Channel, ev.User, ev.Value)
+	case evMode:
+		s.rooms.SetMode(ev.Channel, ev.Value)
+	default:
+		s.log.Warn("ignored a cluster event of an unknown kind", "kind", ev.Kind)
 	}
 }
 
@@ -336,6 +386,7 @@ func (s *Server) janitor(ctx context.Context) {
 // clean shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	ln = connlimit.New(ln, s.cfg.MaxConnectionsPerIP, s.proxies.Trusted, s.connsRefused, s.log.With("part", "http"))
+	s.startNode(ln)
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
@@ -350,6 +401,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // "going away" (clients reconnect by themselves), waits for in-flight
 // requests up to ctx, and closes the database.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainNode(ctx) // in a cluster: its calls start elsewhere as their clients reconnect
 	errHTTP := s.http.Shutdown(ctx)
 	errRooms := s.rooms.Shutdown(ctx)
 	s.pairing.Close()
@@ -363,7 +415,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errTURN := s.closeTURN()
 	s.studio.Close()
 	errDB := s.db.Close()
-	return errors.Join(errHTTP, errRooms, errSFU, errTURN, errDB)
+	return errors.Join(errHTTP, errRooms, errSFU, errTURN, errDB, s.closeNode())
 }
 
 // Close stops at once, like a killed process: every connection is cut.
@@ -378,7 +430,7 @@ func (s *Server) Close() error {
 	s.stopWebhooks()
 	s.studio.Close()
 	s.stopComposites()
-	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close())
+	return errors.Join(errHTTP, s.sfu.Close(), s.closeTURN(), s.db.Close(), s.closeNode())
 }
 
 func (s *Server) closeTURN() error {

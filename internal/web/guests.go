@@ -3,7 +3,10 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -37,16 +40,39 @@ type guest struct {
 }
 
 // guestBook remembers the guests by token, in memory: a restart ends
-// every guest (they open the link again).
+// every guest (they open the link again). In a cluster (shared set) the
+// guests are kept in the shared store instead, so a guest admitted by one
+// node is known to all.
 type guestBook struct {
 	mu      sync.Mutex
 	byToken map[string]guest
+	shared  KV
 }
 
-func (b *guestBook) add(g guest) string {
+// KV is a shared store of short-lived values (internal/cluster, Redis).
+type KV interface {
+	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+}
+
+// guestKey names a guest in the shared store by a hash of the token, so
+// the store never holds a usable token.
+func guestKey(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return "guest:" + hex.EncodeToString(h[:])
+}
+
+func (b *guestBook) add(ctx context.Context, g guest) (string, error) {
 	tb := make([]byte, 32)
 	rand.Read(tb)
 	token := base64.RawURLEncoding.EncodeToString(tb)
+	if b.shared != nil {
+		v, _ := json.Marshal(g)
+		if err := b.shared.Put(ctx, guestKey(token), v, guestTTL); err != nil {
+			return "", fmt.Errorf("keep the guest: %w", err)
+		}
+		return token, nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
@@ -56,14 +82,29 @@ func (b *guestBook) add(g guest) string {
 		}
 	}
 	b.byToken[token] = g
-	return token
+	return token, nil
 }
 
-func (b *guestBook) get(token string) (guest, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	g, ok := b.byToken[token]
-	if !ok || time.Since(g.At) > guestTTL {
+func (b *guestBook) get(ctx context.Context, token string) (guest, bool) {
+	var g guest
+	if b.shared != nil {
+		if len(token) > 100 {
+			return guest{}, false
+		}
+		v, ok, err := b.shared.Get(ctx, guestKey(token))
+		if err != nil || !ok || json.Unmarshal(v, &g) != nil {
+			return guest{}, false
+		}
+	} else {
+		b.mu.Lock()
+		var ok bool
+		g, ok = b.byToken[token]
+		b.mu.Unlock()
+		if !ok {
+			return guest{}, false
+		}
+	}
+	if time.Since(g.At) > guestTTL {
 		return guest{}, false
 	}
 	return g, true
@@ -75,7 +116,7 @@ func (s *Server) guestFrom(r *http.Request) (guest, bool) {
 	if err != nil {
 		return guest{}, false
 	}
-	return s.guests.get(c.Value)
+	return s.guests.get(r.Context(), c.Value)
 }
 
 // guestCredential is the room.Auth credential of every guest of
@@ -154,7 +195,11 @@ func (s *Server) guestEnter(w http.ResponseWriter, r *http.Request) {
 	}
 	idb := make([]byte, 10)
 	rand.Read(idb)
-	token := s.guests.add(guest{ID: strings.ToLower(base64.RawURLEncoding.EncodeToString(idb)), Name: name, ChannelID: ch.ID, Code: link.Code, At: time.Now()})
+	token, err := s.guests.add(r.Context(), guest{ID: strings.ToLower(base64.RawURLEncoding.EncodeToString(idb)), Name: name, ChannelID: ch.ID, Code: link.Code, At: time.Now()})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: GuestCookie, Value: token, Path: "/", MaxAge: int(guestTTL / time.Second), HttpOnly: true, Secure: s.cfg.Secure(), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, "/g/"+link.Code, http.StatusSeeOther)
 }
@@ -184,6 +229,9 @@ func (s *Server) guestSocket(w http.ResponseWriter, r *http.Request) {
 	g, link, ch, status := s.guestOf(r)
 	if status != http.StatusOK {
 		http.Error(w, "this guest link does not work (any more): open it again or ask for a new one", status)
+		return
+	}
+	if s.forward(w, r, ch.ID) {
 		return
 	}
 	userID := "guest:" + g.ID

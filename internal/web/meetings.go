@@ -71,6 +71,9 @@ func (s *Server) quickSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
 		return
 	}
+	if s.forward(w, r, quickRoom(q.ID)) {
+		return
+	}
 	conn, release, ok := s.upgrade(w, r, u.ID, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser))
 	if !ok {
 		return

@@ -85,6 +85,9 @@ func signalUser(u store.User) signaling.User {
 
 func (s *Server) apiRecordingState(w http.ResponseWriter, r *http.Request) {
 	ch := mustChannel(r)
+	if s.forward(w, r, ch.ID) {
+		return // the call's node knows its recording
+	}
 	allowed, err := s.recordings.MembersMayRecord(r.Context(), ch.ID)
 	if err != nil {
 		s.log.Error("recording policy", "err", err)
@@ -100,6 +103,9 @@ func (s *Server) apiRecordingState(w http.ResponseWriter, r *http.Request) {
 
 // apiRecord starts or stops recording: {"action": "start"|"stop"}.
 func (s *Server) apiRecord(w http.ResponseWriter, r *http.Request) {
+	if s.forward(w, r, mustChannel(r).ID) {
+		return // the call records on its node
+	}
 	var body struct {
 		Action string `json:"action"`
 	}

@@ -59,6 +59,10 @@ type Server struct {
 	// api serves /api/v1 (internal/api), set by SetAPI before serving.
 	api     http.Handler
 	pairing *pairing.Hub // "Send to a device" (pairing.go); set by SetPairing
+	// cluster places calls on nodes (nil: this is the only node); the
+	// forwarder carries requests to the node that holds a call (cluster.go).
+	cluster   Placer
+	forwarder *http.Transport
 }
 
 // SetAPI mounts the versioned API at /api/v1/. It does its own
@@ -374,6 +378,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
 		return
 	}
+	if s.forward(w, r, id) {
+		return
+	}
 	conn, release, ok := s.upgrade(w, r, u.ID, fmt.Sprintf("this account already has %d connections open (tabs, devices, programs): close some and try again", s.cfg.MaxConnectionsPerUser))
 	if !ok {
 		return
@@ -389,7 +396,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 // WebSocket. On failure it has answered and ok is false; otherwise the
 // caller calls release once the socket is done.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, userID, tooMany string) (conn *websocket.Conn, release func(), ok bool) {
-	release, ok = s.rooms.Reserve(userID, s.cfg.MaxConnectionsPerUser)
+	release, ok = s.reserve(r.Context(), userID)
 	if !ok {
 		http.Error(w, tooMany, http.StatusTooManyRequests)
 		return nil, nil, false

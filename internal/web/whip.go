@@ -136,6 +136,9 @@ func (s *Server) whipSession(kind string) http.HandlerFunc {
 			return
 		}
 		res := s.whip.get(kind, r.PathValue("channel"), r.PathValue("resource"), u.ID)
+		if res == nil && s.forward(w, r, r.PathValue("channel")) {
+			return // the session lives on the node holding the call
+		}
 		if res == nil {
 			http.Error(w, fmt.Sprintf("no such %s session: it has ended, or the address is wrong (a session belongs to the user who started it)", strings.ToUpper(kind)), http.StatusNotFound)
 			return
@@ -185,6 +188,9 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
 		return
 	}
+	if s.forward(w, r, ch.ID) {
+		return
+	}
 	if !hasType(r, sdpType) {
 		w.Header().Set("Accept-Post", sdpType)
 		http.Error(w, fmt.Sprintf("the offer must be sent with Content-Type: %s (got %q)", sdpType, r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
@@ -194,7 +200,7 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
-	release, ok := s.rooms.Reserve(u.ID, s.cfg.MaxConnectionsPerUser)
+	release, ok := s.reserve(r.Context(), u.ID)
 	if !ok {
 		http.Error(w, fmt.Sprintf("this account already has %d connections open: end some sessions (DELETE) and try again", s.cfg.MaxConnectionsPerUser), http.StatusTooManyRequests)
 		return
