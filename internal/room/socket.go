@@ -62,6 +62,9 @@ type socket struct {
 	// sfu queues the messages for the SFU, in order, for the socket's SFU
 	// worker (sfuworker.go); nil for a WHIP participant, which has no socket.
 	sfu *sfuQueue
+	// tok is the join token the socket was opened with (jointoken.go);
+	// nil for members and guests. Set before the socket is served.
+	tok *JoinToken
 }
 
 func newSocket(conn *websocket.Conn, user signaling.User, cfg Config, log *slog.Logger) *socket {
@@ -87,6 +90,9 @@ func (c *socket) serve(ctx context.Context, r *call, postChat PostChat) {
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writeLoop(ctx) }()
 	go c.heartbeat(ctx)
+	if c.tok != nil && c.tok.Renew != nil {
+		go c.renewLoop(ctx)
+	}
 	sfuCtx, stopSFU := context.WithCancel(ctx)
 	defer stopSFU()
 	sfuDone := make(chan struct{})
