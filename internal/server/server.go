@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
@@ -160,6 +161,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, err
 	}
 	h.SetRecordings(s.webRecordings())
+	v1, err := api.New(api.Deps{Log: log.With("part", "api"), Accounts: s.accounts, Rooms: s.rooms,
+		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie})
+	if err != nil {
+		return nil, err
+	}
+	h.SetAPI(v1)
 	s.http = &http.Server{
 		Handler: h,
 		// ReadTimeout bounds the whole request, body included: a client

@@ -117,7 +117,7 @@ func (db *DB) ResetPassword(ctx context.Context, tokenHash, userID string, now t
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE users SET password_hash = ? WHERE id = ?`), passwordHash, userID); err != nil {
 			return mapErr(err)
 		}
-		for _, table := range []string{"sessions", "api_tokens", "password_resets"} {
+		for _, table := range []string{"sessions", "api_tokens", "api_keys", "password_resets"} {
 			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM `+table+` WHERE user_id = ?`), userID); err != nil {
 				return mapErr(err)
 			}

@@ -53,7 +53,13 @@ type Server struct {
 	proxies    clientip.Proxies
 	studio     *studio.Service // nil: no studio routes
 	guests     *guestBook      // guests.go
+	// api serves /api/v1 (internal/api), set by SetAPI before serving.
+	api http.Handler
 }
+
+// SetAPI mounts the versioned API at /api/v1/. It does its own
+// authentication, cross-origin check and error format (problem+json).
+func (s *Server) SetAPI(h http.Handler) { s.api = h }
 
 // New builds the handler. Templates are parsed here so a broken template
 // fails start-up, not a request.
@@ -101,6 +107,13 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("GET /invite/{code}", s.requirePage(s.inviteForm))
 	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
 	mux.HandleFunc("GET /api/channels/{id}/messages", s.requireAPI(s.apiMessages))
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if s.api == nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.api.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /ws/c/{id}", s.websocket)
 	s.routeWHIP(mux)   // /whip/{channel}, /whep/{channel} and their sessions
 	s.routeStudio(mux) // /c/{id}/studio, /api/channels/{id}/studio...
@@ -114,6 +127,10 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	// come from another site. The WebSocket upgrade is a GET, so its
 	// Origin is checked by websocket.Accept instead.
 	cop := http.NewCrossOriginProtection()
+	// /api/v1 checks the origin itself: cookie-authenticated writes by
+	// the same rule, Bearer requests without cookies not at all, and
+	// refusals as problem+json.
+	cop.AddInsecureBypassPattern("/api/v1/")
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		s.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site, so Parley refused it. Open Parley directly and try again.")
@@ -180,9 +197,9 @@ func (s *Server) authenticate(r *http.Request) (store.User, room.Auth, bool) {
 	var cred account.Credential
 	var err error
 	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		// A personal access token (CLI, WHIP/WHEP, scripts). Browsers never
+		// A personal access token or API key (CLI, WHIP/WHEP, scripts). Browsers never
 		// add this header by themselves, so it cannot be forged cross-site.
-		u, cred, err = s.accounts.AuthenticateAccessToken(r.Context(), strings.TrimSpace(bearer))
+		u, cred, err = s.accounts.AuthenticateBearer(r.Context(), strings.TrimSpace(bearer))
 	} else {
 		c, cerr := r.Cookie(SessionCookie)
 		if cerr != nil || c.Value == "" {
