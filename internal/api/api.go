@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/store"
@@ -49,6 +50,9 @@ type Deps struct {
 	// (DefaultRate, DefaultBurst).
 	Rate  rate.Limit
 	Burst int
+	// JoinTokens mints and revokes join tokens (jointokens.go); nil: no
+	// join-token routes.
+	JoinTokens *jointoken.Service
 	// Clock is the time source (tests); nil: time.Now.
 	Clock func() time.Time
 }
@@ -115,6 +119,7 @@ func New(d Deps) (*API, error) {
 	a.routes = append(a.routes, Route{"GET", Prefix + "/openapi.json"})
 	// Each area registers its routes here (one line each).
 	a.routeMe()
+	a.routeJoinTokens()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 	})

@@ -80,6 +80,7 @@ type Session struct {
 	ChannelID    string
 	IssuerID     string
 	IdentityID   string
+	UserID       string // the identity's Parley user
 	ExternalID   string
 	Name         string
 	Grants       []string
@@ -88,8 +89,9 @@ type Session struct {
 	EmbedOrigins []string
 }
 
-// UserID is the Parley user id of an identity.
-func UserID(identityID string) string { return "ext:" + identityID }
+// NoPassword is the password hash of an identity's user: not a hash
+// format, so no password matches it and it cannot log in.
+const NoPassword = "!external-identity"
 
 // Credential is the room.Auth credential of a token's jti: ending it
 // ends every connection made with the token or its refreshes.
@@ -168,7 +170,8 @@ func (s *Service) Mint(ctx context.Context, r MintRequest) (Minted, error) {
 	if n >= MaxLivePerIssuer {
 		return Minted{}, ErrTooMany
 	}
-	ident, err := s.db.ExternalIdentity(ctx, r.IssuerID, r.ExternalID, newID(10), r.Name, now)
+	ident, err := s.db.ExternalIdentity(ctx, r.IssuerID, r.ExternalID, newID(10), store.User{ID: newID(12), Username: "ext-" + newID(10),
+		DisplayName: r.Name, PasswordHash: NoPassword, CreatedAt: now})
 	if err != nil {
 		return Minted{}, err
 	}
@@ -182,7 +185,7 @@ func (s *Service) Mint(ctx context.Context, r MintRequest) (Minted, error) {
 	if err != nil {
 		return Minted{}, err
 	}
-	return Minted{Token: tok, JTI: jti, IdentityID: ident.ID, UserID: UserID(ident.ID), ExpiresAt: exp, Grants: r.Grants, EmbedOrigins: r.EmbedOrigins}, nil
+	return Minted{Token: tok, JTI: jti, IdentityID: ident.ID, UserID: ident.UserID, ExpiresAt: exp, Grants: r.Grants, EmbedOrigins: r.EmbedOrigins}, nil
 }
 
 func (s *Service) sign(ctx context.Context, jti, channelID, identityID, name string, grants []string, now, exp time.Time) (string, error) {
@@ -240,7 +243,7 @@ func (s *Service) Verify(ctx context.Context, token, channelID string) (Session,
 }
 
 func session(t store.JoinToken, ident store.ExternalIdentity, exp time.Time) Session {
-	s := Session{JTI: t.JTI, ChannelID: t.ChannelID, IssuerID: t.IssuerID, IdentityID: ident.ID, ExternalID: ident.ExternalID, Name: ident.DisplayName,
+	s := Session{JTI: t.JTI, ChannelID: t.ChannelID, IssuerID: t.IssuerID, IdentityID: ident.ID, UserID: ident.UserID, ExternalID: ident.ExternalID, Name: ident.DisplayName,
 		Grants: splitNonEmpty(t.Grants, ","), TTL: time.Duration(t.TTLSeconds) * time.Second, ExpiresAt: exp, EmbedOrigins: splitNonEmpty(t.EmbedOrigins, " ")}
 	return s
 }

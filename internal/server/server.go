@@ -22,6 +22,7 @@ import (
 
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/api"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
@@ -54,6 +55,8 @@ type Server struct {
 	members         memberCache // hasChannel's answers (turn.go)
 	tls             *tls.Config
 	studio          *studio.Service
+
+	joinTokens *jointoken.Service // join tokens (issue 15)
 
 	recordings *recording.Service    // call recordings (recording.go)
 	composites *recording.Compositor // nil without ffmpeg
@@ -161,8 +164,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 		return nil, err
 	}
 	h.SetRecordings(s.webRecordings())
+	s.joinTokens = jointoken.New(db, log.With("part", "jointoken"), nil)
+	h.SetJoinTokens(s.joinTokens)
 	v1, err := api.New(api.Deps{Log: log.With("part", "api"), Accounts: s.accounts, Rooms: s.rooms,
-		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie})
+		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie, JoinTokens: s.joinTokens})
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +218,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 }
 
 func (s *Server) postChat(ctx context.Context, u signaling.User, channelID, text string) (signaling.ChatMessage, error) {
+	if u.Grants != nil {
+		return s.postGrantedChat(ctx, u, channelID, text)
+	}
 	if u.Role == signaling.RoleGuest {
 		return signaling.ChatMessage{}, &signaling.Error{Code: signaling.CodeForbidden, Ref: signaling.TypeChat, Message: "guests can read the chat but not post in it"}
 	}
@@ -238,6 +246,7 @@ func (s *Server) wireAccount(acfg *account.Config) {
 	revoked, removed, deleted, mode := acfg.Revoked, acfg.MemberRemoved, acfg.ChannelDeleted, acfg.ModeChanged
 	acfg.Revoked = func(rv account.Revocation) {
 		s.rooms.EndAuth(rv.UserID, rv.Key, rv.Why)
+		s.revokeJoinTokensOf(rv)
 		if revoked != nil {
 			revoked(rv)
 		}

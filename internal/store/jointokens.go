@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -21,6 +23,7 @@ type JoinKey struct {
 // (the channel owner whose credential minted the token) and the app's id.
 type ExternalIdentity struct {
 	ID          string
+	UserID      string // the users row made for it
 	IssuerID    string
 	ExternalID  string
 	DisplayName string
@@ -115,22 +118,51 @@ func (db *DB) NoteJoinKeyUse(ctx context.Context, kid string, exp time.Time) err
 }
 
 // ExternalIdentity returns the identity of issuerID's externalID, making
-// it (with id and name) the first time; a later call updates the display
-// name. The same pair always yields the same id.
-func (db *DB) ExternalIdentity(ctx context.Context, issuerID, externalID, id, name string, at time.Time) (ExternalIdentity, error) {
-	if _, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO external_identities (id, issuer_id, external_id, display_name, created_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (issuer_id, external_id) DO UPDATE SET display_name = excluded.display_name`), id, issuerID, externalID, name, millis(at)); err != nil {
-		return ExternalIdentity{}, fmt.Errorf("store: external identity: %w", mapErr(err))
-	}
+// it the first time (with id, and newUser as its users row); a later call
+// updates the display name (identity and user). The same pair always
+// yields the same identity and user.
+func (db *DB) ExternalIdentity(ctx context.Context, issuerID, externalID, id string, newUser User) (ExternalIdentity, error) {
 	var e ExternalIdentity
-	var created int64
-	err := db.sql.QueryRowContext(ctx, db.q(`SELECT id, issuer_id, external_id, display_name, created_at FROM external_identities WHERE issuer_id = ? AND external_id = ?`), issuerID, externalID).
-		Scan(&e.ID, &e.IssuerID, &e.ExternalID, &e.DisplayName, &created)
-	if err != nil {
-		return ExternalIdentity{}, fmt.Errorf("store: external identity: %w", mapErr(err))
+	for attempt := 0; ; attempt++ {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			var created int64
+			err := tx.QueryRowContext(ctx, db.q(`SELECT id, user_id, issuer_id, external_id, display_name, created_at FROM external_identities WHERE issuer_id = ? AND external_id = ?`), issuerID, externalID).
+				Scan(&e.ID, &e.UserID, &e.IssuerID, &e.ExternalID, &e.DisplayName, &created)
+			switch {
+			case err == nil:
+				e.CreatedAt = fromMillis(created)
+				if e.DisplayName == newUser.DisplayName {
+					return nil
+				}
+				e.DisplayName = newUser.DisplayName
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE external_identities SET display_name = ? WHERE id = ?`), e.DisplayName, e.ID); err != nil {
+					return fmt.Errorf("store: rename external identity: %w", mapErr(err))
+				}
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE users SET display_name = ? WHERE id = ?`), e.DisplayName, e.UserID); err != nil {
+					return fmt.Errorf("store: rename external identity: %w", mapErr(err))
+				}
+				return nil
+			case !errors.Is(mapErr(err), ErrNotFound):
+				return fmt.Errorf("store: external identity: %w", mapErr(err))
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+				newUser.ID, strings.ToLower(newUser.Username), newUser.DisplayName, newUser.Email, newUser.PasswordHash, millis(newUser.CreatedAt), 0); err != nil {
+				return fmt.Errorf("store: external identity's user: %w", mapErr(err))
+			}
+			e = ExternalIdentity{ID: id, UserID: newUser.ID, IssuerID: issuerID, ExternalID: externalID, DisplayName: newUser.DisplayName, CreatedAt: fromMillis(millis(newUser.CreatedAt))}
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO external_identities (id, user_id, issuer_id, external_id, display_name, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+				e.ID, e.UserID, issuerID, externalID, e.DisplayName, millis(newUser.CreatedAt)); err != nil {
+				return fmt.Errorf("store: external identity: %w", mapErr(err))
+			}
+			return nil
+		})
+		// Two first mints of the same pair at once: the loser finds the
+		// winner's identity on its second try.
+		if errors.Is(err, ErrConflict) && attempt == 0 {
+			continue
+		}
+		return e, err
 	}
-	e.CreatedAt = fromMillis(created)
-	return e, nil
 }
 
 // CreateJoinToken stores a minted token, first deleting tokens of the
@@ -165,10 +197,10 @@ func (db *DB) JoinTokenWithIdentity(ctx context.Context, jti string) (JoinToken,
 	var e ExternalIdentity
 	var created, expires, revoked, ecreated int64
 	err := db.sql.QueryRowContext(ctx, db.q(`SELECT t.jti, t.channel_id, t.identity_id, t.issuer_id, t.minted_by, t.grants, t.ttl_seconds, t.embed_origins, t.created_at, t.expires_at, t.revoked_at,
-		e.id, e.issuer_id, e.external_id, e.display_name, e.created_at
+		e.id, e.user_id, e.issuer_id, e.external_id, e.display_name, e.created_at
 		FROM join_tokens t JOIN external_identities e ON e.id = t.identity_id WHERE t.jti = ?`), jti).
 		Scan(&t.JTI, &t.ChannelID, &t.IdentityID, &t.IssuerID, &t.MintedBy, &t.Grants, &t.TTLSeconds, &t.EmbedOrigins, &created, &expires, &revoked,
-			&e.ID, &e.IssuerID, &e.ExternalID, &e.DisplayName, &ecreated)
+			&e.ID, &e.UserID, &e.IssuerID, &e.ExternalID, &e.DisplayName, &ecreated)
 	if err != nil {
 		return JoinToken{}, ExternalIdentity{}, fmt.Errorf("store: join token: %w", mapErr(err))
 	}

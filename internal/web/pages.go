@@ -29,6 +29,9 @@ type page struct {
 	Errors map[string]string
 	Next   string
 	Data   any
+	// Embed draws the page alone, without Parley's top bar (the call
+	// framed in another site: /embed/c/{id}).
+	Embed bool
 }
 
 // fieldData feeds the "field" template.

@@ -19,10 +19,13 @@ CREATE TABLE join_token_keys (
 
 -- One Parley identity per person of an app: the issuer (the channel owner
 -- whose credential minted the token) and the app's own id for them. The
--- same external id from the same issuer is always the same identity (and
--- the same Parley user id, "ext:" + id).
+-- same external id from the same issuer is always the same identity, and
+-- the same user: user_id is a users row made for it (username "ext-…",
+-- no e-mail, a password hash no password matches), so its chat messages
+-- have an author like anyone's. It cannot log in.
 CREATE TABLE external_identities (
     id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,
     issuer_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     external_id  TEXT NOT NULL,
     display_name TEXT NOT NULL,
