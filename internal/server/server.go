@@ -22,10 +22,10 @@ import (
 
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/api"
-	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/mail"
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/recording"

@@ -25,8 +25,8 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
-	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/store"
@@ -52,8 +52,8 @@ type Server struct {
 	// recordings is set by SetRecordings before serving (recordings.go)
 	recordings *Recordings
 	proxies    clientip.Proxies
-	studio     *studio.Service // nil: no studio routes
-	guests     *guestBook      // guests.go
+	studio     *studio.Service    // nil: no studio routes
+	guests     *guestBook         // guests.go
 	joinTokens *jointoken.Service // jointokens.go; nil: refused
 	// api serves /api/v1 (internal/api), set by SetAPI before serving.
 	api http.Handler
@@ -102,7 +102,7 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	s.routeMeetings(mux)
 	s.routeGuests(mux)
 	s.routeJoinTokens(mux) // /embed/c/{id}, /c/{id}/join-messages
-	s.routeInvites(mux) // /c/{id}/invites...
+	s.routeInvites(mux)    // /c/{id}/invites...
 	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
 	mux.HandleFunc("POST /account/tokens/{id}/revoke", s.requirePage(s.revokeToken))
