@@ -49,19 +49,19 @@ func TestParse(t *testing.T) {
 	}
 	mut := func(f func(c *jointoken.Claims)) jointoken.Claims { c := goodClaims(now); f(&c); return c }
 	for name, tok := range map[string]string{
-		"alg none":      signed(t, goodClaims(now), jwt.SigningMethodNone),
-		"HS512":         signed(t, goodClaims(now), jwt.SigningMethodHS512),
-		"issuer":        signed(t, mut(func(c *jointoken.Claims) { c.Issuer = "evil" }), jwt.SigningMethodHS256),
-		"audience":      signed(t, mut(func(c *jointoken.Claims) { c.Audience = jwt.ClaimStrings{"other"} }), jwt.SigningMethodHS256),
-		"no exp":        signed(t, mut(func(c *jointoken.Claims) { c.ExpiresAt = nil }), jwt.SigningMethodHS256),
-		"expired":       signed(t, mut(func(c *jointoken.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Second)) }), jwt.SigningMethodHS256),
-		"future iat":    signed(t, mut(func(c *jointoken.Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) }), jwt.SigningMethodHS256),
-		"no channel":    signed(t, mut(func(c *jointoken.Claims) { c.Channel = "" }), jwt.SigningMethodHS256),
-		"bad grant":     signed(t, mut(func(c *jointoken.Claims) { c.Grants = []string{"root"} }), jwt.SigningMethodHS256),
-		"empty":         "",
-		"huge":          strings.Repeat("a", jointoken.MaxTokenBytes+1),
-		"two parts":     "a.b",
-		"unknown kid":   strings.Replace(good, strings.Split(good, ".")[0], base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"k2","typ":"JWT"}`)), 1),
+		"alg none":    signed(t, goodClaims(now), jwt.SigningMethodNone),
+		"HS512":       signed(t, goodClaims(now), jwt.SigningMethodHS512),
+		"issuer":      signed(t, mut(func(c *jointoken.Claims) { c.Issuer = "evil" }), jwt.SigningMethodHS256),
+		"audience":    signed(t, mut(func(c *jointoken.Claims) { c.Audience = jwt.ClaimStrings{"other"} }), jwt.SigningMethodHS256),
+		"no exp":      signed(t, mut(func(c *jointoken.Claims) { c.ExpiresAt = nil }), jwt.SigningMethodHS256),
+		"expired":     signed(t, mut(func(c *jointoken.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Second)) }), jwt.SigningMethodHS256),
+		"future iat":  signed(t, mut(func(c *jointoken.Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) }), jwt.SigningMethodHS256),
+		"no channel":  signed(t, mut(func(c *jointoken.Claims) { c.Channel = "" }), jwt.SigningMethodHS256),
+		"bad grant":   signed(t, mut(func(c *jointoken.Claims) { c.Grants = []string{"root"} }), jwt.SigningMethodHS256),
+		"empty":       "",
+		"huge":        strings.Repeat("a", jointoken.MaxTokenBytes+1),
+		"two parts":   "a.b",
+		"unknown kid": strings.Replace(good, strings.Split(good, ".")[0], base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"k2","typ":"JWT"}`)), 1),
 	} {
 		if _, err := jointoken.Parse(tok, keys, now); err == nil {
 			t.Errorf("%s: accepted", name)
