@@ -2,8 +2,9 @@
 // The page of a join token's holder (docs/api.md, Join tokens): the
 // token the page was opened with is replaced by the fresh ones the server
 // sends before it expires (`join-token`, docs/protocol.md); the newest is
-// used to reconnect and kept in sessionStorage, so a reload in this tab
-// still gets in after the first token expired.
+// used to reconnect, put in the page's address (so a reload opens the
+// page with it) and kept in sessionStorage (so the page's socket prefers
+// it to an older one of the same grant).
 
 const STORAGE_PREFIX = "parley.joinToken.";
 
@@ -77,6 +78,12 @@ export class JoinTokenKeeper {
       this.storage?.setItem(this.key, JSON.stringify({ token: this.token, expiresAt: this.expiresAt }));
     } catch { /* storage full or off: reconnects still use the new token */ }
     sig.url = this.socketURL(loc);
+    // A reload opens the page with the fresh token, not the expired one.
+    const page = new URL(loc.href);
+    if (page.searchParams.has("token")) {
+      page.searchParams.set("token", this.token);
+      history.replaceState(history.state, "", page.toString());
+    }
     const h = chat.opts.historyURL;
     if (h) chat.opts.historyURL = h.replace(/([?&]token=)[^&]*/, `$1${encodeURIComponent(this.token)}`);
   }

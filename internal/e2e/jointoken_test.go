@@ -1,0 +1,85 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley/parley/internal/servertest"
+)
+
+// mintJoinToken acts as the app: it mints a join token for ch with the
+// owner's bearer credential (POST /api/v1/channels/{id}/join-tokens).
+func mintJoinToken(t *testing.T, s *servertest.Server, bearer, ch string, body map[string]any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/v1/channels/"+ch+"/join-tokens", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("mint: %d %v", resp.StatusCode, out)
+	}
+	return out
+}
+
+// TestJoinTokenCall (issue 15, join tokens): an app mints a 20 s token
+// for one of its users with the owner's access token; Chromium opens the
+// join link and joins Ada's call; both decode each other's video. The
+// page receives fresh tokens over its socket and the call goes on past
+// 40 s; a reload then opens the page with the fresh token and gets back
+// in as the same user.
+func TestJoinTokenCall(t *testing.T) {
+	s := servertest.Start(t)
+	browser := newBrowser(t)
+	ada, zoe := newUser(t, browser, s, "Ada"), newUser(t, browser, s, "Zoe")
+	ada.signUp("ada", "Ada")
+	ch := ada.createChannel("Clinic")
+	minted := mintJoinToken(t, s, s.Token("ada"), ch, map[string]any{
+		"externalUserId": "patient-7", "displayName": "Zoe Patient", "ttlSeconds": 20,
+		"grants": []string{"publish", "subscribe", "chat"},
+	})
+	start := time.Now()
+	first := minted["token"].(string)
+
+	zoe.do(chromedp.Navigate(s.URL + minted["joinUrl"].(string)))
+	zoe.waitFor("the join-token page's socket", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
+	zoe.do(chromedp.Click(chromedp.CSS("#join-btn")))
+	zoe.waitFor("Zoe in the call", `!!window.parley.myId`, 15*time.Second)
+	ada.joinCall(ch)
+	ids := []string{ada.myID(), zoe.myID()}
+	ada.waitRemoteVideos(ids[1:], 45*time.Second)
+	zoe.waitRemoteVideos(ids[:1], 45*time.Second)
+	ada.waitFor("Zoe listed under her name", `/Zoe Patient/.test(document.querySelector('#online-list')?.textContent || "")`, 10*time.Second)
+
+	// Past 40 s: renewed (the address holds a newer token), still in
+	// the call, video still flowing both ways.
+	zoe.waitFor("a renewed token in the page's address", fmt.Sprintf(`new URL(location.href).searchParams.get("token") !== %q`, first), 25*time.Second)
+	for time.Since(start) < 42*time.Second {
+		zoe.waitFramesRise(ids[:1], 10, 15*time.Second)
+	}
+	if got := zoe.myID(); got != ids[1] {
+		t.Errorf("Zoe's participant id changed to %s", got)
+	}
+	ada.waitFramesRise(ids[1:], 10, 15*time.Second)
+	zoe.waitFor("still connected", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 5*time.Second)
+
+	// A reload after the first token expired opens the page with the
+	// fresh one, as the same user.
+	zoe.do(chromedp.Reload())
+	zoe.waitFor("the reloaded page's socket", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
+	if uid := eval[string](zoe, `document.querySelector('#call-app').dataset.userId`); uid != minted["userId"].(string) {
+		t.Errorf("after reload the page is user %q, want %q", uid, minted["userId"])
+	}
+}
