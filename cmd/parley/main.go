@@ -4,6 +4,7 @@
 //	parley join URL [flags] join a call as a native participant
 //	parley loadtest [flags] load-test a server (see parley loadtest --help)
 //	parley p2p listen|dial  a direct call between two copies, no server
+//	parley join-keys ...    list, rotate or revoke the join tokens' signing keys
 package main
 
 import (
@@ -35,6 +36,7 @@ Usage:
   parley join URL [flags] join a channel's call from the command line
   parley loadtest [flags] synthetic publishers and subscribers against a server
   parley p2p listen|dial  talk directly with another copy, no server (parley p2p --help)
+  parley join-keys list|rotate|revoke KID   the keys join tokens are signed with
   parley help            show this text
 `
 
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return join(args[1:], os.Stdin, stdout, stderr)
 	case "p2p":
 		return p2pCmd(args[1:], os.Stdin, stdout, stderr)
+	case "join-keys":
+		return joinKeys(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
