@@ -115,7 +115,22 @@ func TestJoinTokenMintAndRefusals(t *testing.T) {
 		t.Errorf("the join page (not the embed one) may be framed: %q", csp)
 	}
 	sock := dialAs(t, s, ch+"?token="+url.QueryEscape(m.Token), nil)
-	_ = sock
+	sock.send(signaling.Message{Type: signaling.TypeChat, Text: "hello from the app"})
+	if got := sock.await(signaling.TypeChat); got.Chat == nil || got.Chat.UserID != m.UserID || got.Chat.Name != "Zoe" {
+		t.Errorf("chat with the chat grant: %+v", got.Chat)
+	}
+	if resp, body := s.Get(s.Client(), "/c/"+ch+"/join-messages?token="+url.QueryEscape(m.Token)); resp.StatusCode != http.StatusOK || !strings.Contains(body, "hello from the app") {
+		t.Errorf("chat history with the chat grant: %d %s", resp.StatusCode, body)
+	}
+	// Without the chat grant: posting and the history are refused.
+	mute := dialAs(t, s, ch+"?token="+url.QueryEscape(again.Token), nil)
+	mute.send(signaling.Message{Type: signaling.TypeChat, Text: "hi"})
+	if e := mute.await(signaling.TypeError); e.Code != signaling.CodeForbidden || !strings.Contains(e.Human, "chat") {
+		t.Errorf("chat without the grant: %+v", e)
+	}
+	if resp, _ := s.Get(s.Client(), "/c/"+ch+"/join-messages?token="+url.QueryEscape(again.Token)); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("chat history without the grant: %d", resp.StatusCode)
+	}
 
 	// Wrong channel, tampered, garbage: refused with their reasons.
 	for _, tc := range []struct {
