@@ -160,6 +160,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	f.string(&publicIPs, "public-ip", "PARLEY_PUBLIC_IP", "comma-separated public IPs to announce for media when behind a 1:1 NAT")
 	f.string(&interfaces, "rtc-interfaces", "PARLEY_RTC_INTERFACES", "comma-separated network interfaces to use for media (empty = all)")
 	f.int(&cfg.MaxConnectionsPerUser, "max-connections-per-user", "PARLEY_MAX_CONNECTIONS_PER_USER", "signaling sockets plus WHIP/WHEP sessions one account may hold (raise it for load tests)")
+	f.int(&cfg.APIRate, "api-rate", "PARLEY_API_RATE", "requests per second one API key, access token or login session may make to /api/v1 (then 429 with Retry-After)")
+	f.int(&cfg.APIBurst, "api-burst", "PARLEY_API_BURST", "requests one credential may make at once to /api/v1 before --api-rate applies")
 	var trustedProxies string
 	f.int(&cfg.MaxConnectionsPerIP, "max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP", "HTTP connections one client address may hold open (WebSockets and trusted proxies not counted; 0 = no cap)")
 	f.duration(&cfg.ReadTimeout, "read-timeout", "PARLEY_READ_TIMEOUT", "longest time to read one request, headers and body (WebSockets are exempt once open)")

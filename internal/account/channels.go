@@ -292,3 +292,55 @@ func (s *Service) SetChannelMode(ctx context.Context, actor store.User, channelI
 	}
 	return c, nil
 }
+
+// ErrChanged is returned (wrapped) by UpdateChannel when the channel
+// changed since the caller read it.
+var ErrChanged = errors.New("it changed since you read it: read it again, then retry")
+
+// ChannelUpdate is what UpdateChannel changes; nil fields stay as they are.
+type ChannelUpdate struct {
+	Name *string
+	Mode *string
+}
+
+// UpdateChannel renames a channel and/or changes its mode, owner only,
+// provided it still is as was (read by the caller): otherwise an error
+// wrapping ErrChanged. Bad values yield *ValidationError{"name"/"mode"}.
+func (s *Service) UpdateChannel(ctx context.Context, actor store.User, was store.Channel, up ChannelUpdate) (store.Channel, error) {
+	if _, err := s.ownedChannel(ctx, actor, was.ID); err != nil {
+		return store.Channel{}, err
+	}
+	c := was
+	fields := map[string]string{}
+	if up.Name != nil {
+		c.Name = strings.TrimSpace(*up.Name)
+		if msg := checkChannelName(c.Name); msg != "" {
+			fields["name"] = msg
+		}
+	}
+	if up.Mode != nil {
+		c.Mode = *up.Mode
+		switch c.Mode {
+		case store.ModeAuto, store.ModeSFU, store.ModeP2P:
+		default:
+			fields["mode"] = `Mode must be "auto" (the server chooses), "sfu" (always through the server) or "p2p" (always peer-to-peer).`
+		}
+	}
+	if len(fields) > 0 {
+		return store.Channel{}, &ValidationError{Fields: fields}
+	}
+	err := s.db.UpdateChannel(ctx, was, c.Name, c.Mode)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Channel{}, fmt.Errorf("channel %q: %w", was.ID, ErrNotFound)
+	case errors.Is(err, store.ErrConflict):
+		return store.Channel{}, fmt.Errorf("channel %q: %w", was.ID, ErrChanged)
+	case err != nil:
+		return store.Channel{}, fmt.Errorf("account: update channel: %w", err)
+	}
+	s.log.Info("channel updated", "channel_id", c.ID, "by", actor.ID)
+	if c.Mode != was.Mode && s.cfg.ModeChanged != nil {
+		s.cfg.ModeChanged(c.ID, c.Mode)
+	}
+	return c, nil
+}

@@ -119,6 +119,12 @@ func New(d Deps) (*API, error) {
 	a.routes = append(a.routes, Route{"GET", Prefix + "/openapi.json"})
 	// Each area registers its routes here (one line each).
 	a.routeMe()
+	a.routeChannels()
+	a.routeCall()
+	a.routeMessages()
+	a.routeRecordings()
+	a.routeTakes()
+	a.routeCredentials()
 	a.routeJoinTokens()
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))

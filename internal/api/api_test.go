@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/apitest"
 	"github.com/parley/parley/internal/servertest"
+	"github.com/parley/parley/internal/store"
 )
 
 // caller sends API requests as one user and checks every answer against
@@ -25,13 +27,20 @@ type caller struct {
 	bearer    string       // "" for the cookie
 	cookieJar *http.Client // the logged-in client (session cookie)
 	origin    string       // Origin header; "" none
+	u         store.User
 }
 
-// as makes a caller with a personal access token for a new user.
+func (c *caller) user() store.User { return c.u }
+
+// newUser makes a caller with a personal access token for a new user.
 func newUser(t *testing.T, s *servertest.Server, doc *openapi3.T, username string) *caller {
 	t.Helper()
 	c := s.SignUp(username, strings.ToUpper(username[:1])+username[1:])
-	return &caller{t: t, s: s, doc: doc, http: s.Client(), bearer: s.Token(username), cookieJar: c}
+	u, _, err := s.Accounts().LogIn(context.Background(), "", username, servertest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &caller{t: t, s: s, doc: doc, http: s.Client(), bearer: s.Token(username), cookieJar: c, u: u}
 }
 
 func (c *caller) req(method, path string, body any, header ...string) *http.Request {

@@ -54,6 +54,7 @@ func Document() ([]byte, error) {
 			return nil, err
 		}
 	}
+	addCommonResponses(doc)
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetIndent("", "  ")
@@ -98,4 +99,38 @@ func mergeInto(dst, src map[string]any, file string, depth int) error {
 		}
 	}
 	return nil
+}
+
+// addCommonResponses documents, on every authenticated operation, the
+// answers any of them may give whatever it does: 401 (no valid
+// credential), 429 (rate limited) and, on those that change state, 403
+// (a cookie request from another site). A part may still describe them
+// itself.
+func addCommonResponses(doc map[string]any) {
+	paths, _ := doc["paths"].(map[string]any)
+	for _, item := range paths {
+		ops, _ := item.(map[string]any)
+		for method, op := range ops {
+			o, ok := op.(map[string]any)
+			if !ok || method == "parameters" {
+				continue
+			}
+			if sec, ok := o["security"].([]any); ok && len(sec) == 0 {
+				continue // public
+			}
+			resps, _ := o["responses"].(map[string]any)
+			if resps == nil {
+				continue
+			}
+			add := map[string]string{"401": "Unauthorized", "429": "RateLimited"}
+			if method != "get" && method != "head" {
+				add["403"] = "Forbidden"
+			}
+			for code, name := range add {
+				if _, ok := resps[code]; !ok {
+					resps[code] = map[string]any{"$ref": "#/components/responses/" + name}
+				}
+			}
+		}
+	}
 }

@@ -76,6 +76,11 @@ type Config struct {
 	// WebSockets leave this count (MaxConnectionsPerUser bounds them), and
 	// trusted proxies are not counted.
 	MaxConnectionsPerIP int
+	// APIRate is how many /api/v1 requests per second one credential
+	// (API key, access token, login session) may make, in bursts of up to
+	// APIBurst; beyond that the API answers 429 with Retry-After.
+	APIRate  int
+	APIBurst int
 	// ReadTimeout bounds reading a whole request, headers and body, so a
 	// client trickling a body cannot hold a connection for ever. WebSocket
 	// connections are exempt once upgraded.
@@ -149,6 +154,8 @@ func Default() Config {
 
 		MaxConnectionsPerUser: 50,
 		MaxConnectionsPerIP:   100,
+		APIRate:               20,
+		APIBurst:              40,
 		ReadTimeout:           30 * time.Second,
 
 		TURN:              "embedded",
@@ -280,6 +287,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnectionsPerUser < 1 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-user %d: use 1 or more", c.MaxConnectionsPerUser))
+	}
+	if c.APIRate < 1 || c.APIBurst < 1 {
+		errs = append(errs, fmt.Errorf("--api-rate %d, --api-burst %d: use 1 or more", c.APIRate, c.APIBurst))
 	}
 	if c.MaxConnectionsPerIP < 0 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-ip %d: use 1 or more, or 0 for no cap", c.MaxConnectionsPerIP))

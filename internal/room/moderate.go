@@ -1,6 +1,11 @@
 package room
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
 	"github.com/parley/parley/internal/signaling"
 )
 
@@ -89,27 +94,34 @@ func (r *call) mayJoin(c *socket, resume string) bool {
 // moderate carries out a moderation message from c, once it is sure c
 // may: the owner and moderators only, never against the owner.
 func (r *call) moderate(c *socket, m signaling.Message) {
-	if !signaling.CanModerate(c.role) {
-		c.refuse(signaling.CodeForbidden, m.Type, "only the channel's owner and moderators can %s", actionText(m.Action))
-		return
+	if err := r.moderateAs(c.role, c.p.ID, m); err != nil {
+		c.refuse(err.Code, m.Type, "%s", err.Message)
+	}
+}
+
+// moderateAs carries out a moderation message from someone with role,
+// who is participant by in the call ("" for a moderator acting through
+// the API from outside it), or says why not.
+func (r *call) moderateAs(role, by string, m signaling.Message) *signaling.Error {
+	refuse := func(code, format string, args ...any) *signaling.Error {
+		return &signaling.Error{Code: code, Ref: m.Type, Message: fmt.Sprintf(format, args...)}
+	}
+	if !signaling.CanModerate(role) {
+		return refuse(signaling.CodeForbidden, "only the channel's owner and moderators can %s", actionText(m.Action))
 	}
 	var target *socket
 	if m.ID != "" {
 		target = r.participants[m.ID]
 		if target == nil || target.p == nil {
-			c.refuse(signaling.CodeUnknownPeer, m.Type, "%s is not in the call (they may have just left)", m.ID)
-			return
+			return refuse(signaling.CodeUnknownPeer, "%s is not in the call (they may have just left)", m.ID)
 		}
-		if target.role == signaling.RoleOwner && c.role != signaling.RoleOwner {
-			c.refuse(signaling.CodeForbidden, m.Type, "nobody can %s the channel's owner", actionText(m.Action))
-			return
+		if target.role == signaling.RoleOwner && role != signaling.RoleOwner {
+			return refuse(signaling.CodeForbidden, "nobody can %s the channel's owner", actionText(m.Action))
 		}
 		if target.conn == nil && m.Action != signaling.ActionRemove {
-			c.refuse(signaling.CodeInvalid, m.Type, "a WHIP publisher can only be removed; its encoder does not take requests")
-			return
+			return refuse(signaling.CodeInvalid, "a WHIP publisher can only be removed; its encoder does not take requests")
 		}
 	}
-	by := c.p.ID
 	announce := signaling.Message{Type: signaling.TypeModerated, Action: m.Action, ID: m.ID, By: by, Ask: m.Ask}
 	switch m.Action {
 	case signaling.ActionMute:
@@ -151,6 +163,7 @@ func (r *call) moderate(c *socket, m signaling.Message) {
 		}
 	}
 	r.log.Info("moderation", "action", m.Action, "by", by, "target", m.ID)
+	return nil
 }
 
 // enforceOnServer moves a mesh call to the SFU, where the server decides
@@ -220,5 +233,101 @@ func actionText(action string) string {
 		return "unlock the call"
 	default:
 		return "end the call for everyone"
+	}
+}
+
+// CallState is a channel's call as the API shows it.
+type CallState struct {
+	// Participants are the people (and WHIP publishers) in the call, by
+	// name.
+	Participants []signaling.Participant
+	// Locked: nobody new may join until a moderator unlocks it.
+	Locked bool
+}
+
+// ErrModeration wraps a refused Moderate; the *signaling.Error in the
+// chain says why (CodeForbidden, CodeUnknownPeer, CodeInvalid).
+var ErrModeration = errors.New("room: moderation refused")
+
+// Call reports who is in channelID's call now (none: an empty state).
+func (m *Manager) Call(ctx context.Context, channelID string) (CallState, error) {
+	done := make(chan CallState, 1)
+	m.mu.Lock()
+	r := m.rooms[channelID]
+	m.mu.Unlock()
+	if r == nil || !r.post(func() {
+		st := CallState{Locked: r.locked, Participants: []signaling.Participant{}}
+		for _, c := range r.participants {
+			if c.p != nil {
+				st.Participants = append(st.Participants, *c.p)
+			}
+		}
+		slices.SortFunc(st.Participants, func(a, b signaling.Participant) int {
+			if a.Name != b.Name {
+				if a.Name < b.Name {
+					return -1
+				}
+				return 1
+			}
+			if a.ID < b.ID {
+				return -1
+			}
+			if a.ID > b.ID {
+				return 1
+			}
+			return 0
+		})
+		done <- st
+	}) {
+		return CallState{Participants: []signaling.Participant{}}, nil
+	}
+	select {
+	case st := <-done:
+		return st, nil
+	case <-ctx.Done():
+		return CallState{}, ctx.Err()
+	}
+}
+
+// Moderate carries out a moderation action (signaling.ActionMute,
+// ActionCameraOff, ActionRemove, ActionLock, ...) on channelID's call
+// for user, who acts from outside the call (through the API) with the
+// role the caller looked up; target is a participant id for the actions
+// that take one. The same rules apply as to a moderate message: an error
+// wrapping ErrNoCall when nobody is in the call, else one wrapping
+// ErrModeration and a *signaling.Error saying why.
+func (m *Manager) Moderate(ctx context.Context, channelID string, user signaling.User, action, target string, ask bool) error {
+	done := make(chan *signaling.Error, 1)
+	m.mu.Lock()
+	r := m.rooms[channelID]
+	m.mu.Unlock()
+	msg := signaling.Message{Type: signaling.TypeModerate, Action: action, ID: target, Ask: ask}
+	if r == nil || !r.post(func() {
+		if len(r.participants) == 0 {
+			done <- &signaling.Error{Code: signaling.CodeInvalid, Message: ErrNoCall.Error()}
+			return
+		}
+		by := ""
+		for _, c := range r.participants {
+			if c.p != nil && c.user.UserID == user.UserID && c.conn != nil {
+				by = c.p.ID // the moderator is in the call too: their pages name them
+				break
+			}
+		}
+		done <- r.moderateAs(user.Role, by, msg)
+	}) {
+		return ErrNoCall
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			return nil
+		}
+		if err.Message == ErrNoCall.Error() {
+			return ErrNoCall
+		}
+		return fmt.Errorf("%w: %w", ErrModeration, err)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/api"
@@ -167,7 +168,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	s.joinTokens = jointoken.New(db, log.With("part", "jointoken"), nil)
 	h.SetJoinTokens(s.joinTokens)
 	v1, err := api.New(api.Deps{Log: log.With("part", "api"), Accounts: s.accounts, Rooms: s.rooms,
-		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie, JoinTokens: s.joinTokens})
+		Recordings: s.recordings, Studio: s.studio, SessionCookie: web.SessionCookie, JoinTokens: s.joinTokens,
+		Rate: rate.Limit(cfg.APIRate), Burst: cfg.APIBurst})
 	if err != nil {
 		return nil, err
 	}

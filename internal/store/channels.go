@@ -200,3 +200,26 @@ func (db *DB) SetChannelMode(ctx context.Context, id, mode string) error {
 	}
 	return expectRow(res, "store: set channel mode %q", id)
 }
+
+// UpdateChannel sets a channel's name and mode if it still is as was (its
+// name, mode and owner unchanged since the caller read it): a
+// compare-and-set, so two writers cannot both win. A channel that changed
+// yields an error wrapping ErrConflict, one that is gone ErrNotFound.
+func (db *DB) UpdateChannel(ctx context.Context, was Channel, name, mode string) error {
+	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE channels SET name = ?, mode = ? WHERE id = ? AND name = ? AND mode = ? AND owner_id = ?`),
+		name, mode, was.ID, was.Name, was.Mode, was.OwnerID)
+	if err != nil {
+		return fmt.Errorf("store: update channel: %w", mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: update channel: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := db.ChannelByID(ctx, was.ID); err != nil {
+		return fmt.Errorf("store: update channel: %w", err)
+	}
+	return fmt.Errorf("store: update channel %q: it changed meanwhile: %w", was.ID, ErrConflict)
+}

@@ -488,6 +488,11 @@ type accountData struct {
 	// NewToken is the secret of a token just created: shown once.
 	NewToken     string
 	NewTokenName string
+	// APIKeys are the account's API keys (apikeys.go); NewAPIKey is the
+	// whole key just created: shown once.
+	APIKeys       []store.APIKey
+	NewAPIKey     string
+	NewAPIKeyName string
 
 	// The profile, email and deletion sections (accounts.go).
 	PendingEmail   string
@@ -507,6 +512,10 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 		return
 	}
 	d.Tokens = tokens
+	if d.APIKeys, err = s.accounts.APIKeys(r.Context(), mustUser(r)); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	if err := s.accountExtras(r, &d); err != nil {
 		s.internalError(w, r, err)
 		return

@@ -106,6 +106,8 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
 	mux.HandleFunc("POST /account/tokens/{id}/revoke", s.requirePage(s.revokeToken))
+	mux.HandleFunc("POST /account/api-keys", s.requirePage(s.createAPIKey))
+	mux.HandleFunc("POST /account/api-keys/{id}/revoke", s.requirePage(s.revokeAPIKey))
 	s.routeAccounts(mux) // /forgot, /reset/, /verify/, /account/...
 	mux.HandleFunc("GET /invite/{code}", s.requirePage(s.inviteForm))
 	mux.HandleFunc("POST /invite/{code}", s.requirePage(s.acceptInvite))
