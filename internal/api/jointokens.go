@@ -4,10 +4,8 @@ package api
 // token that lets one of its users into one channel's call.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -52,24 +50,6 @@ type joinTokenOut struct {
 	EmbedURL     string    `json:"embedUrl"`
 }
 
-// decodeStrict reads a JSON body into v, refusing unknown fields and
-// trailing data with a 400 problem.
-func decodeStrict(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return Errorf(http.StatusRequestEntityTooLarge, "The body is larger than %d bytes.", mbe.Limit)
-		}
-		return &Problem{Type: TypeInvalidBody, Title: "Bad Request", Status: http.StatusBadRequest, Detail: "The body must be one JSON object with the documented fields: " + err.Error()}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &Problem{Type: TypeInvalidBody, Title: "Bad Request", Status: http.StatusBadRequest, Detail: "The body must be one JSON object, with nothing after it."}
-	}
-	return nil
-}
-
 func (a *API) mintJoinToken(w http.ResponseWriter, r *http.Request, c Caller) error {
 	ch, err := a.d.Accounts.Channel(r.Context(), c.User, r.PathValue("id"))
 	if err != nil {
@@ -79,7 +59,7 @@ func (a *API) mintJoinToken(w http.ResponseWriter, r *http.Request, c Caller) er
 		return Errorf(http.StatusForbidden, "Only the channel's owner (with an API key or access token of theirs) may mint join tokens for it.")
 	}
 	var in joinTokenIn
-	if err := decodeStrict(r, &in); err != nil {
+	if err := decode(r, &in); err != nil {
 		return err
 	}
 	name, err := account.GuestName(in.DisplayName)

@@ -291,3 +291,33 @@ func (o *openSocket) awaitWithin(typ string, d time.Duration) signaling.Message 
 		}
 	}
 }
+
+// TestJoinTokenAPIKeyRevoked: tokens minted with an API key end with it:
+// revoking the key closes their sockets (4001, saying so) and refuses
+// them from then on.
+func TestJoinTokenAPIKeyRevoked(t *testing.T) {
+	s := servertest.Start(t)
+	ann := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(ann, "Stage")
+	ctx := context.Background()
+	u, _, err := s.Accounts().LogIn(ctx, "", "ann", servertest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, secret, err := s.Accounts().CreateAPIKey(ctx, u, "the app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := mintJoin(t, s, secret, ch, http.StatusCreated, map[string]any{"externalUserId": "u1", "displayName": "Zoe"})
+	sock := dialAs(t, s, ch+"?token="+url.QueryEscape(m.Token), nil)
+	start := time.Now()
+	if err := s.Accounts().RevokeAPIKey(ctx, u, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := sock.closedWithin(5*time.Second, start); code != 4001 || !strings.Contains(reason, "key was revoked") {
+		t.Errorf("socket of a token of the revoked key: %d %q", code, reason)
+	}
+	if status, body := wsRefusal(t, s, ch, m.Token); status != http.StatusUnauthorized || !strings.Contains(body, "revoked") {
+		t.Errorf("token of the revoked key: %d %q", status, body)
+	}
+}
