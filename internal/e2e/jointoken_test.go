@@ -2,15 +2,26 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"html"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley/parley/internal/servertest"
+	"github.com/parley/parley/internal/testtool"
 )
 
 // mintJoinToken acts as the app: it mints a join token for ch with the
@@ -82,4 +93,74 @@ func TestJoinTokenCall(t *testing.T) {
 	if uid := eval[string](zoe, `document.querySelector('#call-app').dataset.userId`); uid != minted["userId"].(string) {
 		t.Errorf("after reload the page is user %q, want %q", uid, minted["userId"])
 	}
+}
+
+// childFrame is the first child frame of u's page: its URL, and the URL
+// it could not load (a refused frame shows an error page instead).
+func (u *user) childFrame() (url, unreachable string) {
+	u.t.Helper()
+	u.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		res, err := cdp.Call(ctx, t, page.GetFrameTree, cdp.Empty{})
+		if err != nil {
+			return err
+		}
+		if res.FrameTree != nil && len(res.FrameTree.ChildFrames) > 0 {
+			f := res.FrameTree.ChildFrames[0].Frame
+			url, unreachable = f.URL, f.UnreachableURL
+		}
+		return nil
+	}))
+	return url, unreachable
+}
+
+// openSockets reads the server's parley_sockets gauge.
+func openSockets(t *testing.T, s *servertest.Server) int {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^parley_sockets (\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no parley_sockets in /metrics")
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestJoinTokenEmbed (issue 15): the app's own page (another origin)
+// frames /embed/c/{id} with a token that lists the app's origin: the call
+// loads in the frame and opens its socket. With a token that lists no
+// origin, Chromium refuses to frame it (frame-ancestors), and no socket
+// opens.
+func TestJoinTokenEmbed(t *testing.T) {
+	s := servertest.Start(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Clinic</title><h1>Your appointment</h1>
+<iframe id="call" src="%s" allow="camera; microphone; display-capture" width="800" height="600"></iframe>`, html.EscapeString(r.URL.Query().Get("src")))
+	}))
+	t.Cleanup(app.Close)
+	browser := newBrowser(t)
+	zoe := newUser(t, browser, s, "Zoe")
+	ch := s.CreateChannel(s.SignUp("dan", "Dan"), "Clinic")
+	key := s.Token("dan")
+	allowed := mintJoinToken(t, s, key, ch, map[string]any{"externalUserId": "p1", "displayName": "Zoe", "embedOrigins": []string{app.URL}})
+	refused := mintJoinToken(t, s, key, ch, map[string]any{"externalUserId": "p1", "displayName": "Zoe"})
+
+	embed := s.URL + allowed["embedUrl"].(string)
+	zoe.do(chromedp.Navigate(app.URL + "/?src=" + url.QueryEscape(embed)))
+	testtool.Eventually(t, 15*time.Second, func() bool { return openSockets(t, s) == 1 }, "the framed call's socket")
+	if u, unreachable := zoe.childFrame(); !strings.HasPrefix(u, s.URL+"/embed/c/") || unreachable != "" {
+		t.Errorf("allowed frame: url %q, unreachable %q", u, unreachable)
+	}
+
+	zoe.do(chromedp.Navigate(app.URL + "/?src=" + url.QueryEscape(s.URL+refused["embedUrl"].(string))))
+	testtool.Eventually(t, 15*time.Second, func() bool {
+		_, unreachable := zoe.childFrame()
+		return strings.HasPrefix(unreachable, s.URL+"/embed/c/")
+	}, "Chromium to refuse the frame of a token without origins")
+	testtool.Eventually(t, 10*time.Second, func() bool { return openSockets(t, s) == 0 }, "no socket from the refused frame")
 }
