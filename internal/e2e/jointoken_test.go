@@ -164,3 +164,29 @@ func TestJoinTokenEmbed(t *testing.T) {
 	}, "Chromium to refuse the frame of a token without origins")
 	testtool.Eventually(t, 10*time.Second, func() bool { return openSockets(t, s) == 0 }, "no socket from the refused frame")
 }
+
+// TestJoinTokenReceiveOnly: a token without publish joins without asking
+// for devices; the call runs on the SFU and Vic decodes Ada's video,
+// while Ada gets no media from Vic.
+func TestJoinTokenReceiveOnly(t *testing.T) {
+	s := servertest.Start(t)
+	browser := newBrowser(t)
+	ada, vic := newUser(t, browser, s, "Ada"), newUser(t, browser, s, "Vic")
+	ada.signUp("ada", "Ada")
+	ch := ada.createChannel("Lecture")
+	minted := mintJoinToken(t, s, s.Token("ada"), ch, map[string]any{"externalUserId": "student-1", "displayName": "Vic", "grants": []string{"subscribe"}})
+	ada.joinCall(ch)
+	vic.do(chromedp.Navigate(s.URL + minted["joinUrl"].(string)))
+	vic.waitFor("the viewer's socket", `document.querySelector('#signal-status')?.dataset.state === "connected"`, 15*time.Second)
+	vic.do(chromedp.Click(chromedp.CSS("#join-btn")))
+	vic.waitFor("Vic in the call", `!!window.parley.myId`, 15*time.Second)
+	vic.waitRemoteVideos([]string{ada.myID()}, 45*time.Second)
+	vicID := vic.myID()
+	ada.waitFor("Vic listed", fmt.Sprintf(`!!document.querySelector('#online-list li[data-participant-id=%q]')`, vicID), 10*time.Second)
+	if n := eval[int](vic, `document.querySelector('#tiles .tile.local video')?.srcObject?.getTracks().length ?? 0`); n != 0 {
+		t.Errorf("the receive-only page captured %d tracks", n)
+	}
+	if frames := eval[map[string]int](ada, remoteFrames)[vicID]; frames != 0 {
+		t.Errorf("Ada decoded %d frames from a receive-only participant", frames)
+	}
+}

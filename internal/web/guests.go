@@ -122,6 +122,7 @@ type guestData struct {
 	UserID, SocketPath, HistoryURL string
 	JoinToken, JoinTokenExpires    string
 	Chat                           string
+	Publish                        string // "0": a join token without publish
 }
 
 // guestLink finds the link of the request's code, answering a clear 404

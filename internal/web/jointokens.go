@@ -119,13 +119,16 @@ func (s *Server) tokenPage(w http.ResponseWriter, r *http.Request, embed bool) {
 			Data: errorData{"This link does not work", capitalize(refused.msg) + "."}})
 		return
 	}
-	chat := ""
+	chat, publish := "", ""
 	if !sess.Has(jointoken.GrantChat) {
 		chat = "off"
 	}
+	if !sess.Has(jointoken.GrantPublish) {
+		publish = "0"
+	}
 	d := guestData{Channel: ch, Guest: &guest{ID: sess.UserID, Name: sess.Name}, UserID: sess.UserID,
 		SocketPath: "/ws/c/" + url.PathEscape(ch.ID), HistoryURL: "/c/" + url.PathEscape(ch.ID) + "/join-messages?token=" + url.QueryEscape(token),
-		JoinToken: token, JoinTokenExpires: sess.ExpiresAt.UTC().Format(time.RFC3339), Chat: chat}
+		JoinToken: token, JoinTokenExpires: sess.ExpiresAt.UTC().Format(time.RFC3339), Chat: chat, Publish: publish}
 	s.render(w, r, http.StatusOK, "guest", page{Title: ch.Name, Data: d, Embed: embed})
 }
 

@@ -36,6 +36,8 @@ export class JoinTokenKeeper {
     this.socketPath = d.socketPath || "";
     this.token = d.joinToken || "";
     this.expiresAt = d.joinTokenExpires || "";
+    /** The token does not allow sending media: the page asks for no devices. */
+    this.receiveOnly = !!this.token && d.publish === "0";
     if (!this.token) return;
     // A fresher token of the same grant from before a reload wins.
     try {
