@@ -29,6 +29,9 @@ fuzz:
 	go test ./internal/studio -run '^$$' -fuzz FuzzParseLevels -fuzztime 20s
 	go test ./internal/account -run '^$$' -fuzz FuzzParseMeetingCode -fuzztime 20s
 	go test ./internal/account -run '^$$' -fuzz FuzzParseInviteOptions -fuzztime 20s
+	go test ./internal/account -run '^$$' -fuzz FuzzParseAPIKey -fuzztime 20s
+	go test ./internal/api -run '^$$' -fuzz FuzzPageParams -fuzztime 20s
+	go test ./internal/api -run '^$$' -fuzz FuzzIfMatch -fuzztime 20s
 	go test ./internal/clientip -run '^$$' -fuzz FuzzClient -fuzztime 20s
 	go test ./internal/mail -run '^$$' -fuzz FuzzParseURL -fuzztime 20s
 	go test ./internal/recording -run '^$$' -fuzz FuzzKeyframe -fuzztime 20s

@@ -126,9 +126,7 @@ func New(d Deps) (*API, error) {
 	a.routeTakes()
 	a.routeCredentials()
 	a.routeJoinTokens()
-	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
-	})
+	a.mux.HandleFunc(Prefix+"/", a.notFound)
 	return a, nil
 }
 
@@ -137,37 +135,25 @@ func New(d Deps) (*API, error) {
 func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A pattern that matches the path but not the method makes ServeMux
-	// answer 405 in plain text: answer a problem instead.
-	if _, pattern := a.mux.Handler(r); pattern == "" || (!strings.Contains(pattern, " ") && pattern != Prefix+"/") {
-		a.mux.ServeHTTP(w, r)
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// notFound answers a path no route has (404), or a method the path's
+// routes do not take (405 with Allow), as problems.
+func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := a.mux.Handler(r2); pattern != Prefix+"/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		WriteProblem(w, Errorf(http.StatusMethodNotAllowed, "%s does not take %s: it takes %s.", r.URL.Path, r.Method, strings.Join(allow, ", ")))
 		return
 	}
-	a.mux.ServeHTTP(&problem405{ResponseWriter: w}, r)
-}
-
-// problem405 rewrites ServeMux's plain-text 405 into a problem.
-type problem405 struct {
-	http.ResponseWriter
-	swallow bool
-}
-
-func (p *problem405) WriteHeader(status int) {
-	if status == http.StatusMethodNotAllowed {
-		p.swallow = true
-		p.ResponseWriter.Header().Del("X-Content-Type-Options")
-		WriteProblem(p.ResponseWriter, Errorf(http.StatusMethodNotAllowed, "This route does not take that method: allowed are %s.", p.ResponseWriter.Header().Get("Allow")))
-		return
-	}
-	p.ResponseWriter.WriteHeader(status)
-}
-
-func (p *problem405) Write(b []byte) (int, error) {
-	if p.swallow {
-		return len(b), nil
-	}
-	return p.ResponseWriter.Write(b)
+	WriteProblem(w, Errorf(http.StatusNotFound, "There is no API route %s %s: see %s/openapi.json.", r.Method, r.URL.Path, Prefix))
 }
 
 // handle registers an authenticated route: the caller is authenticated,

@@ -174,3 +174,25 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownRoutes: paths and methods the API does not have are
+// problems too (they are not in the document, so checked here by hand).
+func TestUnknownRoutes(t *testing.T) {
+	s := servertest.Start(t)
+	c := &caller{t: t, s: s}
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/api/v1/nope", 404, ""},
+		{"POST", "/api/v1/me", 405, "GET"},
+		{"PUT", "/api/v1/channels", 405, "GET, POST"},
+		{"POST", "/api/v1/channels/x", 405, "GET, PATCH, DELETE"},
+	} {
+		resp, body := s.Do(s.Client(), c.req(tc.method, tc.path, nil))
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d %q Allow %q: %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), body)
+		}
+	}
+}

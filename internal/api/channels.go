@@ -125,7 +125,17 @@ func (a *API) updateChannel(w http.ResponseWriter, r *http.Request, c Caller) er
 	return nil
 }
 
+// deleteChannel deletes a channel; an If-Match, if sent, must match.
 func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request, c Caller) error {
+	if r.Header.Get("If-Match") != "" {
+		ch, err := a.d.Accounts.Channel(r.Context(), c.User, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(r, channelETag(ch)); err != nil {
+			return err
+		}
+	}
 	if err := a.d.Accounts.DeleteChannel(r.Context(), c.User, r.PathValue("id")); err != nil {
 		return err
 	}

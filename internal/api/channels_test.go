@@ -47,8 +47,17 @@ func collect[T any](c *caller, path string, limit int) (all []T, pages int) {
 	}
 }
 
-func TestChannelsAPI(t *testing.T) {
-	s := servertest.Start(t)
+// eachDB runs f against a server on SQLite and one on PostgreSQL (the
+// store code behind the API is new: UpdateChannel, API keys).
+func eachDB(t *testing.T, f func(t *testing.T, opts ...servertest.Option)) {
+	t.Run("sqlite", func(t *testing.T) { f(t) })
+	t.Run("postgres", func(t *testing.T) { f(t, servertest.WithPostgres()) })
+}
+
+func TestChannelsAPI(t *testing.T) { eachDB(t, testChannelsAPI) }
+
+func testChannelsAPI(t *testing.T, opts ...servertest.Option) {
+	s := servertest.Start(t, opts...)
 	doc := apitest.Load(t)
 	ann := newUser(t, s, doc, "ann")
 	bob := newUser(t, s, doc, "bob")
@@ -130,6 +139,7 @@ func TestChannelsAPI(t *testing.T) {
 
 	// Delete: owner only.
 	bob.problem(403, "DELETE", "/api/v1/channels/"+ch.ID, nil)
+	ann.problem(412, "DELETE", "/api/v1/channels/"+ch.ID, nil, "If-Match", `"stale"`)
 	ann.do(204, "DELETE", "/api/v1/channels/"+ch.ID, nil)
 	ann.problem(404, "DELETE", "/api/v1/channels/"+ch.ID, nil)
 	ann.problem(404, "GET", "/api/v1/channels/"+ch.ID, nil)

@@ -29,8 +29,10 @@ func cookieCaller(u *caller) *caller {
 	return &caller{t: u.t, s: u.s, doc: u.doc, cookieJar: u.cookieJar, origin: u.s.URL, u: u.u}
 }
 
-func TestAPIKeys(t *testing.T) {
-	s := servertest.Start(t)
+func TestAPIKeys(t *testing.T) { eachDB(t, testAPIKeys) }
+
+func testAPIKeys(t *testing.T, opts ...servertest.Option) {
+	s := servertest.Start(t, opts...)
 	doc := apitest.Load(t)
 	ann := newUser(t, s, doc, "ann")
 	bob := newUser(t, s, doc, "bob")

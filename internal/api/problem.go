@@ -44,15 +44,14 @@ func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.T
 
 // Problem types beyond about:blank.
 const (
-	TypeValidation     = "urn:parley:problem:validation"
-	TypeETagMismatch   = "urn:parley:problem:etag-mismatch"
-	TypeETagRequired   = "urn:parley:problem:etag-required"
-	TypeRateLimited    = "urn:parley:problem:rate-limited"
-	TypeUnauthorized   = "urn:parley:problem:unauthorized"
-	TypeCrossOrigin    = "urn:parley:problem:cross-origin"
-	TypeInvalidBody    = "urn:parley:problem:invalid-body"
-	TypeInvalidCursor  = "urn:parley:problem:invalid-cursor"
-	TypeNotImplemented = "about:blank"
+	TypeValidation    = "urn:parley:problem:validation"
+	TypeETagMismatch  = "urn:parley:problem:etag-mismatch"
+	TypeETagRequired  = "urn:parley:problem:etag-required"
+	TypeRateLimited   = "urn:parley:problem:rate-limited"
+	TypeUnauthorized  = "urn:parley:problem:unauthorized"
+	TypeCrossOrigin   = "urn:parley:problem:cross-origin"
+	TypeInvalidBody   = "urn:parley:problem:invalid-body"
+	TypeInvalidCursor = "urn:parley:problem:invalid-cursor"
 )
 
 // Errorf returns a problem of status with a detail for the user.
