@@ -28,6 +28,19 @@ func (c *clock) add(d time.Duration) {
 
 var seq int
 
+func benchFixture(b *testing.B, db *store.DB) (owner, channel string) {
+	ctx := context.Background()
+	u := store.User{ID: "ubench", Username: "bench", DisplayName: "B", Email: "b@example.com", PasswordHash: "$argon2id$fake", CreatedAt: time.Now()}
+	c := store.Channel{ID: "cbench", Name: "C", OwnerID: u.ID, CreatedAt: time.Now(), Mode: store.ModeAuto}
+	if err := db.CreateUser(ctx, u); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.CreateChannel(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	return u.ID, c.ID
+}
+
 func fixture(t *testing.T, db *store.DB) (owner store.User, a, b store.Channel) {
 	t.Helper()
 	ctx := context.Background()
