@@ -244,3 +244,23 @@ func TestMintValidation(t *testing.T) {
 		t.Errorf("Validate(ok) = %v, %+v", err, ok)
 	}
 }
+
+// TestIssuerDeletedTakesIdentities: deleting the owner's account deletes
+// the users made for its apps' identities (they exist only through it).
+func TestIssuerDeletedTakesIdentities(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		svc := jointoken.New(db, storetest.Logger(t), nil)
+		owner, ch, _ := fixture(t, db)
+		m, err := svc.Mint(ctx, jointoken.MintRequest{ChannelID: ch.ID, IssuerID: owner.ID, MintedBy: "k", ExternalID: "x", Name: "X"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.DeleteAccount(ctx, owner.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UserByID(ctx, m.UserID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the identity's user after its issuer was deleted: %v", err)
+		}
+	})
+}

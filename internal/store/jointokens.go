@@ -165,6 +165,16 @@ func (db *DB) ExternalIdentity(ctx context.Context, issuerID, externalID, id str
 	}
 }
 
+// deleteExternalUsers deletes the users made for issuerID's external
+// identities (with their identities, messages and memberships): they
+// exist only through that issuer.
+func (db *DB) deleteExternalUsers(ctx context.Context, tx *sql.Tx, issuerID string) error {
+	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM users WHERE id IN (SELECT user_id FROM external_identities WHERE issuer_id = ?)`), issuerID); err != nil {
+		return fmt.Errorf("delete external identities' users: %w", mapErr(err))
+	}
+	return nil
+}
+
 // CreateJoinToken stores a minted token, first deleting tokens of the
 // same issuer that expired a day or more before t.CreatedAt. An unknown
 // channel, identity or issuer yields an error wrapping ErrNotFound.
