@@ -207,7 +207,9 @@ func (s *Service) sign(ctx context.Context, jti, channelID, identityID, name str
 }
 
 // Verify checks token for channelID (any channel if ""): signature,
-// expiry, channel, and that its jti is known and not revoked.
+// expiry, channel, and that its jti is known and not revoked. For an
+// expired token of ours, the Session returned with ErrExpired holds its
+// EmbedOrigins only.
 func (s *Service) Verify(ctx context.Context, token, channelID string) (Session, error) {
 	now := s.now()
 	keys, err := s.verifyKeys(ctx, false)
@@ -221,6 +223,15 @@ func (s *Service) Verify(ctx context.Context, token, channelID string) (Session,
 			return Session{}, err
 		}
 		c, err = Parse(token, keys, now)
+	}
+	if errors.Is(err, ErrExpired) && c.ID != "" {
+		// Signed by us (the signature is checked before the expiry), just
+		// old: the session says only where it may be framed, so the
+		// embed page can show the refusal in the app's frame.
+		if t, _, lerr := s.db.JoinTokenWithIdentity(ctx, c.ID); lerr == nil && t.ChannelID == c.Channel {
+			return Session{EmbedOrigins: splitNonEmpty(t.EmbedOrigins, " ")}, err
+		}
+		return Session{}, err
 	}
 	if err != nil {
 		return Session{}, err

@@ -110,8 +110,9 @@ func (s *Server) tokenPage(w http.ResponseWriter, r *http.Request, embed bool) {
 	id := r.PathValue("id")
 	sess, ch, refused := s.checkToken(r.Context(), token, id)
 	if embed {
-		// Framing is allowed for the token's origins only, refusals too
-		// (so the app's page shows why).
+		// Framing is allowed for the token's origins only; an expired
+		// token's refusal too (its origins are known), so the app's
+		// frame shows why. Other refusals cannot be framed.
 		w.Header().Set("Content-Security-Policy", embedCSP(sess.EmbedOrigins))
 	}
 	if refused != nil {

@@ -195,10 +195,15 @@ func TestJoinTokenMintAndRefusals(t *testing.T) {
 	}
 
 	// Expired: a token with the shortest lifetime, once it is over.
-	short, _ := mintJoin(t, s, annKey, ch, http.StatusCreated, map[string]any{"externalUserId": "u9", "displayName": "Short", "ttlSeconds": 10})
+	short, _ := mintJoin(t, s, annKey, ch, http.StatusCreated, map[string]any{"externalUserId": "u9", "displayName": "Short", "ttlSeconds": 10, "embedOrigins": []string{"https://app.example.com"}})
 	time.Sleep(time.Until(short.ExpiresAt.Add(time.Second))) // the expiry itself is what is tested
 	if status, body := wsRefusal(t, s, ch, short.Token); status != http.StatusUnauthorized || !strings.Contains(body, "expired") {
 		t.Errorf("expired token: %d %q", status, body)
+	}
+	// Its refusal can be framed where it could (the app shows why).
+	resp, body = s.Get(s.Client(), short.EmbedURL)
+	if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "expired") || !strings.Contains(csp, "frame-ancestors https://app.example.com;") {
+		t.Errorf("embed page of an expired token: %d, CSP %q", resp.StatusCode, csp)
 	}
 }
 
