@@ -21,6 +21,7 @@ import (
 	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/server"
+	"github.com/parley/parley/internal/store"
 	"github.com/parley/parley/internal/store/storetest"
 )
 
@@ -198,6 +199,10 @@ func (s *Server) Restart() {
 
 // Accounts is the running server's account service, for test setup.
 func (s *Server) Accounts() *account.Service { return s.srv.Accounts() }
+
+// DB is the running server's database, for what an admin command does
+// beside the server (parley join-keys).
+func (s *Server) DB() *store.DB { return s.srv.DB() }
 
 // Client returns an HTTP client with its own cookie jar that does not
 // follow redirects, so tests can see them.

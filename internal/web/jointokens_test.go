@@ -3,7 +3,9 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley/parley/internal/apitest"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/servertest"
 	"github.com/parley/parley/internal/signaling"
 )
@@ -324,5 +327,48 @@ func TestJoinTokenAPIKeyRevoked(t *testing.T) {
 	}
 	if status, body := wsRefusal(t, s, ch, m.Token); status != http.StatusUnauthorized || !strings.Contains(body, "revoked") {
 		t.Errorf("token of the revoked key: %d %q", status, body)
+	}
+}
+
+// kidOf is the kid in a token's header.
+func kidOf(t *testing.T, token string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Kid string }
+	json.Unmarshal(b, &h)
+	return h.Kid
+}
+
+// TestJoinTokenRotation: a key rotation made beside the server (as
+// parley join-keys rotate does) logs nobody out: the open socket stays,
+// the old token still opens sockets, also after a restart (the keys are
+// in the database), and new tokens are signed with the new key.
+func TestJoinTokenRotation(t *testing.T) {
+	s := servertest.Start(t)
+	ann := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(ann, "Stage")
+	key := s.Token("ann")
+	old, _ := mintJoin(t, s, key, ch, http.StatusCreated, map[string]any{"externalUserId": "u1", "displayName": "Zoe"})
+	open := dialAs(t, s, ch+"?token="+url.QueryEscape(old.Token), nil)
+	kid, err := jointoken.New(s.DB(), slog.New(slog.DiscardHandler), nil).Rotate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kidOf(t, old.Token) == kid {
+		t.Fatal("the old token already has the new kid")
+	}
+	dialAs(t, s, ch+"?token="+url.QueryEscape(old.Token), nil).alive("a new socket with a token of the old key")
+	open.alive("the open socket after the rotation")
+	s.Restart()
+	dialAs(t, s, ch+"?token="+url.QueryEscape(old.Token), nil).alive("a socket with a token of the old key after a restart")
+	fresh, _ := mintJoin(t, s, s.Token("ann"), ch, http.StatusCreated, map[string]any{"externalUserId": "u1", "displayName": "Zoe"})
+	if got := kidOf(t, fresh.Token); got != kid {
+		t.Errorf("a token minted after the rotation has kid %q, want %q", got, kid)
+	}
+	if fresh.UserID != old.UserID {
+		t.Errorf("same external id after a restart: user %q, was %q", fresh.UserID, old.UserID)
 	}
 }
