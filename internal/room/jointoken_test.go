@@ -2,6 +2,7 @@ package room_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -44,6 +45,9 @@ func serveToken(m *room.Manager, conn *websocket.Conn, mode string, user signali
 	tok := room.JoinToken{Grants: g, Issued: now, Expires: now.Add(ttl), Renew: func(context.Context) (string, time.Time, error) {
 		if q.Has("revoke") {
 			return "", time.Time{}, fmt.Errorf("%w: revoked in the test", room.ErrTokenEnded)
+		}
+		if q.Has("fail") {
+			return "", time.Time{}, errors.New("the database is down (test)")
 		}
 		return fmt.Sprintf("fresh-%d", n.Add(1)), time.Now().Add(ttl), nil
 	}}
@@ -144,6 +148,16 @@ func TestJoinTokenRenewal(t *testing.T) {
 	}
 	gone := a.dialToken("ext2", "grants=publish,subscribe&ttl=300&revoke")
 	if code := gone.closed(); code != room.CloseRevoked {
-		t.Errorf("unrenewable token's socket closed with %d, want 4001", code)
+		t.Errorf("revoked token's socket closed with %d, want 4001", code)
+	}
+	// Renewal failing for another reason is retried until the token
+	// expires; then the socket closes, saying so.
+	start = time.Now()
+	expired := a.dialToken("ext3", "grants=publish,subscribe&ttl=600&fail")
+	for range expired.msgs { // until it closes
+	}
+	var ce websocket.CloseError
+	if err := <-expired.done; !errors.As(err, &ce) || ce.Code != room.CloseRevoked || !strings.Contains(ce.Reason, "expired") || time.Since(start) < 500*time.Millisecond {
+		t.Errorf("unrenewable token's socket ended with %v after %v, want 4001 saying it expired, at its expiry", err, time.Since(start))
 	}
 }

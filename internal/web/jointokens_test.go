@@ -372,3 +372,41 @@ func TestJoinTokenRotation(t *testing.T) {
 		t.Errorf("same external id after a restart: user %q, was %q", fresh.UserID, old.UserID)
 	}
 }
+
+// TestJoinTokenWHIP: a token with publish publishes with WHIP (the
+// identity shows in the call under its name), its session is driven with
+// the same token, and revoking the token ends it.
+func TestJoinTokenWHIP(t *testing.T) {
+	s := servertest.Start(t)
+	ann := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(ann, "Stage")
+	key := s.Token("ann")
+	m, _ := mintJoin(t, s, key, ch, http.StatusCreated, map[string]any{"externalUserId": "cam-1", "displayName": "Stage camera", "grants": []string{"publish"}})
+	watcher := dialLobby(t, s, ann, ch)
+	watcher.expect(signaling.TypeHello)
+	pub := newPublisher(t)
+	if resp, body := pub.post(s.URL+"/whip/"+ch, m.Token, pub.offer()); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("WHIP with a join token: %d %s", resp.StatusCode, body)
+	}
+	p := watcher.expect(signaling.TypeParticipantJoined).Participant
+	if p.UserID != m.UserID || !strings.HasPrefix(p.Name, "Stage camera") {
+		t.Errorf("WHIP participant %+v, want user %s named Stage camera", p, m.UserID)
+	}
+	// Another credential cannot touch the session; the token can.
+	if resp, _ := request(t, http.MethodPatch, pub.location, key, "text/plain", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("PATCH with the owner's token: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := request(t, http.MethodPatch, pub.location, m.Token, "text/plain", ""); resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("PATCH with the join token: %d, want 415 (found, wrong content type)", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, s.URL+"/api/v1/join-tokens/"+m.JTI, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, body := apitest.Do(t, apitest.Load(t), httpc, req); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+	}
+	for {
+		if left := watcher.expect(signaling.TypeParticipantLeft); left.ID == p.ID {
+			break
+		}
+	}
+}
