@@ -1,14 +1,14 @@
 package account
 
-// Credential names one way a user proved who they are: a login session or
-// a personal access token. It holds no secret (Key is derived from the
+// Credential names one way a user proved who they are: a login session,
+// a personal access token or an API key. It holds no secret (Key is derived from the
 // session token's hash or is the access token's id), so connections can
 // be remembered by it and ended when it ends.
 type Credential struct {
 	// UserID is the user the credential belongs to.
 	UserID string
-	// Key identifies the credential among all users' ("session:…" or
-	// "token:…"); "" in a Revocation = every credential of UserID.
+	// Key identifies the credential among all users' ("session:…",
+	// "token:…" or "apikey:…"); "" in a Revocation = every credential of UserID.
 	Key string
 }
 

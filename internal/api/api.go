@@ -6,6 +6,16 @@
 // Every route is described by the OpenAPI 3.1 document in openapi/
 // (served at /api/v1/openapi.json); tests check each answer against it.
 // Errors are RFC 9457 problem details (problem.go).
+//
+// Adding an area (join tokens, webhooks, ...): describe its routes in a
+// new openapi/<area>.json (only "paths" and "components"; it is merged
+// into base.json, and a path or component defined twice fails start-up),
+// register them in a route<Area> method with a.handle (authenticated) or
+// a.handlePublic, call it from New, and check every answer in its tests
+// with internal/apitest (apitest.Do or apitest.Check).
+// TestEveryRouteIsDocumented fails for a route registered here but not
+// in the document, or the other way round. Never register on a.mux
+// directly: such a route escapes that test.
 package api
 
 import (
@@ -111,12 +121,11 @@ func New(d Deps) (*API, error) {
 	}
 	a := &API{d: d, log: d.Log, mux: http.NewServeMux(), cop: http.NewCrossOriginProtection(), doc: doc,
 		limits: &limiter{rate: d.Rate, burst: d.Burst, now: d.Clock, m: map[string]*limitEntry{}}}
-	a.mux.HandleFunc("GET "+Prefix+"/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	a.handlePublic("GET", "/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(a.doc)
 	})
-	a.routes = append(a.routes, Route{"GET", Prefix + "/openapi.json"})
 	// Each area registers its routes here (one line each).
 	a.routeMe()
 	a.routeChannels()
@@ -180,6 +189,16 @@ func (a *API) handle(method, path string, h handler) {
 		if err := h(w, r, c); err != nil {
 			fail(a.log, w, r, err)
 		}
+	})
+}
+
+// handlePublic registers a route that needs no credential (it must do
+// its own checks and limits).
+func (a *API) handlePublic(method, path string, h http.HandlerFunc) {
+	a.routes = append(a.routes, Route{method, Prefix + path})
+	a.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		h(w, r)
 	})
 }
 

@@ -146,8 +146,15 @@ func TestMeAndAuth(t *testing.T) {
 	bad.problem(401, "GET", "/api/v1/me", nil)
 	bad.problem(401, "GET", "/api/v1/me", nil, "Authorization", "Basic YTpi")
 
-	// The document is served.
-	anon.do(200, "GET", "/api/v1/openapi.json", nil)
+	// The document is served, and is OpenAPI 3.1.
+	_, body := anon.do(200, "GET", "/api/v1/openapi.json", nil)
+	served, err := openapi3.NewLoader().LoadFromData(body)
+	if err != nil || !served.IsOpenAPI31OrLater() {
+		t.Fatalf("served document: %v", err)
+	}
+	if err := served.Validate(context.Background()); err != nil {
+		t.Fatalf("served document: %v", err)
+	}
 }
 
 // TestEveryRouteIsDocumented fails when a route is registered under
