@@ -60,8 +60,8 @@ type Deps struct {
 	// (DefaultRate, DefaultBurst).
 	Rate  rate.Limit
 	Burst int
-	// JoinTokens mints and revokes join tokens (jointokens.go); nil: no
-	// join-token routes.
+	// JoinTokens mints and revokes join tokens (jointokens.go); nil: its
+	// routes answer 404.
 	JoinTokens *jointoken.Service
 	// Clock is the time source (tests); nil: time.Now.
 	Clock func() time.Time
