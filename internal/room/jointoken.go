@@ -54,7 +54,7 @@ func (m *Manager) ServeJoinToken(ctx context.Context, conn *websocket.Conn, chan
 // life it asks for a new one and sends it (join-token); if none comes
 // before the token expires, or the token was revoked, it closes the
 // socket with CloseRevoked. Socket goroutine.
-func (c *socket) renewLoop(ctx context.Context) {
+func (c *socket) renewLoop(ctx context.Context, r *call) {
 	tok := c.tok
 	expires := tok.Expires
 	next := tok.Issued.Add(expires.Sub(tok.Issued) / 2)
@@ -91,7 +91,12 @@ func (c *socket) renewLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		expires, next = exp, now.Add(exp.Sub(now)/2)
-		c.sendMsg(signaling.Message{Type: signaling.TypeJoinToken, Token: token, ExpiresAt: exp.UTC()})
+		// Through the room, so that it follows hello (queued before this
+		// goroutine started).
+		msg := signaling.Message{Type: signaling.TypeJoinToken, Token: token, ExpiresAt: exp.UTC()}
+		if !r.post(func() { c.sendMsg(msg) }) {
+			return
+		}
 	}
 }
 

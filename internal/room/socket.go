@@ -90,15 +90,16 @@ func (c *socket) serve(ctx context.Context, r *call, postChat PostChat) {
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writeLoop(ctx) }()
 	go c.heartbeat(ctx)
-	if c.tok != nil && c.tok.Renew != nil {
-		go c.renewLoop(ctx)
-	}
 	sfuCtx, stopSFU := context.WithCancel(ctx)
 	defer stopSFU()
 	sfuDone := make(chan struct{})
 	go func() { defer close(sfuDone); c.sfuLoop(sfuCtx, r) }()
 
 	r.post(func() { r.attach(c) })
+	if c.tok != nil && c.tok.Renew != nil {
+		// After attach is queued: a fresh token never goes before hello.
+		go c.renewLoop(ctx, r)
+	}
 	err := c.readLoop(ctx, r, postChat)
 	reason := signaling.ReasonDisconnected
 	if c.timedOut.Load() {

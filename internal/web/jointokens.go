@@ -177,7 +177,8 @@ func (s *Server) tokenMessages(w http.ResponseWriter, r *http.Request) {
 // tokenSocket is the signaling socket of a token's holder.
 func (s *Server) tokenSocket(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
-	sess, ch, refused := s.checkToken(r.Context(), r.URL.Query().Get("token"), r.PathValue("id"))
+	current := r.URL.Query().Get("token")
+	sess, ch, refused := s.checkToken(r.Context(), current, r.PathValue("id"))
 	if refused != nil {
 		http.Error(w, refused.msg, refused.status)
 		return
@@ -189,15 +190,25 @@ func (s *Server) tokenSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	auth := room.Auth{UserID: user.UserID, Credential: jointoken.Credential(sess.JTI), At: at}
-	jti, issuer := sess.JTI, sess.IssuerID
+	jti := sess.JTI
 	tok := room.JoinToken{Grants: *user.Grants, Issued: sess.ExpiresAt.Add(-sess.TTL), Expires: sess.ExpiresAt,
+		// Called from the socket's one renewing goroutine: current is
+		// the token it holds, checked again first, so that a revoked
+		// signing key (or owner change) is not renewed past.
 		Renew: func(ctx context.Context) (string, time.Time, error) {
-			if _, err := s.accounts.JoinTokenChannel(ctx, ch.ID, issuer); errors.Is(err, account.ErrNotFound) || errors.Is(err, account.ErrForbidden) {
-				return "", time.Time{}, fmt.Errorf("%w: %w", room.ErrTokenEnded, err)
+			_, _, refused := s.checkToken(ctx, current, ch.ID)
+			if refused != nil && refused.status != http.StatusInternalServerError {
+				return "", time.Time{}, fmt.Errorf("%w: %s", room.ErrTokenEnded, refused.msg)
+			}
+			if refused != nil {
+				return "", time.Time{}, errors.New(refused.msg)
 			}
 			t, exp, err := s.joinTokens.Renew(ctx, jti)
 			if errors.Is(err, jointoken.ErrRevoked) {
 				return "", time.Time{}, fmt.Errorf("%w: %w", room.ErrTokenEnded, err)
+			}
+			if err == nil {
+				current = t
 			}
 			return t, exp, err
 		}}

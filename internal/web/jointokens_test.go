@@ -410,3 +410,30 @@ func TestJoinTokenWHIP(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinTokenKeyRevokedEndsSocket: after parley join-keys rotate and
+// revoke of the key that signed a socket's token, the socket is not
+// renewed past it: it closes with 4001 within two renewals, and the
+// token is refused.
+func TestJoinTokenKeyRevokedEndsSocket(t *testing.T) {
+	s := servertest.Start(t)
+	ann := s.SignUp("ann", "Ann")
+	ch := s.CreateChannel(ann, "Stage")
+	m, _ := mintJoin(t, s, s.Token("ann"), ch, http.StatusCreated, map[string]any{"externalUserId": "u1", "displayName": "Zoe", "ttlSeconds": 10})
+	sock := dialAs(t, s, ch+"?token="+url.QueryEscape(m.Token), nil)
+	admin := jointoken.New(s.DB(), slog.New(slog.DiscardHandler), nil)
+	ctx := context.Background()
+	if _, err := admin.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.RevokeKey(ctx, kidOf(t, m.Token)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if code, reason := sock.closedWithin(25*time.Second, start); code != 4001 || !strings.Contains(reason, "revoked") {
+		t.Errorf("socket of a revoked key's token closed with %d %q", code, reason)
+	}
+	if status, body := wsRefusal(t, s, ch, m.Token); status != http.StatusUnauthorized || !strings.Contains(body, "signature") {
+		t.Errorf("token of a revoked key: %d %q", status, body)
+	}
+}
