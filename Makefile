@@ -22,6 +22,8 @@ fuzz:
 	go test ./internal/source -run '^$$' -fuzz FuzzOggStream -fuzztime 20s
 	go test ./internal/source -run '^$$' -fuzz FuzzIVF -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzForwardRTP -fuzztime 20s
+	go test ./internal/jointoken -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s
+	go test ./internal/jointoken -run '^$$' -fuzz FuzzParseOrigin -fuzztime 20s
 	go test ./internal/media -run '^$$' -fuzz FuzzHandleRTCP -fuzztime 20s
 	go test ./internal/studio -run '^$$' -fuzz FuzzSniff -fuzztime 20s
 	go test ./internal/studio -run '^$$' -fuzz FuzzParseLevels -fuzztime 20s

@@ -5,6 +5,7 @@
 //	parley loadtest [flags] load-test a server (see parley loadtest --help)
 //	parley p2p listen|dial  a direct call between two copies, no server
 //	parley cluster status   a cluster's nodes, calls and participants
+//	parley join-keys ...    list, rotate or revoke the join tokens' signing keys
 package main
 
 import (
@@ -37,6 +38,7 @@ Usage:
   parley loadtest [flags] synthetic publishers and subscribers against a server
   parley p2p listen|dial  talk directly with another copy, no server (parley p2p --help)
   parley cluster status  list a cluster's nodes, their calls and participants
+  parley join-keys list|rotate|revoke KID   the keys join tokens are signed with
   parley help            show this text
 `
 
@@ -60,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return p2pCmd(args[1:], os.Stdin, stdout, stderr)
 	case "cluster":
 		return clusterCmd(args[1:], stdout, stderr)
+	case "join-keys":
+		return joinKeys(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

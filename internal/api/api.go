@@ -30,6 +30,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parley/parley/internal/account"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/store"
@@ -62,6 +63,9 @@ type Deps struct {
 	// (DefaultRate, DefaultBurst).
 	Rate  rate.Limit
 	Burst int
+	// JoinTokens mints and revokes join tokens (jointokens.go); nil: its
+	// routes answer 404.
+	JoinTokens *jointoken.Service
 	// Clock is the time source (tests); nil: time.Now.
 	Clock func() time.Time
 }
@@ -134,6 +138,7 @@ func New(d Deps) (*API, error) {
 	a.routeTakes()
 	a.routeCredentials()
 	a.routeWebhooks()
+	a.routeJoinTokens()
 	a.mux.HandleFunc(Prefix+"/", a.notFound)
 	return a, nil
 }

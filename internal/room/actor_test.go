@@ -91,6 +91,10 @@ func newChatActor(t *testing.T, mode string, fm *fakeMedia, postChat room.PostCh
 			m.ServeGuest(context.Background(), conn, "c1", mode, "parley.test", user, room.Auth{UserID: u}, r.URL.Query().Has("lobby"))
 			return
 		}
+		if r.URL.Query().Has("grants") {
+			serveToken(m, conn, mode, user, r.URL.Query())
+			return
+		}
 		if cp := r.URL.Query().Get("cap"); cp != "" {
 			n, _ := strconv.Atoi(cp)
 			m.ServeCapped(context.Background(), conn, "q1", "parley.test", user, room.Auth{UserID: u}, n)

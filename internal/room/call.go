@@ -229,6 +229,12 @@ func (r *call) handle(c *socket, m signaling.Message) {
 	case signaling.TypeAdmit, signaling.TypeDeny:
 		r.decide(c, m)
 	case signaling.TypeOffer, signaling.TypeAnswer, signaling.TypeCandidate:
+		if !c.mayPublish() {
+			// Peer-to-peer media would bypass the server's checks; the
+			// call is on the SFU while such a participant is in it.
+			c.refuse(signaling.CodeForbidden, m.Type, "your join token does not allow sending media to other participants directly")
+			return
+		}
 		to := r.participants[m.To]
 		if to == nil || to == c {
 			c.refuse(signaling.CodeUnknownPeer, m.Type, "%s is not in the call (they may have just left)", m.To)
@@ -255,6 +261,10 @@ func (r *call) join(c *socket, m signaling.Message) {
 		id = ""
 	}
 	if !r.mayJoin(c, id) {
+		return
+	}
+	id, ok := r.tokenJoin(c, id)
+	if !ok {
 		return
 	}
 	if r.wait(c, m) {

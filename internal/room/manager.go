@@ -251,6 +251,17 @@ func (m *Manager) serve(ctx context.Context, conn *websocket.Conn, channelID, mo
 func (m *Manager) serveClient(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signaling.User, auth Auth, capacity int, waits bool) {
 	c := newSocket(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
 	c.waits = waits
+	m.serveSocket(ctx, c, conn, channelID, mode, host, auth, capacity)
+}
+
+// serveToken serves a socket opened with a join token (jointoken.go).
+func (m *Manager) serveToken(ctx context.Context, conn *websocket.Conn, channelID, mode, host string, user signaling.User, auth Auth, tok *JoinToken) {
+	c := newSocket(conn, user, m.cfg, m.log.With("channel_id", channelID, "user_id", user.UserID))
+	c.tok = tok
+	m.serveSocket(ctx, c, conn, channelID, mode, host, auth, 0)
+}
+
+func (m *Manager) serveSocket(ctx context.Context, c *socket, conn *websocket.Conn, channelID, mode, host string, auth Auth, capacity int) {
 	c.host = host
 	unregister, err := m.register(channelID, auth, c.close)
 	switch {

@@ -39,6 +39,9 @@ func (r *call) enforce(c *socket, s *signaling.State) {
 	if c.videoHold != holdNone {
 		s.Video = false
 	}
+	if !c.mayPublish() {
+		s.Audio, s.Video, s.Screen = false, false, false
+	}
 }
 
 // update applies a participant's new state: what a moderator holds off

@@ -24,7 +24,7 @@ func (r *call) wantTopology() string {
 	switch {
 	case r.cfg.Media == nil || r.mode == ModeP2P:
 		return signaling.TopologyMesh
-	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0 || r.rec != nil || r.forceSFU:
+	case r.mode == ModeSFU || len(r.participants) > r.cfg.P2PMax || len(r.ingests) > 0 || r.rec != nil || r.forceSFU || r.receiveOnly():
 		return signaling.TopologySFU
 	default:
 		return signaling.TopologyMesh

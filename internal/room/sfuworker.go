@@ -181,6 +181,10 @@ func (c *socket) noSFU(m signaling.Message) {
 func (c *socket) applySFU(peer MediaPeer, m signaling.Message) {
 	switch m.Type {
 	case signaling.TypeOffer:
+		if !c.mayPublish() {
+			c.refuse(signaling.CodeForbidden, m.Type, "your join token does not allow sending media (publish)")
+			return
+		}
 		answer, err := peer.Publish(m.SDP, m.Sources)
 		if err != nil {
 			c.log.Info("publish offer refused", "err", err)

@@ -62,6 +62,9 @@ type socket struct {
 	// sfu queues the messages for the SFU, in order, for the socket's SFU
 	// worker (sfuworker.go); nil for a WHIP participant, which has no socket.
 	sfu *sfuQueue
+	// tok is the join token the socket was opened with (jointoken.go);
+	// nil for members and guests. Set before the socket is served.
+	tok *JoinToken
 }
 
 func newSocket(conn *websocket.Conn, user signaling.User, cfg Config, log *slog.Logger) *socket {
@@ -93,6 +96,10 @@ func (c *socket) serve(ctx context.Context, r *call, postChat PostChat) {
 	go func() { defer close(sfuDone); c.sfuLoop(sfuCtx, r) }()
 
 	r.post(func() { r.attach(c) })
+	if c.tok != nil && c.tok.Renew != nil {
+		// After attach is queued: a fresh token never goes before hello.
+		go c.renewLoop(ctx, r)
+	}
 	err := c.readLoop(ctx, r, postChat)
 	reason := signaling.ReasonDisconnected
 	switch {

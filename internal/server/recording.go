@@ -76,6 +76,12 @@ func findFFmpeg(name string) string {
 // mayRecord: the channel's owner may record, and members when the owner
 // allows it.
 func (s *Server) mayRecord(ctx context.Context, u signaling.User, channelID string) error {
+	if u.Grants != nil { // a join token's holder: its grant decides
+		if !u.Grants.Record {
+			return fmt.Errorf("%w (your join token does not allow recording)", room.ErrForbidden)
+		}
+		return nil
+	}
 	ch, err := s.accounts.Channel(ctx, store.User{ID: u.UserID, DisplayName: u.Name, Username: u.Username}, channelID)
 	switch {
 	case errors.Is(err, account.ErrForbidden), errors.Is(err, account.ErrNotFound):

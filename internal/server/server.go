@@ -27,6 +27,7 @@ import (
 	"github.com/parley/parley/internal/cluster"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/mail"
 	"github.com/parley/parley/internal/media"
 	"github.com/parley/parley/internal/pairing"
@@ -59,6 +60,8 @@ type Server struct {
 	tls             *tls.Config
 	studio          *studio.Service
 	pairing         *pairing.Hub // "Send to a device"
+
+	joinTokens *jointoken.Service // join tokens (issue 15)
 
 	recordings *recording.Service    // call recordings (recording.go)
 	composites *recording.Compositor // nil without ffmpeg
@@ -180,8 +183,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 	}
 	h.SetRecordings(s.webRecordings())
 	h.SetWebhooks(s.webhooks)
+	s.joinTokens = jointoken.New(db, log.With("part", "jointoken"), nil)
+	h.SetJoinTokens(s.joinTokens)
 	v1, err := api.New(api.Deps{Log: log.With("part", "api"), Accounts: s.accounts, Rooms: s.rooms,
-		Recordings: s.recordings, Studio: s.studio, Webhooks: s.webhooks, SessionCookie: web.SessionCookie,
+		Recordings: s.recordings, Studio: s.studio, Webhooks: s.webhooks, SessionCookie: web.SessionCookie, JoinTokens: s.joinTokens,
 		Rate: rate.Limit(cfg.APIRate), Burst: cfg.APIBurst})
 	if err != nil {
 		return nil, err
@@ -241,6 +246,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, acfg account.
 }
 
 func (s *Server) postChat(ctx context.Context, u signaling.User, channelID, text string) (signaling.ChatMessage, error) {
+	if u.Grants != nil {
+		return s.postGrantedChat(ctx, u, channelID, text)
+	}
 	if u.Role == signaling.RoleGuest {
 		return signaling.ChatMessage{}, &signaling.Error{Code: signaling.CodeForbidden, Ref: signaling.TypeChat, Message: "guests can read the chat but not post in it"}
 	}
@@ -266,6 +274,7 @@ func (s *Server) wireAccount(acfg *account.Config) {
 	revoked, removed, deleted, mode := acfg.Revoked, acfg.MemberRemoved, acfg.ChannelDeleted, acfg.ModeChanged
 	acfg.Revoked = func(rv account.Revocation) {
 		s.change(cluster.Event{Kind: evRevoked, User: rv.UserID, Key: rv.Key, Value: rv.Why})
+		s.revokeJoinTokensOf(rv)
 		if revoked != nil {
 			revoked(rv)
 		}

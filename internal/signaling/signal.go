@@ -55,6 +55,9 @@ const (
 	TypeLayout             = "layout"
 	TypeIceServers         = "ice-servers"
 	TypeSFURestart         = "sfu-restart"
+	// TypeJoinToken (server → client) hands a socket opened with a join
+	// token a fresh one before the old one expires.
+	TypeJoinToken = "join-token"
 	// TypeModerate (client → server) asks for a moderation action;
 	// TypeModerated (server → client) announces one that was done.
 	TypeModerate  = "moderate"
@@ -250,6 +253,18 @@ type User struct {
 	Username string `json:"username,omitzero"`
 	// Role is the user's role in the channel (Participant.Role).
 	Role string `json:"role,omitzero"`
+	// Grants are what a join token lets this user do; nil for members
+	// and guests (their role decides).
+	Grants *Grants `json:"grants,omitzero"`
+}
+
+// Grants are a join token's permissions (docs/api.md, Join tokens).
+type Grants struct {
+	Publish   bool `json:"publish"`
+	Subscribe bool `json:"subscribe"`
+	Chat      bool `json:"chat"`
+	Moderate  bool `json:"moderate"`
+	Record    bool `json:"record"`
 }
 
 // IceServer mirrors the browser's RTCIceServer dictionary.
@@ -332,6 +347,10 @@ type Message struct {
 	Recording *Recording `json:"recording,omitzero"`
 	// Studio is the change a studio message reports.
 	Studio *StudioEvent `json:"studio,omitzero"`
+	// Token and ExpiresAt are a join-token message's fresh join token
+	// and when it expires.
+	Token     string    `json:"token,omitzero"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 // Waiting is someone waiting in the lobby to be admitted.

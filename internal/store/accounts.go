@@ -294,6 +294,11 @@ func (db *DB) DeleteAccount(ctx context.Context, userID string) (AccountDeletion
 	var out AccountDeletion
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		out = AccountDeletion{}
+		// The identities the user's apps made (join tokens) go first, so
+		// none of them inherits a channel.
+		if err := db.deleteExternalUsers(ctx, tx, userID); err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, db.q(`SELECT id FROM channels WHERE owner_id = ? ORDER BY created_at, id`), userID)
 		if err != nil {
 			return mapErr(err)

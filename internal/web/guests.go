@@ -149,6 +149,13 @@ type guestData struct {
 	Channel store.Channel
 	Code    string
 	Guest   *guest
+	// The call's wiring (data-* of the page): the socket, the chat
+	// history, and for a join token's holder, the token and its expiry
+	// and whether chat is off.
+	UserID, SocketPath, HistoryURL string
+	JoinToken, JoinTokenExpires    string
+	Chat                           string
+	Publish                        string // "0": a join token without publish
 }
 
 // guestLink finds the link of the request's code, answering a clear 404
@@ -175,6 +182,7 @@ func (s *Server) guestPage(w http.ResponseWriter, r *http.Request) {
 	d := guestData{Channel: ch, Code: link.Code}
 	if g, ok := s.guestFrom(r); ok && g.Code == link.Code {
 		d.Guest = &g
+		d.UserID, d.SocketPath, d.HistoryURL = "guest:"+g.ID, "/ws/g/"+link.Code, "/api/g/"+link.Code+"/messages"
 	}
 	s.render(w, r, http.StatusOK, "guest", page{Title: ch.Name, Data: d})
 }

@@ -32,6 +32,9 @@ type page struct {
 	// FlashError marks Flash as an error: it stays until dismissed.
 	FlashError bool
 	Data       any
+	// Embed draws the page alone, without Parley's top bar (the call
+	// framed in another site: /embed/c/{id}).
+	Embed bool
 }
 
 // fieldData feeds the "field" template.

@@ -26,6 +26,7 @@ import (
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/connlimit"
+	"github.com/parley/parley/internal/jointoken"
 	"github.com/parley/parley/internal/pairing"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
@@ -53,9 +54,10 @@ type Server struct {
 	// recordings is set by SetRecordings before serving (recordings.go)
 	recordings *Recordings
 	proxies    clientip.Proxies
-	studio     *studio.Service  // nil: no studio routes
-	guests     *guestBook       // guests.go
-	webhooks   *webhook.Service // nil: no webhook routes (webhooks.go)
+	studio     *studio.Service    // nil: no studio routes
+	guests     *guestBook         // guests.go
+	webhooks   *webhook.Service   // nil: no webhook routes (webhooks.go)
+	joinTokens *jointoken.Service // jointokens.go; nil: refused
 	// api serves /api/v1 (internal/api), set by SetAPI before serving.
 	api     http.Handler
 	pairing *pairing.Hub // "Send to a device" (pairing.go); set by SetPairing
@@ -100,14 +102,15 @@ func New(cfg config.Config, log *slog.Logger, accounts *account.Service, rooms *
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /channels", s.requirePage(s.channels))
 	mux.HandleFunc("POST /channels", s.requirePage(s.createChannel))
-	mux.HandleFunc("GET /c/{id}", s.requirePage(s.channel))
+	mux.HandleFunc("GET /c/{id}", withToken(func(w http.ResponseWriter, r *http.Request) { s.tokenPage(w, r, false) }, s.requirePage(s.channel)))
 	mux.HandleFunc("POST /c/{id}/members", s.requirePage(s.addMember))
 	mux.HandleFunc("POST /c/{id}/members/{user}/remove", s.requirePage(s.removeMember))
 	mux.HandleFunc("POST /c/{id}/delete", s.requirePage(s.deleteChannel))
 	mux.HandleFunc("POST /c/{id}/mode", s.requirePage(s.setMode))
 	s.routeMeetings(mux)
 	s.routeGuests(mux)
-	s.routeInvites(mux) // /c/{id}/invites...
+	s.routeJoinTokens(mux) // /embed/c/{id}, /c/{id}/join-messages
+	s.routeInvites(mux)    // /c/{id}/invites...
 	mux.HandleFunc("GET /account", s.requirePage(s.accountPage))
 	mux.HandleFunc("POST /account/tokens", s.requirePage(s.createToken))
 	mux.HandleFunc("POST /account/tokens/{id}/revoke", s.requirePage(s.revokeToken))
@@ -163,6 +166,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // other services on sibling names are not Parley's to decide about.
 const hsts = "max-age=31536000"
 
+// contentSecurityPolicy is every page's policy; only the embeddable call
+// page (jointokens.go) changes its frame-ancestors.
+const contentSecurityPolicy = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
 // securityHeaders sets the headers every response carries; tls adds
 // Strict-Transport-Security, which is sent only over HTTPS (a browser
 // ignores it on plain HTTP, and promising HTTPS there would be false).
@@ -172,7 +179,7 @@ func securityHeaders(h http.Handler, tls bool) http.Handler {
 		if tls {
 			hd.Set("Strict-Transport-Security", hsts)
 		}
-		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+		hd.Set("Content-Security-Policy", contentSecurityPolicy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
@@ -353,6 +360,10 @@ func ChatMessage(m store.Message) signaling.ChatMessage {
 // websocket authenticates, authorizes and upgrades a signaling socket, then
 // hands it to the room manager for its whole life.
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("token") {
+		s.tokenSocket(w, r)
+		return
+	}
 	u, auth, ok := s.authenticate(r)
 	if !ok {
 		http.Error(w, "not logged in: log in, then reopen the channel", http.StatusUnauthorized)

@@ -131,7 +131,15 @@ func (s *Server) whipSession(kind string) http.HandlerFunc {
 			http.Error(w, fmt.Sprintf("%s is not allowed on a session: PATCH trickles ICE candidates or restarts ICE, DELETE ends it", r.Method), http.StatusMethodNotAllowed)
 			return
 		}
-		u, _, ok := s.mediaUser(w, r)
+		var u store.User
+		var ok bool
+		if token, isJoin := joinBearer(r); isJoin {
+			// The holder of the token that started it: a revoked or
+			// expired token cannot act on the session any more.
+			u, _, _, ok = s.tokenMedia(kind, token, r.PathValue("channel"), w, r)
+		} else {
+			u, _, ok = s.mediaUser(w, r)
+		}
 		if !ok {
 			return
 		}
@@ -169,23 +177,36 @@ func (s *Server) mediaUser(w http.ResponseWriter, r *http.Request) (store.User, 
 	return store.User{}, room.Auth{}, false
 }
 
-// whipCreate starts a session from the client's offer.
-func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request) {
+// whipCaller authenticates and authorizes a WHIP/WHEP POST: a member
+// (access token or session), or a join token's holder with the grant.
+func (s *Server) whipCaller(kind string, w http.ResponseWriter, r *http.Request) (store.User, room.Auth, store.Channel, bool) {
+	if token, ok := joinBearer(r); ok {
+		return s.tokenMedia(kind, token, r.PathValue("channel"), w, r)
+	}
 	u, auth, ok := s.mediaUser(w, r)
 	if !ok {
-		return
+		return u, auth, store.Channel{}, false
 	}
 	ch, err := s.accounts.Channel(r.Context(), u, r.PathValue("channel"))
 	switch {
 	case errors.Is(err, account.ErrNotFound):
 		http.Error(w, "no such channel: check the channel id in the URL (it is the part after /c/ in the channel's address)", http.StatusNotFound)
-		return
+		return u, auth, ch, false
 	case errors.Is(err, account.ErrForbidden):
 		http.Error(w, "you are not a member of this channel: ask its owner to add you, or use a token of a member", http.StatusForbidden)
-		return
+		return u, auth, ch, false
 	case err != nil:
 		s.log.Error(kind+" authorize", "err", err)
 		http.Error(w, "server error; try again", http.StatusInternalServerError)
+		return u, auth, ch, false
+	}
+	return u, auth, ch, true
+}
+
+// whipCreate starts a session from the client's offer.
+func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request) {
+	u, auth, ch, ok := s.whipCaller(kind, w, r)
+	if !ok {
 		return
 	}
 	if s.forward(w, r, ch.ID) {
@@ -214,6 +235,7 @@ func (s *Server) whipCreate(kind string, w http.ResponseWriter, r *http.Request)
 	user := signaling.User{UserID: u.ID, Name: u.DisplayName, Username: u.Username}
 	var sess mediaSession
 	var answer string
+	var err error
 	participant := r.URL.Query().Get("participant")
 	if kind == "whip" {
 		var in *room.Ingest

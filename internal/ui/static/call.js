@@ -24,6 +24,7 @@ import { StatsMonitor } from "./netstats.js";
 import { Room } from "./room.js";
 import { RecordControl } from "./record.js";
 import { meetingParts } from "./lobby.js";
+import { JoinTokenKeeper } from "./jointoken.js";
 import {
   asParticipant, asParticipants, asIceServers, isTopology, finalCloseReason, refusedUpgradeReason,
 } from "./protocol.js";
@@ -58,11 +59,9 @@ export class Call {
     /** How many `speaker` messages arrived (diagnostics; window.parley.state). */
     this.speakerMessages = 0;
 
-    // A quick 1:1 call has a socket of its own and no chat.
-    this.chatOff = d.chat === "off";
-    const socket = d.socketPath
-      ? `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${d.socketPath}`
-      : socketURL(location, this.channelId);
+    this.chatOff = d.chat === "off"; // a quick 1:1 call, a join token without chat
+    this.joinToken = new JoinTokenKeeper(d, this.channelId);
+    const socket = this.joinToken.socketURL(location) || socketURL(location, this.channelId);
     this.sig = new Signaling(socket, {
       onMessage: (m) => this.onMessage(m),
       onState: () => this.render(),
@@ -167,6 +166,7 @@ export class Call {
       case "topology": return this.onTopology(m.topology);
       case "speaker": return this.onSpeaker(m.id);
       case "ice-servers": return this.setIceServers(m.iceServers);
+      case "join-token": return this.joinToken.renew(m, this.sig, this.chat, location);
       case "sfu-restart": return this.topology.restartSfu();
       case "chat": return this.chat.add(m.message);
       case "error": return this.onError(m);
@@ -337,9 +337,9 @@ export class Call {
   onSocketClosed(info) {
     this.session.socketClosed();
     // Closes that reconnecting cannot fix (docs/protocol.md, close codes).
-    const final = this.guest && info.code === 4001
+    const final = this.joinToken.closeText(info.code) ?? (this.guest && info.code === 4001
       ? "the owner turned off guest access to this call."
-      : finalCloseReason(info.code);
+      : finalCloseReason(info.code));
     if (final) {
       this.end(final);
       return;

@@ -25,6 +25,7 @@ import { music, setMusic } from "./musicmode.js";
  * @property {() => void} render
  * @property {{held: boolean}} [moderation]
  * @property {import("./prejoin.js").PreJoin} [prejoin]
+ * @property {{receiveOnly: boolean}} [joinToken]  a join token without the publish grant
  */
 
 /** @returns {MediaState} */
@@ -76,6 +77,12 @@ export class Controls {
    * @returns {Promise<string>} a notice for what did not work ("" when all did)
    */
   async acquire() {
+    if (this.host.joinToken?.receiveOnly) {
+      // The server would refuse our media anyway (docs/protocol.md, Join tokens).
+      this.localStream = new MediaStream();
+      this.state = nothing();
+      return "Your link lets you watch and listen only.";
+    }
     const pre = this.host.prejoin;
     const preview = pre?.take();
     const media = preview

@@ -14,7 +14,8 @@
  * @typedef {{audio: boolean, video: boolean, screen: boolean, hand: boolean, music?: boolean}} MediaState  music: see musicmode.js
  * @typedef {""|"owner"|"moderator"|"guest"} Role  "" = a plain member
  * @typedef {{id: string, userId: string, name: string, username?: string, state: MediaState, role?: Role, handSeq?: number}} Participant
- * @typedef {{userId: string, name: string, username?: string, role?: Role}} User
+ * @typedef {{publish: boolean, subscribe: boolean, chat: boolean, moderate: boolean, record: boolean}} Grants  a join token's
+ * @typedef {{userId: string, name: string, username?: string, role?: Role, grants?: Grants}} User
  * @typedef {{id: string, name: string, role?: string}} WaitingPerson  someone in the lobby
  * @typedef {"mute"|"allow-unmute"|"camera-off"|"remove"|"lock"|"unlock"|"end"} ModerationAction
  * @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null, usernameFragment?: string|null}} Candidate
@@ -96,6 +97,11 @@
  * @property {"ice-servers"} type
  * @property {RTCIceServer[]} iceServers
  *
+ * @typedef {object} JoinTokenMessage  a fresh join token (sockets opened with one)
+ * @property {"join-token"} type
+ * @property {string} token      a secret: reconnect with it
+ * @property {string} expiresAt  ISO time
+ *
  * @typedef {object} TopologyMessage
  * @property {"topology"} type
  * @property {Topology} topology
@@ -140,7 +146,7 @@
  *
  * @typedef {HelloMessage|JoinedMessage|ParticipantJoinedMessage|ParticipantLeftMessage|ParticipantUpdatedMessage|
  *   OfferMessage|AnswerMessage|CandidateMessage|ChatEventMessage|ErrorMessage|PongMessage|SfuRestartMessage|
- *   IceServersMessage|TopologyMessage|SpeakerMessage|StudioMessage|RecordingMessage|
+ *   IceServersMessage|JoinTokenMessage|TopologyMessage|SpeakerMessage|StudioMessage|RecordingMessage|
  *   ModeratedMessage|LobbyMessage|AdmissionMessage} ServerMessage
  */
 
