@@ -492,6 +492,7 @@ export class Call {
     const viaServer = inCall && this.topology.current === "sfu" && !!sfu;
     // Whether media really arrives (stats), not what the connections claim.
     const flowing = this.tiles.anyFlowing();
+    this.tiles.setServerAway(viaServer && sigState !== "connected");
     ui.signalStatus.dataset.state = sigState;
     ui.signalStatus.dataset.media = inCall && this.remotes.size > 0 ? (flowing ? "flowing" : "interrupted") : "";
     setText(ui.signalStatus, signalText(sigState, { inCall, reason: this.offlineReason, viaServer, flowing }));

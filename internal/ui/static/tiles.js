@@ -62,6 +62,13 @@ export class TileView {
     /** Remotes from whom nothing arrives although their connection says it is up. */
     /** @type {Set<string>} */
     this.stalled = new Set();
+    /**
+     * The SFU call lost the server: a failed SFU connection is the call
+     * reconnecting, not a firewall (setServerAway).
+     */
+    this.serverAway = false;
+    /** @type {Map<string, Remote>} */
+    this.shownRemote = new Map();
     /** Remotes whose media is seen arriving (not merely not stalled). */
     /** @type {Set<string>} */
     this.arriving = new Set();
@@ -146,7 +153,19 @@ export class TileView {
     const t = this.tiles.get(r.id);
     if (!t) return;
     this.baseState.set(r.id, state);
+    this.shownRemote.set(r.id, r);
     this.paintState(r);
+  }
+
+  /**
+   * Whether the server of an SFU call is away (signaling reconnecting):
+   * tiles whose connection failed then say they are reconnecting.
+   * @param {boolean} away
+   */
+  setServerAway(away) {
+    if (this.serverAway === away) return;
+    this.serverAway = away;
+    for (const r of this.shownRemote.values()) this.paintState(r);
   }
 
   /**
@@ -160,11 +179,13 @@ export class TileView {
     if (!t) return;
     const base = this.baseState.get(r.id) ?? "new";
     const stalled = base === "connected" && this.stalled.has(r.id);
-    const state = stalled ? "reconnecting" : base;
+    const away = this.serverAway && base === "failed";
+    const state = stalled || away ? "reconnecting" : base;
     const name = this.participants.get(r.id)?.name ?? t.camera.name;
     const text = stalled
       ? "Nothing is arriving from them — reconnecting…"
-      : peerStatusText(state, { name, gone: r.gone, hasTurn: this.hasTurn });
+      : away ? "The server is away — reconnecting…"
+        : peerStatusText(state, { name, gone: r.gone, hasTurn: this.hasTurn });
     t.camera.setPeerState(state, text);
     t.screen?.setPeerState(state, "");
     const before = this.painted.get(r.id);
@@ -223,6 +244,7 @@ export class TileView {
     t.camera.remove();
     if (this.spotlit === r.id) this.spotlit = "";
     this.baseState.delete(r.id);
+    this.shownRemote.delete(r.id);
     this.painted.delete(r.id);
     this.stalled.delete(r.id);
     this.arriving.delete(r.id);
