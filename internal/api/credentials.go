@@ -81,17 +81,27 @@ func apiKeyOut(k store.APIKey, c Caller) Credential {
 	return Credential{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt.UTC(), Current: c.Auth.Credential == "apikey:"+k.ID}
 }
 
-func (a *API) createToken(w http.ResponseWriter, r *http.Request, c Caller) error {
+// mintName checks that c may make a credential and reads its name from
+// the request body.
+func mintName(r *http.Request, c Caller) (string, error) {
 	if err := mayMint(c); err != nil {
-		return err
+		return "", err
 	}
 	var in struct {
 		Name string `json:"name"`
 	}
 	if err := decode(r, &in); err != nil {
+		return "", err
+	}
+	return in.Name, nil
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, c Caller) error {
+	name, err := mintName(r, c)
+	if err != nil {
 		return err
 	}
-	t, secret, err := a.d.Accounts.CreateToken(r.Context(), c.User, in.Name)
+	t, secret, err := a.d.Accounts.CreateToken(r.Context(), c.User, name)
 	if err != nil {
 		return err
 	}
@@ -125,16 +135,11 @@ func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request, c Caller) erro
 }
 
 func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request, c Caller) error {
-	if err := mayMint(c); err != nil {
+	name, err := mintName(r, c)
+	if err != nil {
 		return err
 	}
-	var in struct {
-		Name string `json:"name"`
-	}
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	k, key, err := a.d.Accounts.CreateAPIKey(r.Context(), c.User, in.Name)
+	k, key, err := a.d.Accounts.CreateAPIKey(r.Context(), c.User, name)
 	if err != nil {
 		return err
 	}

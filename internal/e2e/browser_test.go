@@ -133,7 +133,6 @@ func evalAsync[T any](u *user, expr string) T {
 	return v
 }
 
-
 // waitFor waits until a JavaScript expression is truthy in u's page.
 func (u *user) waitFor(what, expr string, timeout time.Duration) {
 	u.t.Helper()

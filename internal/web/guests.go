@@ -260,9 +260,15 @@ func (s *Server) guestMessages(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, status, "this guest link does not work (any more)")
 		return
 	}
-	msgs, err := s.accounts.ChannelHistory(r.Context(), ch.ID)
+	s.writeHistory(w, r, ch.ID)
+}
+
+// writeHistory answers the channel's chat history as JSON, for pages that
+// do not use the members' API (guests, join tokens).
+func (s *Server) writeHistory(w http.ResponseWriter, r *http.Request, channelID string) {
+	msgs, err := s.accounts.ChannelHistory(r.Context(), channelID)
 	if err != nil {
-		s.log.Error("guest history", "err", err)
+		s.log.Error("chat history", "channel_id", channelID, "err", err)
 		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
 		return
 	}

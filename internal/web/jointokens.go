@@ -161,17 +161,7 @@ func (s *Server) tokenMessages(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "your join token does not allow chat")
 		return
 	}
-	msgs, err := s.accounts.ChannelHistory(r.Context(), ch.ID)
-	if err != nil {
-		s.log.Error("join token history", "err", err)
-		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
-		return
-	}
-	out := make([]signaling.ChatMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = ChatMessage(m)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	s.writeHistory(w, r, ch.ID)
 }
 
 // tokenSocket is the signaling socket of a token's holder.

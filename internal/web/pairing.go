@@ -1,12 +1,10 @@
 package web
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/connlimit"
 	"github.com/parley/parley/internal/pairing"
 )
@@ -67,15 +65,7 @@ func (s *Server) sendSocket(w http.ResponseWriter, r *http.Request) {
 	// user, so being logged in is the check there.
 	if !strings.HasPrefix(channelID, "q_") {
 		if _, err := s.accounts.Channel(r.Context(), u, channelID); err != nil {
-			switch {
-			case errors.Is(err, account.ErrNotFound):
-				http.Error(w, "no such channel", http.StatusNotFound)
-			case errors.Is(err, account.ErrForbidden):
-				http.Error(w, "you are not a member of this channel", http.StatusForbidden)
-			default:
-				s.log.Error("pairing authorize", "err", err)
-				http.Error(w, "server error; try again", http.StatusInternalServerError)
-			}
+			s.plainChannelError(w, err)
 			return
 		}
 	}

@@ -303,6 +303,20 @@ func (s *Server) clearSessionCookie(w http.ResponseWriter) {
 }
 
 // channelError turns an access error on a channel into a page.
+// plainChannelError answers a failed channel lookup in plain text, for
+// sockets and programs rather than pages.
+func (s *Server) plainChannelError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		http.Error(w, "no such channel", http.StatusNotFound)
+	case errors.Is(err, account.ErrForbidden):
+		http.Error(w, "you are not a member of this channel", http.StatusForbidden)
+	default:
+		s.log.Error("channel lookup", "err", err)
+		http.Error(w, "server error; try again", http.StatusInternalServerError)
+	}
+}
+
 func (s *Server) channelError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, account.ErrNotFound):
@@ -372,15 +386,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ch, err := s.accounts.Channel(r.Context(), u, id)
 	if err != nil {
-		switch {
-		case errors.Is(err, account.ErrNotFound):
-			http.Error(w, "no such channel", http.StatusNotFound)
-		case errors.Is(err, account.ErrForbidden):
-			http.Error(w, "you are not a member of this channel", http.StatusForbidden)
-		default:
-			s.log.Error("websocket authorize", "err", err)
-			http.Error(w, "server error; try again", http.StatusInternalServerError)
-		}
+		s.plainChannelError(w, err)
 		return
 	}
 	role, err := s.accounts.Role(r.Context(), u, ch)
