@@ -49,7 +49,8 @@ test("a featured tile takes most of the area; the strip goes beside or below", (
   // far smaller than it but large enough to see (not a row of thumbnails).
   const phone = stageRects(5, 379, 688, 8, 16 / 9);
   const f = phone.featured;
-  assert.ok(f.w >= 378, `featured ${f.w} wide on the phone`);
+  assert.ok(f.w >= 378 && f.y === 0, `featured ${JSON.stringify(f)} on the phone: full width, at the top`);
+  assert.ok(Math.abs(Math.min(...phone.strip.map((r) => r.y)) - (f.h + 8)) < 0.01, "the strip right below it");
   for (const r of phone.strip) {
     assert.ok(r.y >= f.y + f.h && r.x >= 0 && r.x + r.w <= 379.01 && r.y + r.h <= 688.01, `strip tile ${JSON.stringify(r)} outside the band`);
     assert.ok(r.w >= 150 && r.w * r.h < (f.w * f.h) / 2, `strip tile ${r.w}×${r.h} vs featured ${f.w}×${f.h}`);

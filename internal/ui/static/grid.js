@@ -133,6 +133,12 @@ export function stageRects(n, W, H, gap, featuredAspect) {
   if (featuredAspect > 0) {
     const f = fit(area.w, area.h, featuredAspect, featuredAspect);
     featured = { x: area.x + (area.w - f.w) / 2, y: area.y + (area.h - f.h) / 2, w: f.w, h: f.h };
+    if (n > 0 && W < H && strip.length) {
+      // Below it, as the grid: from the top, the strip right under it.
+      const shift = Math.min(...strip.map((r) => r.y)) - (featured.h + gap);
+      featured = { ...featured, y: 0 };
+      for (const r of strip) r.y -= shift;
+    }
   }
   return { featured, strip };
 }
