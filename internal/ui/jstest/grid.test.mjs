@@ -3,22 +3,23 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { gridRects, stageRects, featuredKey, MIN_ASPECT, MAX_ASPECT } from "../static/grid.js";
+import { gridRects, stageRects, featuredKey, minAspect, MIN_ASPECT, PORTRAIT_MIN_ASPECT, MAX_ASPECT } from "../static/grid.js";
 import { qualityOf, sumInbound } from "../static/netstats.js";
 
 /** @param {{w: number, h: number}[]} rs */
 const covered = (rs) => rs.reduce((a, r) => a + r.w * r.h, 0);
 
 test("the grid fills most of the area for 1 to 25 tiles, inside it, without overlap", () => {
-  // The call's tile area at 1280×800 (side panel shown) and on a 390×844 phone.
-  for (const [W, H] of [[900, 640], [1248, 640], [374, 640]]) {
+  // The call's tile area at 1280×800 (side panel shown) and on phones
+  // (379×688 is Chromium's at 390×844, TestSixPersonLayout).
+  for (const [W, H] of [[900, 640], [920, 658], [1248, 640], [374, 640], [379, 688], [400, 760], [349, 480]]) {
     for (let n = 1; n <= 25; n++) {
       const rs = gridRects(n, W, H, 8);
       assert.equal(rs.length, n);
       for (const r of rs) {
         assert.ok(r.x >= -0.01 && r.y >= -0.01 && r.x + r.w <= W + 0.01 && r.y + r.h <= H + 0.01, `n=${n} ${W}×${H}: ${JSON.stringify(r)} outside`);
         const a = r.w / r.h;
-        assert.ok(a >= MIN_ASPECT - 1e-6 && a <= MAX_ASPECT + 1e-6, `n=${n}: aspect ${a}`);
+        assert.ok(a >= minAspect(W, H) - 1e-6 && a <= MAX_ASPECT + 1e-6, `n=${n} ${W}×${H}: aspect ${a}`);
       }
       for (let i = 0; i < n; i++) {
         for (let j = i + 1; j < n; j++) {
@@ -42,6 +43,23 @@ test("a featured tile takes most of the area; the strip goes beside or below", (
   const tall = stageRects(4, 374, 640, 8, 16 / 9);
   assert.ok(tall.strip.every((r) => r.y >= tall.featured.y + tall.featured.h), "strip below");
   assert.ok(tall.strip.every((r) => r.x >= 0 && r.x + r.w <= 374.01), "strip fits across");
+  assert.equal(minAspect(374, 640), PORTRAIT_MIN_ASPECT);
+  assert.equal(minAspect(900, 640), MIN_ASPECT);
+  // A phone: the five others in rows below the featured camera, each
+  // far smaller than it but large enough to see (not a row of thumbnails).
+  const phone = stageRects(5, 379, 688, 8, 16 / 9);
+  const f = phone.featured;
+  assert.ok(f.w >= 378 && f.y === 0, `featured ${JSON.stringify(f)} on the phone: full width, at the top`);
+  assert.ok(Math.abs(Math.min(...phone.strip.map((r) => r.y)) - (f.h + 8)) < 0.01, "the strip right below it");
+  for (const r of phone.strip) {
+    assert.ok(r.y >= f.y + f.h && r.x >= 0 && r.x + r.w <= 379.01 && r.y + r.h <= 688.01, `strip tile ${JSON.stringify(r)} outside the band`);
+    assert.ok(r.w >= 150 && r.w * r.h < (f.w * f.h) / 2, `strip tile ${r.w}×${r.h} vs featured ${f.w}×${f.h}`);
+  }
+  for (let n = 1; n <= 12; n++) {
+    const st = stageRects(n, 379, 688, 8, 16 / 9);
+    assert.equal(st.strip.length, n);
+    assert.ok(st.strip.every((r) => r.w * r.h < st.featured.w * st.featured.h && r.y >= st.featured.y + st.featured.h - 0.01), `n=${n}: strip`);
+  }
   const screen = stageRects(0, 1200, 640, 8, 0);
   assert.deepEqual(screen.featured, { x: 0, y: 0, w: 1200, h: 640 });
 });

@@ -6,8 +6,12 @@
 // arithmetic is pure (tested in node); StageLayout applies it to the DOM
 // whenever the space or the set of tiles changes.
 
-/** Tiles are never narrower than this (width / height). */
+/** Tiles are never narrower than this (width / height)… */
 export const MIN_ASPECT = 4 / 3;
+/** …except in a portrait area (a phone held upright), where they may be
+ * square: six people on a phone then get two columns of three tiles
+ * covering most of the screen, not 4:3 tiles leaving bands empty. */
+export const PORTRAIT_MIN_ASPECT = 1;
 /** …nor wider than this. */
 export const MAX_ASPECT = 2;
 /** A camera's own shape: strip tiles and a featured camera use it. */
@@ -34,8 +38,18 @@ function fit(cw, ch, min, max) {
 }
 
 /**
+ * The narrowest tile shape for a W×H area.
+ * @param {number} W
+ * @param {number} H
+ */
+export function minAspect(W, H) {
+  return H > W ? PORTRAIT_MIN_ASPECT : MIN_ASPECT;
+}
+
+/**
  * The grid for n tiles in a W×H area: the column count that makes the
- * tiles largest, rows centred, the last row's tiles centred.
+ * tiles largest, rows centred (from the top in a portrait area), the last
+ * row's tiles centred.
  * @param {number} n
  * @param {number} W
  * @param {number} H
@@ -44,14 +58,17 @@ function fit(cw, ch, min, max) {
  */
 export function gridRects(n, W, H, gap) {
   if (n <= 0 || W <= 0 || H <= 0) return [];
+  const min = minAspect(W, H);
   let best = { cols: 1, rows: n, w: 0, h: 0 };
   for (let cols = 1; cols <= n; cols++) {
     const rows = Math.ceil(n / cols);
-    const t = fit((W - (cols - 1) * gap) / cols, (H - (rows - 1) * gap) / rows, MIN_ASPECT, MAX_ASPECT);
+    const t = fit((W - (cols - 1) * gap) / cols, (H - (rows - 1) * gap) / rows, min, MAX_ASPECT);
     if (t.w * t.h > best.w * best.h + 0.5) best = { cols, rows, ...t };
   }
   const { cols, rows, w, h } = best;
-  const top = (H - (rows * h + (rows - 1) * gap)) / 2;
+  // Centred; in a portrait area (a phone) from the top, the first video
+  // right below the phone's top bar and any spare height above the controls.
+  const top = H > W ? 0 : (H - (rows * h + (rows - 1) * gap)) / 2;
   /** @type {Rect[]} */
   const out = [];
   for (let i = 0; i < n; i++) {
@@ -88,19 +105,40 @@ export function stageRects(n, W, H, gap, featuredAspect) {
     for (let i = 0; i < n; i++) strip.push({ x: W - sw + (sw - tw) / 2, y: top + i * (th + gap), w: tw, h: th });
     area = { x: 0, y: 0, w: W - sw - gap, h: H };
   } else if (n > 0) {
-    // A row along the bottom.
-    const sh = Math.min(160, Math.max(72, H * 0.18));
-    let th = sh;
-    let tw = th * VIDEO_ASPECT;
-    if (n * tw + (n - 1) * gap > W) { tw = (W - (n - 1) * gap) / n; th = tw / VIDEO_ASPECT; }
-    const left = (W - (n * tw + (n - 1) * gap)) / 2;
-    for (let i = 0; i < n; i++) strip.push({ x: left + i * (tw + gap), y: H - sh + (sh - th), w: tw, h: th });
-    area = { x: 0, y: 0, w: W, h: H - sh - gap };
+    // A band along the bottom, in as many rows as make its tiles largest:
+    // at least a row's height, and in a tall area (a phone) the height the
+    // featured camera leaves, up to 45% of it. A strip tile is at most
+    // 45% of the width, so the featured tile stays the large one.
+    const fh = featuredAspect > 0 ? W / featuredAspect : H * 0.6;
+    const sh = Math.max(Math.min(160, Math.max(72, H * 0.18)), Math.min(H - fh - gap, H * 0.45));
+    let best = { rows: 1, cols: n, w: 0, h: 0 };
+    for (let rows = 1; rows <= n; rows++) {
+      const cols = Math.ceil(n / rows);
+      let tw = Math.min((W - (cols - 1) * gap) / cols, W * 0.45);
+      let th = tw / VIDEO_ASPECT;
+      if (rows * th + (rows - 1) * gap > sh) { th = (sh - (rows - 1) * gap) / rows; tw = th * VIDEO_ASPECT; }
+      if (tw > best.w + 0.5) best = { rows, cols, w: tw, h: th };
+    }
+    const { rows, cols, w: tw, h: th } = best;
+    const used = rows * th + (rows - 1) * gap;
+    for (let i = 0; i < n; i++) {
+      const row = Math.floor(i / cols);
+      const inRow = row === rows - 1 ? n - row * cols : cols;
+      const left = (W - (inRow * tw + (inRow - 1) * gap)) / 2;
+      strip.push({ x: left + (i % cols) * (tw + gap), y: H - used + row * (th + gap), w: tw, h: th });
+    }
+    area = { x: 0, y: 0, w: W, h: H - used - gap };
   }
   let featured = area;
   if (featuredAspect > 0) {
     const f = fit(area.w, area.h, featuredAspect, featuredAspect);
     featured = { x: area.x + (area.w - f.w) / 2, y: area.y + (area.h - f.h) / 2, w: f.w, h: f.h };
+    if (n > 0 && W < H && strip.length) {
+      // Below it, as the grid: from the top, the strip right under it.
+      const shift = Math.min(...strip.map((r) => r.y)) - (featured.h + gap);
+      featured = { ...featured, y: 0 };
+      for (const r of strip) r.y -= shift;
+    }
   }
   return { featured, strip };
 }
@@ -164,16 +202,21 @@ export class StageLayout {
 
   arrange() {
     const els = /** @type {HTMLElement[]} */ ([...this.container.children].filter((c) => c.classList.contains("tile")));
-    const W = this.container.clientWidth;
-    const H = this.container.clientHeight;
+    // clientWidth rounds (378.8 → 379): the floor of the real size keeps
+    // the last tile from poking a pixel past the area (a phone's width).
+    const box = this.container.getBoundingClientRect();
+    const W = Math.min(this.container.clientWidth, Math.floor(box.width));
+    const H = Math.min(this.container.clientHeight, Math.floor(box.height));
     if (W <= 0 || H <= 0) return; // hidden (the lobby): placed when shown
     const tiles = els.map((el) => ({ el, key: tileKey(el), screen: el.dataset.screen === "true", local: el.classList.contains("local") }));
     const key = featuredKey(tiles, this);
     /** @param {HTMLElement} el @param {Rect} r */
     const place = (el, r) => {
       const s = el.style;
-      s.left = `${Math.round(r.x)}px`; s.top = `${Math.round(r.y)}px`;
-      s.width = `${Math.round(r.w)}px`; s.height = `${Math.round(r.h)}px`;
+      // Edges rounded, not sizes: a tile ends where its rectangle does.
+      const x = Math.round(r.x), y = Math.round(r.y);
+      s.left = `${x}px`; s.top = `${y}px`;
+      s.width = `${Math.round(r.x + r.w) - x}px`; s.height = `${Math.round(r.y + r.h) - y}px`;
     };
     if (key === null) {
       const rects = gridRects(tiles.length, W, H, this.gap);
