@@ -294,10 +294,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 		}
 	}
 
-	// Everyone joined (or failed): wait until subscribers get media, then
-	// measure for Duration.
+	// Everyone joined (or failed): wait until every receiver gets media
+	// from every publisher of its room, then measure for Duration.
 	settle := time.Now().Add(15 * time.Second)
-	for time.Now().Before(settle) && !allReceiving(parts) {
+	for time.Now().Before(settle) && !allReceiving(parts, cfg.Publishers) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	mid := scrapeAll(ctx, hc, sources)
@@ -388,9 +388,15 @@ measure:
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func allReceiving(parts []*participant) bool {
+// allReceiving reports whether every subscriber gets media from every
+// publisher of its room, and in meetings every publisher from the others.
+func allReceiving(parts []*participant, publishers int) bool {
 	for _, p := range parts {
-		if !p.publisher && p.c.Stats().PacketsRecv == 0 {
+		want := publishers
+		if p.publisher {
+			want--
+		}
+		if p.heard() < want {
 			return false
 		}
 	}
