@@ -254,12 +254,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 			rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...))
 		}
 	}
-	for r := range cfg.Rooms {
+	chans := make([]string, cfg.Rooms)
+	for r := range chans {
 		ch, err := createChannel(ctx, hc, base, cfg.Token, fmt.Sprintf("loadtest %s #%d", time.Now().Format("15:04:05"), r+1))
 		if err != nil {
 			return nil, err
 		}
-		for i := range cfg.Publishers + cfg.Subscribers {
+		chans[r] = ch
+	}
+	// Participants join room by room in turn (the first of every room,
+	// then the second of every room, …), so the first sockets of the
+	// calls are consecutive connections: a round-robin load balancer in
+	// front of a cluster spreads the calls over its nodes (a call runs on
+	// the node its first socket reaches), whatever the room size.
+	for i := range cfg.Publishers + cfg.Subscribers {
+		for r, ch := range chans {
 			pub := i < cfg.Publishers
 			p := &participant{publisher: pub, done: make(chan error, 1), from: map[string]bool{}}
 			ccfg := client.Config{URL: base + "/c/" + ch, Token: cfg.Token, InsecureTLS: cfg.InsecureTLS, LoopbackOnly: cfg.LoopbackOnly, OnTrack: p.onTrack}
