@@ -42,6 +42,7 @@ fuzz:
 	go test ./internal/web -run '^$$' -fuzz FuzzSafeNext -fuzztime 20s
 	go test ./internal/webhook -run '^$$' -fuzz FuzzParseSignature -fuzztime 20s
 	go test ./internal/webhook -run '^$$' -fuzz FuzzParseURL -fuzztime 20s
+	go test ./internal/loadtest -run '^$$' -fuzz FuzzParseMetrics -fuzztime 20s
 
 # Regenerates docs/images/call.png (desktop, also the landing page's
 # picture), call-phone.png and studio.png from the browser tests.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,11 +32,13 @@ func loadTest(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Simulcast, "simulcast", false, "send video as three simulcast layers (q 320×180, h 640×360, f 1280×720), as browsers do")
 	fs.BoolVar(&cfg.InsecureTLS, "insecure", false, "accept any TLS certificate (self-signed servers)")
 	fs.BoolVar(&cfg.LoopbackOnly, "loopback", false, "use loopback ICE candidates only (server on this machine)")
+	fs.Var((*urlList)(&cfg.Metrics), "metrics", "a node's address (or /metrics URL) to read its CPU, memory and calls from directly; repeat it (or separate with commas) for each node of a cluster, since the load balancer at --url hands /metrics to any one node (env PARLEY_LOADTEST_METRICS)")
+	f.envs["metrics"] = "PARLEY_LOADTEST_METRICS"
 	recorders := 0
 	f.int(&recorders, "recorders", "PARLEY_LOADTEST_RECORDERS", "studio load instead of a call: this many members recording takes at once in one channel (chunks of 4 kB every 250 ms)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: parley loadtest --url URL --token TOKEN [flags]\n\nJoins synthetic publishers and subscribers and reports join and first-media\ntimes, loss, jitter, bitrates and the server's CPU and memory (from /metrics).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: parley loadtest --url URL --token TOKEN [flags]\n\nJoins synthetic publishers and subscribers and reports join and first-media\ntimes, loss, jitter, bitrates and the server's CPU and memory (from /metrics;\nwith --metrics, each node's own: CPU, memory and calls per node).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := f.parse(args); err != nil {
@@ -87,12 +90,43 @@ func printReport(w io.Writer, r *loadtest.Report) {
 	p("received per receiver", r.RecvKbpsPerReceiver, "kbit/s")
 	fmt.Fprintf(w, "packets received %d, lost %d (%.3f%%), NACKs %d, max jitter %.1f ms\n",
 		r.PacketsRecv, r.PacketsLost, r.LossPercent, r.NACKs, r.JitterMsMax)
-	if u := r.Server; u.Available {
-		fmt.Fprintf(w, "server: %.2f CPU seconds for %.0f forwarded packets = %.2f µs per packet; resident %.1f MB (%.1f MB before, %.0f kB per participant)\n",
-			u.CPUSeconds, u.PacketsForwarded, u.MicrosPerForwarded, u.ResidentMB, u.ResidentMBAtStart, u.ResidentKBPerPart)
-	} else {
-		fmt.Fprintln(w, "server: /metrics not reachable, no CPU or memory figures")
+	fmt.Fprintf(w, "media: %d of %d receivers got every publisher of their room\n", r.ReceiversComplete, r.Receivers)
+	name := "server"
+	if len(r.Nodes) > 0 {
+		name = fmt.Sprintf("all %d nodes", len(r.Nodes))
 	}
+	if u := r.Server; u.Available {
+		fmt.Fprintf(w, "%s: %.2f CPU seconds (%.0f%% of a core) for %.0f forwarded packets = %.2f µs per packet; resident %.1f MB (%.1f MB before, %.0f kB per participant)\n",
+			name, u.CPUSeconds, u.CPUPercent, u.PacketsForwarded, u.MicrosPerForwarded, u.ResidentMB, u.ResidentMBAtStart, u.ResidentKBPerPart)
+	} else {
+		fmt.Fprintf(w, "%s: /metrics not reachable, no CPU or memory figures\n", name)
+	}
+	for _, n := range r.Nodes {
+		id := n.NodeID
+		if id == "" {
+			id = "(not a cluster node)"
+		}
+		if !n.Available {
+			fmt.Fprintf(w, "  node %s %s: %s\n", id, n.Metrics, n.Error)
+			continue
+		}
+		fmt.Fprintf(w, "  node %s %s: %.0f calls, %.0f participants; %.2f CPU seconds (%.0f%% of a core) for %.0f forwarded packets = %.2f µs per packet; resident %.1f MB (%.1f MB before)\n",
+			id, n.Metrics, n.Calls, n.Participants, n.CPUSeconds, n.CPUPercent, n.PacketsForwarded, n.MicrosPerForwarded, n.ResidentMB, n.ResidentMBAtStart)
+	}
+}
+
+// urlList is a repeatable flag whose values may also be comma-separated.
+type urlList []string
+
+func (l *urlList) String() string { return strings.Join(*l, ",") }
+
+func (l *urlList) Set(v string) error {
+	for _, u := range strings.Split(v, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			*l = append(*l, u)
+		}
+	}
+	return nil
 }
 
 // recorderLoad runs `parley loadtest --recorders N`: studio uploads.

@@ -16,7 +16,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,8 +49,29 @@ type Config struct {
 	// JoinSpacing is the pause between two participants joining (default
 	// 20 ms), so joins are measured one at a time, not as one burst.
 	JoinSpacing time.Duration
+	// Metrics lists each node's address (or its /metrics URL) to read
+	// CPU, memory and calls from directly, one entry per node of a
+	// cluster. Empty: URL's /metrics, which behind a load balancer is
+	// whichever node answers that request.
+	Metrics []string
 	// Progress, if set, gets a line a second.
 	Progress func(string)
+}
+
+// MaxMetrics bounds Config.Metrics.
+const MaxMetrics = 64
+
+// metricsURL is the /metrics URL of a node given as its address or as
+// that URL itself.
+func metricsURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("--metrics %q: give a node's address, like http://10.0.0.5:8080, or its /metrics URL", s)
+	}
+	if !strings.HasSuffix(u.Path, "/metrics") {
+		u.Path = strings.TrimRight(u.Path, "/") + "/metrics"
+	}
+	return u.String(), nil
 }
 
 // Validate reports every problem with c at once.
@@ -78,6 +101,19 @@ func (c *Config) Validate() error {
 	if c.Simulcast && c.Video != "720p" {
 		errs = append(errs, errors.New("--simulcast needs --video 720p"))
 	}
+	if len(c.Metrics) > MaxMetrics {
+		errs = append(errs, fmt.Errorf("--metrics given %d times: at most %d nodes", len(c.Metrics), MaxMetrics))
+	}
+	seen := map[string]bool{}
+	for _, m := range c.Metrics {
+		u, err := metricsURL(m)
+		if err != nil {
+			errs = append(errs, err)
+		} else if seen[u] {
+			errs = append(errs, fmt.Errorf("--metrics %q: given twice", m))
+		}
+		seen[u] = true
+	}
 	return errors.Join(errs...)
 }
 
@@ -92,8 +128,29 @@ type Report struct {
 	JitterMsMax                    float64
 	RecvKbpsPerReceiver            Percentiles // subscribers, and publishers that receive others
 	NACKs                          uint64
-	Server                         ServerUsage
-	Errors                         []string `json:",omitempty"`
+	// Receivers are the participants that should get media (subscribers,
+	// and publishers when a room has several); ReceiversComplete those of
+	// them that got media from every publisher of their room.
+	Receivers, ReceiversComplete int
+	MeasuredSeconds              float64 // the measured stretch
+	// Server is the server's usage: with Config.Metrics, the sum over the
+	// nodes (CPU, packets, memory), each node in Nodes.
+	Server ServerUsage
+	Nodes  []NodeUsage `json:",omitempty"`
+	Errors []string    `json:",omitempty"`
+}
+
+// NodeUsage is one node's usage, read from its own /metrics
+// (Config.Metrics).
+type NodeUsage struct {
+	Metrics string // the /metrics URL read
+	NodeID  string `json:",omitempty"` // from parley_node_info; "" when not a cluster
+	// Calls and Participants running on the node at the end of the
+	// measured stretch (parley_node_calls, or parley_rooms outside a
+	// cluster; parley_participants).
+	Calls, Participants float64
+	ServerUsage
+	Error string `json:",omitempty"` // why the node's figures are missing
 }
 
 // Percentiles of a set of measurements.
@@ -119,6 +176,7 @@ type ServerUsage struct {
 	ResidentMB         float64 // at the end
 	ResidentMBAtStart  float64 // before anyone joined
 	PacketsForwarded   float64 // SFU packets out during the stretch
+	CPUPercent         float64 // CPUSeconds over the stretch's length, in % of one core
 	MicrosPerForwarded float64 // CPUSeconds / PacketsForwarded, in µs
 	ResidentKBPerPart  float64 // (end - start) / participants
 }
@@ -128,6 +186,32 @@ type participant struct {
 	c         *client.Client
 	publisher bool
 	done      chan error
+
+	mu   sync.Mutex
+	from map[string]bool // participants whose media arrived
+}
+
+// onTrack notes whose media arrived and reads the track to its end.
+func (p *participant) onTrack(r client.Remote) {
+	buf := make([]byte, 1500)
+	noted := false
+	for {
+		if _, _, err := r.Track.Read(buf); err != nil {
+			return
+		}
+		if !noted {
+			noted = true
+			p.mu.Lock()
+			p.from[r.Participant] = true
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *participant) heard() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.from)
 }
 
 // Run makes the load for cfg.Duration after everyone joined, then leaves
@@ -148,7 +232,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 	}
 	base := strings.TrimRight(cfg.URL, "/")
 	rep := &Report{Rooms: cfg.Rooms, Publishers: cfg.Publishers, Subscribers: cfg.Subscribers}
-	before, berr := scrape(ctx, hc, base)
+	sources := []string{base + "/metrics"}
+	if len(cfg.Metrics) > 0 {
+		sources = sources[:0]
+		for _, m := range cfg.Metrics {
+			u, _ := metricsURL(m) // validated
+			sources = append(sources, u)
+		}
+	}
+	before := scrapeAll(ctx, hc, sources)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -162,14 +254,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 			rep.Errors = append(rep.Errors, fmt.Sprintf(format, args...))
 		}
 	}
-	for r := range cfg.Rooms {
+	chans := make([]string, cfg.Rooms)
+	for r := range chans {
 		ch, err := createChannel(ctx, hc, base, cfg.Token, fmt.Sprintf("loadtest %s #%d", time.Now().Format("15:04:05"), r+1))
 		if err != nil {
 			return nil, err
 		}
-		for i := range cfg.Publishers + cfg.Subscribers {
+		chans[r] = ch
+	}
+	// Participants join room by room in turn (the first of every room,
+	// then the second of every room, …), so the first sockets of the
+	// calls are consecutive connections: a round-robin load balancer in
+	// front of a cluster spreads the calls over its nodes (a call runs on
+	// the node its first socket reaches), whatever the room size.
+	for i := range cfg.Publishers + cfg.Subscribers {
+		for r, ch := range chans {
 			pub := i < cfg.Publishers
-			ccfg := client.Config{URL: base + "/c/" + ch, Token: cfg.Token, InsecureTLS: cfg.InsecureTLS, LoopbackOnly: cfg.LoopbackOnly}
+			p := &participant{publisher: pub, done: make(chan error, 1), from: map[string]bool{}}
+			ccfg := client.Config{URL: base + "/c/" + ch, Token: cfg.Token, InsecureTLS: cfg.InsecureTLS, LoopbackOnly: cfg.LoopbackOnly, OnTrack: p.onTrack}
 			if pub {
 				ccfg.Audio = synthetic{codec: audioCodec, every: 20 * time.Millisecond, size: 160}
 				switch {
@@ -190,7 +292,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 				fail("room %d participant %d: %v", r+1, i+1, err)
 				continue
 			}
-			p := &participant{c: c, publisher: pub, done: make(chan error, 1)}
+			p.c = c
 			parts = append(parts, p)
 			go func() { p.done <- c.Run(runCtx) }()
 			select {
@@ -201,13 +303,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 		}
 	}
 
-	// Everyone joined (or failed): wait until subscribers get media, then
-	// measure for Duration.
+	// Everyone joined (or failed): wait until every receiver gets media
+	// from every publisher of its room, then measure for Duration.
 	settle := time.Now().Add(15 * time.Second)
-	for time.Now().Before(settle) && !allReceiving(parts) {
+	for time.Now().Before(settle) && !allReceiving(parts, cfg.Publishers) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	mid, merr := scrape(ctx, hc, base)
+	mid := scrapeAll(ctx, hc, sources)
 	start := map[*participant]client.Stats{}
 	for _, p := range parts {
 		start[p] = p.c.Stats()
@@ -230,7 +332,8 @@ measure:
 		}
 	}
 	elapsed := time.Since(t0)
-	end, eerr := scrape(ctx, hc, base)
+	rep.MeasuredSeconds = elapsed.Seconds()
+	end := scrapeAll(ctx, hc, sources)
 
 	var joins, firsts, kbps []float64
 	for _, p := range parts {
@@ -243,6 +346,17 @@ measure:
 		}
 		// Subscribers always count; publishers count when they receive
 		// (the others' media in a meeting).
+		if p.publisher && cfg.Publishers > 1 {
+			rep.Receivers++
+			if p.heard() >= cfg.Publishers-1 {
+				rep.ReceiversComplete++
+			}
+		} else if !p.publisher {
+			rep.Receivers++
+			if p.heard() >= cfg.Publishers {
+				rep.ReceiversComplete++
+			}
+		}
 		if p.publisher && (cfg.Publishers == 1 || st.PacketsRecv == 0) {
 			continue
 		}
@@ -262,19 +376,9 @@ measure:
 	if total := rep.PacketsRecv + rep.PacketsLost; total > 0 {
 		rep.LossPercent = 100 * float64(rep.PacketsLost) / float64(total)
 	}
-	if berr == nil && merr == nil && eerr == nil {
-		u := &rep.Server
-		u.Available = true
-		u.CPUSeconds = end["process_cpu_seconds_total"] - mid["process_cpu_seconds_total"]
-		u.ResidentMB = end["process_resident_memory_bytes"] / 1e6
-		u.ResidentMBAtStart = before["process_resident_memory_bytes"] / 1e6
-		u.PacketsForwarded = end["parley_sfu_packets_out_total"] - mid["parley_sfu_packets_out_total"]
-		if u.PacketsForwarded > 0 {
-			u.MicrosPerForwarded = u.CPUSeconds * 1e6 / u.PacketsForwarded
-		}
-		if n := len(parts); n > 0 {
-			u.ResidentKBPerPart = (end["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]) / 1e3 / float64(n)
-		}
+	rep.Server, rep.Nodes = usage(sources, before, mid, end, len(parts), elapsed)
+	if len(cfg.Metrics) == 0 {
+		rep.Nodes = nil
 	}
 
 	stop()
@@ -293,9 +397,15 @@ measure:
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func allReceiving(parts []*participant) bool {
+// allReceiving reports whether every subscriber gets media from every
+// publisher of its room, and in meetings every publisher from the others.
+func allReceiving(parts []*participant, publishers int) bool {
 	for _, p := range parts {
-		if !p.publisher && p.c.Stats().PacketsRecv == 0 {
+		want := publishers
+		if p.publisher {
+			want--
+		}
+		if p.heard() < want {
 			return false
 		}
 	}
@@ -362,36 +472,141 @@ func createChannel(ctx context.Context, hc *http.Client, base, token, name strin
 	return id, nil
 }
 
-// scrape reads the unlabelled samples of the server's /metrics.
-func scrape(ctx context.Context, hc *http.Client, base string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+// sample is what one node's /metrics said.
+type sample struct {
+	vals   map[string]float64
+	nodeID string // parley_node_info's node_id label
+	err    error
+}
+
+// scrapeAll reads every source at once.
+func scrapeAll(ctx context.Context, hc *http.Client, sources []string) []sample {
+	out := make([]sample, len(sources))
+	var wg sync.WaitGroup
+	for i, src := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i].vals, out[i].nodeID, out[i].err = scrape(ctx, hc, src)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// usage computes each node's usage from the three readings (before
+// anyone joined, at the start and at the end of the measured stretch),
+// and their sum.
+func usage(sources []string, before, mid, end []sample, parts int, elapsed time.Duration) (ServerUsage, []NodeUsage) {
+	var sum ServerUsage
+	sum.Available = true
+	nodes := make([]NodeUsage, len(sources))
+	for i, src := range sources {
+		n := &nodes[i]
+		n.Metrics = src
+		if err := errors.Join(before[i].err, mid[i].err, end[i].err); err != nil {
+			n.Error = err.Error()
+			sum.Available = false
+			continue
+		}
+		b, m, e := before[i].vals, mid[i].vals, end[i].vals
+		n.NodeID = end[i].nodeID
+		n.Calls = e["parley_rooms"]
+		if c, ok := e["parley_node_calls"]; ok {
+			n.Calls = c
+		}
+		n.Participants = e["parley_participants"]
+		u := &n.ServerUsage
+		u.Available = true
+		u.CPUSeconds = e["process_cpu_seconds_total"] - m["process_cpu_seconds_total"]
+		u.ResidentMB = e["process_resident_memory_bytes"] / 1e6
+		u.ResidentMBAtStart = b["process_resident_memory_bytes"] / 1e6
+		u.PacketsForwarded = e["parley_sfu_packets_out_total"] - m["parley_sfu_packets_out_total"]
+		sum.CPUSeconds += u.CPUSeconds
+		sum.ResidentMB += u.ResidentMB
+		sum.ResidentMBAtStart += u.ResidentMBAtStart
+		sum.PacketsForwarded += u.PacketsForwarded
+		if parts > 0 {
+			sum.ResidentKBPerPart += (u.ResidentMB - u.ResidentMBAtStart) * 1e3 / float64(parts)
+		}
+		u.derive(elapsed)
+	}
+	if !sum.Available {
+		return ServerUsage{}, nodes
+	}
+	sum.derive(elapsed)
+	return sum, nodes
+}
+
+// derive fills the per-packet and per-second figures.
+func (u *ServerUsage) derive(elapsed time.Duration) {
+	if u.PacketsForwarded > 0 {
+		u.MicrosPerForwarded = u.CPUSeconds * 1e6 / u.PacketsForwarded
+	}
+	if elapsed > 0 {
+		u.CPUPercent = 100 * u.CPUSeconds / elapsed.Seconds()
+	}
+}
+
+var nodeIDLabel = regexp.MustCompile(`node_id="([^"\\]*)"`)
+
+// scrape reads the unlabelled samples of a /metrics page, and the
+// cluster's node_id-labelled ones (parley_node_info, parley_node_calls)
+// by their bare names.
+func scrape(ctx context.Context, hc *http.Client, src string) (map[string]float64, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: metrics: %w", err)
+		return nil, "", fmt.Errorf("loadtest: metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("loadtest: metrics: status %d", resp.StatusCode)
+		return nil, "", fmt.Errorf("loadtest: metrics %s: status %d", src, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: metrics: %w", err)
+		return nil, "", fmt.Errorf("loadtest: metrics: %w", err)
 	}
+	m, node := parseMetrics(string(body))
+	return m, node, nil
+}
+
+// parseMetrics reads Prometheus text: unlabelled samples by name, plus
+// parley_node_info and parley_node_calls (labelled by node_id) by their
+// bare names, and the node_id itself.
+func parseMetrics(body string) (map[string]float64, string) {
 	m := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
+	node := ""
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		var f float64
-		if _, err := fmt.Sscan(val, &f); err == nil {
+		name, val, ok := strings.Cut(line, " ")
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.LastIndexByte(line, '}')
+			name = line[:i]
+			if j < i || (name != "parley_node_info" && name != "parley_node_calls") {
+				continue
+			}
+			if name == "parley_node_info" {
+				if l := nodeIDLabel.FindStringSubmatch(line[i:j]); l != nil {
+					node = l[1]
+				}
+			}
+			val, ok = strings.TrimSpace(line[j+1:]), true
+		}
+		if !ok {
+			continue
+		}
+		val, _, _ = strings.Cut(strings.TrimSpace(val), " ") // a timestamp may follow
+		if f, err := strconv.ParseFloat(val, 64); err == nil {
 			m[name] = f
 		}
 	}
-	return m, nil
+	return m, node
 }
 
 var (

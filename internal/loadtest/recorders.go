@@ -110,7 +110,7 @@ func RunRecorders(ctx context.Context, cfg RecorderConfig) (*RecorderReport, err
 	}
 
 	rep := &RecorderReport{Recorders: cfg.Recorders}
-	before, errBefore := scrape(ctx, hc, base)
+	before, _, errBefore := scrape(ctx, hc, base+"/metrics")
 	var (
 		mu    sync.Mutex
 		acks  []float64
@@ -173,7 +173,7 @@ func RunRecorders(ctx context.Context, cfg RecorderConfig) (*RecorderReport, err
 	}
 	wg.Wait()
 	rep.WallSeconds = time.Since(start).Seconds()
-	after, errAfter := scrape(ctx, hc, base)
+	after, _, errAfter := scrape(ctx, hc, base+"/metrics")
 	for _, take := range takes {
 		api("POST", "/takes/"+take+"/finish", []byte(`{"durationMs":1}`))
 	}
