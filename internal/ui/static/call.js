@@ -489,7 +489,9 @@ export class Call {
     const state = this.controls.state;
 
     const sfu = this.topology.sfu;
-    const viaServer = inCall && this.topology.current === "sfu" && !!sfu;
+    // Through the server even while its connections are down and being
+    // replaced (a failed SFU connection is not a peer-to-peer call).
+    const viaServer = inCall && this.topology.current === "sfu";
     // Whether media really arrives (stats), not what the connections claim.
     const flowing = this.tiles.anyFlowing();
     this.tiles.setServerAway(viaServer && sigState !== "connected");
