@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/loadtest"
-	"github.com/parley/parley/internal/store/storetest"
 )
 
 // TestClusterLoadtest runs `parley loadtest` (the binary) through a
@@ -30,14 +29,7 @@ import (
 // first runs the same load through a proxy to the first node alone, for
 // the comparison in docs/performance.md.
 func TestClusterLoadtest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs two servers and a load")
-	}
-	needRedis(t, systemRedis)
-	dsn := storetest.PostgresDSN(t)
-	redisURL := "redis://" + systemRedis + "/0"
-	prefix := redisPrefix(t, redisURL)
-	bin := buildParley(t)
+	bin, dsn, redisURL, prefix := clusterSetup(t, "runs two servers and a load")
 	n1 := startNode(t, bin, "n1", dsn, redisURL, prefix, "--max-connections-per-user", "100000")
 	n2 := startNode(t, bin, "n2", dsn, redisURL, prefix, "--max-connections-per-user", "100000")
 	lb := startProxy(t, n1.addr, n2.addr)

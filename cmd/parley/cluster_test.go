@@ -369,20 +369,27 @@ func leaseOwner(t *testing.T, redisURL, prefix, channelID string) string {
 	return v
 }
 
+// clusterSetup skips in -short mode (why: what the test runs), needs the
+// system Redis, and returns the parley binary, a fresh PostgreSQL
+// database, the Redis URL and a key prefix of the test's own.
+func clusterSetup(t *testing.T, why string) (bin, dsn, redisURL, prefix string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+	needRedis(t, systemRedis)
+	dsn = storetest.PostgresDSN(t)
+	redisURL = "redis://" + systemRedis + "/0"
+	return buildParley(t), dsn, redisURL, redisPrefix(t, redisURL)
+}
+
 // TestClusterCallSurvivesNodes: three nodes behind a round-robin proxy;
 // four Go clients end up in one SFU call and hear each other; chat sent
 // through node 1 arrives through node 3; kill -9 of the node holding the
 // call, then SIGTERM of the next one: the call moves each time and the
 // media comes back, with the gaps measured and logged.
 func TestClusterCallSurvivesNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three servers")
-	}
-	needRedis(t, systemRedis)
-	dsn := storetest.PostgresDSN(t)
-	redisURL := "redis://" + systemRedis + "/0"
-	prefix := redisPrefix(t, redisURL)
-	bin := buildParley(t)
+	bin, dsn, redisURL, prefix := clusterSetup(t, "runs three servers")
 	nodes := []*clusterNode{
 		startNode(t, bin, "n1", dsn, redisURL, prefix),
 		startNode(t, bin, "n2", dsn, redisURL, prefix),
@@ -550,14 +557,7 @@ func chatThrough(t *testing.T, from, to *clusterNode, ch, sessFrom, sessTo strin
 // through one node opens the call's socket through another, and the
 // per-account connection limit counts sockets on every node.
 func TestClusterSharedState(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three servers")
-	}
-	needRedis(t, systemRedis)
-	dsn := storetest.PostgresDSN(t)
-	redisURL := "redis://" + systemRedis + "/0"
-	prefix := redisPrefix(t, redisURL)
-	bin := buildParley(t)
+	bin, dsn, redisURL, prefix := clusterSetup(t, "runs three servers")
 	var nodes []*clusterNode
 	for _, id := range []string{"n1", "n2", "n3"} {
 		nodes = append(nodes, startNode(t, bin, id, dsn, redisURL, prefix, "--max-connections-per-user", "2"))
@@ -800,14 +800,7 @@ func startRedisOn(t *testing.T, port int) {
 // the proxied path works. Then a logout through the other node must end
 // the socket on the call's node (revocations reach every node).
 func TestClusterProxyCost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs two servers")
-	}
-	needRedis(t, systemRedis)
-	dsn := storetest.PostgresDSN(t)
-	redisURL := "redis://" + systemRedis + "/0"
-	prefix := redisPrefix(t, redisURL)
-	bin := buildParley(t)
+	bin, dsn, redisURL, prefix := clusterSetup(t, "runs two servers")
 	n1 := startNode(t, bin, "n1", dsn, redisURL, prefix)
 	n2 := startNode(t, bin, "n2", dsn, redisURL, prefix)
 	web := &parleyProcess{t: t, base: n1.base}
@@ -895,14 +888,7 @@ func TestClusterProxyCost(t *testing.T) {
 // media does not pass through any node: killing the node that holds its
 // room does not interrupt it while the room moves.
 func TestClusterP2PCallKeepsMedia(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs two servers")
-	}
-	needRedis(t, systemRedis)
-	dsn := storetest.PostgresDSN(t)
-	redisURL := "redis://" + systemRedis + "/0"
-	prefix := redisPrefix(t, redisURL)
-	bin := buildParley(t)
+	bin, dsn, redisURL, prefix := clusterSetup(t, "runs two servers")
 	n1 := startNode(t, bin, "n1", dsn, redisURL, prefix)
 	n2 := startNode(t, bin, "n2", dsn, redisURL, prefix)
 	byID := map[string]*clusterNode{"n1": n1, "n2": n2}

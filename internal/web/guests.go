@@ -272,11 +272,7 @@ func (s *Server) writeHistory(w http.ResponseWriter, r *http.Request, channelID 
 		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
 		return
 	}
-	out := make([]signaling.ChatMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = ChatMessage(m)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	writeMessages(w, msgs)
 }
 
 // refuseGuest answers 403 to a guest (a guest token, no login) on pages

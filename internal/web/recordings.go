@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path"
 
-	"github.com/parley/parley/internal/account"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/room"
 	"github.com/parley/parley/internal/signaling"
@@ -58,16 +57,8 @@ func (s *Server) recordingMember(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		ch, err := s.accounts.Channel(r.Context(), mustUser(r), r.PathValue("id"))
-		switch {
-		case errors.Is(err, account.ErrNotFound):
-			writeJSONError(w, http.StatusNotFound, "no such channel")
-			return
-		case errors.Is(err, account.ErrForbidden):
-			writeJSONError(w, http.StatusForbidden, "you are not a member of this channel")
-			return
-		case err != nil:
-			s.log.Error("recordings: channel", "err", err)
-			writeJSONError(w, http.StatusInternalServerError, "server error; try again")
+		if err != nil {
+			s.memberJSONError(w, err, "server error; try again")
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), channelKey{}, ch)))

@@ -347,23 +347,34 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 // apiMessages returns a channel's chat history to a member.
 func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request) {
 	msgs, err := s.accounts.History(r.Context(), mustUser(r), r.PathValue("id"))
-	switch {
-	case errors.Is(err, account.ErrNotFound):
-		writeJSONError(w, http.StatusNotFound, "no such channel")
-		return
-	case errors.Is(err, account.ErrForbidden):
-		writeJSONError(w, http.StatusForbidden, "you are not a member of this channel")
-		return
-	case err != nil:
-		s.log.Error("chat history", "err", err)
-		writeJSONError(w, http.StatusInternalServerError, "could not load the chat history; try again")
+	if err != nil {
+		s.memberJSONError(w, err, "could not load the chat history; try again")
 		return
 	}
+	writeMessages(w, msgs)
+}
+
+// writeMessages answers stored chat messages in their wire form.
+func writeMessages(w http.ResponseWriter, msgs []store.Message) {
 	out := make([]signaling.ChatMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = ChatMessage(m)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+// memberJSONError answers, as JSON, a failed lookup of a channel for one
+// of its members; failed says what could not be done on a server error.
+func (s *Server) memberJSONError(w http.ResponseWriter, err error, failed string) {
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		writeJSONError(w, http.StatusNotFound, "no such channel")
+	case errors.Is(err, account.ErrForbidden):
+		writeJSONError(w, http.StatusForbidden, "you are not a member of this channel")
+	default:
+		s.log.Error("channel lookup", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, failed)
+	}
 }
 
 // ChatMessage converts a stored message to its wire form.
