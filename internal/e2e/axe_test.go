@@ -102,6 +102,9 @@ func TestAccessibility(t *testing.T) {
 		ada.do(chromedp.Navigate(s.URL + p.path))
 		ada.axeCheck(t, axe, p.what)
 	}
+	ada.do(chromedp.Navigate(s.URL + "/receive"))
+	ada.waitFor("a code on the device", `window.parleyReceive?.code?.length === 6 && window.parleyReceive.state === "waiting"`, 15*time.Second)
+	ada.axeCheck(t, axe, "send-to-device receiver showing its code")
 	ada.signUp("ada", "Ada")
 	ada.axeCheck(t, axe, "channels (empty)")
 	ch := ada.createChannel("Accessible sync")
